@@ -1,0 +1,185 @@
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from .protocol import JUDGE, Action, DebateEngine, Protocol
+
+RESEARCHER, DEBATER, JUDGE_ROLE = "researcher", "debater", "judge"
+ROLE_GROUPS = (RESEARCHER, DEBATER, JUDGE_ROLE)
+
+
+def has_role(user, role: str) -> bool:
+    if not user.is_authenticated:
+        return False
+    if user.is_superuser:
+        return True
+    return user.groups.filter(name=role).exists()
+
+
+class Question(models.Model):
+    KIND_TEXT, KIND_IMAGE = "text", "image"
+
+    kind = models.CharField(max_length=10, choices=[(KIND_TEXT, "text"), (KIND_IMAGE, "image")], default=KIND_TEXT)
+    text = models.TextField()
+    answers = models.JSONField(help_text="Two or more answer options, in their canonical order.")
+    correct_index = models.PositiveSmallIntegerField()
+    hidden_material = models.TextField(blank=True, help_text="What only the debaters see (a passage).")
+    hidden_image = models.JSONField(null=True, blank=True, help_text="Image debates: 28x28 grey levels 0..255.")
+    public_material = models.TextField(blank=True, help_text="What the judge may see.")
+    title = models.CharField(max_length=300, blank=True)
+    source = models.CharField(max_length=200, blank=True, help_text="Dataset or author.")
+    external_id = models.CharField(max_length=200, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["source", "external_id"], condition=~Q(external_id=""),
+                                    name="question_unique_external_id"),
+        ]
+
+    def __str__(self):
+        return self.title or self.text[:80]
+
+    def clean(self):
+        from django.core.exceptions import ValidationError
+
+        if not isinstance(self.answers, list) or len(self.answers) < 2 or not all(
+                isinstance(a, str) and a.strip() for a in self.answers):
+            raise ValidationError({"answers": "give two or more non-empty answer options"})
+        if self.correct_index is None or self.correct_index >= len(self.answers):
+            raise ValidationError({"correct_index": "the correct answer must be one of the options"})
+
+
+class Debate(models.Model):
+    SCHEDULED, LIVE, AWAITING_VERDICT, COMPLETE, ABANDONED = "scheduled", "live", "awaiting_verdict", "complete", "abandoned"
+    STATUSES = [(s, s.replace("_", " ")) for s in (SCHEDULED, LIVE, AWAITING_VERDICT, COMPLETE, ABANDONED)]
+
+    question = models.ForeignKey(Question, on_delete=models.PROTECT, related_name="debates")
+    protocol = models.JSONField(help_text="Frozen copy of the protocol; later edits never change it.")
+    status = models.CharField(max_length=20, choices=STATUSES, default=SCHEDULED)
+    answer_order = models.JSONField(default=list, blank=True,
+                                    help_text="Order in which answers are shown (indices into question.answers).")
+    last_seq = models.PositiveIntegerField(default=0, help_text="Sequence number of the last event.")
+    turn_deadline = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"Debate {self.pk}: {self.question}"
+
+    def get_protocol(self) -> Protocol:
+        return Protocol.from_dict(self.protocol)
+
+    def shown_answer_order(self) -> list[int]:
+        return self.answer_order or list(range(len(self.question.answers)))
+
+    def engine(self) -> DebateEngine:
+        actions = [t.as_action() for t in self.turns.order_by("id")]
+        return DebateEngine.replay(self.get_protocol(), len(self.question.answers), actions)
+
+    def seat_of(self, user):
+        if not user.is_authenticated:
+            return None
+        return self.participants.filter(user=user).first()
+
+
+class Participant(models.Model):
+    """A seat in a debate: a debater (bound to an answer), the live judge, or an observer."""
+
+    OBSERVER = "observer"
+
+    debate = models.ForeignKey(Debate, on_delete=models.CASCADE, related_name="participants")
+    seat = models.CharField(max_length=20, help_text="A debater's letter, 'judge' or 'observer'.")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                             related_name="seats")
+    answer_index = models.PositiveSmallIntegerField(null=True, blank=True)
+    alias = models.CharField(max_length=60, blank=True, help_text="Name shown to others.")
+    agent = models.JSONField(null=True, blank=True, help_text="AI seat: back-end and parameters.")
+    online_connections = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["debate", "seat"], condition=~Q(seat="observer"), name="one_person_per_seat"),
+            models.UniqueConstraint(fields=["debate", "user"], name="one_seat_per_person"),
+        ]
+
+    def __str__(self):
+        return f"{self.seat} in debate {self.debate_id}"
+
+    @property
+    def is_debater(self) -> bool:
+        return self.seat not in (JUDGE, self.OBSERVER)
+
+    @property
+    def display_name(self) -> str:
+        return self.alias or (f"Debater {self.seat}" if self.is_debater else self.seat.title())
+
+
+class Turn(models.Model):
+    """One action in a debate, in order: a speech, a judge's probability report, or a timed-out turn."""
+
+    debate = models.ForeignKey(Debate, on_delete=models.CASCADE, related_name="turns")
+    round_index = models.PositiveSmallIntegerField()
+    seat = models.CharField(max_length=20)
+    kind = models.CharField(max_length=10)  # speech, feedback, timeout
+    text = models.TextField(blank=True)
+    probabilities = models.JSONField(null=True, blank=True)
+    end_debate = models.BooleanField(default=False)
+    private_note = models.TextField(blank=True, help_text="A debater's note to self; never shown to anyone else.")
+    payload = models.JSONField(default=dict, blank=True)
+    client_id = models.CharField(max_length=64, blank=True)
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                               related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["debate", "seat", "client_id"], condition=~Q(client_id=""),
+                                    name="turn_idempotent_client_id"),
+        ]
+
+    def as_action(self) -> Action:
+        return Action(seat=self.seat, kind=self.kind, text=self.text,
+                      probabilities=tuple(self.probabilities) if self.probabilities else None,
+                      end_debate=self.end_debate)
+
+
+class DebateEvent(models.Model):
+    """Everything broadcast about a debate, saved first, numbered per debate so clients never miss one."""
+
+    debate = models.ForeignKey(Debate, on_delete=models.CASCADE, related_name="events")
+    seq = models.PositiveIntegerField()
+    kind = models.CharField(max_length=40)
+    audience = models.CharField(max_length=20, default="all")
+    data = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["seq"]
+        constraints = [models.UniqueConstraint(fields=["debate", "seq"], name="event_seq_unique")]
+
+
+def new_invitation_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class Invitation(models.Model):
+    """A sign-up link: whoever opens it may create an account with the given role."""
+
+    token = models.CharField(max_length=64, unique=True, default=new_invitation_token)
+    role = models.CharField(max_length=20, choices=[(r, r) for r in ROLE_GROUPS], default=JUDGE_ROLE)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    uses_left = models.PositiveIntegerField(default=100)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    note = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"{self.role} invitation ({self.uses_left} uses left)"

@@ -1,0 +1,112 @@
+"""What each role may see of a debate. Every page, API response and websocket frame about a
+debate is built here, so the rule 'a judge never sees hidden material, the correct answer, which
+side is honest, or anything private' is enforced in one place."""
+from .models import RESEARCHER, Debate, DebateEvent, Participant, has_role
+from .protocol import EVERYONE, JUDGE
+
+DEBATER, JUDGE_VIEW, OBSERVER = "debater", "judge", "observer"
+
+
+class Viewer:
+    """Who is looking: their view (debater, judge, observer) and seat, if any."""
+
+    def __init__(self, view: str, participant: Participant | None):
+        self.view = view
+        self.participant = participant
+
+    @property
+    def seat(self):
+        return self.participant.seat if self.participant else None
+
+
+def viewer_for(debate: Debate, user) -> Viewer | None:
+    """None when the user may not see this debate at all."""
+    participant = debate.seat_of(user)
+    if participant is not None:
+        if participant.is_debater:
+            return Viewer(DEBATER, participant)
+        if participant.seat == JUDGE:
+            return Viewer(JUDGE_VIEW, participant)
+        return Viewer(OBSERVER, participant)
+    if user.is_authenticated and (user.is_staff or has_role(user, RESEARCHER)):
+        return Viewer(OBSERVER, None)
+    return None
+
+
+def event_for(event: DebateEvent, viewer: Viewer) -> dict:
+    """An event the viewer may not see becomes a 'noop' frame, so sequence numbers never skip."""
+    if event.audience != EVERYONE and event.audience != viewer.seat and viewer.view != OBSERVER:
+        return {"type": "event", "seq": event.seq, "kind": "noop", "data": {}}
+    return {"type": "event", "seq": event.seq, "kind": event.kind, "data": event.data,
+            "at": event.created_at.isoformat()}
+
+
+def events_after(debate: Debate, viewer: Viewer, seq: int) -> list[dict]:
+    return [event_for(e, viewer) for e in debate.events.filter(seq__gt=seq).order_by("seq")]
+
+
+def state_for(debate: Debate, viewer: Viewer) -> dict:
+    question = debate.question
+    protocol = debate.get_protocol()
+    order = debate.shown_answer_order()
+    shown_position = {answer_index: pos for pos, answer_index in enumerate(order)}
+    engine = debate.engine()
+    participants = list(debate.participants.exclude(seat=Participant.OBSERVER).order_by("seat"))
+    state = {
+        "type": "state",
+        "seq": debate.last_seq,
+        "debate": debate.pk,
+        "status": debate.status,
+        "view": viewer.view,
+        "my_seat": viewer.seat,
+        "question": {"kind": question.kind, "text": question.text, "public_material": question.public_material,
+                     "answers": [question.answers[i] for i in order]},
+        "protocol": {"rounds": list(protocol.rounds), "char_limit": protocol.char_limit,
+                     "turn_seconds": protocol.turn_seconds, "judge_may_end": protocol.judge_may_end},
+        "seats": [_seat(p, shown_position) for p in participants],
+        "round": None if engine.finished else engine.round_index,
+        "round_kind": engine.round_kind,
+        "waiting_for": list(engine.expected_seats()) if debate.status == Debate.LIVE else [],
+        "deadline": debate.turn_deadline.isoformat() if debate.turn_deadline else None,
+        "turns": _transcript(debate, viewer, engine, protocol),
+    }
+    if viewer.view in (DEBATER, OBSERVER):
+        state["hidden"] = {"material": question.hidden_material, "image": question.hidden_image}
+    if viewer.view == DEBATER:
+        state["my_answer"] = shown_position[viewer.participant.answer_index]
+    if viewer.view == OBSERVER:
+        state["correct_answer"] = shown_position[question.correct_index]
+        state["honest_seats"] = [p.seat for p in participants if p.answer_index == question.correct_index]
+    return state
+
+
+def _seat(participant: Participant, shown_position: dict) -> dict:
+    seat = {"seat": participant.seat, "name": participant.display_name, "online": participant.online_connections > 0,
+            "ai": participant.agent is not None}
+    if participant.is_debater:
+        seat["answer"] = shown_position[participant.answer_index]
+    return seat
+
+
+def _transcript(debate: Debate, viewer: Viewer, engine, protocol) -> list[dict]:
+    """Turns the viewer may see; a simultaneous speech of the current round stays sealed for
+    everybody but its author until every debater's speech is in."""
+    open_round = engine.round_index if not engine.finished and engine.round_kind == "simultaneous" else None
+    turns = []
+    for turn in debate.turns.order_by("id"):
+        item = {"round": turn.round_index, "seat": turn.seat, "kind": turn.kind, "at": turn.created_at.isoformat()}
+        sealed = turn.round_index == open_round and turn.kind == "speech"
+        mine = viewer.seat == turn.seat
+        if sealed and not mine:
+            item["sealed"] = True
+        else:
+            item["text"] = turn.text
+            if turn.probabilities:
+                item["probabilities"] = [turn.probabilities[i] for i in debate.shown_answer_order()]
+                item["end_debate"] = turn.end_debate
+            if turn.payload:
+                item["payload"] = turn.payload
+        if mine and turn.private_note:
+            item["private_note"] = turn.private_note
+        turns.append(item)
+    return turns

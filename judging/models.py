@@ -1,0 +1,37 @@
+from django.conf import settings
+from django.db import models
+
+from debates.models import Debate
+
+
+class Verdict(models.Model):
+    """A judge's final judgment of a debate, stored with the context it was given in."""
+
+    HUMAN, AI = "human", "ai"
+
+    debate = models.ForeignKey(Debate, on_delete=models.PROTECT, related_name="verdicts")
+    judge = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                              related_name="verdicts")
+    judge_kind = models.CharField(max_length=10, choices=[(HUMAN, "human"), (AI, "AI")], default=HUMAN)
+    ai_judge = models.CharField(max_length=200, blank=True, help_text="AI judges: which model, with parameters.")
+    live = models.BooleanField(default=True, help_text="Given by the live judge (not offline from a transcript).")
+    probabilities = models.JSONField(help_text="One per answer, in the question's canonical order; sums to 1.")
+    chosen_index = models.PositiveSmallIntegerField()
+    correct = models.BooleanField()
+    reason = models.TextField()
+    seconds_spent = models.FloatField(null=True, blank=True)
+    after_turn = models.PositiveIntegerField(help_text="How many turns the debate had when the verdict was given.")
+    after_seq = models.PositiveIntegerField(help_text="The last debate event the judge had seen.")
+    scoring_rule = models.CharField(max_length=20, default="log")
+    score = models.FloatField()
+    client_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["debate", "judge"], condition=models.Q(judge__isnull=False),
+                                    name="one_verdict_per_judge"),
+        ]
+
+    def __str__(self):
+        return f"Verdict on debate {self.debate_id} by {self.judge or self.ai_judge}"
