@@ -144,7 +144,7 @@ class DebateEngine:
         if kind is None:
             return ()
         if kind == JUDGE_FEEDBACK:
-            return (JUDGE,)
+            return () if JUDGE in self._acted else (JUDGE,)
         waiting = tuple(s for s in self.protocol.order if s not in self._acted)
         return waiting[:1] if kind == SEQUENTIAL else waiting
 

@@ -1,0 +1,20 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from debates import views as debate_views
+from judging import views as judging_views
+
+urlpatterns = [
+    path("", debate_views.lobby, name="lobby"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("join/<str:token>/", debate_views.join, name="join"),
+    path("debates/<int:debate_id>/", debate_views.debate_room, name="debate_room"),
+    path("debates/<int:debate_id>/start/", debate_views.start, name="debate_start"),
+    path("debates/<int:debate_id>/verdict/", judging_views.verdict_form, name="verdict_form"),
+    path("api/debates/<int:debate_id>/state/", debate_views.debate_state, name="api_debate_state"),
+    path("api/debates/<int:debate_id>/actions/", debate_views.debate_action, name="api_debate_action"),
+    path("healthz", debate_views.healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+]

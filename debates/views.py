@@ -1,0 +1,143 @@
+import json
+
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import UserCreationForm
+from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied
+from django.db import connection, transaction
+from django.db.models import F
+from django.http import Http404, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from . import live, services, snapshots
+from .models import RESEARCHER, Debate, Invitation, Participant, has_role
+from .protocol import Refused
+
+
+@login_required
+def lobby(request):
+    seats = (Participant.objects.filter(user=request.user).select_related("debate__question")
+             .order_by("-debate__created_at"))
+    debating = [s for s in seats if s.is_debater]
+    judging = [s for s in seats if s.seat == "judge"]
+    observing = [s for s in seats if s.seat == Participant.OBSERVER]
+    recent = None
+    if has_role(request.user, RESEARCHER):
+        recent = Debate.objects.select_related("question").order_by("-created_at")[:50]
+    return render(request, "debates/lobby.html", {"debating": debating, "judging": judging,
+                                                  "observing": observing, "recent": recent})
+
+
+def _viewer_or_403(request, debate):
+    viewer = snapshots.viewer_for(debate, request.user)
+    if viewer is None:
+        raise PermissionDenied("You have no seat in this debate.")
+    return viewer
+
+
+@login_required
+def debate_room(request, debate_id):
+    debate = get_object_or_404(Debate.objects.select_related("question"), pk=debate_id)
+    viewer = _viewer_or_403(request, debate)
+    state = snapshots.state_for(debate, viewer)
+    return render(request, "debates/room.html", {"debate": debate, "viewer": viewer, "state": state,
+                                                 "may_start": debate.status == Debate.SCHEDULED and has_role(request.user, RESEARCHER)})
+
+
+@login_required
+@require_GET
+def debate_state(request, debate_id):
+    debate = get_object_or_404(Debate.objects.select_related("question"), pk=debate_id)
+    viewer = _viewer_or_403(request, debate)
+    after = request.GET.get("after")
+    if after is not None:
+        if not after.isdigit():
+            return JsonResponse({"error": {"code": "bad_after", "message": "after must be a sequence number"}}, status=400)
+        return JsonResponse({"events": snapshots.events_after(debate, viewer, int(after))})
+    return JsonResponse(snapshots.state_for(debate, viewer))
+
+
+@login_required
+@require_POST
+def debate_action(request, debate_id):
+    """HTTP twin of the websocket's speech and feedback messages (same service, same answers)."""
+    debate = get_object_or_404(Debate, pk=debate_id)
+    _viewer_or_403(request, debate)
+    try:
+        message = json.loads(request.body or b"{}")
+    except ValueError:
+        return _refusal(Refused("bad_json", "the body is not valid JSON"))
+    if not isinstance(message, dict) or message.get("type") not in ("speech", "feedback"):
+        return _refusal(Refused("unknown_type", "type must be speech or feedback"))
+    from .consumers import _action_fields
+
+    try:
+        turn, events = services.submit_action(debate.pk, request.user, kind=message["type"],
+                                              client_id=message.get("client_id") or "", **_action_fields(message))
+    except Refused as refused:
+        return _refusal(refused)
+    live.publish(debate.pk, events)
+    return JsonResponse({"type": "ack", "client_id": message.get("client_id"), "turn_id": turn.pk})
+
+
+@login_required
+@require_POST
+def start(request, debate_id):
+    if not has_role(request.user, RESEARCHER):
+        raise PermissionDenied("Only researchers start debates.")
+    debate = get_object_or_404(Debate, pk=debate_id)
+    try:
+        live.publish(debate.pk, services.start_debate(debate.pk))
+    except Refused as refused:
+        messages.error(request, refused.message)
+    return redirect("debate_room", debate_id=debate.pk)
+
+
+def _refusal(refused: Refused, status=400):
+    return JsonResponse({"error": {"code": refused.code, "message": refused.message}}, status=status)
+
+
+def join(request, token):
+    """Sign-up by invitation link: creates an account with the invitation's role."""
+    invitation = Invitation.objects.filter(token=token).first()
+    if invitation is None or invitation.uses_left == 0 or (
+            invitation.expires_at and invitation.expires_at < timezone.now()):
+        raise Http404("This invitation link is not valid any more.")
+    form = UserCreationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        with transaction.atomic():
+            updated = Invitation.objects.filter(pk=invitation.pk, uses_left__gt=0).update(uses_left=F("uses_left") - 1)
+            if not updated:
+                raise Http404("This invitation link has been used up.")
+            user = form.save()
+            user.groups.add(Group.objects.get_or_create(name=invitation.role)[0])
+        login(request, user)
+        return redirect("lobby")
+    return render(request, "registration/join.html", {"form": form, "invitation": invitation})
+
+
+@require_GET
+def healthz(request):
+    """Database and channel-layer health, for the compose health checks."""
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    checks = {}
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        checks["database"] = "ok"
+    except Exception as error:  # noqa: BLE001 - any failure is reported, not raised
+        checks["database"] = f"error: {error.__class__.__name__}"
+    try:
+        layer = get_channel_layer()
+        async_to_sync(layer.group_send)("healthz", {"type": "healthz.ping"})
+        checks["channel_layer"] = "ok"
+    except Exception as error:  # noqa: BLE001
+        checks["channel_layer"] = f"error: {error.__class__.__name__}"
+    healthy = all(v == "ok" for v in checks.values())
+    return JsonResponse({"status": "ok" if healthy else "error", **checks}, status=200 if healthy else 503)
