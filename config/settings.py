@@ -147,3 +147,6 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"daphne": {"level": "WARNING"}, "django.channels.server": {"level": "WARNING"}},
 }
+
+# Serve static files straight from the app folders too, so daphne alone serves a complete site.
+WHITENOISE_USE_FINDERS = True
