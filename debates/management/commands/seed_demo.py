@@ -1,0 +1,66 @@
+"""Demo data for a newcomer: users for every role, text questions and debates ready to play.
+
+Idempotent: running it again creates nothing twice. The demo passages are written for DebateLab.
+"""
+import json
+from pathlib import Path
+
+from django.contrib.auth.models import Group, Permission, User
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from debates import services
+from debates.models import DEBATER, JUDGE_ROLE, RESEARCHER, Debate, Question
+from debates.protocol import Protocol
+
+DEMO_PASSWORD = "debatelab"
+DEMO_USERS = [("researcher", RESEARCHER), ("alice", DEBATER), ("bob", DEBATER), ("judy", JUDGE_ROLE),
+              ("jules", JUDGE_ROLE)]
+QUESTIONS_FILE = Path(__file__).resolve().parents[2] / "demo_questions.json"
+SOURCE = "debatelab-demo"
+
+
+class Command(BaseCommand):
+    help = "Create demo users, questions and ready debates (safe to run again)."
+
+    def handle(self, *args, **options):
+        with transaction.atomic():
+            users = {name: self.user(name, role) for name, role in DEMO_USERS}
+            questions = [self.question(q) for q in json.loads(QUESTIONS_FILE.read_text())]
+            self.debates(users, questions)
+        self.stdout.write("Demo logins (password for all: %s):" % DEMO_PASSWORD)
+        for name, role in DEMO_USERS:
+            self.stdout.write(f"  {name:<11} {role}")
+
+    def user(self, name: str, role: str) -> User:
+        user, created = User.objects.get_or_create(username=name)
+        if created:
+            user.set_password(DEMO_PASSWORD)
+        group, _ = Group.objects.get_or_create(name=role)
+        user.groups.add(group)
+        if role == RESEARCHER:
+            user.is_staff = True
+            group.permissions.set(Permission.objects.filter(content_type__app_label__in=["debates", "judging"]))
+        user.save()
+        return user
+
+    def question(self, data: dict) -> Question:
+        question, _ = Question.objects.get_or_create(source=SOURCE, external_id=data["external_id"], defaults={
+            k: data[k] for k in ("title", "text", "answers", "correct_index", "public_material", "hidden_material")})
+        return question
+
+    def debates(self, users, questions):
+        if Debate.objects.filter(question__source=SOURCE).exists():
+            return
+        two_rounds = Protocol(rounds=("simultaneous", "judge_feedback", "sequential", "judge_feedback"))
+        timed = Protocol(rounds=("sequential", "judge_feedback", "sequential"), turn_seconds=90)
+        live = services.create_debate(questions[0], two_rounds, {"A": (users["alice"], 1), "B": (users["bob"], 0)},
+                                      judge=users["judy"], observers=[users["researcher"]],
+                                      created_by=users["researcher"], seed=1)
+        services.start_debate(live.pk)
+        # Timed debates start from the room (the researcher's Start button), so the clock starts then.
+        services.create_debate(questions[1], timed, {"A": (users["bob"], 1), "B": (users["alice"], 0)},
+                               judge=users["jules"], observers=[users["researcher"]],
+                               created_by=users["researcher"], seed=2)
+        services.create_debate(questions[2], two_rounds, {"A": (users["alice"], 0), "B": (users["bob"], 1)},
+                               judge=users["judy"], created_by=users["researcher"], seed=3)
