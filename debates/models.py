@@ -64,6 +64,10 @@ class Debate(models.Model):
                                     help_text="Order in which answers are shown (indices into question.answers).")
     last_seq = models.PositiveIntegerField(default=0, help_text="Sequence number of the last event.")
     turn_deadline = models.DateTimeField(null=True, blank=True)
+    source = models.CharField(max_length=200, blank=True, help_text="Imported debates: the dataset they came from.")
+    external_id = models.CharField(max_length=200, blank=True)
+    provenance = models.JSONField(default=dict, blank=True,
+                                  help_text="What produced this debate: code version, seeds, models, prompts, importer.")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -87,6 +91,13 @@ class Debate(models.Model):
         if not user.is_authenticated:
             return None
         return self.participants.filter(user=user).first()
+
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["source", "external_id"], condition=~Q(external_id=""),
+                                    name="debate_unique_external_id"),
+        ]
 
 
 class Participant(models.Model):

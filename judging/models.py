@@ -25,6 +25,7 @@ class Verdict(models.Model):
     scoring_rule = models.CharField(max_length=20, default="log")
     score = models.FloatField()
     client_id = models.CharField(max_length=64, blank=True)
+    provenance = models.JSONField(default=dict, blank=True, help_text="What produced this verdict (AI judges, imports).")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
