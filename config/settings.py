@@ -21,14 +21,22 @@ def env_bool(name: str, default: bool = False) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-DEBUG = env_bool("DEBUG")
 INSECURE_KEY_PREFIX = "insecure-"
+
+
+def is_weak_secret(key: str) -> bool:
+    """The same test as Django's security.W009 check, so production refuses what check --deploy flags."""
+    return (key.startswith((INSECURE_KEY_PREFIX, "django-insecure-")) or len(key) < 50
+            or len(set(key)) < 5)
+
+
+DEBUG = env_bool("DEBUG")
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off (production).")
     SECRET_KEY = INSECURE_KEY_PREFIX + "development-only-key"
-if not DEBUG and (SECRET_KEY.startswith(INSECURE_KEY_PREFIX) or len(SECRET_KEY) < 50):
+if not DEBUG and is_weak_secret(SECRET_KEY):
     raise ImproperlyConfigured("SECRET_KEY must be a real secret (50+ random characters) in production.")
 
 ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h.strip()]
