@@ -53,11 +53,50 @@ class Question(models.Model):
             raise ValidationError({"correct_index": "the correct answer must be one of the options"})
 
 
+class Experiment(models.Model):
+    """A named study. Its definition lives in versions: once a version starts it is frozen, and an
+    edit makes a new version, so every debate and verdict can be traced to the exact definition."""
+
+    name = models.CharField(max_length=200)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="experiments")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="experiment_name_per_owner")]
+
+    def __str__(self):
+        return self.name
+
+    def latest_version(self):
+        return self.versions.order_by("-number").first()
+
+
+class ExperimentVersion(models.Model):
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    definition = models.JSONField(help_text="The validated, normalised definition (debates.experiment_spec).")
+    source_text = models.TextField(blank=True, help_text="The YAML/JSON as written.")
+    source_name = models.CharField(max_length=300, blank=True)
+    frozen_at = models.DateTimeField(null=True, blank=True, help_text="Set when the version starts; never edited after.")
+    code_version = models.CharField(max_length=100, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["experiment", "number"], name="experiment_version_number")]
+
+    def __str__(self):
+        return f"{self.experiment} v{self.number}"
+
+
 class Debate(models.Model):
     SCHEDULED, LIVE, AWAITING_VERDICT, COMPLETE, ABANDONED = "scheduled", "live", "awaiting_verdict", "complete", "abandoned"
     STATUSES = [(s, s.replace("_", " ")) for s in (SCHEDULED, LIVE, AWAITING_VERDICT, COMPLETE, ABANDONED)]
 
     question = models.ForeignKey(Question, on_delete=models.PROTECT, related_name="debates")
+    experiment_version = models.ForeignKey(ExperimentVersion, null=True, blank=True, on_delete=models.PROTECT,
+                                           related_name="debates")
+    protocol_name = models.CharField(max_length=100, blank=True, help_text="Which of the experiment's protocols.")
     protocol = models.JSONField(help_text="Frozen copy of the protocol; later edits never change it.")
     status = models.CharField(max_length=20, choices=STATUSES, default=SCHEDULED)
     answer_order = models.JSONField(default=list, blank=True,

@@ -1,0 +1,299 @@
+"""Experiment definitions: parsed from YAML or JSON, validated with line-numbered errors, and the
+counterbalancing plan that turns a definition into debate conditions. Pure module (no Django).
+
+A definition names the dataset, the protocols to compare, debater and judge kinds, judgments wanted
+per debate, counterbalancing, blinding and time limits; docs/experiments.md documents every field.
+"""
+import itertools
+import json
+import random
+from dataclasses import dataclass
+
+import yaml
+
+from .protocol import Protocol
+
+FORMATS = ("debate", "consultancy", "direct", "interactive")
+DEBATER_KINDS = ("human", "ai")
+JUDGE_KINDS = ("human", "ai")
+BACKENDS = ("offline", "openai", "anthropic", "pixel_mcts")
+OFFLINE_MODES = ("none", "stepwise", "all_at_once")
+
+
+class SpecError(Exception):
+    def __init__(self, errors: list[str]):
+        super().__init__("\n".join(errors))
+        self.errors = errors
+
+
+@dataclass
+class _Located:
+    """A parsed value with the line it came from (1-based), so errors can point at it."""
+    value: object
+    line: int
+
+
+def _locate(node) -> _Located:
+    line = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        return _Located({k.value: _locate(v) for k, v in node.value}, line)
+    if isinstance(node, yaml.SequenceNode):
+        return _Located([_locate(v) for v in node.value], line)
+    return _Located(yaml.safe_load(yaml.serialize(node)), line)
+
+
+def _plain(located: _Located):
+    if isinstance(located.value, dict):
+        return {k: _plain(v) for k, v in located.value.items()}
+    if isinstance(located.value, list):
+        return [_plain(v) for v in located.value]
+    return located.value
+
+
+def parse(text: str) -> dict:
+    """YAML (JSON is valid YAML) -> normalised definition. Raises SpecError listing every problem."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark else ""
+        raise SpecError([f"{where}not valid YAML/JSON: {getattr(error, 'problem', error)}"]) from None
+    if node is None or not isinstance(node, yaml.MappingNode):
+        raise SpecError(["line 1: an experiment definition is a mapping (name: ..., protocols: ...)"])
+    checker = _Checker()
+    definition = checker.experiment(_locate(node))
+    if checker.errors:
+        raise SpecError(checker.errors)
+    return definition
+
+
+class _Checker:
+    def __init__(self):
+        self.errors: list[str] = []
+
+    def fail(self, located: _Located, path: str, message: str):
+        self.errors.append(f"line {located.line}: {path}: {message}")
+
+    def mapping(self, located, path, known: dict):
+        """known: {field: (required, default)}. Returns the located children, reporting unknown fields."""
+        if not isinstance(located.value, dict):
+            self.fail(located, path, "must be a mapping")
+            return {}
+        for key, child in located.value.items():
+            if key not in known:
+                self.fail(child, f"{path}.{key}" if path else key, f"unknown field (known: {', '.join(known)})")
+        for key, (required, _) in known.items():
+            if required and key not in located.value:
+                self.fail(located, path or "experiment", f"missing required field '{key}'")
+        return located.value
+
+    def value(self, children, key, path, kind, default=None, choices=None, low=None, high=None):
+        if key not in children:
+            return default
+        child = children[key]
+        value = child.value
+        where = f"{path}.{key}" if path else key
+        ok = {
+            "str": isinstance(value, str) and value.strip() != "",
+            "int": isinstance(value, int) and not isinstance(value, bool),
+            "number": isinstance(value, (int, float)) and not isinstance(value, bool),
+            "bool": isinstance(value, bool),
+            "dict": isinstance(value, dict),
+        }[kind]
+        if not ok:
+            self.fail(child, where, f"must be {'a non-empty string' if kind == 'str' else 'a ' + kind}")
+            return default
+        if kind == "dict":
+            return _plain(child)
+        if choices and value not in choices:
+            self.fail(child, where, f"must be one of {', '.join(choices)} (got {value!r})")
+            return default
+        if low is not None and value < low or high is not None and value > high:
+            self.fail(child, where, f"must be between {low} and {high}")
+            return default
+        return value
+
+    def experiment(self, root):
+        top = self.mapping(root, "", {
+            "name": (True, None), "description": (False, ""), "dataset": (True, None), "protocols": (True, None),
+            "debaters": (False, None), "judges": (False, None), "counterbalance": (False, None),
+            "blinding": (False, None), "time_limits": (False, None), "target_verdicts": (False, None),
+            "prompts": (False, None)})
+        definition = {
+            "name": self.value(top, "name", "", "str"),
+            "description": self.value(top, "description", "", "str", default=""),
+            "target_verdicts": self.value(top, "target_verdicts", "", "int", default=None, low=1, high=10_000_000),
+            "prompts": self.value(top, "prompts", "", "dict", default={}),
+        }
+        definition["dataset"] = self.dataset(top["dataset"]) if "dataset" in top else None
+        time_limits = self.time_limits(top.get("time_limits"))
+        definition["time_limits"] = time_limits
+        definition["protocols"] = self.protocols(top.get("protocols"), time_limits)
+        definition["debaters"] = self.debaters(top.get("debaters"))
+        definition["judges"] = self.judges(top.get("judges"))
+        definition["counterbalance"] = self.counterbalance(top.get("counterbalance"))
+        definition["blinding"] = self.blinding(top.get("blinding"))
+        return definition
+
+    def dataset(self, located):
+        d = self.mapping(located, "dataset", {"source": (True, None), "ids": (False, None), "limit": (False, None),
+                                              "sample_seed": (False, None)})
+        ids = None
+        if "ids" in d:
+            if not isinstance(d["ids"].value, list) or not all(isinstance(i.value, (str, int)) for i in d["ids"].value):
+                self.fail(d["ids"], "dataset.ids", "must be a list of question ids")
+            else:
+                ids = [str(i.value) for i in d["ids"].value]
+        return {"source": self.value(d, "source", "dataset", "str"), "ids": ids,
+                "limit": self.value(d, "limit", "dataset", "int", low=1, high=1_000_000),
+                "sample_seed": self.value(d, "sample_seed", "dataset", "int")}
+
+    def time_limits(self, located):
+        if located is None:
+            return {"turn_seconds": None}
+        t = self.mapping(located, "time_limits", {"turn_seconds": (False, None)})
+        return {"turn_seconds": self.value(t, "turn_seconds", "time_limits", "int", low=2, high=86_400)}
+
+    def protocols(self, located, time_limits):
+        if located is None:
+            return []
+        if not isinstance(located.value, list) or not located.value:
+            self.fail(located, "protocols", "must be a non-empty list")
+            return []
+        result, names = [], set()
+        for i, item in enumerate(located.value):
+            path = f"protocols[{i}]"
+            p = self.mapping(item, path, {
+                "name": (True, None), "format": (False, "debate"), "rounds": (False, None), "char_limit": (False, 750),
+                "turn_seconds": (False, None), "judge_may_end": (False, True), "scoring_rule": (False, "log"),
+                "turn_penalty": (False, 0.0), "speaking_order": (False, None)})
+            name = self.value(p, "name", path, "str")
+            if name in names:
+                self.fail(p["name"], f"{path}.name", f"protocol name {name!r} is used twice")
+            names.add(name)
+            fmt = self.value(p, "format", path, "str", default="debate", choices=FORMATS)
+            rounds = _plain(p["rounds"]) if "rounds" in p else None
+            fields = {
+                "rounds": tuple(rounds) if isinstance(rounds, list) else default_rounds(fmt),
+                "debaters": ("A",) if fmt == "consultancy" else ("A", "B"),
+                "char_limit": self.value(p, "char_limit", path, "int", default=750),
+                "turn_seconds": self.value(p, "turn_seconds", path, "int", default=time_limits["turn_seconds"]),
+                "judge_may_end": self.value(p, "judge_may_end", path, "bool", default=True),
+                "scoring_rule": self.value(p, "scoring_rule", path, "str", default="log"),
+                "turn_penalty": self.value(p, "turn_penalty", path, "number", default=0.0),
+            }
+            if fmt == "direct":
+                fields["debaters"] = ("A",)
+            try:
+                protocol = Protocol(**fields)
+            except (TypeError, ValueError) as error:
+                self.fail(item, path, str(error))
+                continue
+            result.append({"name": name, "format": fmt, "protocol": protocol.to_dict()})
+        return result
+
+    def debaters(self, located):
+        if located is None:
+            return {"kind": "human", "backend": None, "model": None, "parameters": {}, "best_of_n": 1}
+        d = self.mapping(located, "debaters", {"kind": (True, None), "backend": (False, None), "model": (False, None),
+                                               "parameters": (False, None), "best_of_n": (False, 1),
+                                               "pool": (False, None)})
+        kind = self.value(d, "kind", "debaters", "str", choices=DEBATER_KINDS)
+        backend = self.value(d, "backend", "debaters", "str", choices=BACKENDS)
+        if kind == "ai" and backend is None:
+            self.fail(located, "debaters", "AI debaters need a backend (" + ", ".join(BACKENDS) + ")")
+        return {"kind": kind, "backend": backend, "model": self.value(d, "model", "debaters", "str"),
+                "parameters": self.value(d, "parameters", "debaters", "dict", default={}),
+                "best_of_n": self.value(d, "best_of_n", "debaters", "int", default=1, low=1, high=16),
+                "pool": self.usernames(d.get("pool"), "debaters.pool")}
+
+    def judges(self, located):
+        if located is None:
+            return {"kind": "human", "per_debate": 1, "offline": "none", "backend": None, "model": None, "pool": None}
+        j = self.mapping(located, "judges", {"kind": (True, None), "per_debate": (False, 1), "offline": (False, "none"),
+                                             "backend": (False, None), "model": (False, None), "pool": (False, None)})
+        return {"kind": self.value(j, "kind", "judges", "str", choices=JUDGE_KINDS),
+                "per_debate": self.value(j, "per_debate", "judges", "int", default=1, low=1, high=100),
+                "offline": self.value(j, "offline", "judges", "str", default="none", choices=OFFLINE_MODES),
+                "backend": self.value(j, "backend", "judges", "str", choices=BACKENDS),
+                "model": self.value(j, "model", "judges", "str"),
+                "pool": self.usernames(j.get("pool"), "judges.pool")}
+
+    def usernames(self, located, path):
+        if located is None:
+            return None
+        if not isinstance(located.value, list) or not all(isinstance(u.value, str) for u in located.value):
+            self.fail(located, path, "must be a list of usernames")
+            return None
+        return [u.value for u in located.value]
+
+    def counterbalance(self, located):
+        if located is None:
+            return {"seed": 0}
+        c = self.mapping(located, "counterbalance", {"seed": (False, 0)})
+        return {"seed": self.value(c, "seed", "counterbalance", "int", default=0)}
+
+    def blinding(self, located):
+        if located is None:
+            return {"aliases": True, "reveal_after_verdict": False}
+        b = self.mapping(located, "blinding", {"aliases": (False, True), "reveal_after_verdict": (False, False)})
+        return {"aliases": self.value(b, "aliases", "blinding", "bool", default=True),
+                "reveal_after_verdict": self.value(b, "reveal_after_verdict", "blinding", "bool", default=False)}
+
+
+def default_rounds(fmt: str) -> tuple[str, ...]:
+    return {
+        "debate": ("simultaneous", "judge_feedback", "sequential", "judge_feedback", "sequential", "judge_feedback"),
+        "consultancy": ("sequential", "judge_feedback", "sequential", "judge_feedback", "sequential", "judge_feedback"),
+        "interactive": ("simultaneous", "judge_feedback", "sequential", "judge_feedback", "sequential", "judge_feedback"),
+        "direct": ("judge_feedback",),
+    }[fmt]
+
+
+def canonical_json(definition: dict) -> str:
+    return json.dumps(definition, sort_keys=True, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One debate to create: which question, protocol, which answer each seat argues, shown order."""
+    question_id: int
+    protocol_name: str
+    seat_answers: dict  # seat -> answer index (canonical)
+    answer_order: tuple[int, ...]
+    honest_seats: tuple[str, ...]
+    speaking_order: tuple[str, ...]
+
+
+def counterbalanced_plan(questions: list[tuple[int, int, int]], protocols: list[dict], seed: int) -> list[Condition]:
+    """questions: (question_id, answer_count, correct_index). Balanced, not merely random: within
+    each protocol the combinations of (which seat is honest, whether the correct answer is shown
+    first, which debater speaks first) are dealt out in shuffled blocks, so every combination
+    appears equally often (to within one) across the experiment. Reproducible from the seed."""
+    rng = random.Random(seed)
+    plan = []
+    for spec in protocols:
+        protocol = Protocol.from_dict(spec["protocol"])
+        seats = protocol.debaters
+        honest_choices = list(seats) if len(seats) > 1 else [True, False]  # consultancy: honest or not
+        combos = list(itertools.product(honest_choices, (True, False), range(len(seats))))
+        deck = []
+        for question_id, answer_count, correct in questions:
+            if not deck:
+                deck = combos[:]
+                rng.shuffle(deck)
+            honest, correct_first, first_speaker = deck.pop()
+            wrong = rng.choice([i for i in range(answer_count) if i != correct])
+            if len(seats) > 1:
+                other = [s for s in seats if s != honest][0]
+                seat_answers = {honest: correct, other: wrong}
+                honest_seats = (honest,)
+            else:
+                seat_answers = {seats[0]: correct if honest else wrong}
+                honest_seats = seats if honest else ()
+            rest = [i for i in range(answer_count) if i not in (correct, wrong)]
+            pair = [correct, wrong] if correct_first else [wrong, correct]
+            order = tuple(pair + rest)
+            speaking = seats[first_speaker:] + seats[:first_speaker]
+            plan.append(Condition(question_id, spec["name"], seat_answers, order, honest_seats, speaking))
+    return plan
