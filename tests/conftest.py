@@ -2,7 +2,6 @@
 and REDIS_URL); live tests start a real daphne server and a real Celery worker as subprocesses
 pointed at the test database."""
 import os
-import secrets
 import socket
 import subprocess
 import sys
@@ -10,12 +9,7 @@ import time
 from pathlib import Path
 from urllib.request import urlopen
 
-os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
-os.environ.setdefault("DEBUG", "0")
-os.environ.setdefault("HTTPS", "0")
-os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
-
-import pytest  # noqa: E402
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
