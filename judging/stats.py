@@ -235,7 +235,8 @@ def wilson_interval(successes: float, total: int, level: float = 0.95) -> Interv
     denominator = 1 + z * z / total
     centre = (p + z * z / (2 * total)) / denominator
     half = z / denominator * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total))
-    return Interval(max(0.0, centre - half), min(1.0, centre + half), "wilson")
+    # At 0 or `total` successes one bound is exactly p; rounding must not push it past p.
+    return Interval(min(p, max(0.0, centre - half)), max(p, min(1.0, centre + half)), "wilson")
 
 
 def accuracy(correct, question_ids=None, level: float = 0.95, n_boot: int = 2000, seed: int = 0) -> Proportion:
