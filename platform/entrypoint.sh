@@ -1,0 +1,27 @@
+#!/bin/sh
+# One image, several process roles: `entrypoint.sh web|worker|migrate [extra arguments]`.
+# web: apply migrations, then serve HTTP and websockets with daphne on port 8000 (PORT overrides).
+# worker: a Celery worker (turn timeouts, AI work); scale with `docker compose up --scale worker=N`.
+# migrate: apply migrations and exit.
+set -eu
+cd "$(dirname "$0")/.."
+
+role="${1:-web}"
+if [ "$#" -gt 0 ]; then shift; fi
+
+case "$role" in
+  web)
+    python manage.py migrate --noinput
+    exec daphne -b 0.0.0.0 -p "${PORT:-8000}" "$@" config.asgi:application
+    ;;
+  worker)
+    exec celery -A config worker --loglevel "${LOG_LEVEL:-INFO}" "$@"
+    ;;
+  migrate)
+    exec python manage.py migrate --noinput "$@"
+    ;;
+  *)
+    echo "entrypoint.sh: unknown role '$role' (expected web, worker or migrate)" >&2
+    exit 64
+    ;;
+esac
