@@ -7,21 +7,27 @@ from django.contrib.auth.forms import UserCreationForm
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, JSONField, OuterRef, Subquery
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from . import live, services, snapshots
-from .models import RESEARCHER, Debate, Invitation, Participant, has_role
+from .models import RESEARCHER, Debate, DebateEvent, Invitation, Participant, has_role
 from .protocol import Refused
 
 
 @login_required
 def lobby(request):
+    latest_turn_state = (DebateEvent.objects.filter(debate=OuterRef("debate"), kind="turn_state")
+                         .order_by("-seq").values("data")[:1])
     seats = (Participant.objects.filter(user=request.user).select_related("debate__question")
+             .annotate(turn_state=Subquery(latest_turn_state, output_field=JSONField()))
              .order_by("-debate__created_at"))
+    for seat in seats:  # "Your turn" badges in the lobby
+        seat.my_turn = seat.debate.status == Debate.LIVE and seat.seat in (seat.turn_state or {}).get("waiting_for", [])
+        seat.answer_text = seat.debate.question.answers[seat.answer_index] if seat.is_debater else ""
     debating = [s for s in seats if s.is_debater]
     judging = [s for s in seats if s.seat == "judge"]
     observing = [s for s in seats if s.seat == Participant.OBSERVER]

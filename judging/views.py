@@ -2,7 +2,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
 
-from debates import live, snapshots
+from debates import live, services, snapshots
 from debates.models import Debate
 from debates.protocol import Refused
 
@@ -38,4 +38,46 @@ def verdict_form(request, debate_id):
         "debate": debate, "state": state, "verdict": existing, "error": error,
         "answers": list(enumerate(state["question"]["answers"])),
         "ready": debate.status == Debate.AWAITING_VERDICT, "posted": request.POST,
+        "sliders": _slider_rows(state, request.POST if error else None),
+        "recorded": _recorded_rows(debate, state, existing) if existing else None,
+        "transcript": _transcript_rows(state),
     }, status=400 if error else 200)
+
+
+def _argued_by(state, shown_index):
+    return [seat["name"] for seat in state["seats"] if seat.get("answer") == shown_index]
+
+
+def _slider_rows(state, posted):
+    """One row per answer in shown order, starting from an even split or what was just posted."""
+    answers = state["question"]["answers"]
+    even = [100 // len(answers) + (1 if i < 100 % len(answers) else 0) for i in range(len(answers))]
+    rows = []
+    for i, answer in enumerate(answers):
+        value = even[i]
+        if posted is not None:
+            try:
+                value = max(0, min(100, round(float(posted.get(f"p{i}", value)))))
+            except ValueError:
+                pass
+        rows.append({"index": i, "answer": answer, "argued_by": _argued_by(state, i), "value": value})
+    return rows
+
+
+def _recorded_rows(debate, state, verdict):
+    """The stored verdict in the order the judge saw the answers (no correctness, no score)."""
+    shown = services.to_display(debate, verdict.probabilities)
+    chosen_shown = debate.shown_answer_order().index(verdict.chosen_index)
+    return [{"answer": answer, "percent": round(p * 100, 1), "chosen": i == chosen_shown,
+             "argued_by": _argued_by(state, i)} for i, (answer, p) in enumerate(zip(state["question"]["answers"], shown))]
+
+
+def _transcript_rows(state):
+    names = {seat["seat"]: seat["name"] for seat in state["seats"]}
+    rows = []
+    for turn in state["turns"]:
+        row = dict(turn, who="Judge (you)" if turn["seat"] == "judge" else names.get(turn["seat"], turn["seat"]))
+        row["percents"] = [(answer, round(p * 100)) for answer, p in
+                           zip(state["question"]["answers"], turn.get("probabilities") or [])]
+        rows.append(row)
+    return rows

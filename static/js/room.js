@@ -1,0 +1,490 @@
+// The debate room: one page for debaters, the judge and observers, driven by the role-filtered
+// state JSON. The server numbers every event; this client keeps the last number it applied,
+// ignores repeats, asks for a resync on a gap, reconnects with backoff and re-sends every
+// action (each with its own client_id) until the server acknowledges it.
+import {
+  ROUND_NAMES, applyEvent, capitalise, describeTurn, isMyTurn, lastFeedbackPercents, sealedSpeeches, seatName,
+} from "./debate-state.js";
+import { bindSliders, leaders, splitEvenly } from "./probability-sliders.js";
+
+const root = document.getElementById("room");
+const $ = (selector) => root.querySelector(selector);
+const debateId = root.dataset.debate;
+const mayStart = root.dataset.mayStart === "1";
+
+let state = JSON.parse(document.getElementById("debate-state").textContent);
+let lastSeq = state.seq;
+let socket = null;
+let attempts = 0;
+let reconnectTimer = null;
+let syncRequested = false;
+let lastHeard = Date.now();
+let gaveUp = false;
+let ownLastSpeech = null; // {text, private_note} of this client's last acknowledged speech
+const pending = new Map(); // client_id -> message not yet acknowledged
+const seenTurns = new WeakSet();
+
+const PING_EVERY_MS = 20000;
+const SILENCE_LIMIT_MS = 50000;
+const MAX_BACKOFF_MS = 15000;
+
+// ---------------------------------------------------------------- connection
+
+function socketUrl() {
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  return `${scheme}//${location.host}/ws/debates/${debateId}/`;
+}
+
+function connect() {
+  clearTimeout(reconnectTimer);
+  if (gaveUp) return;
+  setConnection("connecting", attempts ? "Reconnecting…" : "Connecting…");
+  socket = new WebSocket(socketUrl());
+  socket.addEventListener("open", () => {
+    lastHeard = Date.now();
+    // The server sends the full state first; anything not yet acknowledged goes again
+    // (the server recognises a repeated client_id and does not act twice).
+    for (const message of pending.values()) socket.send(JSON.stringify(message));
+  });
+  socket.addEventListener("message", (event) => {
+    lastHeard = Date.now();
+    let frame;
+    try { frame = JSON.parse(event.data); } catch { return; }
+    receive(frame);
+  });
+  socket.addEventListener("close", (event) => {
+    socket = null;
+    if (event.code === 4403) {
+      gaveUp = true;
+      setConnection("closed", "No access");
+      showError("You no longer have access to this debate.");
+      return;
+    }
+    scheduleReconnect();
+  });
+}
+
+function scheduleReconnect() {
+  const delay = Math.min(MAX_BACKOFF_MS, 500 * 2 ** attempts) * (0.75 + Math.random() / 2);
+  attempts += 1;
+  setConnection("retrying", `Offline, retrying in ${Math.ceil(delay / 1000)} s`);
+  clearTimeout(reconnectTimer);
+  reconnectTimer = setTimeout(connect, delay);
+}
+
+function reconnectNow() {
+  if (socket && socket.readyState <= WebSocket.OPEN) return;
+  attempts = 0;
+  connect();
+}
+
+function transmit(message) {
+  if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
+}
+
+function setConnection(kind, text) {
+  const el = $("[data-conn]");
+  el.className = `conn ${kind}`;
+  el.textContent = text;
+}
+
+setInterval(() => {
+  if (!socket || socket.readyState !== WebSocket.OPEN) return;
+  if (Date.now() - lastHeard > SILENCE_LIMIT_MS) { socket.close(); return; }
+  transmit({ type: "ping" });
+}, PING_EVERY_MS);
+window.addEventListener("online", reconnectNow);
+document.addEventListener("visibilitychange", () => { if (document.visibilityState === "visible") reconnectNow(); });
+
+// ---------------------------------------------------------------- frames from the server
+
+function receive(frame) {
+  switch (frame.type) {
+    case "state":
+      state = frame;
+      lastSeq = frame.seq;
+      syncRequested = false;
+      attempts = 0;
+      setConnection("open", "Live");
+      render({ freshState: true });
+      break;
+    case "event":
+      receiveEvent(frame);
+      break;
+    case "ack":
+      acknowledged(frame.client_id);
+      break;
+    case "error":
+      refused(frame);
+      break;
+    case "presence":
+      for (const seat of state.seats) seat.online = frame.seats.includes(seat.seat);
+      renderSeats();
+      break;
+    default: // pong and frame types this page does not know
+      break;
+  }
+}
+
+function receiveEvent(frame) {
+  if (frame.seq <= lastSeq) return; // already applied
+  if (frame.seq > lastSeq + 1) { // missed something: ask for it again, apply nothing out of order
+    if (!syncRequested) {
+      syncRequested = true;
+      transmit({ type: "sync", after: lastSeq });
+    }
+    return;
+  }
+  syncRequested = false;
+  const said = applyEvent(state, frame, ownLastSpeech);
+  lastSeq = frame.seq;
+  if (said) announce(said);
+  render({ freshState: false });
+}
+
+// ---------------------------------------------------------------- actions
+
+function newClientId() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  // Plain-HTTP pages on another host have no randomUUID.
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function send(message) {
+  message.client_id = newClientId();
+  pending.set(message.client_id, message);
+  transmit(message);
+  return message.client_id;
+}
+
+function acknowledged(clientId) {
+  const message = pending.get(clientId);
+  if (!message) return;
+  pending.delete(clientId);
+  if (message.type === "speech") {
+    ownLastSpeech = { text: message.text, private_note: message.private_note };
+    speech.text.value = "";
+    speech.note.value = "";
+    localStorage.removeItem(draftKey());
+  } else if (message.type === "feedback") {
+    feedback.comment.value = "";
+    if (feedback.end) feedback.end.checked = false;
+  }
+  clearErrors();
+  renderComposers();
+}
+
+function refused(frame) {
+  const message = frame.client_id ? pending.get(frame.client_id) : null;
+  if (frame.client_id) pending.delete(frame.client_id);
+  showError(frame.message || "The server refused that.", message ? message.type : null);
+  renderComposers();
+}
+
+function pendingOf(type) {
+  return Array.from(pending.values()).some((m) => m.type === type);
+}
+
+// ---------------------------------------------------------------- rendering
+
+function render({ freshState }) {
+  const status = $("[data-status]");
+  status.className = `pill ${state.status}`;
+  status.textContent = capitalise(state.status.replace("_", " "));
+  renderBanner();
+  renderRounds();
+  renderTranscript(freshState);
+  renderSeats();
+  renderComposers();
+}
+
+function renderBanner() {
+  const turn = describeTurn(state, mayStart);
+  const banner = $("[data-banner]");
+  banner.className = `turn-banner ${turn.tone}`;
+  $("[data-headline]").textContent = turn.headline;
+  $("[data-detail]").textContent = turn.detail;
+  const verdictLink = $("[data-verdict-link]");
+  if (verdictLink) {
+    verdictLink.hidden = !["awaiting_verdict", "complete"].includes(state.status);
+    verdictLink.textContent = state.status === "complete" ? "See your verdict" : "Give your verdict →";
+  }
+  const startForm = $("[data-start-form]");
+  if (startForm) startForm.hidden = state.status !== "scheduled";
+  renderCountdown();
+}
+
+function renderCountdown() {
+  const el = $("[data-countdown]");
+  if (state.status !== "live" || !state.deadline) { el.hidden = true; return; }
+  const left = Math.max(0, Math.round((Date.parse(state.deadline) - Date.now()) / 1000));
+  el.hidden = false;
+  el.textContent = left > 0 ? `${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")} left` : "Time is up";
+  el.classList.toggle("low", left <= 15);
+}
+setInterval(renderCountdown, 500);
+
+function renderRounds() {
+  const list = $("[data-rounds]");
+  list.replaceChildren(...state.protocol.rounds.map((kind, i) => {
+    const item = document.createElement("li");
+    item.textContent = `${i + 1}. ${ROUND_NAMES[kind] || kind}`;
+    const finished = state.status !== "live" && state.status !== "scheduled";
+    if (finished || (state.round !== null && i < state.round)) item.className = "done";
+    if (state.status === "live" && i === state.round) {
+      item.className = "current";
+      item.setAttribute("aria-current", "step");
+    }
+    return item;
+  }));
+}
+
+function renderTranscript(freshState) {
+  const list = $("[data-transcript]");
+  const items = state.turns.map((turn) => {
+    const item = turnItem(turn);
+    if (!freshState && !seenTurns.has(turn)) item.classList.add("new");
+    seenTurns.add(turn);
+    return item;
+  });
+  list.replaceChildren(...items);
+  $("[data-transcript-empty]").hidden = items.length > 0;
+}
+
+function turnItem(turn) {
+  const item = element("li", `turn seat-${turn.seat}${turn.sealed ? " sealed" : ""}${turn.kind === "timeout" ? " timeout" : ""}`);
+  const header = element("header");
+  const who = turn.seat === "judge" ? "Judge" : capitalise(seatName(state, turn.seat));
+  header.append(element("span", "who", turn.seat === state.my_seat ? `${who} (you)` : who),
+                element("span", "when", `Round ${turn.round + 1}${turn.at ? ` · ${clock(turn.at)}` : ""}`));
+  item.append(header);
+  if (turn.kind === "timeout") {
+    item.append(element("p", "text", "Ran out of time: no speech this turn."));
+  } else if (turn.sealed) {
+    item.append(element("p", "text", `${capitalise(seatName(state, turn.seat))} has submitted (sealed until both are in).`));
+  } else if (turn.kind === "feedback") {
+    item.append(probabilityBars(turn.probabilities || []));
+    if (turn.text) item.append(element("p", "text", turn.text));
+    if (turn.end_debate) item.append(element("p", "ended", "The judge ended the debate here."));
+  } else {
+    item.append(element("p", "text", turn.text || ""));
+  }
+  if (turn.private_note) {
+    const note = element("div", "private");
+    note.append(element("strong", null, "Your private note (only you see this)"), document.createTextNode(turn.private_note));
+    item.append(note);
+  }
+  return item;
+}
+
+function probabilityBars(probabilities) {
+  const bars = element("div", "bars");
+  bars.setAttribute("role", "list");
+  probabilities.forEach((p, i) => {
+    const percent = Math.round(p * 100);
+    const bar = element("div", "bar");
+    bar.setAttribute("role", "listitem");
+    const answer = state.question.answers[i] || `Answer ${i + 1}`;
+    bar.append(element("span", "label", `${i + 1}. ${answer}`), element("span", "value", `${percent}%`));
+    const track = element("div", "track");
+    const fill = element("div", "fill");
+    fill.style.width = `${percent}%`;
+    track.append(fill);
+    bar.append(track);
+    bars.append(bar);
+  });
+  return bars;
+}
+
+function renderSeats() {
+  const list = $("[data-seats]");
+  list.replaceChildren(...state.seats.map((seat) => {
+    const item = element("li", "seat");
+    const dot = element("span", `dot${seat.online ? " online" : ""}`);
+    dot.setAttribute("aria-hidden", "true");
+    const name = element("span", `name seat-${seat.seat}`, seat.seat === "judge" ? "Judge" : seat.name);
+    const you = seat.seat === state.my_seat ? " (you)" : "";
+    let role = seat.seat === "judge" ? "judges" : `argues answer ${seat.answer + 1}`;
+    if ((state.honest_seats || []).includes(seat.seat)) role += " · honest";
+    if (seat.ai) role += " · AI";
+    item.append(dot, name, element("span", "sr-only", `${you}, ${seat.online ? "online" : "offline"}`),
+                element("span", "role", `${role}${you}`));
+    item.title = seat.online ? "Online now" : "Not connected";
+    return item;
+  }));
+}
+
+function element(tag, className, text) {
+  const el = document.createElement(tag);
+  if (className) el.className = className;
+  if (text !== undefined) el.textContent = text;
+  return el;
+}
+
+function clock(iso) {
+  const date = new Date(iso);
+  return Number.isNaN(date.getTime()) ? "" : date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+function announce(text) {
+  const region = $("[data-announcer]");
+  region.textContent = "";
+  // A fresh text node is announced even when the sentence repeats.
+  requestAnimationFrame(() => { region.textContent = text; });
+}
+
+// ---------------------------------------------------------------- the debater's composer
+
+const speechForm = $("[data-speech-form]");
+const speech = speechForm && {
+  section: $("[data-composer]"),
+  text: $("#speech-text"),
+  note: $("#speech-note"),
+  counter: $("[data-counter]"),
+  hint: $("[data-hint]"),
+  send: $("[data-send]"),
+  error: $("[data-error]"),
+};
+
+function draftKey() {
+  return `debatelab:draft:${debateId}`;
+}
+
+function renderSpeechComposer() {
+  if (!speech) return;
+  speech.section.hidden = state.status !== "live";
+  const length = speech.text.value.length;
+  const limit = state.protocol.char_limit;
+  speech.counter.textContent = `${length} / ${limit}`;
+  speech.counter.classList.toggle("over", length > limit);
+  const sending = pendingOf("speech");
+  const mine = isMyTurn(state);
+  const filled = speech.text.value.trim().length > 0;
+  speech.send.disabled = !mine || sending || !filled || length > limit;
+  speech.send.textContent = sending ? "Sending…" : "Send speech";
+  let hint = "";
+  if (sending) hint = socket && socket.readyState === WebSocket.OPEN ? "Sending your speech…" : "Offline: your speech will be sent when the connection is back.";
+  else if (!mine && sealedSpeeches(state).some((t) => t.seat === state.my_seat)) hint = "Your speech is in. You can draft the next one.";
+  else if (!mine) hint = "Not your turn yet. You can draft now and send when it is.";
+  else if (length > limit) hint = `Shorten your speech by ${length - limit} characters.`;
+  else if (!filled) hint = "Write your speech to send it.";
+  speech.hint.textContent = hint;
+}
+
+if (speech) {
+  speech.text.value = localStorage.getItem(draftKey()) || "";
+  speech.text.addEventListener("input", () => {
+    localStorage.setItem(draftKey(), speech.text.value);
+    renderSpeechComposer();
+  });
+  speech.text.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+      event.preventDefault();
+      speechForm.requestSubmit();
+    }
+  });
+  speechForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    clearErrors();
+    const text = speech.text.value;
+    if (!isMyTurn(state)) return showError("It is not your turn yet.", "speech");
+    if (!text.trim()) return showError("Write something first: a speech cannot be empty.", "speech");
+    if (text.length > state.protocol.char_limit) {
+      return showError(`A speech may have at most ${state.protocol.char_limit} characters.`, "speech");
+    }
+    if (pendingOf("speech")) return;
+    send({ type: "speech", text, private_note: speech.note.value });
+    renderSpeechComposer();
+  });
+}
+
+// ---------------------------------------------------------------- the judge's feedback form
+
+const feedbackForm = $("[data-feedback-form]");
+const feedback = feedbackForm && {
+  section: $("[data-feedback]"),
+  comment: $("#feedback-comment"),
+  counter: $("[data-feedback-counter]"),
+  end: $("[data-end-debate]"),
+  hint: $("[data-feedback-hint]"),
+  send: $("[data-feedback-send]"),
+  error: $("[data-feedback-error]"),
+  sliders: null,
+  openRound: null,
+};
+
+function renderFeedbackForm() {
+  if (!feedback) return;
+  const open = isMyTurn(state) && state.round_kind === "judge_feedback";
+  if (open && feedback.openRound !== state.round) { // a new feedback round: start from the last report
+    feedback.openRound = state.round;
+    feedback.sliders.set(lastFeedbackPercents(state) || splitEvenly(state.question.answers.length));
+  }
+  feedback.section.hidden = !open;
+  const length = feedback.comment.value.length;
+  feedback.counter.textContent = `${length} / ${state.protocol.char_limit}`;
+  feedback.counter.classList.toggle("over", length > state.protocol.char_limit);
+  const sending = pendingOf("feedback");
+  feedback.send.disabled = sending || length > state.protocol.char_limit;
+  feedback.send.textContent = sending ? "Sending…" : (feedback.end && feedback.end.checked ? "Send and end the debate" : "Send feedback");
+  const values = feedback.sliders.values();
+  const top = leaders(values);
+  feedback.hint.textContent = top.length === 1 ? `You lean towards answer ${top[0] + 1} (${values[top[0]]}%).` : "You are undecided so far.";
+}
+
+if (feedback) {
+  feedback.sliders = bindSliders(feedbackForm.querySelectorAll("[data-prob]"), () => renderFeedbackForm());
+  feedback.comment.addEventListener("input", renderFeedbackForm);
+  if (feedback.end) feedback.end.addEventListener("change", renderFeedbackForm);
+  feedbackForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    clearErrors();
+    if (pendingOf("feedback")) return;
+    if (!isMyTurn(state)) return showError("It is not your turn to give feedback.", "feedback");
+    send({
+      type: "feedback",
+      probabilities: feedback.sliders.values().map((v) => v / 100),
+      comment: feedback.comment.value,
+      end_debate: !!(feedback.end && feedback.end.checked),
+    });
+    renderFeedbackForm();
+  });
+}
+
+function renderComposers() {
+  renderSpeechComposer();
+  renderFeedbackForm();
+}
+
+function showError(text, type = null) {
+  // Errors go next to the form they concern; the other frames (sync, ping) land by the composer in view.
+  let box = null;
+  if (type === "feedback" && feedback) box = feedback.error;
+  else if (type === "speech" && speech) box = speech.error;
+  else box = (feedback && !feedback.section.hidden && feedback.error) || (speech && speech.error) || null;
+  if (box) box.textContent = text;
+  else announce(text);
+}
+
+function clearErrors() {
+  if (speech) speech.error.textContent = "";
+  if (feedback) feedback.error.textContent = "";
+}
+
+// ---------------------------------------------------------------- start
+
+function drawHiddenImage() {
+  const canvas = $("[data-pixels]");
+  const pixels = state.hidden && state.hidden.image;
+  if (!canvas || !Array.isArray(pixels)) return;
+  const context = canvas.getContext("2d");
+  const image = context.createImageData(28, 28);
+  pixels.flat().forEach((grey, i) => {
+    image.data.set([grey, grey, grey, 255], i * 4);
+  });
+  context.putImageData(image, 0, 0);
+}
+
+drawHiddenImage();
+render({ freshState: true });
+connect();
