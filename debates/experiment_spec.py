@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import yaml
 
+from .agents.prompts import prompt_problems
 from .protocol import Protocol
 
 FORMATS = ("debate", "consultancy", "direct", "interactive")
@@ -125,6 +126,8 @@ class _Checker:
             "target_verdicts": self.value(top, "target_verdicts", "", "int", default=None, low=1, high=10_000_000),
             "prompts": self.value(top, "prompts", "", "dict", default={}),
         }
+        for problem in prompt_problems(definition["prompts"]):
+            self.fail(top["prompts"], "prompts", problem)
         definition["dataset"] = self.dataset(top["dataset"]) if "dataset" in top else None
         time_limits = self.time_limits(top.get("time_limits"))
         definition["time_limits"] = time_limits
@@ -166,7 +169,8 @@ class _Checker:
             p = self.mapping(item, path, {
                 "name": (True, None), "format": (False, "debate"), "rounds": (False, None), "char_limit": (False, 750),
                 "turn_seconds": (False, None), "judge_may_end": (False, True), "scoring_rule": (False, "log"),
-                "turn_penalty": (False, 0.0), "speaking_order": (False, None)})
+                "turn_penalty": (False, 0.0), "speaking_order": (False, None),
+                "quote_chars_per_turn": (False, None), "quote_chars_per_debate": (False, None)})
             name = self.value(p, "name", path, "str")
             if name in names:
                 self.fail(p["name"], f"{path}.name", f"protocol name {name!r} is used twice")
@@ -181,6 +185,8 @@ class _Checker:
                 "judge_may_end": self.value(p, "judge_may_end", path, "bool", default=True),
                 "scoring_rule": self.value(p, "scoring_rule", path, "str", default="log"),
                 "turn_penalty": self.value(p, "turn_penalty", path, "number", default=0.0),
+                "quote_chars_per_turn": self.value(p, "quote_chars_per_turn", path, "int", low=0, high=100_000),
+                "quote_chars_per_debate": self.value(p, "quote_chars_per_debate", path, "int", low=0, high=100_000),
             }
             if fmt == "direct":
                 fields["debaters"] = ("A",)

@@ -40,6 +40,8 @@ class Protocol:
     judge_may_end: bool = True
     scoring_rule: str = "log"  # how the judge's final verdict is scored (judging.scoring)
     turn_penalty: float = 0.0  # subtracted from the judge's score per debater turn seen
+    quote_chars_per_turn: int | None = None  # characters of quotes per speech (None: unlimited)
+    quote_chars_per_debate: int | None = None  # per debater over the whole debate (None: unlimited)
 
     def __post_init__(self):
         object.__setattr__(self, "rounds", tuple(self.rounds))
@@ -69,6 +71,10 @@ class Protocol:
             found.append("scoring_rule must be log, quadratic or spherical")
         if not 0 <= self.turn_penalty <= 1:
             found.append("turn_penalty must be between 0 and 1")
+        for name in ("quote_chars_per_turn", "quote_chars_per_debate"):
+            limit = getattr(self, name)
+            if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= 100_000):
+                found.append(f"{name} must be a whole number between 0 and 100000, or empty")
         return found
 
     @property

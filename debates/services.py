@@ -2,11 +2,13 @@
 thing call the same function here, which validates, saves in one transaction and returns the
 stored events; the caller then publishes them (debates.live.publish)."""
 import random
+from dataclasses import replace
 from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
 
+from . import quotes
 from .models import Debate, DebateEvent, Participant, Question, Turn
 from .protocol import JUDGE, JUDGE_FEEDBACK, SIMULTANEOUS, Action, Event, Protocol, Refused
 
@@ -59,6 +61,7 @@ def start_debate(debate_id: int) -> list[DebateEvent]:
         debate.started_at = timezone.now()
         engine = debate.engine()
         _set_deadline(debate, engine)
+        _schedule_agent_turns(debate, engine, newly_expected=engine.expected_seats())
         return record_events(debate, [Event("debate_started", "all", {}), _turn_state(debate, engine)])
 
 
@@ -105,9 +108,59 @@ def time_out_turn(debate_id: int) -> list[DebateEvent]:
         return events
 
 
+def submit_agent_turn(debate_id: int, seat: str, *, text: str, expected_round: int, client_id: str, payload=None):
+    """An AI seat's speech, through the same checks as a person's. Returns (turn, new events); a
+    retry with the same client_id returns the turn already stored and no events."""
+    with transaction.atomic():
+        debate = Debate.objects.select_for_update().select_related("question").get(pk=debate_id)
+        _agent_seat(debate, seat)
+        existing = debate.turns.filter(seat=seat, client_id=client_id).first()
+        if existing:
+            return existing, []
+        _require_live(debate)
+        _require_round(debate, expected_round)
+        return _apply(debate, Action(seat=seat, kind="speech", text=text), author=None, client_id=client_id,
+                      payload=payload or {})
+
+
+def forfeit_agent_turn(debate_id: int, seat: str, *, expected_round: int, client_id: str, code: str, message: str):
+    """An AI turn that cannot be produced (budget spent, back-end failing): the seat's turn is
+    recorded as timed out, with the reason, so the debate goes on. Returns the new events."""
+    with transaction.atomic():
+        debate = Debate.objects.select_for_update().select_related("question").get(pk=debate_id)
+        _agent_seat(debate, seat)
+        if debate.turns.filter(seat=seat, client_id=client_id).exists() or debate.status != Debate.LIVE:
+            return []
+        engine = debate.engine()
+        if engine.round_index != expected_round or seat not in engine.expected_seats():
+            return []
+        failure = record_events(debate, [Event("ai_turn_failed", "all", {"seat": seat, "round": expected_round,
+                                                                         "code": code, "message": message})])
+        _, events = _apply(debate, Action(seat=seat, kind="timeout"), author=None, client_id=client_id,
+                           payload={"agent_error": {"code": code, "message": message}})
+        return failure + events
+
+
+def _agent_seat(debate: Debate, seat: str) -> Participant:
+    participant = debate.participants.filter(seat=seat).first()
+    if participant is None or not participant.agent:
+        raise Refused("not_ai_seat", f"seat {seat} is not an AI seat in this debate")
+    return participant
+
+
+def _require_round(debate: Debate, expected_round: int) -> None:
+    engine = debate.engine()
+    if engine.round_index != expected_round:
+        raise Refused("wrong_round", f"this turn was for round {expected_round + 1}; the debate is in round "
+                                     f"{engine.round_index + 1}")
+
+
 def _apply(debate: Debate, action: Action, author, client_id="", private_note="", payload=None):
     engine = debate.engine()
     round_before, kind_before = engine.round_index, engine.round_kind
+    expected_before = engine.expected_seats()
+    if action.kind == "speech" and action.seat in expected_before:
+        action, payload = _check_quotes(debate, action, payload)
     events = engine.apply(action)
     turn = Turn.objects.create(debate=debate, round_index=round_before, seat=action.seat, kind=action.kind,
                                text=action.text, probabilities=list(action.probabilities) if action.probabilities else None,
@@ -119,8 +172,71 @@ def _apply(debate: Debate, action: Action, author, client_id="", private_note=""
         debate.turn_deadline = None
     elif not (kind_before == SIMULTANEOUS and engine.round_index == round_before):
         _set_deadline(debate, engine)
-    client_events = [_for_clients(debate, e) for e in events] + [_turn_state(debate, engine)]
+    client_events = [_for_clients(debate, _with_quote_status(debate, e, turn)) for e in events]
+    client_events.append(_turn_state(debate, engine))
+    newly_expected = [s for s in engine.expected_seats()
+                      if engine.round_index != round_before or s not in expected_before]
+    _schedule_agent_turns(debate, engine, newly_expected)
     return turn, record_events(debate, client_events)
+
+
+def _check_quotes(debate: Debate, action: Action, payload) -> tuple[Action, dict]:
+    """A speech's quotes: spans written out, each checked against the hidden passage, budgets
+    enforced (Refused when over). The statuses go into the turn's payload, never the client's."""
+    protocol = debate.get_protocol()
+    text, found = quotes.check_speech(action.text, debate.question.hidden_material,
+                                      protocol.quote_chars_per_turn, _quote_chars_left_in_debate(debate, action.seat))
+    payload = {k: v for k, v in (payload or {}).items() if k != "quotes"}
+    if found:
+        payload["quotes"] = [q.to_dict() for q in found]
+    return replace(action, text=text), payload
+
+
+def quote_chars_left(debate: Debate, seat: str) -> int | None:
+    """Characters of quotes the seat's next speech may use (None: no limit)."""
+    per_turn = debate.get_protocol().quote_chars_per_turn
+    in_debate = _quote_chars_left_in_debate(debate, seat)
+    limits = [n for n in (per_turn, in_debate) if n is not None]
+    return max(0, min(limits)) if limits else None
+
+
+def _quote_chars_left_in_debate(debate: Debate, seat: str) -> int | None:
+    limit = debate.get_protocol().quote_chars_per_debate
+    if limit is None:
+        return None
+    earlier = debate.turns.filter(seat=seat, kind="speech").values_list("payload", flat=True)
+    return limit - sum(quotes.quote_chars(p.get("quotes", [])) for p in earlier)
+
+
+def _with_quote_status(debate: Debate, event: Event, turn: Turn) -> Event:
+    """Speech events carry each quote's text and status, never its place in the hidden passage."""
+    if event.kind == "speech":
+        return Event(event.kind, event.audience, dict(event.data, quotes=_public_quotes(turn.payload)))
+    if event.kind == "speeches_revealed":
+        payloads = dict(debate.turns.filter(round_index=event.data["round"], kind="speech")
+                        .values_list("seat", "payload"))
+        speeches = [dict(s, quotes=_public_quotes(payloads.get(s["seat"]) or {})) for s in event.data["speeches"]]
+        return Event(event.kind, event.audience, dict(event.data, speeches=speeches))
+    return event
+
+
+def _public_quotes(payload: dict) -> list[dict]:
+    return [{"text": q["text"], "status": q["status"]} for q in payload.get("quotes", [])]
+
+
+def _schedule_agent_turns(debate: Debate, engine, newly_expected) -> None:
+    """AI seats that have just become expected get their turn run after the commit."""
+    if engine.finished or not newly_expected:
+        return
+    ai_seats = {seat for seat, agent in debate.participants.filter(seat__in=list(newly_expected))
+                .values_list("seat", "agent") if agent}
+    if not ai_seats:
+        return
+    from .tasks import schedule_ai_turn  # tasks import this module
+
+    round_index = engine.round_index
+    for seat in sorted(ai_seats):
+        transaction.on_commit(lambda seat=seat: schedule_ai_turn(debate.pk, seat, round_index))
 
 
 def _for_clients(debate: Debate, event: Event) -> Event:

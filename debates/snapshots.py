@@ -5,6 +5,7 @@ from .models import RESEARCHER, Debate, DebateEvent, Participant, has_role
 from .protocol import EVERYONE, JUDGE
 
 DEBATER, JUDGE_VIEW, OBSERVER = "debater", "judge", "observer"
+PRIVATE_PAYLOAD = ("candidates", "chosen", "agent", "agent_error")  # AI turns: for the author and observers
 
 
 class Viewer:
@@ -62,7 +63,9 @@ def state_for(debate: Debate, viewer: Viewer) -> dict:
         "question": {"kind": question.kind, "text": question.text, "public_material": question.public_material,
                      "answers": [question.answers[i] for i in order]},
         "protocol": {"rounds": list(protocol.rounds), "char_limit": protocol.char_limit,
-                     "turn_seconds": protocol.turn_seconds, "judge_may_end": protocol.judge_may_end},
+                     "turn_seconds": protocol.turn_seconds, "judge_may_end": protocol.judge_may_end,
+                     "quote_chars_per_turn": protocol.quote_chars_per_turn,
+                     "quote_chars_per_debate": protocol.quote_chars_per_debate},
         "seats": [_seat(p, shown_position) for p in participants],
         "round": None if engine.finished else engine.round_index,
         "round_kind": engine.round_kind,
@@ -70,6 +73,7 @@ def state_for(debate: Debate, viewer: Viewer) -> dict:
         "deadline": debate.turn_deadline.isoformat() if debate.turn_deadline else None,
         "turns": _transcript(debate, viewer, engine, protocol),
     }
+    state["quotes"] = _quotes_panel(state["turns"])
     if viewer.view in (DEBATER, OBSERVER):
         state["hidden"] = {"material": question.hidden_material, "image": question.hidden_image}
     if viewer.view == DEBATER:
@@ -104,9 +108,27 @@ def _transcript(debate: Debate, viewer: Viewer, engine, protocol) -> list[dict]:
             if turn.probabilities:
                 item["probabilities"] = [turn.probabilities[i] for i in debate.shown_answer_order()]
                 item["end_debate"] = turn.end_debate
-            if turn.payload:
-                item["payload"] = turn.payload
+            payload = _visible_payload(turn.payload, viewer, mine)
+            if payload:
+                item["payload"] = payload
         if mine and turn.private_note:
             item["private_note"] = turn.private_note
         turns.append(item)
     return turns
+
+
+def _visible_payload(payload: dict, viewer: Viewer, mine: bool) -> dict:
+    """Others never see an AI turn's unused candidates or settings; a judge sees each quote's text
+    and status but not where it sits in the hidden passage."""
+    if not payload or viewer.view == OBSERVER or mine:
+        return payload
+    visible = {k: v for k, v in payload.items() if k not in PRIVATE_PAYLOAD}
+    if viewer.view == JUDGE_VIEW and "quotes" in visible:
+        visible["quotes"] = [{"text": q["text"], "status": q["status"]} for q in visible["quotes"]]
+    return visible
+
+
+def _quotes_panel(turns: list[dict]) -> list[dict]:
+    """Every quote the viewer may see, in the order it was made."""
+    return [dict(quote, round=turn["round"], seat=turn["seat"])
+            for turn in turns for quote in turn.get("payload", {}).get("quotes", [])]
