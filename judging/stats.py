@@ -277,16 +277,21 @@ def grouped_accuracy(groups, correct, question_ids=None, level: float = 0.95, n_
 
 def _cluster_bootstrap(per_cluster: list[np.ndarray], n_boot: int, seed: int, statistic) -> np.ndarray:
     """Resample clusters with replacement `n_boot` times; `statistic` maps the per-replicate sums
-    (one array of length n_boot per input) to the replicate values."""
+    (one array of length n_boot per input) to the replicate values.
+
+    Clusters with the same values (say, 3 of 4 judgments correct) are interchangeable, so drawing
+    Q clusters is drawing multinomial counts over the few distinct kinds of cluster: the same
+    distribution as drawing cluster by cluster, at a cost that does not grow with Q."""
     if n_boot < 1:
         raise ValueError("n_boot must be at least 1")
-    clusters = per_cluster[0].size
+    kinds, frequency = np.unique(np.column_stack(per_cluster), axis=0, return_counts=True)
+    clusters = int(frequency.sum())
     rng = np.random.default_rng(seed)
-    chunk = max(1, 2_000_000 // clusters)  # bounds memory at a few tens of MB for any data size
+    chunk = max(1, 2_000_000 // len(kinds))  # bounds memory at a few tens of MB for any data
     values = []
     for start in range(0, n_boot, chunk):
-        drawn = rng.integers(0, clusters, size=(min(chunk, n_boot - start), clusters))
-        sums = [column[drawn].sum(axis=1) for column in per_cluster]
+        drawn = rng.multinomial(clusters, frequency / clusters, size=min(chunk, n_boot - start))
+        sums = list((drawn @ kinds).T)
         with np.errstate(invalid="ignore", divide="ignore"):
             values.append(statistic(sums))
     return np.concatenate(values)
@@ -596,7 +601,7 @@ def _fit_bradley_terry(games, first_wins, pairings, prior, start=None, tolerance
     n_rep, p = games.shape[0], len(pairings.players)
     theta = np.zeros((n_rep, p)) if start is None else np.tile(start, (n_rep, 1))
     active = np.arange(n_rep)
-    identity = prior * np.eye(p)
+    prior_curvature = prior * np.eye(p)
     for _ in range(max_iterations):
         if active.size == 0:
             return theta
@@ -605,7 +610,7 @@ def _fit_bradley_terry(games, first_wins, pairings, prior, start=None, tolerance
         prob = 0.5 * (1 + np.tanh(d / 2))  # logistic, without overflow warnings
         gradient = -(pairings.difference.T @ (w - n * prob).T).T + prior * t
         curvature = n * prob * (1 - prob)
-        hessian = np.asarray((pairings.to_hessian.T @ curvature.T).T).reshape(-1, p, p) + identity
+        hessian = np.asarray((pairings.to_hessian.T @ curvature.T).T).reshape(-1, p, p) + prior_curvature
         step = _solve_positive_definite(hessian, gradient)
         decrease = (gradient * step).sum(axis=1)
         scale = np.ones(active.size)
@@ -693,14 +698,12 @@ def krippendorff_alpha(items) -> float:
     if not items:
         raise ValueError("alpha needs at least one item rated twice")
     codes, labels = _codes([r for item in items for r in item])
-    k = len(labels)
-    coincidence = np.zeros((k, k))
-    start = 0
-    for item in items:
-        m = len(item)
-        counts = np.bincount(codes[start:start + m], minlength=k).astype(float)
-        start += m
-        coincidence += (np.outer(counts, counts) - np.diag(counts)) / (m - 1)
+    raters = np.array([len(item) for item in items])
+    table = np.zeros((len(items), len(labels)))  # items x labels: how many raters chose each label
+    np.add.at(table, (np.repeat(np.arange(len(items)), raters), codes), 1)
+    # Each item adds its ordered pairs of ratings by different raters, weighted 1 / (raters - 1).
+    weighted = table / (raters - 1)[:, None]
+    coincidence = weighted.T @ table - np.diag(weighted.sum(axis=0))
     per_label = coincidence.sum(axis=1)
     n = per_label.sum()
     expected_disagreement = n * n - (per_label ** 2).sum()
