@@ -5,7 +5,6 @@ else float32. Each judge has a JSON metadata file beside it.
 """
 import hashlib
 import json
-import os
 import platform as host
 from pathlib import Path
 
@@ -28,8 +27,7 @@ def metadata_path(pixels: int) -> Path:
 
 
 def checkpoint_path(pixels: int, seed: int) -> Path:
-    root = os.environ.get("DEBATELAB_DATA_DIR") or Path(__file__).resolve().parents[2] / "var" / "data"
-    return Path(root) / "pixel-training" / f"judge-{pixels}px-seed{seed}.ckpt"
+    return mnist.data_dir() / "pixel-training" / f"judge-{pixels}px-seed{seed}.ckpt"
 
 
 def load_judge(pixels: int, device: str = "cpu") -> PixelJudge:

@@ -27,9 +27,14 @@ class MnistError(Exception):
     pass
 
 
+def data_dir() -> Path:
+    """Downloaded data and training checkpoints: DEBATELAB_DATA_DIR, else ~/.cache/debatelab (outside
+    the checkout, so a fresh clone on the same machine reuses them)."""
+    return Path(os.environ.get("DEBATELAB_DATA_DIR") or Path.home() / ".cache" / "debatelab")
+
+
 def default_cache_dir() -> Path:
-    root = os.environ.get("DEBATELAB_DATA_DIR") or Path(__file__).resolve().parents[2] / "var" / "data"
-    return Path(root) / "mnist"
+    return data_dir() / "mnist"
 
 
 def sha256_of(path: Path) -> str:
