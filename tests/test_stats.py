@@ -489,3 +489,16 @@ def test_lie_confusion_counts_lies_argued_and_won():
 def test_lie_confusion_rejects_bad_records(record, message):
     with pytest.raises(ValueError, match=message):
         stats.lie_confusion([{"true_label": 1, "lie_label": 2, "liar_won": True}, record])
+
+
+# --- ids -------------------------------------------------------------------------------------
+
+
+@SETTINGS
+@given(st.lists(st.one_of(st.integers(-3, 3), st.sampled_from(["a", "b", "3"])), min_size=1, max_size=40))
+def test_groups_keep_first_seen_order_whatever_the_container(keys):
+    expected = list(dict.fromkeys(keys))
+    correct = [True] * len(keys)
+    assert list(stats.grouped_accuracy(keys, correct)) == expected
+    if all(isinstance(k, int) for k in keys) or all(isinstance(k, str) for k in keys):
+        assert list(stats.grouped_accuracy(np.array(keys), correct)) == expected
