@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
 from debates import views as debate_views
 from judging import views as judging_views
@@ -17,4 +17,5 @@ urlpatterns = [
     path("api/debates/<int:debate_id>/actions/", debate_views.debate_action, name="api_debate_action"),
     path("healthz", debate_views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    path("", include("judging.urls")),
 ]

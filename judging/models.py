@@ -1,3 +1,6 @@
+import hashlib
+import secrets
+
 from django.conf import settings
 from django.db import models
 
@@ -33,6 +36,34 @@ class Verdict(models.Model):
             models.UniqueConstraint(fields=["debate", "judge"], condition=models.Q(judge__isnull=False),
                                     name="one_verdict_per_judge"),
         ]
+        permissions = [("export_identities", "Can export judge and debater identities without pseudonyms")]
 
     def __str__(self):
         return f"Verdict on debate {self.debate_id} by {self.judge or self.ai_judge}"
+
+
+class ApiToken(models.Model):
+    """A key for scripts (Authorization: Token <key>). Only a hash is stored: the key is shown once."""
+
+    PREFIX_LENGTH = 8
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, blank=True)
+    prefix = models.CharField(max_length=PREFIX_LENGTH, help_text="The key's first characters, to tell keys apart.")
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"{self.prefix}… ({self.user}{', ' + self.name if self.name else ''})"
+
+    @staticmethod
+    def hash_key(key: str) -> str:
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    @classmethod
+    def issue(cls, user, name: str = "") -> tuple["ApiToken", str]:
+        """A new token and its key; the key cannot be recovered later."""
+        key = secrets.token_urlsafe(32)
+        token = cls.objects.create(user=user, name=name, prefix=key[:cls.PREFIX_LENGTH], key_hash=cls.hash_key(key))
+        return token, key

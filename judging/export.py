@@ -1,0 +1,563 @@
+"""Verdict datasets: JSONL (one record per verdict with its debate's full transcript), tidy CSV tables
+and Parquet, with a datasheet.
+
+PostgreSQL builds every record itself (json_build_object) and sends it through COPY ... TO STDOUT,
+so an export costs little more than PostgreSQL's own COPY and runs in constant memory: Python
+only passes each row on. Exports need PostgreSQL, as production uses.
+
+Identities: judges, debaters, turn authors and debate creators appear as pseudonyms, an
+HMAC-SHA256 of their user id under a random key made for this export (and then forgotten), unless
+the caller may and does ask for usernames. The same person has the same pseudonym throughout one
+export and different pseudonyms in different exports. Hidden material (the passage, the image,
+debaters' private notes) is left out unless asked for; its fields are then null.
+"""
+import hashlib
+import hmac
+import io
+import json
+import secrets
+import zipfile
+from dataclasses import dataclass, field
+
+from django.db import connection
+
+from debates.models import Debate, Experiment, ExperimentVersion
+
+from .models import Verdict
+
+JSONL_NAME = "verdicts.jsonl"
+VERSIONS_NAME = "experiment_versions.jsonl"
+DATASHEET_NAME = "DATASHEET.md"
+PARQUET_NAME = "verdicts.parquet"
+CSV_TABLES = ("debates", "participants", "turns", "judgments")
+FORMATS = ("jsonl", "csv", "parquet")
+
+
+class ExportError(Exception):
+    """A request for an export that cannot be served (bad filter, wrong database)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# The record's schema: one definition for the SQL, the Parquet schema and the datasheet.
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    kind: str  # int, float, bool, string, list<int>, list<float>, struct, list<struct>
+    description: str
+    children: tuple = ()
+
+
+QUOTE_FIELDS = (
+    Field("text", "string", "The quoted words as they appear in the speech (spans written out by the server)."),
+    Field("status", "string", "Server check against the hidden passage: verified (exact after normalising case, "
+                              "punctuation and white space), near (a few edits away) or unverified."),
+    Field("start", "int", "First character of the matched stretch of the passage; null when not found."),
+    Field("end", "int", "One past the last character of the matched stretch; null when not found."),
+    Field("edits", "int", "Near matches: how many edits away; null otherwise."),
+)
+
+QUESTION_FIELDS = (
+    Field("kind", "string", "text or image."),
+    Field("title", "string", "Short title (for stories: the story's title)."),
+    Field("text", "string", "The question put to the judge."),
+    Field("answers", "list<string>", "The answer options in canonical order (all indices refer to this order)."),
+    Field("correct_index", "int", "Index of the correct answer."),
+    Field("public_material", "string", "What the judge could see besides the debate."),
+    Field("hidden_material", "string", "The passage only debaters saw; null unless the export includes hidden "
+                                       "material."),
+    Field("hidden_image_json", "string", "Image debates: the 28x28 image as JSON; null unless hidden material is "
+                                         "included."),
+    Field("source", "string", "Dataset the question came from."),
+    Field("external_id", "string", "The question's id in its source dataset."),
+    Field("metadata_json", "string", "Further metadata from the source dataset, as JSON."),
+    Field("created_at", "string", "When the question was stored (ISO 8601)."),
+)
+
+PARTICIPANT_FIELDS = (
+    Field("seat", "string", "A, B (debaters), judge or observer."),
+    Field("participant", "string", "The person in the seat: pseudonym or username; null for AI seats."),
+    Field("answer_index", "int", "Debaters: the answer they argued for (canonical index); null otherwise."),
+    Field("honest", "bool", "Debaters: whether they argued for the correct answer; null otherwise."),
+    Field("alias", "string", "The name shown to others in the debate."),
+    Field("agent_json", "string", "AI seats: back-end, model, parameters and prompts, as JSON; null for people."),
+)
+
+TURN_FIELDS = (
+    Field("round", "int", "Index of the protocol round the turn belongs to (0-based)."),
+    Field("seat", "string", "Who acted: a debater's seat or judge."),
+    Field("kind", "string", "speech, feedback (a judge's report) or timeout."),
+    Field("text", "string", "The speech or the judge's comment, as shown."),
+    Field("probabilities", "list<float>", "Feedback turns: the judge's probability for each answer, canonical "
+                                          "order; null otherwise."),
+    Field("end_debate", "bool", "Feedback turns: whether the judge ended the debate with this report."),
+    Field("quotes", "list<struct>", "Quotes from the hidden passage in this speech and their verification.",
+          QUOTE_FIELDS),
+    Field("payload_json", "string", "Everything else stored with the turn (quotes, AI generation details), as JSON."),
+    Field("private_note", "string", "A debater's note to self; null unless hidden material is included."),
+    Field("client_id", "string", "The id the client sent with the action (for idempotent retries)."),
+    Field("author", "string", "Who submitted the turn: pseudonym or username; null for AI and timeouts."),
+    Field("created_at", "string", "When the turn was stored (ISO 8601)."),
+)
+
+RECORD_FIELDS = (
+    Field("verdict_id", "int", "The verdict's id in the exporting DebateLab."),
+    Field("debate_id", "int", "The debate's id in the exporting DebateLab; records of one debate share it."),
+    Field("question_id", "int", "The question's id in the exporting DebateLab."),
+    Field("experiment", "string", "Name of the experiment the debate belongs to; null outside experiments."),
+    Field("experiment_id", "int", "The experiment's id; null outside experiments."),
+    Field("experiment_version", "int", "Version number of the frozen experiment definition (see "
+                                       f"{VERSIONS_NAME} for the definitions)."),
+    Field("experiment_version_id", "int", "The experiment version's id."),
+    Field("protocol_name", "string", "Which of the experiment's protocols the debate followed."),
+    Field("protocol_format", "string", "debate, consultancy, direct or interactive, when known."),
+    Field("protocol_json", "string", "The frozen protocol (rounds, limits, scoring rule), as JSON."),
+    Field("code_version", "string", "Version of the DebateLab code that ran the debate."),
+    Field("debate_source", "string", "Imported debates: the dataset they came from."),
+    Field("debate_external_id", "string", "Imported debates: their id in that dataset."),
+    Field("debate_status", "string", "scheduled, live, awaiting_verdict, complete or abandoned."),
+    Field("answer_order", "list<int>", "The order in which answers were shown (canonical indices)."),
+    Field("last_seq", "int", "Number of the debate's last broadcast event."),
+    Field("debate_created_by", "string", "Who created the debate: pseudonym or username."),
+    Field("debate_created_at", "string", "When the debate was created (ISO 8601)."),
+    Field("debate_started_at", "string", "When it started (ISO 8601)."),
+    Field("debate_ended_at", "string", "When its last turn ended (ISO 8601)."),
+    Field("turn_deadline", "string", "Deadline of the turn in progress, if any (ISO 8601)."),
+    Field("debate_provenance_json", "string", "What produced the debate: experiment version, protocol, "
+                                              "counterbalancing seed, honest seats, debater and judge set-up, prompts, "
+                                              "models, code version, importer; as JSON."),
+    Field("question", "struct", "The question debated.", QUESTION_FIELDS),
+    Field("participants", "list<struct>", "Everyone seated in the debate.", PARTICIPANT_FIELDS),
+    Field("turns", "list<struct>", "The full transcript in order: speeches, every probability report of the "
+                                   "judge, timeouts.", TURN_FIELDS),
+    Field("judge", "string", "The judge who gave this verdict: pseudonym or username; null for AI judges."),
+    Field("judge_kind", "string", "human or ai."),
+    Field("ai_judge", "string", "AI judges: the model and its parameters."),
+    Field("live", "bool", "True for the debate's live judge, false for a judgment made later from the transcript."),
+    Field("probabilities", "list<float>", "The verdict: one probability per answer, canonical order, summing to 1."),
+    Field("chosen_index", "int", "The answer the verdict favoured."),
+    Field("correct", "bool", "Whether the favoured answer is the correct one."),
+    Field("p_correct", "float", "The probability the verdict put on the correct answer."),
+    Field("reason", "string", "The judge's written reason."),
+    Field("seconds_spent", "float", "Time the judge spent on the verdict, when measured."),
+    Field("after_turn", "int", "How many turns the debate had when the verdict was given."),
+    Field("after_seq", "int", "The last debate event the judge had seen."),
+    Field("scoring_rule", "string", "The proper scoring rule the judge was scored under (log, quadratic, "
+                                    "spherical)."),
+    Field("score", "float", "The verdict's score under that rule (higher is better), less any per-turn penalty."),
+    Field("client_id", "string", "The id the judge's client sent with the verdict."),
+    Field("verdict_provenance_json", "string", "What produced the verdict (AI judges: model, prompt, seed; "
+                                               "imports: source), as JSON."),
+    Field("verdict_created_at", "string", "When the verdict was stored (ISO 8601)."),
+)
+
+
+def arrow_schema():
+    import pyarrow as pa
+
+    def arrow_type(f: Field):
+        simple = {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(), "string": pa.string(),
+                  "list<int>": pa.list_(pa.int64()), "list<float>": pa.list_(pa.float64()),
+                  "list<string>": pa.list_(pa.string())}
+        if f.kind in simple:
+            return simple[f.kind]
+        struct = pa.struct([pa.field(c.name, arrow_type(c)) for c in f.children])
+        return struct if f.kind == "struct" else pa.list_(struct)
+
+    return pa.schema([pa.field(f.name, arrow_type(f)) for f in RECORD_FIELDS])
+
+
+# ---------------------------------------------------------------------------------------------
+# What to export
+
+
+@dataclass
+class ExportOptions:
+    experiment_ids: list[int] | None = None  # None: every verdict the caller may export
+    version_number: int | None = None
+    source: str | None = None
+    protocol_name: str | None = None
+    judge_kind: str | None = None
+    include_hidden: bool = False
+    identities: bool = False  # usernames instead of pseudonyms
+    key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
+    licence: str = "CC-BY-4.0"
+
+    def filters_applied(self) -> list[str]:
+        described = []
+        if self.experiment_ids is not None:
+            described.append(f"experiments: {', '.join(map(str, self.experiment_ids)) or 'none'}")
+        for label, value in (("experiment version", self.version_number), ("debate source", self.source),
+                             ("protocol", self.protocol_name), ("judge kind", self.judge_kind)):
+            if value is not None:
+                described.append(f"{label}: {value}")
+        return described or ["none (every verdict)"]
+
+
+def check_postgresql() -> None:
+    if connection.vendor != "postgresql":
+        raise ExportError("dataset exports need PostgreSQL (set DATABASE_URL); this DebateLab runs on "
+                          f"{connection.vendor}")
+
+
+def _identity(column: str, options: ExportOptions, params: list) -> str:
+    """SQL for a user id column as the export shows it: username, or the HMAC pseudonym."""
+    if options.identities:
+        return f"(SELECT u.username FROM auth_user u WHERE u.id = {column})"
+    key = options.key if len(options.key) <= 64 else hashlib.sha256(options.key).digest()
+    key = key.ljust(64, b"\0")
+    inner, outer = bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
+    params += [outer, inner]
+    return (f"CASE WHEN {column} IS NULL THEN NULL ELSE 'u-' || left(encode(sha256(%s::bytea || "
+            f"sha256(%s::bytea || convert_to({column}::text, 'UTF8'))), 'hex'), 16) END")
+
+
+def pseudonym(user_id: int, key: bytes) -> str:
+    """The pseudonym an export with this key gives a user id (HMAC-SHA256, first 16 hex digits)."""
+    key = key if len(key) <= 64 else hashlib.sha256(key).digest()
+    return "u-" + hmac.new(key, str(user_id).encode(), hashlib.sha256).hexdigest()[:16]
+
+
+def _where(options: ExportOptions, params: list) -> str:
+    clauses = ["TRUE"]
+    if options.experiment_ids is not None:
+        clauses.append("ev.experiment_id = ANY(%s)")
+        params.append(list(options.experiment_ids))
+    if options.version_number is not None:
+        clauses.append("ev.number = %s")
+        params.append(options.version_number)
+    if options.source is not None:
+        clauses.append("d.source = %s")
+        params.append(options.source)
+    if options.protocol_name is not None:
+        clauses.append("d.protocol_name = %s")
+        params.append(options.protocol_name)
+    if options.judge_kind is not None:
+        clauses.append("v.judge_kind = %s")
+        params.append(options.judge_kind)
+    return " AND ".join(clauses)
+
+
+FROM_VERDICTS = """
+    FROM judging_verdict v
+    JOIN debates_debate d ON d.id = v.debate_id
+    JOIN debates_question q ON q.id = d.question_id
+    LEFT JOIN debates_experimentversion ev ON ev.id = d.experiment_version_id
+    LEFT JOIN debates_experiment e ON e.id = ev.experiment_id"""
+
+
+def record_sql(options: ExportOptions, after_id: int | None = None, limit: int | None = None) -> tuple[str, list]:
+    """SELECT of one JSON text per verdict, in verdict id order."""
+    params: list = []
+    hidden = "TRUE" if options.include_hidden else "FALSE"
+    # Parameters must appear in the order of the placeholders in the final text.
+    created_by = _identity("d.created_by_id", options, params)
+    participant = _identity("p.user_id", options, params)
+    author = _identity("t.author_id", options, params)
+    judge = _identity("v.judge_id", options, params)
+    where = _where(options, params)
+    page = ""
+    if after_id is not None:
+        where += " AND v.id > %s"
+        params.append(after_id)
+    if limit is not None:
+        page = " LIMIT %s"
+        params.append(limit)
+    sql = f"""
+    SELECT json_build_object(
+      'verdict_id', v.id, 'debate_id', d.id, 'question_id', q.id,
+      'experiment', e.name, 'experiment_id', e.id, 'experiment_version', ev.number, 'experiment_version_id', ev.id,
+      'protocol_name', d.protocol_name, 'protocol_format', d.provenance->>'format', 'protocol_json', d.protocol::text,
+      'code_version', COALESCE(d.provenance->>'code_version', ev.code_version),
+      'debate_source', d.source, 'debate_external_id', d.external_id, 'debate_status', d.status,
+      'answer_order', d.answer_order, 'last_seq', d.last_seq, 'debate_created_by', {created_by},
+      'debate_created_at', d.created_at, 'debate_started_at', d.started_at, 'debate_ended_at', d.ended_at,
+      'turn_deadline', d.turn_deadline, 'debate_provenance_json', d.provenance::text,
+      'question', json_build_object(
+        'kind', q.kind, 'title', q.title, 'text', q.text, 'answers', q.answers, 'correct_index', q.correct_index,
+        'public_material', q.public_material,
+        'hidden_material', CASE WHEN {hidden} THEN q.hidden_material END,
+        'hidden_image_json', CASE WHEN {hidden} THEN q.hidden_image::text END,
+        'source', q.source, 'external_id', q.external_id, 'metadata_json', q.metadata::text,
+        'created_at', q.created_at),
+      'participants', COALESCE((
+        SELECT json_agg(json_build_object(
+          'seat', p.seat, 'participant', {participant}, 'answer_index', p.answer_index,
+          'honest', p.answer_index = q.correct_index, 'alias', p.alias, 'agent_json', p.agent::text) ORDER BY p.id)
+        FROM debates_participant p WHERE p.debate_id = d.id), '[]'),
+      'turns', COALESCE((
+        SELECT json_agg(json_build_object(
+          'round', t.round_index, 'seat', t.seat, 'kind', t.kind, 'text', t.text, 'probabilities', t.probabilities,
+          'end_debate', t.end_debate, 'quotes', COALESCE(t.payload->'quotes', '[]'), 'payload_json', t.payload::text,
+          'private_note', CASE WHEN {hidden} THEN t.private_note END, 'client_id', t.client_id,
+          'author', {author}, 'created_at', t.created_at) ORDER BY t.id)
+        FROM debates_turn t WHERE t.debate_id = d.id), '[]'),
+      'judge', {judge}, 'judge_kind', v.judge_kind, 'ai_judge', v.ai_judge, 'live', v.live,
+      'probabilities', v.probabilities, 'chosen_index', v.chosen_index, 'correct', v.correct,
+      'p_correct', (v.probabilities->>q.correct_index)::double precision,
+      'reason', v.reason, 'seconds_spent', v.seconds_spent, 'after_turn', v.after_turn, 'after_seq', v.after_seq,
+      'scoring_rule', v.scoring_rule, 'score', v.score, 'client_id', v.client_id,
+      'verdict_provenance_json', v.provenance::text, 'verdict_created_at', v.created_at
+    )::text
+    {FROM_VERDICTS}
+    WHERE {where}
+    ORDER BY v.id{page}"""
+    return sql, params
+
+
+def _copy_lines(sql: str, params: list):
+    """Rows of a one-column COPY in text format, as bytes ending in a newline. COPY's text format
+    doubles backslashes; JSON text holds no raw control characters, so undoing that is all."""
+    check_postgresql()
+    with connection.cursor() as cursor:
+        with cursor.cursor.copy(f"COPY ({sql}) TO STDOUT", params) as copy:
+            for row in copy:
+                yield bytes(row).replace(b"\\\\", b"\\")
+
+
+def jsonl_lines(options: ExportOptions):
+    """The JSONL export, one record (bytes, newline-terminated) per verdict, streamed from the database."""
+    sql, params = record_sql(options)
+    yield from _copy_lines(sql, params)
+
+
+def records(options: ExportOptions, after_id: int | None = None, limit: int | None = None) -> list[dict]:
+    """A page of records as dicts (for the JSON API)."""
+    sql, params = record_sql(options, after_id, limit)
+    return [json.loads(line) for line in _copy_lines(sql, params)]
+
+
+def chunked(lines, size: int = 256 * 1024):
+    """Join small byte strings into chunks of about `size` bytes, for fewer, larger writes."""
+    buffer, length = [], 0
+    for line in lines:
+        buffer.append(line)
+        length += len(line)
+        if length >= size:
+            yield b"".join(buffer)
+            buffer, length = [], 0
+    if buffer:
+        yield b"".join(buffer)
+
+
+# ---------------------------------------------------------------------------------------------
+# Experiment versions (the definitions behind experiment_version_id)
+
+
+def version_lines(options: ExportOptions):
+    versions = ExperimentVersion.objects.filter(debates__verdicts__in=verdict_queryset(options)).distinct()
+    for version in versions.select_related("experiment").order_by("id"):
+        yield (json.dumps({
+            "experiment_version_id": version.pk, "experiment_id": version.experiment_id,
+            "experiment": version.experiment.name, "number": version.number, "definition": version.definition,
+            "source_text": version.source_text, "source_name": version.source_name,
+            "frozen_at": version.frozen_at.isoformat() if version.frozen_at else None,
+            "code_version": version.code_version,
+            "created_at": version.created_at.isoformat(),
+            "experiment_created_at": version.experiment.created_at.isoformat(),
+        }) + "\n").encode()
+
+
+def verdict_queryset(options: ExportOptions):
+    """The same selection as the SQL, for counts and the datasheet."""
+    verdicts = Verdict.objects.all()
+    if options.experiment_ids is not None:
+        verdicts = verdicts.filter(debate__experiment_version__experiment_id__in=options.experiment_ids)
+    if options.version_number is not None:
+        verdicts = verdicts.filter(debate__experiment_version__number=options.version_number)
+    if options.source is not None:
+        verdicts = verdicts.filter(debate__source=options.source)
+    if options.protocol_name is not None:
+        verdicts = verdicts.filter(debate__protocol_name=options.protocol_name)
+    if options.judge_kind is not None:
+        verdicts = verdicts.filter(judge_kind=options.judge_kind)
+    return verdicts
+
+
+# ---------------------------------------------------------------------------------------------
+# Tidy CSV tables
+
+
+def csv_table_sql(table: str, options: ExportOptions) -> tuple[str, list]:
+    params: list = []
+    hidden = "TRUE" if options.include_hidden else "FALSE"
+    selected = "SELECT DISTINCT v.debate_id {from_} WHERE {where}"
+    if table == "debates":
+        created_by = _identity("d.created_by_id", options, params)
+        inner_params: list = []
+        inner = selected.format(from_=FROM_VERDICTS, where=_where(options, inner_params))
+        params += inner_params
+        return f"""SELECT d.id AS debate_id, q.id AS question_id, e.name AS experiment, ev.number AS experiment_version,
+            d.protocol_name, d.provenance->>'format' AS protocol_format, d.status, d.source, d.external_id,
+            d.answer_order::text AS answer_order, q.kind AS question_kind, q.title, q.text AS question,
+            q.answers::text AS answers, q.correct_index, q.public_material,
+            CASE WHEN {hidden} THEN q.hidden_material END AS hidden_material,
+            q.source AS question_source, q.external_id AS question_external_id,
+            COALESCE(d.provenance->>'code_version', ev.code_version) AS code_version, {created_by} AS created_by,
+            d.created_at, d.started_at, d.ended_at, d.protocol::text AS protocol_json,
+            d.provenance::text AS provenance_json
+            FROM debates_debate d JOIN debates_question q ON q.id = d.question_id
+            LEFT JOIN debates_experimentversion ev ON ev.id = d.experiment_version_id
+            LEFT JOIN debates_experiment e ON e.id = ev.experiment_id
+            WHERE d.id IN ({inner}) ORDER BY d.id""", params
+    if table == "participants":
+        person = _identity("p.user_id", options, params)
+        inner_params = []
+        inner = selected.format(from_=FROM_VERDICTS, where=_where(options, inner_params))
+        params += inner_params
+        return f"""SELECT p.debate_id, p.seat, {person} AS participant, p.answer_index,
+            CASE WHEN p.answer_index IS NULL THEN NULL ELSE p.answer_index = q.correct_index END AS honest,
+            p.alias, p.agent IS NOT NULL AS ai, p.agent::text AS agent_json
+            FROM debates_participant p JOIN debates_debate d ON d.id = p.debate_id
+            JOIN debates_question q ON q.id = d.question_id
+            WHERE p.debate_id IN ({inner}) ORDER BY p.debate_id, p.id""", params
+    if table == "turns":
+        author = _identity("t.author_id", options, params)
+        inner_params = []
+        inner = selected.format(from_=FROM_VERDICTS, where=_where(options, inner_params))
+        params += inner_params
+        return f"""SELECT t.debate_id, row_number() OVER (PARTITION BY t.debate_id ORDER BY t.id) - 1 AS turn_number,
+            t.round_index AS round, t.seat, t.kind, t.text, t.probabilities::text AS probabilities,
+            (t.probabilities->>q.correct_index)::double precision AS p_correct, t.end_debate,
+            jsonb_array_length(COALESCE(t.payload->'quotes', '[]')) AS quotes,
+            (SELECT count(*) FROM jsonb_array_elements(COALESCE(t.payload->'quotes', '[]')) x
+             WHERE x->>'status' = 'verified') AS quotes_verified,
+            t.payload::text AS payload_json, CASE WHEN {hidden} THEN t.private_note END AS private_note,
+            {author} AS author, t.created_at
+            FROM debates_turn t JOIN debates_debate d ON d.id = t.debate_id
+            JOIN debates_question q ON q.id = d.question_id
+            WHERE t.debate_id IN ({inner}) ORDER BY t.debate_id, t.id""", params
+    if table == "judgments":
+        judge = _identity("v.judge_id", options, params)
+        where = _where(options, params)
+        return f"""SELECT v.id AS verdict_id, v.debate_id, {judge} AS judge, v.judge_kind, v.ai_judge, v.live,
+            v.probabilities::text AS probabilities, (v.probabilities->>q.correct_index)::double precision AS p_correct,
+            v.chosen_index, v.correct, v.reason, v.seconds_spent, v.after_turn, v.after_seq, v.scoring_rule, v.score,
+            v.created_at, v.provenance::text AS provenance_json
+            {FROM_VERDICTS} WHERE {where} ORDER BY v.id""", params
+    raise ExportError(f"unknown table {table!r}; the tables are {', '.join(CSV_TABLES)}")
+
+
+def csv_lines(table: str, options: ExportOptions):
+    check_postgresql()
+    sql, params = csv_table_sql(table, options)
+    with connection.cursor() as cursor:
+        with cursor.cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv, HEADER)", params) as copy:
+            for row in copy:
+                yield bytes(row)
+
+
+# ---------------------------------------------------------------------------------------------
+# Parquet
+
+
+def parquet_batches(options: ExportOptions, rows_per_group: int = 20_000):
+    """Arrow tables of up to rows_per_group records, parsed by Arrow's JSON reader with the fixed schema."""
+    import pyarrow.json as pajson
+
+    schema = arrow_schema()
+    parse = pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error")
+    batch, count = [], 0
+    for line in jsonl_lines(options):
+        batch.append(line)
+        count += 1
+        if count == rows_per_group:
+            yield pajson.read_json(io.BytesIO(b"".join(batch)), parse_options=parse)
+            batch, count = [], 0
+    if batch:
+        yield pajson.read_json(io.BytesIO(b"".join(batch)), parse_options=parse)
+
+
+def write_parquet(options: ExportOptions, sink, on_rows=None) -> int:
+    import pyarrow.parquet as pq
+
+    rows = 0
+    with pq.ParquetWriter(sink, arrow_schema(), compression="zstd") as writer:
+        for table in parquet_batches(options):
+            writer.write_table(table)
+            rows += table.num_rows
+            if on_rows:
+                on_rows(table.num_rows)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Streaming several files as one zip
+
+
+class _Pipe(io.RawIOBase):
+    """A write-only stream whose written bytes are taken out as they come (for streaming a zip)."""
+
+    def __init__(self):
+        self.parts = []
+        self.position = 0
+
+    def writable(self):
+        return True
+
+    def write(self, data):
+        self.parts.append(bytes(data))
+        self.position += len(data)
+        return len(data)
+
+    def tell(self):
+        return self.position
+
+    def take(self) -> bytes:
+        data, self.parts = b"".join(self.parts), []
+        return data
+
+
+def zip_stream(files):
+    """files: (name, iterable of bytes) pairs -> the bytes of a zip archive holding them, produced
+    as the iterables are consumed (constant memory)."""
+    pipe = _Pipe()
+    with zipfile.ZipFile(pipe, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=3) as archive:
+        for name, chunks in files:
+            with archive.open(name, "w", force_zip64=True) as member:
+                for chunk in chunks:
+                    member.write(chunk)
+                    data = pipe.take()
+                    if len(data) > 0:
+                        yield data
+            yield pipe.take()
+    yield pipe.take()
+
+
+def bundle(fmt: str, options: ExportOptions):
+    """The (file name, chunks) pairs of an export in a format, datasheet included."""
+    from .datasheet import datasheet
+
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    check_postgresql()
+    files = [(DATASHEET_NAME, [datasheet(options, fmt).encode()]), (VERSIONS_NAME, version_lines(options))]
+    if fmt == "jsonl":
+        files.append((JSONL_NAME, chunked(jsonl_lines(options))))
+    elif fmt == "csv":
+        files += [(f"{table}.csv", chunked(csv_lines(table, options))) for table in CSV_TABLES]
+    else:
+        files.append((PARQUET_NAME, _parquet_chunks(options)))
+    return files
+
+
+def _parquet_chunks(options: ExportOptions):
+    import pyarrow.parquet as pq
+
+    pipe = _Pipe()
+    with pq.ParquetWriter(pipe, arrow_schema(), compression="zstd") as writer:
+        for table in parquet_batches(options):
+            writer.write_table(table)
+            yield pipe.take()
+    yield pipe.take()
+
+
+def debate_count(options: ExportOptions) -> int:
+    return Debate.objects.filter(verdicts__in=verdict_queryset(options)).distinct().count()
+
+
+def experiments_of(user):
+    """The experiments a user may export: their own, or all for a superuser."""
+    experiments = Experiment.objects.all()
+    return experiments if user.is_superuser else experiments.filter(owner=user)

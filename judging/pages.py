@@ -1,0 +1,201 @@
+"""Researchers' pages: their experiments, each experiment's analysis, the NYU reproduction, and the
+streaming dataset downloads. Judges and debaters get 403; people who are not signed in go to the
+sign-in page; a researcher sees only the experiments they own (a superuser sees all)."""
+import functools
+
+from asgiref.sync import sync_to_async
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.handlers.asgi import ASGIRequest
+from django.db.models import Count, Q
+from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.utils.safestring import mark_safe
+
+from debates.models import RESEARCHER, Debate, Experiment, has_role
+
+from . import analysis, export
+from .datasheet import datasheet
+from .models import Verdict
+
+
+def researcher_required(view):
+    @login_required
+    @functools.wraps(view)
+    def wrapped(request, *args, **kwargs):
+        if not has_role(request.user, RESEARCHER):
+            raise PermissionDenied("Only researchers may see experiments, analyses and exports.")
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def owned_experiment(user, experiment_id: int) -> Experiment:
+    experiment = get_object_or_404(Experiment, pk=experiment_id)
+    if not (user.is_superuser or experiment.owner_id == user.pk):
+        raise PermissionDenied("This experiment belongs to another researcher.")
+    return experiment
+
+
+def may_see_identities(user) -> bool:
+    return user.is_superuser or user.has_perm("judging.export_identities")
+
+
+def _version_number(request):
+    value = request.GET.get("version")
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise Http404("version must be a number") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Experiments
+
+
+@researcher_required
+def experiment_list(request):
+    experiments = (export.experiments_of(request.user).select_related("owner")
+                   .annotate(version_count=Count("versions", distinct=True),
+                             debate_count=Count("versions__debates", distinct=True),
+                             verdict_count=Count("versions__debates__verdicts", distinct=True))
+                   .order_by("-created_at"))
+    return render(request, "judging/experiment_list.html", {"experiments": experiments})
+
+
+@researcher_required
+def experiment_detail(request, experiment_id):
+    experiment = owned_experiment(request.user, experiment_id)
+    versions = list(experiment.versions.annotate(
+        debate_count=Count("debates", distinct=True), verdict_count=Count("debates__verdicts", distinct=True),
+        complete=Count("debates", filter=Q(debates__status=Debate.COMPLETE), distinct=True)).order_by("-number"))
+    for version in versions:
+        target = (version.definition or {}).get("target_verdicts")
+        version.target = target
+        version.progress = min(1.0, version.verdict_count / target) if target else None
+    by_status = dict(Debate.objects.filter(experiment_version__experiment=experiment)
+                     .values_list("status").annotate(n=Count("id")).order_by())
+    statuses = [(label, by_status.get(status, 0)) for status, label in Debate.STATUSES]
+    verdicts = analysis.experiment_verdicts(experiment)
+    return render(request, "judging/experiment_detail.html", {
+        "experiment": experiment, "versions": versions, "statuses": statuses,
+        "verdict_count": verdicts.count(), "human_verdicts": verdicts.filter(judge_kind=Verdict.HUMAN).count(),
+        "may_see_identities": may_see_identities(request.user), "formats": export.FORMATS,
+    })
+
+
+# ---------------------------------------------------------------------------------------------
+# Analysis
+
+
+def _analysis_context(result):
+    figures = result["figures"]
+    for figure in figures:
+        figure.safe_svg = mark_safe(figure.svg)  # built by judging.svg, which escapes every text it draws
+    return {"figures": figures, "summary": result["summary"], "stamp": result["stamp"]}
+
+
+@researcher_required
+def experiment_analysis(request, experiment_id):
+    experiment = owned_experiment(request.user, experiment_id)
+    version = _version_number(request)
+    result = analysis.analyse(analysis.experiment_verdicts(experiment, version))
+    context = _analysis_context(result)
+    context.update(experiment=experiment, version=version,
+                   stamp_url=request.path + "stamp.json" + (f"?version={version}" if version is not None else ""))
+    template = "judging/analysis_figures.html" if request.GET.get("partial") else "judging/analysis.html"
+    return render(request, template, context)
+
+
+@researcher_required
+def experiment_analysis_stamp(request, experiment_id):
+    experiment = owned_experiment(request.user, experiment_id)
+    return JsonResponse({"stamp": analysis.data_stamp(analysis.experiment_verdicts(experiment, _version_number(request)))})
+
+
+def _figure_csv(result, key: str, filename: str) -> HttpResponse:
+    for figure in result["figures"]:
+        if figure.key == key:
+            response = HttpResponse(figure.csv(), content_type="text/csv; charset=utf-8")
+            response["Content-Disposition"] = f'attachment; filename="{filename}-{key}.csv"'
+            return response
+    raise Http404(f"no figure called {key!r}")
+
+
+@researcher_required
+def experiment_figure_csv(request, experiment_id, key):
+    experiment = owned_experiment(request.user, experiment_id)
+    result = analysis.analyse(analysis.experiment_verdicts(experiment, _version_number(request)))
+    return _figure_csv(result, key, f"experiment-{experiment.pk}")
+
+
+@researcher_required
+def nyu_analysis(request):
+    verdicts = analysis.nyu_verdicts()
+    reproduction = analysis.nyu_reproduction()
+    reproduction.safe_svg = mark_safe(reproduction.svg)
+    context = _analysis_context(analysis.analyse(verdicts))
+    context.update(reproduction=reproduction, source=analysis.NYU_SOURCE)
+    return render(request, "judging/analysis_nyu.html", context)
+
+
+@researcher_required
+def nyu_figure_csv(request, key):
+    if key == "nyu-reproduction":
+        figure = analysis.nyu_reproduction()
+        response = HttpResponse(figure.csv(), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="nyu-reproduction.csv"'
+        return response
+    return _figure_csv(analysis.analyse(analysis.nyu_verdicts()), key, "nyu-debate-2023")
+
+
+# ---------------------------------------------------------------------------------------------
+# Exports
+
+
+def export_options(request, experiment: Experiment, user) -> export.ExportOptions:
+    """Options from the query string: hidden=1 includes hidden material; identities=1 asks for
+    usernames, which only users with the export_identities permission get."""
+    identities = request.GET.get("identities") == "1"
+    if identities and not may_see_identities(user):
+        raise PermissionDenied("You may not export identities; the export uses pseudonyms.")
+    return export.ExportOptions(experiment_ids=[experiment.pk], version_number=_version_number(request),
+                                include_hidden=request.GET.get("hidden") == "1", identities=identities)
+
+
+def streaming_bundle(request, fmt: str, options: export.ExportOptions, filename: str) -> StreamingHttpResponse:
+    """A zip of the export, produced while it is sent. Under ASGI the chunks come from the database
+    in a worker thread one at a time (Django would otherwise read a synchronous iterator whole)."""
+    try:
+        files = export.bundle(fmt, options)
+    except export.ExportError as error:
+        return HttpResponse(str(error), status=400 if "format" in str(error) else 503, content_type="text/plain")
+    chunks = export.zip_stream(files)
+    if isinstance(request, ASGIRequest):
+        chunks = _async_chunks(chunks)
+    response = StreamingHttpResponse(chunks, content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="{filename}-{fmt}.zip"'
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+async def _async_chunks(chunks):
+    take = sync_to_async(lambda: next(chunks, None), thread_sensitive=True)
+    while (chunk := await take()) is not None:
+        yield chunk
+
+
+@researcher_required
+def experiment_export(request, experiment_id, fmt):
+    experiment = owned_experiment(request.user, experiment_id)
+    return streaming_bundle(request, fmt, export_options(request, experiment, request.user),
+                            f"experiment-{experiment.pk}")
+
+
+@researcher_required
+def experiment_datasheet(request, experiment_id):
+    experiment = owned_experiment(request.user, experiment_id)
+    options = export_options(request, experiment, request.user)
+    return HttpResponse(datasheet(options), content_type="text/markdown; charset=utf-8")

@@ -1,0 +1,25 @@
+from django.urls import path
+
+from . import api, pages
+
+urlpatterns = [
+    path("experiments/", pages.experiment_list, name="experiment_list"),
+    path("experiments/<int:experiment_id>/", pages.experiment_detail, name="experiment_detail"),
+    path("experiments/<int:experiment_id>/analysis/", pages.experiment_analysis, name="experiment_analysis"),
+    path("experiments/<int:experiment_id>/analysis/stamp.json", pages.experiment_analysis_stamp,
+         name="experiment_analysis_stamp"),
+    path("experiments/<int:experiment_id>/analysis/<slug:key>.csv", pages.experiment_figure_csv,
+         name="experiment_figure_csv"),
+    path("experiments/<int:experiment_id>/export.<str:fmt>.zip", pages.experiment_export, name="experiment_export"),
+    path("experiments/<int:experiment_id>/datasheet.md", pages.experiment_datasheet, name="experiment_datasheet"),
+    path("datasets/nyu/analysis/", pages.nyu_analysis, name="nyu_analysis"),
+    path("datasets/nyu/analysis/<slug:key>.csv", pages.nyu_figure_csv, name="nyu_figure_csv"),
+    path("api/schema.json", api.schema, name="api_schema"),
+    path("api/experiments/", api.experiments, name="api_experiments"),
+    path("api/experiments/<int:experiment_id>/", api.experiment, name="api_experiment"),
+    path("api/experiments/<int:experiment_id>/analysis/", api.experiment_analysis, name="api_experiment_analysis"),
+    path("api/experiments/<int:experiment_id>/verdicts/", api.experiment_verdicts, name="api_experiment_verdicts"),
+    path("api/experiments/<int:experiment_id>/export.<str:fmt>.zip", api.experiment_export,
+         name="api_experiment_export"),
+    path("api/experiments/<int:experiment_id>/datasheet.md", api.experiment_datasheet, name="api_experiment_datasheet"),
+]
