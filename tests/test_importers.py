@@ -173,3 +173,216 @@ def test_a_file_with_an_unknown_extension_needs_a_format(db, tmp_path):
 
     run("import_questions", odd, format="jsonl")
     assert Question.objects.count() == 2
+
+
+# NYU debate dataset ---------------------------------------------------------------------------
+
+NYU_FIXTURE = DATA / "nyu" / "pub"
+NYU_SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "nyu-debate-2023" / "pub"
+STORY = "THE LAMP\n\n\"Keep the lamp dark,\" said the keeper's wife. The raiders (three ships) passed the island by."
+
+
+@pytest.fixture
+def nyu_fixture(db):
+    out, err = run("import_nyu", NYU_FIXTURE, verbosity=0)
+    return out, err
+
+
+def test_nyu_rooms_that_cannot_be_represented_are_reported_by_name(nyu_fixture):
+    out, err = nyu_fixture
+
+    assert "Imported 3 room(s)" in out
+    assert "broken-order-0: not imported: turn 1 (speech by B) does not replay: it is not debater B's turn" in err
+    assert "broken-json-0: not imported: not valid JSON" in err
+    assert "2 room(s) could not be represented" in err
+    assert sorted(Debate.objects.values_list("external_id", flat=True)) == ["lamp-story-0", "lamp-story-1",
+                                                                            "lamp-story-2"]
+
+
+def test_nyu_questions_keep_the_story_as_text_with_attribution(nyu_fixture):
+    raiders = Question.objects.get(source="nyu-debate-2023", text="Why did the raiders pass the island by?")
+
+    assert raiders.hidden_material == STORY
+    assert raiders.title == "The Lamp"
+    assert raiders.answers == ["The lamp was dark", "The sea was rough"]  # canonical: sorted
+    assert raiders.correct_index == 0
+    assert raiders.external_id.startswith("quality-90001:")
+    assert raiders.metadata["license"] == "CC-BY-4.0" and "QuALITY" in raiders.metadata["attribution"]
+    assert raiders.debates.count() == 2  # rooms 0 and 2 show its answers in different orders
+    wife = Question.objects.get(source="nyu-debate-2023", text="What did the keeper's wife ask for?")
+    assert wife.hidden_material == STORY  # one copy of a story, even where a room writes it differently
+    assert wife.answers[wife.correct_index] == "A dark lamp"
+
+
+def test_an_nyu_debate_keeps_its_seats_turns_quotes_and_order(nyu_fixture):
+    from django.contrib.auth.models import User
+
+    debate = Debate.objects.get(source="nyu-debate-2023", external_id="lamp-story-0")
+
+    assert debate.status == Debate.COMPLETE
+    assert debate.answer_order == [1, 0]  # the room showed "The sea was rough" first
+    protocol = debate.get_protocol()
+    assert protocol.rounds == ("judge_feedback", "simultaneous", "judge_feedback", "sequential", "judge_feedback")
+    assert protocol.turn_penalty == 0.05 and protocol.scoring_rule == "log" and protocol.judge_may_end
+    assert debate.provenance["setting"] == {"debaters": "human", "format": "debate"}
+    assert debate.provenance["included_in_paper"] is True
+    assert debate.provenance["nyu"]["rules"]["scoringFunction"]["LogScoreWithLinearPenalty"]["perTurnPenalty"] == 0.05
+
+    seats = {p.seat: p for p in debate.participants.select_related("user")}
+    assert {s: (p.alias, p.user.username, p.answer_index) for s, p in seats.items()} == {
+        "A": ("Wobbly Walrus", "nyu:Wobbly Walrus", 1), "B": ("Fizzy Fern", "nyu:Fizzy Fern", 0),
+        "judge": ("Quiet Quokka", "nyu:Quiet Quokka", None)}
+    for user in User.objects.filter(username__startswith="nyu:"):
+        assert not user.has_usable_password() and not user.is_active and not user.groups.exists()
+
+    turns = list(debate.turns.order_by("id"))
+    assert [(t.round_index, t.seat, t.kind) for t in turns] == [
+        (0, "judge", "feedback"), (1, "A", "speech"), (1, "B", "speech"), (2, "judge", "feedback"),
+        (3, "A", "speech"), (3, "B", "speech"), (4, "judge", "feedback")]
+    assert [t.probabilities for t in turns if t.kind == "feedback"] == [[0.5, 0.5], [0.6, 0.4], [0.9, 0.1]]
+    assert turns[-1].end_debate and turns[-1].author.username == "nyu:Quiet Quokka"
+    opening = turns[2]
+    assert opening.text == ('The wife says: <quote>"Keep the lamp dark,"</quote> and then '
+                            '<quote>The raiders (three ships) passed the island by.</quote>')
+    quotes = opening.payload["quotes"]
+    assert [q["text"] for q in quotes] == ['"Keep the lamp dark,"', "The raiders (three ships) passed the island by."]
+    for turn in turns:
+        for quote in turn.payload.get("quotes", []):
+            assert STORY[quote["start"]:quote["end"]] == quote["text"]
+    assert opening.payload["nyu"]["content"][1] == {"Quote": {"span": [4, 11]}}
+    assert opening.created_at.timestamp() == 1680000000 + 3 * 3600
+
+
+def test_an_nyu_debate_replays_through_the_engine_and_shows_in_the_answer_order(nyu_fixture):
+    from debates.snapshots import OBSERVER, Viewer, state_for
+
+    debate = Debate.objects.get(external_id="lamp-story-0")
+    engine = debate.engine()
+    assert engine.finished and engine.ended_by_judge
+
+    events = list(debate.events.order_by("seq"))
+    assert [e.seq for e in events] == list(range(1, debate.last_seq + 1))
+    assert events[0].kind == "debate_started" and events[-1].kind == "verdict_given"
+    assert [e.data["probabilities"] for e in events if e.kind == "feedback"] == [[0.5, 0.5], [0.4, 0.6], [0.1, 0.9]]
+
+    state = state_for(debate, Viewer(OBSERVER, None))
+    assert state["question"]["answers"] == ["The sea was rough", "The lamp was dark"]
+    assert state["correct_answer"] == 1 and state["honest_seats"] == ["B"]
+    assert state["turns"][-1]["probabilities"] == [0.1, 0.9]
+
+
+def test_nyu_judgments_become_live_and_offline_verdicts_scored_by_the_rooms_rule(nyu_fixture):
+    from judging import scoring
+    from judging.models import Verdict
+
+    debate = Debate.objects.get(external_id="lamp-story-0")
+    live = Verdict.objects.get(debate=debate, live=True)
+    assert live.judge.username == "nyu:Quiet Quokka"
+    assert (live.probabilities, live.chosen_index, live.correct) == ([0.9, 0.1], 0, True)
+    assert live.score == pytest.approx(scoring.score("log", [0.9, 0.1], 0, turns=2, turn_penalty=0.05))
+    assert live.score == pytest.approx(live.provenance["nyu_judge_reward"])  # the dataset's own reward
+    assert live.reason == "B quoted the story."
+    assert live.after_turn == 7 and live.after_seq == debate.last_seq - 1
+
+    offline = Verdict.objects.get(debate=debate, live=False)
+    assert offline.judge.username == "nyu:Patient Puffin"
+    assert (offline.probabilities, offline.correct, offline.seconds_spent) == ([0.7, 0.3], True, 300.0)
+    assert offline.score == pytest.approx(scoring.score("log", [0.7, 0.3], 0, turns=1, turn_penalty=0.05))
+    assert [s["probabilities"] for s in offline.provenance["steps"]] == [[0.5, 0.5], [0.7, 0.3]]
+
+    tie, = debate.provenance["unrepresented_judgments"]  # a 50/50 verdict chooses no answer
+    assert tie["judge"] == "Undecided Urchin" and tie["probabilities"] == [0.5, 0.5]
+    assert any("Undecided Urchin" in note for note in debate.provenance["notes"])
+
+
+def test_unfinished_nyu_rooms_keep_their_status_and_ai_seats(nyu_fixture):
+    abandoned = Debate.objects.get(external_id="lamp-story-1")
+    assert abandoned.status == Debate.ABANDONED
+    assert abandoned.provenance["setting"] == {"debaters": "ai", "format": "consultancy"}
+    assert abandoned.get_protocol().debaters == ("B",)
+    # the rounds played, then the next round and the rest of its cycle from the rules
+    assert abandoned.get_protocol().rounds == ("judge_feedback", "sequential", "judge_feedback", "sequential",
+                                               "judge_feedback")
+    assert not abandoned.engine().finished
+    consultant = abandoned.participants.get(seat="B")
+    assert consultant.user is None and consultant.agent == {"kind": "imported", "model": "GPT-4"}
+    speech = abandoned.turns.get(kind="speech")
+    assert speech.author is None
+    quote, = speech.payload["quotes"]  # written as chunks in this room, mapped onto the stored story
+    assert quote["text"] == "\"Keep the lamp dark,\" said the keeper's wife."
+    assert STORY[quote["start"]:quote["end"]] == quote["text"]
+    assert abandoned.verdicts.count() == 0
+
+    scheduled = Debate.objects.get(external_id="lamp-story-2")
+    assert scheduled.status == Debate.SCHEDULED and scheduled.turns.count() == 0
+    assert scheduled.provenance["included_in_paper"] is None  # it has no metadata line
+    assert scheduled.answer_order == [0, 1]
+
+
+def test_reimporting_nyu_rooms_creates_nothing_twice(nyu_fixture, tmp_path):
+    from django.contrib.auth.models import User
+    from judging.models import Verdict
+
+    counts = (Question.objects.count(), Debate.objects.count(), Verdict.objects.count(), User.objects.count())
+    out, _ = run("import_nyu", NYU_FIXTURE, verbosity=0)
+
+    assert "Imported 0 room(s)" in out and "3 room(s) were already imported" in out
+    assert (Question.objects.count(), Debate.objects.count(), Verdict.objects.count(), User.objects.count()) == counts
+
+    changed = tmp_path / "pub"
+    shutil.copytree(NYU_FIXTURE, changed)
+    room = changed / "debates" / "official" / "lamp-story-1.json"
+    room.write_text(room.read_text().replace("That quote says dark.", "That quote says bright."))
+    _, err = run("import_nyu", changed, verbosity=0)
+    assert "lamp-story-1: its file changed since it was imported; the stored debate was not updated" in err
+    assert Debate.objects.count() == counts[1]
+
+
+def test_a_missing_nyu_folder_is_a_clear_error(db, tmp_path):
+    message, _ = failing("import_nyu", tmp_path / "nowhere")
+
+    assert "is not the NYU debate dataset" in message
+    assert Debate.objects.count() == 0
+
+
+def test_nyu_users_never_take_over_a_real_account(db, make_user):
+    make_user("nyu:Quiet Quokka")  # somebody registered this name with a password
+
+    _, err = run("import_nyu", NYU_FIXTURE, verbosity=0)
+
+    assert "lamp-story-0: not imported: user nyu:Quiet Quokka exists with a password" in err
+    assert not Debate.objects.filter(external_id="lamp-story-0").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not NYU_SHARED.is_dir(), reason="the NYU dataset is not in ../shared/datasets/")
+def test_the_whole_nyu_dataset_imports_with_the_counts_of_its_metadata(db):
+    from collections import Counter
+
+    from judging.models import Verdict
+
+    metadata = [json.loads(line) for line in (NYU_SHARED / "debates-metadata.jsonl").read_text().splitlines() if line]
+    out, err = run("import_nyu", NYU_SHARED, verbosity=0)
+
+    assert f"Imported {len(metadata)} room(s)" in out, err
+    assert "not imported" not in err
+
+    def setting(human, debate):
+        return ("human" if human else "ai", "debate" if debate else "consultancy")
+
+    expected = Counter((setting(m["setting"]["isHuman"], m["setting"]["isDebate"]), m["includedInPaper"])
+                       for m in metadata)
+    stored = Counter(((p["setting"]["debaters"], p["setting"]["format"]), p["included_in_paper"])
+                     for p in Debate.objects.filter(source="nyu-debate-2023").values_list("provenance", flat=True))
+    assert stored == expected
+
+    # every live final judgment is a verdict scored as the dataset scored it, except 50/50 ties
+    rewards = {m["name"]: m["status"]["Complete"]["result"]["judgingInfo"] for m in metadata
+               if "Complete" in m["status"] and m["status"]["Complete"]["result"].get("judgingInfo")}
+    live = {v.debate.external_id: v for v in Verdict.objects.filter(live=True).select_related("debate")}
+    ties = {name for name, info in rewards.items() if info["finalJudgement"][0] == info["finalJudgement"][1]}
+    assert set(live) == set(rewards) - ties
+    for name, verdict in live.items():
+        assert verdict.score == pytest.approx(rewards[name]["judgeReward"], abs=1e-9)
+    for debate in Debate.objects.filter(source="nyu-debate-2023", status=Debate.COMPLETE).iterator():
+        assert debate.engine().finished, debate.external_id

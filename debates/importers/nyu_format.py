@@ -8,6 +8,7 @@ is kept beside it. A plan is checked by replaying its turns through the protocol
 whatever is stored replays like a debate held on the platform.
 """
 import bisect
+import functools
 import hashlib
 import math
 from dataclasses import dataclass, field
@@ -76,6 +77,12 @@ class Story:
             at = self.starts[begin] if begin < self.token_count else len(self.text)
             return at, at
         return self.starts[begin], self.ends[end - 1]
+
+
+@functools.lru_cache(maxsize=8)
+def _story(tokens: tuple) -> Story:
+    """Rooms about one story follow each other in file order: write each story out once."""
+    return Story(list(tokens))
 
 
 class StoryMap:
@@ -241,7 +248,7 @@ class _RoomReader:
         material = self.setup["sourceMaterial"].get("QuALITYSourceMaterial")
         if material is None:
             raise RoomProblem(f"source material {', '.join(self.setup['sourceMaterial'])} is not a QuALITY story")
-        self.story = Story(material["contents"])
+        self.story = _story(tuple(material["contents"]))
         self.story_text, self.story_map = self.story.text, None
         if self.stored_story is not None and self.stored_story != self.story.text:
             self.story_map = StoryMap(self.story.text, self.stored_story)
@@ -405,8 +412,9 @@ class _RoomReader:
     # Protocol, replay ----------------------------------------------------------------------------
 
     def _protocol(self, rules, debaters, played, turns, status) -> Protocol:
-        """The rounds the room actually had; rooms that never finished also get the rest of their
-        current cycle from the rules (a Protocol has a fixed list of rounds, NYU rules repeat)."""
+        """The rounds the room actually had; rooms that never finished also get their next round
+        and the rest of its cycle from the rules (a Protocol has a fixed list of rounds, NYU rules
+        repeat until the judge ends the debate)."""
         rounds = list(played)
         if status in ("scheduled", "abandoned"):
             rounds = self._planned_rounds(rules, len(played))
@@ -435,7 +443,7 @@ class _RoomReader:
         planned = []
         for kind, ends_cycle in _rule_rounds(rules):
             planned.append(kind)
-            if len(planned) >= max(played_count, 1) and ends_cycle:
+            if len(planned) > played_count and ends_cycle:
                 break
         played = [ROUND_KINDS[next(iter(r))] for r in self.room["rounds"] if next(iter(r)) in ROUND_KINDS]
         if planned[:len(played)] != played:
