@@ -112,10 +112,10 @@ class Event:
 def validate_probabilities(probabilities, answer_count: int) -> tuple[float, ...]:
     if probabilities is None or len(probabilities) != answer_count:
         raise Refused("bad_probabilities", f"give one probability for each of the {answer_count} answers")
-    try:
-        values = tuple(float(p) for p in probabilities)
-    except (TypeError, ValueError):
-        raise Refused("bad_probabilities", "probabilities must be numbers") from None
+    # Strings and booleans would pass float() and then be stored as sent.
+    if any(isinstance(p, bool) or not isinstance(p, (int, float)) for p in probabilities):
+        raise Refused("bad_probabilities", "probabilities must be numbers")
+    values = tuple(float(p) for p in probabilities)
     if any(not 0.0 <= p <= 1.0 for p in values):
         raise Refused("bad_probabilities", "each probability must be between 0 and 1")
     if abs(sum(values) - 1.0) > 1e-6:
