@@ -284,14 +284,15 @@ def test_nyu_judgments_become_live_and_offline_verdicts_scored_by_the_rooms_rule
     assert live.reason == "B quoted the story."
     assert live.after_turn == 7 and live.after_seq == debate.last_seq - 1
 
-    offline = Verdict.objects.get(debate=debate, live=False)
-    assert offline.judge.username == "nyu:Patient Puffin"
+    offline = Verdict.objects.get(debate=debate, live=False, judge__username="nyu:Patient Puffin")
     assert (offline.probabilities, offline.correct, offline.seconds_spent) == ([0.7, 0.3], True, 300.0)
     assert offline.score == pytest.approx(scoring.score("log", [0.7, 0.3], 0, turns=1, turn_penalty=0.05))
     assert [s["probabilities"] for s in offline.provenance["steps"]] == [[0.5, 0.5], [0.7, 0.3]]
 
-    tie, = debate.provenance["unrepresented_judgments"]  # a 50/50 verdict chooses no answer
-    assert tie["judge"] == "Undecided Urchin" and tie["probabilities"] == [0.5, 0.5]
+    # A 50/50 judgment is not correct (the paper's rule: p(correct) > 0.5); it is marked as a tie.
+    tie = Verdict.objects.get(debate=debate, judge__username="nyu:Undecided Urchin")
+    assert (tie.live, tie.probabilities, tie.correct, tie.chosen_index) == (False, [0.5, 0.5], False, 1)
+    assert tie.provenance["tie"] is True and "tie" not in offline.provenance
     assert any("Undecided Urchin" in note for note in debate.provenance["notes"])
 
 
@@ -376,13 +377,14 @@ def test_the_whole_nyu_dataset_imports_with_the_counts_of_its_metadata(db):
                      for p in Debate.objects.filter(source="nyu-debate-2023").values_list("provenance", flat=True))
     assert stored == expected
 
-    # every live final judgment is a verdict scored as the dataset scored it, except 50/50 ties
-    rewards = {m["name"]: m["status"]["Complete"]["result"]["judgingInfo"] for m in metadata
+    # every live final judgment is a verdict, correct as the paper counts it and scored as the dataset scored it
+    results = {m["name"]: m["status"]["Complete"]["result"]["judgingInfo"] for m in metadata
                if "Complete" in m["status"] and m["status"]["Complete"]["result"].get("judgingInfo")}
     live = {v.debate.external_id: v for v in Verdict.objects.filter(live=True).select_related("debate")}
-    ties = {name for name, info in rewards.items() if info["finalJudgement"][0] == info["finalJudgement"][1]}
-    assert set(live) == set(rewards) - ties
+    assert set(live) == set(results)
     for name, verdict in live.items():
-        assert verdict.score == pytest.approx(rewards[name]["judgeReward"], abs=1e-9)
+        info = results[name]
+        assert verdict.correct == (info["finalJudgement"][info["correctAnswerIndex"]] > 0.5), name
+        assert verdict.score == pytest.approx(info["judgeReward"], abs=1e-9), name
     for debate in Debate.objects.filter(source="nyu-debate-2023", status=Debate.COMPLETE).iterator():
         assert debate.engine().finished, debate.external_id

@@ -242,7 +242,6 @@ class _RoomReader:
         self.name = file_name.removesuffix(".json")
         self.file_name, self.file_sha256 = file_name, file_sha256
         self.notes = []
-        self.unrepresented_judgments = []  # final judgments DebateLab has no verdict for
 
     def plan(self) -> RoomPlan:
         material = self.setup["sourceMaterial"].get("QuALITYSourceMaterial")
@@ -507,9 +506,8 @@ class _RoomReader:
             verdict = self._verdict(final.author_name, final.probabilities, final.text, len(feedback) - 1,
                                     live=True, after_turn=len(turns), after_seq=after_seq, at_ms=final.at_ms,
                                     seconds=None, extra={})
-            if verdict:
-                self._check_against_metadata(verdict, len(feedback) - 1)
-                verdicts.append(verdict)
+            self._check_against_metadata(verdict, len(feedback) - 1)
+            verdicts.append(verdict)
         for judge, judging in self._offline_judgings().items():
             steps = judging["judgments"]
             if not steps:
@@ -527,8 +525,7 @@ class _RoomReader:
             verdict = self._verdict(judge, self._canonical(final["distribution"]), text, len(steps) - 1, live=False,
                                     after_turn=len(turns), after_seq=after_seq, at_ms=at_ms, seconds=seconds,
                                     extra=extra)
-            if verdict:
-                verdicts.append(verdict)
+            verdicts.append(verdict)
         live_judges = {v.judge_name for v in verdicts if v.live}
         for verdict in [v for v in verdicts if not v.live and v.judge_name in live_judges]:
             self.notes.append(f"{verdict.judge_name} judged this room both live and offline; only the live "
@@ -544,22 +541,24 @@ class _RoomReader:
         return found
 
     def _verdict(self, judge, probabilities, reason, continues, *, live, after_turn, after_seq, at_ms, seconds,
-                 extra) -> VerdictPlan | None:
+                 extra) -> VerdictPlan:
         kind = "live" if live else "offline"
+        correct_index = self.question.correct_index
         top = max(probabilities)
         leaders = [i for i, p in enumerate(probabilities) if abs(p - top) < 1e-9]
-        if len(leaders) > 1:
-            self.notes.append(f"the {kind} final judgment by {judge} is a tie ({probabilities}); a DebateLab verdict "
-                              f"must choose an answer, so it is kept in provenance only")
-            self.unrepresented_judgments.append({"judge": judge, "live": live, "probabilities": probabilities,
-                                                 "reason": reason, "timestamp": at_ms, **extra})
-            return None
-        correct_index = self.question.correct_index
-        score = self._score(probabilities[correct_index], continues)
         provenance = {"dataset": SOURCE, "room": self.name, "nyu_judge": judge, "kind": kind,
                       "continues": continues, "scoring": {"LogScoreWithLinearPenalty": self._scoring()}, **extra}
-        return VerdictPlan(judge_name=judge, live=live, probabilities=probabilities, chosen_index=leaders[0],
-                           correct=leaders[0] == correct_index, reason=reason, score=score, after_turn=after_turn,
+        chosen = leaders[0]
+        if len(leaders) > 1:
+            # The paper counts a judgment as correct when p(correct) > 0.5, so a tie is not correct;
+            # a DebateLab verdict must name an answer, and naming a wrong one keeps the two consistent.
+            chosen = next(i for i in leaders if i != correct_index)
+            provenance["tie"] = True
+            self.notes.append(f"the {kind} final judgment by {judge} is a tie ({probabilities}): stored as not "
+                              f"correct, as the paper counts it, with provenance['tie'] set")
+        score = self._score(probabilities[correct_index], continues)
+        return VerdictPlan(judge_name=judge, live=live, probabilities=probabilities, chosen_index=chosen,
+                           correct=chosen == correct_index, reason=reason, score=score, after_turn=after_turn,
                            after_seq=after_seq, seconds_spent=seconds, at_ms=at_ms, provenance=provenance)
 
     def _score(self, p_correct: float, continues: int) -> float:
@@ -612,8 +611,6 @@ class _RoomReader:
                     "scratchpads": self.room.get("scratchpads") or {}},
             "notes": self.notes,
         }
-        if self.unrepresented_judgments:
-            provenance["unrepresented_judgments"] = self.unrepresented_judgments
         return provenance
 
 
