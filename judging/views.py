@@ -41,7 +41,16 @@ def verdict_form(request, debate_id):
         "sliders": _slider_rows(state, request.POST if error else None),
         "recorded": _recorded_rows(debate, state, existing) if existing else None,
         "transcript": _transcript_rows(state),
+        "time_spent": _duration(existing.seconds_spent) if existing and existing.seconds_spent else "",
     }, status=400 if error else 200)
+
+
+def _duration(seconds: float) -> str:
+    minutes, seconds = divmod(round(seconds), 60)
+    parts = [f"{minutes} minute{'s' if minutes != 1 else ''}"] if minutes else []
+    if seconds or not minutes:
+        parts.append(f"{seconds} second{'s' if seconds != 1 else ''}")
+    return " ".join(parts)
 
 
 def _argued_by(state, shown_index):

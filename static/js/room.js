@@ -105,7 +105,7 @@ function receive(frame) {
       lastSeq = frame.seq;
       syncRequested = false;
       attempts = 0;
-      setConnection("open", "Live");
+      setConnection("open", "Connected");
       render({ freshState: true });
       break;
     case "event":
@@ -414,7 +414,7 @@ const feedback = feedbackForm && {
 };
 
 function renderFeedbackForm() {
-  if (!feedback) return;
+  if (!feedback || !feedback.sliders) return;
   const open = isMyTurn(state) && state.round_kind === "judge_feedback";
   if (open && feedback.openRound !== state.round) { // a new feedback round: start from the last report
     feedback.openRound = state.round;

@@ -8,7 +8,7 @@ const lean = form.querySelector("[data-lean]");
 const errorBox = form.querySelector("[data-verdict-error]");
 const reason = form.querySelector("#reason");
 const submit = form.querySelector("[data-submit]");
-const labels = Array.from(form.querySelectorAll(".slider label"), (label) => label.textContent.trim());
+const labels = Array.from(form.querySelectorAll(".slider"), (slider) => slider.dataset.answer);
 
 // Time on the page survives a reload (and a refused submission) within this tab.
 const startKey = `debatelab:verdict-start:${debateKey}`;
