@@ -16,7 +16,8 @@ class Command(BaseCommand):
         parser.add_argument("--format", choices=export.FORMATS, default="jsonl")
         parser.add_argument("--experiment", type=int, action="append", dest="experiments",
                             help="Only this experiment's verdicts (repeatable). Default: every verdict.")
-        parser.add_argument("--version", type=int, help="Only debates of this experiment version number.")
+        parser.add_argument("--experiment-version", type=int, dest="experiment_version",
+                            help="Only debates of this experiment version number.")
         parser.add_argument("--source", help="Only debates imported from this source (e.g. nyu-debate-2023).")
         parser.add_argument("--protocol", help="Only debates of this protocol name.")
         parser.add_argument("--judge-kind", choices=["human", "ai"])
@@ -30,7 +31,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         settings = export.ExportOptions(
-            experiment_ids=options["experiments"], version_number=options["version"], source=options["source"],
+            experiment_ids=options["experiments"], version_number=options["experiment_version"], source=options["source"],
             protocol_name=options["protocol"], judge_kind=options["judge_kind"],
             include_hidden=options["include_hidden"], identities=options["identities"], licence=options["licence"])
         if options["key"]:
