@@ -33,3 +33,40 @@ def _expire_in_process(debate_id: int) -> None:
         expire_turn(debate_id)
     finally:
         close_old_connections()
+
+
+@shared_task(bind=True, acks_late=True, max_retries=4)
+def run_ai_turn(self, debate_id: int, seat: str, expected_round: int) -> str:
+    """Plays an AI seat's turn. Idempotent and safe to run twice: it does nothing unless that seat
+    is still expected in that round, and the turn is saved under client_id ai-<round>-<seat>.
+    A back-end that keeps failing is retried with backoff, then the seat forfeits the turn."""
+    from .agents import turns
+
+    try:
+        return turns.play_turn(debate_id, seat, expected_round)
+    except turns.AgentUnavailable as error:
+        if self.request.retries < self.max_retries:
+            raise self.retry(exc=error, countdown=min(300, 10 * 2 ** self.request.retries))
+        return turns.give_up(debate_id, seat, expected_round, error)
+
+
+def schedule_ai_turn(debate_id: int, seat: str, expected_round: int) -> None:
+    if settings.RUN_TASKS_IN_PROCESS:
+        thread = threading.Thread(target=_ai_turn_in_process, args=(debate_id, seat, expected_round),
+                                  name=f"ai-turn-{debate_id}-{seat}", daemon=True)
+        thread.start()
+    else:
+        run_ai_turn.delay(debate_id, seat, expected_round)
+
+
+def _ai_turn_in_process(debate_id: int, seat: str, expected_round: int) -> None:
+    from django.db import close_old_connections
+
+    from .agents import turns
+
+    try:
+        turns.play_turn(debate_id, seat, expected_round)
+    except turns.AgentUnavailable as error:
+        turns.give_up(debate_id, seat, expected_round, error)
+    finally:
+        close_old_connections()

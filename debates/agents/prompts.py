@@ -38,7 +38,7 @@ DEFAULTS = {
     "offline_opening": (
         "I argue that the answer is \"$my_answer\". $evidence The story gives no support to \"$opponent_answer\"."),
     "offline_rebuttal": (
-        "My opponent argues for \"$opponent_answer\", but look at what the story says. $evidence "
+        "My opponent argues for \"$opponent_answer\", but the story does not bear that out. $evidence "
         "That is why the answer is \"$my_answer\"."),
 }
 

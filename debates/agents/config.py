@@ -1,0 +1,188 @@
+"""An AI seat's configuration (Participant.agent, or an experiment's `debaters` section) and its
+per-debate budget. Pure module (no Django).
+
+    {"backend": "openai", "model": "gpt-4o-mini", "base_url": "http://127.0.0.1:8000/v1",
+     "api_key_env": "OPENAI_API_KEY", "parameters": {"temperature": 0.7}, "best_of_n": 4,
+     "token_budget": 20000, "prompts": {"debater_turn": "..."}}
+
+Settings that steer the platform rather than the model (base_url, api_key_env, budgets, retries,
+timeouts) may also be written inside `parameters`, because experiment files only have that
+section; they are taken out before the parameters are sent to the model.
+"""
+from dataclasses import dataclass, field
+
+from .errors import AgentError, BudgetExhausted
+from .prompts import prompt_problems
+
+BACKENDS = ("offline", "openai", "anthropic")
+DEFAULT_BASE_URLS = {"openai": "https://api.openai.com/v1", "anthropic": "https://api.anthropic.com/v1"}
+DEFAULT_KEY_ENVS = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
+
+# name: (type check, description) for the platform's own settings
+_CONTROL = {
+    "base_url": (lambda v: isinstance(v, str) and v.startswith(("http://", "https://")), "an http(s) URL"),
+    "api_key_env": (lambda v: isinstance(v, str) and v.strip() != "", "the name of an environment variable"),
+    "token_budget": (lambda v: _is_int(v) and v > 0, "a positive whole number of tokens per debate"),
+    "cost_budget_usd": (lambda v: _is_number(v) and v > 0, "a positive amount in US dollars per debate"),
+    "usd_per_1k_input": (lambda v: _is_number(v) and v >= 0, "a price in US dollars"),
+    "usd_per_1k_output": (lambda v: _is_number(v) and v >= 0, "a price in US dollars"),
+    "attempts": (lambda v: _is_int(v) and 1 <= v <= 20, "a whole number from 1 to 20"),
+    "retry_base_delay": (lambda v: _is_number(v) and 0 <= v <= 600, "seconds (0 to 600)"),
+    "retry_max_delay": (lambda v: _is_number(v) and 0 <= v <= 3600, "seconds (0 to 3600)"),
+    "timeout_s": (lambda v: _is_number(v) and 0 < v <= 3600, "seconds (up to 3600)"),
+    "anthropic_version": (lambda v: isinstance(v, str) and v.strip() != "", "an API version string"),
+    "token_delay": (lambda v: _is_number(v) and 0 <= v <= 5, "seconds between streamed words (0 to 5)"),
+    "stream_usage": (lambda v: isinstance(v, bool), "true or false"),
+}
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    backend: str
+    model: str | None = None
+    parameters: dict = field(default_factory=dict)  # sent to the model as they are
+    best_of_n: int = 1
+    prompts: dict = field(default_factory=dict)
+    base_url: str | None = None
+    api_key_env: str | None = None
+    token_budget: int | None = None
+    cost_budget_usd: float | None = None
+    usd_per_1k_input: float = 0.0
+    usd_per_1k_output: float = 0.0
+    attempts: int = 4
+    retry_base_delay: float = 1.0
+    retry_max_delay: float = 30.0
+    timeout_s: float = 120.0
+    anthropic_version: str = "2023-06-01"
+    token_delay: float = 0.02
+    stream_usage: bool = True  # ask OpenAI-compatible servers for token counts in the stream
+    judge: "AgentConfig | None" = None  # best-of-N preference model; default: the same model
+
+    @classmethod
+    def from_dict(cls, data) -> "AgentConfig":
+        if not isinstance(data, dict):
+            raise AgentError("bad_agent_config", "an agent configuration is a mapping with a 'backend'")
+        known = {"backend", "model", "parameters", "best_of_n", "prompts", "judge"} | set(_CONTROL)
+        unknown = set(data) - known
+        if unknown:
+            raise AgentError("bad_agent_config", f"unknown agent settings: {', '.join(sorted(unknown))}")
+        backend = data.get("backend")
+        if backend not in BACKENDS:
+            raise AgentError("bad_agent_config", f"backend must be one of {', '.join(BACKENDS)} (got {backend!r})")
+        parameters = data.get("parameters") or {}
+        if not isinstance(parameters, dict):
+            raise AgentError("bad_agent_config", "parameters must be a mapping")
+        settings = {k: v for k, v in parameters.items() if k in _CONTROL}
+        settings.update({k: v for k, v in data.items() if k in _CONTROL})
+        for name, value in settings.items():
+            check, wanted = _CONTROL[name]
+            if not check(value):
+                raise AgentError("bad_agent_config", f"{name} must be {wanted} (got {value!r})")
+        model = data.get("model")
+        if backend != "offline" and not (isinstance(model, str) and model.strip()):
+            raise AgentError("bad_agent_config", f"the {backend} back-end needs a model name")
+        best_of_n = data.get("best_of_n") or 1
+        if not _is_int(best_of_n) or not 1 <= best_of_n <= 16:
+            raise AgentError("bad_agent_config", "best_of_n must be a whole number from 1 to 16")
+        prompts = data.get("prompts") or {}
+        problems = prompt_problems(prompts)
+        if problems:
+            raise AgentError("bad_prompt", "; ".join(problems))
+        judge = data.get("judge")
+        return cls(backend=backend, model=model, best_of_n=best_of_n, prompts=dict(prompts),
+                   parameters={k: v for k, v in parameters.items() if k not in _CONTROL},
+                   judge=cls.from_dict(judge) if judge is not None else None, **settings)
+
+    def key_env(self) -> str | None:
+        """Which environment variable holds the key; a self-hosted server (own base_url) may need none."""
+        if self.api_key_env:
+            return self.api_key_env
+        if self.base_url and self.backend == "openai":
+            return None
+        return DEFAULT_KEY_ENVS.get(self.backend)
+
+    def url(self) -> str:
+        return (self.base_url or DEFAULT_BASE_URLS[self.backend]).rstrip("/")
+
+    def provenance(self) -> dict:
+        """What produced a turn or verdict (never the key itself)."""
+        found = {"backend": self.backend, "model": self.model or self.backend, "parameters": self.parameters,
+                 "best_of_n": self.best_of_n}
+        if self.backend != "offline":
+            found["base_url"] = self.url()
+        return found
+
+
+@dataclass
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    def add(self, other: "Usage") -> None:
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+
+    @property
+    def total(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def cost(self, config: AgentConfig) -> float:
+        return (self.input_tokens * config.usd_per_1k_input + self.output_tokens * config.usd_per_1k_output) / 1000
+
+    def to_dict(self) -> dict:
+        return {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
+
+    @classmethod
+    def from_dict(cls, data) -> "Usage":
+        data = data or {}
+        return cls(int(data.get("input_tokens", 0)), int(data.get("output_tokens", 0)))
+
+
+def estimate_tokens(text: str) -> int:
+    """About four characters a token, for budgets when a server reports no counts."""
+    return max(1, len(text) // 4)
+
+
+class Budget:
+    """A seat's token and cost budget for the whole debate: `spent` is what its earlier turns used."""
+
+    def __init__(self, config: AgentConfig, spent: Usage | None = None):
+        self.config = config
+        self.spent = spent or Usage()
+        self.this_turn = Usage()
+
+    def output_allowance(self, prompt: str) -> int | None:
+        """The most output tokens the next request may ask for; None when no token budget is set.
+        Raises BudgetExhausted when nothing is left."""
+        self._require_money_left()
+        if self.config.token_budget is None:
+            return None
+        left = self.config.token_budget - self.spent.total - estimate_tokens(prompt)
+        if left <= 0:
+            raise BudgetExhausted(f"the token budget of {self.config.token_budget} for this debate is spent "
+                                  f"({self.spent.total} used; the next prompt needs about {estimate_tokens(prompt)})")
+        return left
+
+    def check_output(self, allowance: int | None, output_tokens: int) -> None:
+        """Stops a stream that runs past its allowance (a server may ignore max_tokens)."""
+        if allowance is not None and output_tokens > allowance:
+            raise BudgetExhausted(f"the turn stopped: it ran past the {self.config.token_budget}-token budget "
+                                  f"for this debate")
+
+    def charge(self, usage: Usage) -> None:
+        self.spent.add(usage)
+        self.this_turn.add(usage)
+
+    def _require_money_left(self) -> None:
+        limit = self.config.cost_budget_usd
+        if limit is not None and self.spent.cost(self.config) >= limit:
+            raise BudgetExhausted(f"the cost budget of ${limit:.2f} for this debate is spent "
+                                  f"(${self.spent.cost(self.config):.4f} used)")

@@ -1,0 +1,145 @@
+"""Running an AI seat's turn inside the platform: read what the seat may see, write the speech
+(streaming it to the debate's room), save it through the services, publish the events.
+Called by the Celery task debates.tasks.run_ai_turn, or a thread in the embedded default."""
+import logging
+
+from .. import live, services, snapshots
+from ..models import Debate, Participant
+from ..protocol import SEQUENTIAL, Refused
+from .config import AgentConfig, Budget, Usage
+from .debater import Callbacks, TurnContext, write_turn
+from .errors import AgentError, AgentUnavailable
+
+log = logging.getLogger(__name__)
+TOO_LATE = ("wrong_round", "debate_over", "not_your_turn", "not_started")
+
+
+def client_id_for(round_index: int, seat: str) -> str:
+    return f"ai-{round_index}-{seat}"
+
+
+def play_turn(debate_id: int, seat: str, expected_round: int) -> str:
+    """Plays the turn if `seat` is still expected in `expected_round`; otherwise does nothing.
+    Returns what happened. Raises AgentUnavailable when the back-end keeps failing (retry later)."""
+    debate = Debate.objects.select_related("question").filter(pk=debate_id).first()
+    if debate is None:
+        return "no_such_debate"
+    participant = debate.participants.filter(seat=seat).first()
+    if participant is None or not participant.agent:
+        return "not_an_ai_seat"
+    if debate.turns.filter(seat=seat, client_id=client_id_for(expected_round, seat)).exists():
+        return "already_played"
+    engine = debate.engine()
+    if debate.status != Debate.LIVE or engine.round_index != expected_round or seat not in engine.expected_seats():
+        return "not_expected"
+    room = _Room(debate_id, seat, expected_round)
+    try:
+        config = AgentConfig.from_dict(participant.agent)
+        room.started(streams_text=config.best_of_n == 1 and engine.round_kind == SEQUENTIAL)
+        context = turn_context(debate, participant, engine)
+        result = write_turn(config, context, Budget(config, spent_by(debate, seat)), room)
+    except AgentUnavailable as error:
+        room.send({"type": "ai_turn_retry", "code": error.code, "message": error.message})
+        raise
+    except AgentError as error:
+        return give_up(debate_id, seat, expected_round, error)
+    try:
+        _, events = services.submit_agent_turn(debate_id, seat, text=result.text, expected_round=expected_round,
+                                               client_id=client_id_for(expected_round, seat), payload=result.payload())
+    except Refused as refused:
+        if refused.code in TOO_LATE:
+            return "too_late"
+        return give_up(debate_id, seat, expected_round, AgentError(refused.code, refused.message))
+    live.publish(debate_id, events)
+    return "played"
+
+
+def give_up(debate_id: int, seat: str, expected_round: int, error: AgentError) -> str:
+    """The seat forfeits the turn (recorded as timed out, with the reason) so the debate goes on."""
+    log.warning("AI turn failed: debate %s seat %s round %s: %s", debate_id, seat, expected_round, error.message)
+    _Room(debate_id, seat, expected_round).send({"type": "ai_turn_failed", "code": error.code, "message": error.message})
+    events = services.forfeit_agent_turn(debate_id, seat, expected_round=expected_round,
+                                         client_id=client_id_for(expected_round, seat), code=error.code,
+                                         message=error.message)
+    live.publish(debate_id, events)
+    return f"failed: {error.code}"
+
+
+def spent_by(debate: Debate, seat: str) -> Usage:
+    """Tokens this seat's earlier turns used (the per-debate budget counts them)."""
+    spent = Usage()
+    for payload in debate.turns.filter(seat=seat).values_list("payload", flat=True):
+        spent.add(Usage.from_dict((payload.get("agent") or {}).get("usage")))
+    return spent
+
+
+def turn_context(debate: Debate, participant: Participant, engine) -> TurnContext:
+    question = debate.question
+    state = snapshots.state_for(debate, snapshots.Viewer(snapshots.DEBATER, participant))
+    answers = state["question"]["answers"]
+    my_answer = question.answers[participant.answer_index]
+    opponents = [p.answer_index for p in debate.participants.all() if p.is_debater and p.pk != participant.pk]
+    others = [question.answers[i] for i in opponents] or [a for i, a in enumerate(question.answers)
+                                                          if i != participant.answer_index]
+    protocol = engine.protocol
+    return TurnContext(
+        seat=participant.seat, question=question.text, answers=answers, my_answer=my_answer,
+        opponent_answer=" or ".join(others), passage=question.hidden_material,
+        transcript=render_transcript(state, participant.seat), round=engine.round_index + 1,
+        char_limit=protocol.char_limit, quote_chars=services.quote_chars_left(debate, participant.seat),
+        already_quoted=[q["text"] for t in state["turns"] if t["seat"] == participant.seat
+                        for q in t.get("payload", {}).get("quotes", [])])
+
+
+def render_transcript(state: dict, my_seat: str | None) -> str:
+    """The turns in `state` as plain text for a model (sealed speeches are left out)."""
+    names = {s["seat"]: s["name"] for s in state["seats"]}
+    answers = state["question"]["answers"]
+    lines = []
+    for turn in state["turns"]:
+        if turn.get("sealed"):
+            continue
+        who = "You" if turn["seat"] == my_seat else names.get(turn["seat"], turn["seat"])
+        heading = f"Round {turn['round'] + 1}, {who}"
+        if turn["kind"] == "timeout":
+            lines.append(f"{heading}: (ran out of time)")
+        elif turn.get("probabilities"):
+            beliefs = ", ".join(f"{a}: {p:.0%}" for a, p in zip(answers, turn["probabilities"]))
+            comment = f" Comment: {turn['text']}" if turn.get("text") else ""
+            lines.append(f"{heading} (judge's current belief: {beliefs}).{comment}")
+        else:
+            lines.append(f"{heading}: {turn.get('text', '')}")
+    return "\n\n".join(lines)
+
+
+class _Room(Callbacks):
+    """Frames about an AI turn in progress for everyone in the debate's room (not stored). Text
+    goes out only when the speech will be public as soon as it is saved: not in sealed
+    (simultaneous) rounds and not for best-of-N drafts, which only the author may see."""
+
+    def __init__(self, debate_id: int, seat: str, round_index: int):
+        self.debate_id, self.seat, self.round = debate_id, seat, round_index
+        self.streams_text = False
+        self.chars = 0
+
+    def started(self, streams_text: bool) -> None:
+        self.streams_text = streams_text
+        self.send({"type": "ai_turn_started", "streams_text": streams_text})
+
+    def delta(self, candidate: int, text: str) -> None:
+        self.chars += len(text)
+        if self.streams_text:
+            self.send({"type": "ai_token", "delta": text, "chars": self.chars})
+        else:
+            self.send({"type": "ai_token", "delta": "", "chars": self.chars, "candidate": candidate})
+
+    def retry(self, candidate: int, failures: int, error, delay: float) -> None:
+        self.chars = 0
+        self.send({"type": "ai_turn_retry", "code": error.code, "message": error.message,
+                   "attempt": failures + 1, "delay": round(delay, 2), "candidate": candidate})
+
+    def send(self, frame: dict) -> None:
+        try:
+            live.publish_ephemeral(self.debate_id, dict(frame, seat=self.seat, round=self.round))
+        except Exception:  # a lost progress frame must not lose the turn
+            log.exception("could not publish an AI progress frame for debate %s", self.debate_id)
