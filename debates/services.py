@@ -37,6 +37,11 @@ def create_debate(question: Question, protocol: Protocol, debaters: dict, judge=
     for seat, (_, answer_index) in debaters.items():
         if not 0 <= answer_index < answer_count:
             raise Refused("bad_answer", f"debater {seat} must argue for one of the {answer_count} answers")
+    people = [user for user, _ in debaters.values() if user is not None] + [judge] * (judge is not None) + list(observers)
+    if len({user.pk for user in people}) != len(people):
+        raise Refused("same_person", "one person can hold only one seat in a debate")
+    if answer_order is not None and sorted(answer_order) != list(range(answer_count)):
+        raise Refused("bad_answer_order", f"answer_order must list each of the {answer_count} answers once")
     if answer_order is None:
         answer_order = list(range(answer_count))
         random.Random(seed).shuffle(answer_order)
