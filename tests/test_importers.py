@@ -249,12 +249,13 @@ def test_an_nyu_debate_keeps_its_seats_turns_quotes_and_order(nyu_fixture):
     for turn in turns:
         for quote in turn.payload.get("quotes", []):
             assert STORY[quote["start"]:quote["end"]] == quote["text"]
-    assert opening.payload["nyu"]["content"][1] == {"Quote": {"span": [4, 11]}}
+    assert [q["tokens"] for q in quotes] == [[4, 11], [17, 28]]  # the dataset's own token spans
+    assert opening.payload["nyu"] == {"round": 1, "timestamp": 1680000000000 + 3 * 3600 * 1000}
     assert opening.created_at.timestamp() == 1680000000 + 3 * 3600
 
 
 def test_an_nyu_debate_replays_through_the_engine_and_shows_in_the_answer_order(nyu_fixture):
-    from debates.snapshots import OBSERVER, Viewer, state_for
+    from debates.snapshots import JUDGE_VIEW, OBSERVER, Viewer, state_for
 
     debate = Debate.objects.get(external_id="lamp-story-0")
     engine = debate.engine()
@@ -269,6 +270,12 @@ def test_an_nyu_debate_replays_through_the_engine_and_shows_in_the_answer_order(
     assert state["question"]["answers"] == ["The sea was rough", "The lamp was dark"]
     assert state["correct_answer"] == 1 and state["honest_seats"] == ["B"]
     assert state["turns"][-1]["probabilities"] == [0.1, 0.9]
+
+    # a new judge re-judging it sees the quotes, never where they sit in the story
+    judged = state_for(debate, Viewer(JUDGE_VIEW, debate.participants.get(seat="judge")))
+    assert "hidden" not in judged and "correct_answer" not in judged
+    shown = json.dumps(judged["turns"])
+    assert "Keep the lamp dark" in shown and '"start"' not in shown and '"tokens"' not in shown
 
 
 def test_nyu_judgments_become_live_and_offline_verdicts_scored_by_the_rooms_rule(nyu_fixture):

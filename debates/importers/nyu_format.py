@@ -328,7 +328,8 @@ class _RoomReader:
             elif kind == "JudgeFeedback":
                 turns.append(self._feedback(value, number))
             elif kind == "NegotiateEnd":
-                self.notes.append(f"round {number + 1} (NegotiateEnd: debaters' votes to end) is kept in provenance only")
+                self.notes.append(f"round {number + 1} (NegotiateEnd: debaters' votes to end) "
+                                  f"is kept in provenance only")
             elif kind != "OfflineJudgments":
                 raise RoomProblem(f"round {number + 1}: unknown round kind {kind!r}")
         return turns
@@ -343,7 +344,9 @@ class _RoomReader:
             speech = speeches[key]
             seat = SEATS[int(key)]
             text, quotes = self._segments(speech["content"], f"round {number + 1}, debater {seat}")
-            payload = {"nyu": {"round": number, "timestamp": speech.get("timestamp"), "content": speech["content"]}}
+            # The raw segments are not kept: the text and the quotes (with their token spans) rebuild
+            # them, and a judge's view may show a payload but never where a quote sits in the story.
+            payload = {"nyu": {"round": number, "timestamp": speech.get("timestamp")}}
             if quotes:
                 payload["quotes"] = quotes
             author = None if speech["speaker"] in AI_NAMES else speech["speaker"]
@@ -360,7 +363,7 @@ class _RoomReader:
     def _feedback(self, value: dict, number: int) -> TurnPlan:
         feedback = value["feedback"]
         text, quotes = self._segments(feedback["content"], f"round {number + 1}, judge")
-        payload = {"nyu": {"round": number, "timestamp": feedback.get("timestamp"), "content": feedback["content"],
+        payload = {"nyu": {"round": number, "timestamp": feedback.get("timestamp"),
                            "distribution": value["distribution"]}}
         if quotes:
             payload["quotes"] = quotes
@@ -429,12 +432,10 @@ class _RoomReader:
         if overrun:
             self.notes.append(f"{len(overrun)} turn(s) are longer than the rules' limit of {rules_limit} characters")
         penalty = self._scoring()["perTurnPenalty"]
-        values = dict(rounds=tuple(rounds), debaters=debaters, char_limit=min(char_limit, 100_000),
-                      judge_may_end=True, scoring_rule="log", turn_penalty=penalty)
-        if quote_limits and "quote_chars_per_turn" in Protocol.__dataclass_fields__:
-            values["quote_chars_per_turn"] = max(quote_limits)
         try:
-            return Protocol(**values)
+            return Protocol(rounds=tuple(rounds), debaters=debaters, char_limit=min(char_limit, 100_000),
+                            judge_may_end=True, scoring_rule="log", turn_penalty=penalty,
+                            quote_chars_per_turn=max(quote_limits, default=None))
         except ValueError as e:
             raise RoomProblem(f"no DebateLab protocol fits this room's rules: {e}") from None
 
