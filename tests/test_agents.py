@@ -542,3 +542,18 @@ def test_the_embedded_default_plays_ai_turns_in_a_background_thread(transactiona
     assert Debate.objects.get(pk=debate.pk).status == Debate.AWAITING_VERDICT
     assert list(debate.turns.values_list("round_index", "seat", "client_id")) == [
         (0, "A", "ai-0-A"), (0, "B", "ai-0-B"), (1, "A", "ai-1-A"), (1, "B", "ai-1-B")]
+
+
+def test_the_ai_judge_command_judges_finished_debates_and_reports_bad_settings(finished_debate):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    out = StringIO()
+    call_command("ai_judge", "--backend", "offline", stdout=out)
+    assert out.getvalue().strip() == "1 new AI verdicts (1 correct)"
+    assert finished_debate.verdicts.get().judge_kind == "ai"
+    with pytest.raises(CommandError, match="needs a model name"):
+        call_command("ai_judge", "--backend", "openai")
+    with pytest.raises(CommandError, match="--parameters is not valid JSON"):
+        call_command("ai_judge", "--backend", "offline", "--parameters", "{temperature")

@@ -68,8 +68,7 @@ def write_turn(config: AgentConfig, context: TurnContext, budget: Budget, callba
         raise AgentError("no_passage", "AI debaters argue text debates: this question has no hidden passage")
     fields = context.fields()
     if config.backend == "offline":
-        drafts, scores = _offline_drafts(config, context, fields, budget, callbacks)
-        chosen = max(range(len(drafts)), key=lambda i: (scores[i], -i))
+        drafts, scores, chosen = _offline_drafts(config, context, fields, budget, callbacks)
         preference = {"method": "bm25_support", "scores": scores}
     else:
         drafts = _model_drafts(config, context, fields, budget, callbacks)
@@ -92,12 +91,12 @@ def _offline_drafts(config, context, fields, budget, callbacks):
         drafts.append(text)
         scores.append(round(score, 4))
     budget.charge(Usage(0, sum(len(offline.words(d)) for d in drafts)))
-    chosen = max(range(len(drafts)), key=lambda i: (scores[i], -i))
+    chosen = scores.index(max(scores))  # the best-supported draft; the first of equals
     for piece in re.findall(r"\S+\s*", drafts[chosen]):  # the offline debater "types" its speech
         callbacks.delta(chosen, piece)
         if config.token_delay:
             time.sleep(config.token_delay)
-    return drafts, scores
+    return drafts, scores, chosen
 
 
 def _model_drafts(config, context, fields, budget, callbacks):

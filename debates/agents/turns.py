@@ -2,16 +2,19 @@
 (streaming it to the debate's room), save it through the services, publish the events.
 Called by the Celery task debates.tasks.run_ai_turn, or a thread in the embedded default."""
 import logging
+import time
 
 from .. import live, services, snapshots
+from ..experiment_spec import BACKENDS as ALL_BACKENDS
 from ..models import Debate, Participant
 from ..protocol import SEQUENTIAL, Refused
-from .config import AgentConfig, Budget, Usage
+from .config import BACKENDS, AgentConfig, Budget, Usage
 from .debater import Callbacks, TurnContext, write_turn
 from .errors import AgentError, AgentUnavailable
 
 log = logging.getLogger(__name__)
 TOO_LATE = ("wrong_round", "debate_over", "not_your_turn", "not_started")
+FRAME_INTERVAL = 0.05  # seconds: tokens are sent in batches, at most 20 frames a second per turn
 
 
 def client_id_for(round_index: int, seat: str) -> str:
@@ -27,6 +30,8 @@ def play_turn(debate_id: int, seat: str, expected_round: int) -> str:
     participant = debate.participants.filter(seat=seat).first()
     if participant is None or not participant.agent:
         return "not_an_ai_seat"
+    if participant.agent.get("backend") in set(ALL_BACKENDS) - set(BACKENDS):
+        return "played_elsewhere"  # e.g. the pixel debater, which has its own player
     if debate.turns.filter(seat=seat, client_id=client_id_for(expected_round, seat)).exists():
         return "already_played"
     engine = debate.engine()
@@ -38,6 +43,7 @@ def play_turn(debate_id: int, seat: str, expected_round: int) -> str:
         room.started(streams_text=config.best_of_n == 1 and engine.round_kind == SEQUENTIAL)
         context = turn_context(debate, participant, engine)
         result = write_turn(config, context, Budget(config, spent_by(debate, seat)), room)
+        room.flush()
     except AgentUnavailable as error:
         room.send({"type": "ai_turn_retry", "code": error.code, "message": error.message})
         raise
@@ -121,20 +127,33 @@ class _Room(Callbacks):
         self.debate_id, self.seat, self.round = debate_id, seat, round_index
         self.streams_text = False
         self.chars = 0
+        self.pending, self.candidate, self.last_sent = "", 0, 0.0
 
     def started(self, streams_text: bool) -> None:
         self.streams_text = streams_text
         self.send({"type": "ai_turn_started", "streams_text": streams_text})
 
     def delta(self, candidate: int, text: str) -> None:
+        if candidate != self.candidate:
+            self.flush()
+            self.chars = 0
         self.chars += len(text)
+        self.candidate = candidate
+        self.pending += text
+        if time.monotonic() - self.last_sent >= FRAME_INTERVAL:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
         if self.streams_text:
-            self.send({"type": "ai_token", "delta": text, "chars": self.chars})
+            self.send({"type": "ai_token", "delta": self.pending, "chars": self.chars})
         else:
-            self.send({"type": "ai_token", "delta": "", "chars": self.chars, "candidate": candidate})
+            self.send({"type": "ai_token", "delta": "", "chars": self.chars, "candidate": self.candidate})
+        self.pending, self.last_sent = "", time.monotonic()
 
     def retry(self, candidate: int, failures: int, error, delay: float) -> None:
-        self.chars = 0
+        self.chars, self.pending = 0, ""
         self.send({"type": "ai_turn_retry", "code": error.code, "message": error.message,
                    "attempt": failures + 1, "delay": round(delay, 2), "candidate": candidate})
 
