@@ -13,14 +13,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.utils import timezone
 
-from ..models import Debate, DebateEvent, Participant, Question, Turn
-from ..provenance import code_version
-from .nyu_format import AI_NAMES, SOURCE, RoomPlan, RoomProblem, article_id, plan_room
+from debates.models import Debate, DebateEvent, Participant, Question, Turn
+from debates.provenance import code_version
+
+from debates.importers.nyu_format import AI_NAMES, SOURCE, RoomPlan, RoomProblem, article_id, plan_room
+
+from .models import Verdict
 
 USER_PREFIX = "nyu:"
 ROOMS_FOLDER = Path("debates") / "official"
@@ -103,8 +105,7 @@ class _Store:
         self.users = {}
         self.questions = {}
         self.stories = {}  # QuALITY article id -> the story text stored for it
-        # judging depends on debates, never the reverse: the model is looked up, not imported.
-        self.Verdict = apps.get_model("judging", "Verdict")
+        self.Verdict = Verdict
 
     def room(self, plan: RoomPlan):
         try:

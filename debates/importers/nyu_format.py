@@ -1,5 +1,5 @@
 """Reading one room of the NYU debate dataset (Michael et al. 2023) into an import plan.
-Pure module (no Django): the plan says what to store; debates.importers.nyu stores it.
+Pure module (no Django): the plan says what to store; judging.nyu_import stores it.
 
 The room files (pub/debates/official/*.json) hold the story as Penn-Treebank tokens, and quotes
 as token spans [begin, end) into them. DebateLab keeps the story as plain text, so the tokens are
@@ -602,7 +602,7 @@ class _RoomReader:
         negotiations = [{"round": n, "votes": r["NegotiateEnd"]["votes"]}
                         for n, r in enumerate(self.room["rounds"]) if "NegotiateEnd" in r]
         provenance = {
-            "importer": "debates.importers.nyu", "dataset": SOURCE, "license": LICENSE, "attribution": ATTRIBUTION,
+            "importer": "judging.nyu_import", "dataset": SOURCE, "license": LICENSE, "attribution": ATTRIBUTION,
             "file": f"debates/official/{self.file_name}", "sha256": self.file_sha256,
             "setting": setting, "included_in_paper": meta.get("includedInPaper"),
             "nyu": {"status": next(iter(status), None), "ended_by": next(iter(result.get("endedBy") or {}), None),

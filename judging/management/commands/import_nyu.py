@@ -6,7 +6,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from debates.importers.nyu import DatasetMissing, import_nyu
+from judging.nyu_import import DatasetMissing, import_nyu
 
 DEFAULT_PATH = Path(settings.BASE_DIR).parent / "shared" / "datasets" / "nyu-debate-2023" / "pub"
 
