@@ -23,6 +23,7 @@ SECRET = "SECRET PASSAGE"
 PRIVATE_NOTE = "note-to-self-7f3a: mention the fire"
 WAIT_MS = 30_000  # this machine is small and busy: be patient, never flaky
 PHONE = {"width": 390, "height": 844}
+TAMPER_ME = "this frame is made too long on its way to the server"
 PAGE_ERRORS = []  # uncaught script errors in any page: each test fails on them
 SCREENSHOTS = ("room-debater.png", "room-observer.png", "room-judge.png", "room-judge-phone.png",
                "room-judge-feedback.png", "verdict-form.png", "verdict-form-phone.png", "verdict-recorded.png",
@@ -276,8 +277,8 @@ def play_whole_debate(browser, url, debate_id):
 
 def test_client_recovers_from_lost_acks_and_missed_events(chromium_path, daphne_server, make_user, question):
     """Through a websocket proxy in the page: an ack is lost with the connection (the speech is
-    re-sent with the same client_id and stored once), and an event frame is dropped (the client
-    asks for a sync and shows it anyway)."""
+    re-sent with the same client_id and stored once), an event frame is dropped (the client asks
+    for a sync and shows it anyway), and a refused action shows the server's reason."""
     from debates import services
     from debates.protocol import Protocol
 
@@ -296,7 +297,11 @@ def test_client_recovers_from_lost_acks_and_missed_events(chromium_path, daphne_
         dropped = {"speech": False, "closed": False}
 
         def from_page(message):
-            sent.append(json.loads(message))
+            frame = json.loads(message)
+            sent.append(frame)
+            if frame.get("type") == "speech" and frame.get("text") == TAMPER_ME:
+                frame["text"] = "x" * 301  # over the limit: the server must refuse it with a reason
+                message = json.dumps(frame)
             server.send(message)
 
         def from_server(message):
@@ -338,15 +343,29 @@ def test_client_recovers_from_lost_acks_and_missed_events(chromium_path, daphne_
         expect(alice_page.locator(".turn.seat-B .text")).to_have_text("Bob's reply, whose event Alice's proxy drops.")
         expect(alice_page.locator("[data-headline]")).to_have_text("Your turn")
         expect(alice_page.locator("[data-countdown]")).to_have_text(re.compile(r"^1[45]:\d\d left$"))
+
+        # An error frame from the server shows next to the composer; the draft is kept for a retry.
+        composer = alice_page.get_by_label("Speech for answer")
+        composer.fill(TAMPER_ME)
+        alice_page.get_by_role("button", name="Send speech").click()
+        expect(alice_page.locator("[data-error]")).to_contain_text("at most 300 characters")
+        expect(composer).to_have_value(TAMPER_ME)
+        composer.fill("A second speech, within the limit.")
+        alice_page.get_by_role("button", name="Send speech").click()
+        expect(composer).to_have_value("")
+        expect(alice_page.locator("[data-error]")).to_be_empty()
+        expect(bob_page.locator(".turn.seat-A")).to_have_count(2)
         alice_page.context.close()
         bob_page.context.close()
 
     assert not PAGE_ERRORS
     speeches = [m for m in sent if m.get("type") == "speech"]
-    assert len(speeches) == 2 and speeches[0]["client_id"] == speeches[1]["client_id"]
+    assert len(speeches) == 4 and speeches[0]["client_id"] == speeches[1]["client_id"]
+    assert len({m["client_id"] for m in speeches}) == 3
     assert any(m.get("type") == "sync" for m in sent), sent
     assert len(connections) >= 2
-    assert debate.turns.filter(seat="A").count() == 1
+    assert list(debate.turns.filter(seat="A").values_list("text", flat=True)) == [
+        "Sent once, acknowledged on the second try.", "A second speech, within the limit."]
     assert debate.turns.filter(seat="B").count() == 1
 
 

@@ -268,6 +268,9 @@ function turnItem(turn) {
     if (turn.end_debate) item.append(element("p", "ended", "The judge ended the debate here."));
   } else {
     item.append(element("p", "text", turn.text || ""));
+    if (turn.seat === state.my_seat && sealedSpeeches(state).includes(turn)) {
+      item.append(element("p", "sealed-note", "Sealed: the others see it when both speeches are in."));
+    }
   }
   if (turn.private_note) {
     const note = element("div", "private");
@@ -327,10 +330,10 @@ function clock(iso) {
 }
 
 function announce(text) {
+  // Each news item is a new paragraph, so several quick events are all read out, in order.
   const region = $("[data-announcer]");
-  region.textContent = "";
-  // A fresh text node is announced even when the sentence repeats.
-  requestAnimationFrame(() => { region.textContent = text; });
+  region.append(element("p", null, text));
+  while (region.children.length > 3) region.firstElementChild.remove();
 }
 
 // ---------------------------------------------------------------- the debater's composer
