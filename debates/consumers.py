@@ -18,6 +18,9 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
         self.user = self.scope["user"]
         self.viewer = await database_sync_to_async(self._find_viewer)()
         if self.viewer is None:
+            # Closing before accepting makes daphne answer HTTP 403, and a browser cannot tell that
+            # from a network error: accept, then close with a code the page can read.
+            await self.accept()
             await self.close(code=4403)
             return
         self.group = live.group_name(self.debate_id)
@@ -44,7 +47,9 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
             return await self.send_error("bad_json", "that message is not valid JSON")
         if not isinstance(message, dict):
             return await self.send_error("bad_message", "a message is a JSON object with a 'type'")
-        handler = {"speech": self.act, "feedback": self.act, "sync": self.sync, "ping": self.pong}.get(message.get("type"))
+        kind = message.get("type")
+        handler = {"speech": self.act, "feedback": self.act, "sync": self.sync, "ping": self.pong}.get(kind) \
+            if isinstance(kind, str) else None
         if handler is None:
             return await self.send_error("unknown_type", "type must be speech, feedback, sync or ping",
                                          message.get("client_id"))
@@ -73,6 +78,13 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
 
     async def send_error(self, code, text, client_id=None):
         await self.send_json({"type": "error", "code": code, "message": text, "client_id": client_id})
+
+    async def send_json(self, content, close=False):
+        """Every frame carries a sequence number: events their own, other frames the last one sent
+        on this connection, so a client can always tell whether it has missed something."""
+        if "seq" not in content and hasattr(self, "sent_seq"):
+            content = dict(content, seq=self.sent_seq)
+        await super().send_json(content, close)
 
     async def send_state(self):
         state = await database_sync_to_async(self._state)()
