@@ -99,6 +99,11 @@ document.addEventListener("visibilitychange", () => { if (document.visibilitySta
 // ---------------------------------------------------------------- frames from the server
 
 function receive(frame) {
+  // Other frames carry the last sequence number the server has sent on this connection: a
+  // higher one than ours means an event went missing, even when no later event follows.
+  if (frame.type !== "event" && frame.type !== "state" && Number.isInteger(frame.seq) && frame.seq > lastSeq) {
+    requestSync();
+  }
   switch (frame.type) {
     case "state":
       state = frame;
@@ -129,10 +134,7 @@ function receive(frame) {
 function receiveEvent(frame) {
   if (frame.seq <= lastSeq) return; // already applied
   if (frame.seq > lastSeq + 1) { // missed something: ask for it again, apply nothing out of order
-    if (!syncRequested) {
-      syncRequested = true;
-      transmit({ type: "sync", after: lastSeq });
-    }
+    requestSync();
     return;
   }
   syncRequested = false;
@@ -140,6 +142,12 @@ function receiveEvent(frame) {
   lastSeq = frame.seq;
   if (said) announce(said);
   render({ freshState: false });
+}
+
+function requestSync() {
+  if (syncRequested) return;
+  syncRequested = true;
+  transmit({ type: "sync", after: lastSeq });
 }
 
 // ---------------------------------------------------------------- actions
