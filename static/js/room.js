@@ -39,20 +39,25 @@ function connect() {
   clearTimeout(reconnectTimer);
   if (gaveUp) return;
   setConnection("connecting", attempts ? "Reconnecting…" : "Connecting…");
-  socket = new WebSocket(socketUrl());
-  socket.addEventListener("open", () => {
+  const ws = new WebSocket(socketUrl());
+  socket = ws;
+  // A socket that has been replaced may still report; only the current one counts.
+  ws.addEventListener("open", () => {
+    if (ws !== socket) return;
     lastHeard = Date.now();
     // The server sends the full state first; anything not yet acknowledged goes again
     // (the server recognises a repeated client_id and does not act twice).
-    for (const message of pending.values()) socket.send(JSON.stringify(message));
+    for (const message of pending.values()) ws.send(JSON.stringify(message));
   });
-  socket.addEventListener("message", (event) => {
+  ws.addEventListener("message", (event) => {
+    if (ws !== socket) return;
     lastHeard = Date.now();
     let frame;
     try { frame = JSON.parse(event.data); } catch { return; }
     receive(frame);
   });
-  socket.addEventListener("close", (event) => {
+  ws.addEventListener("close", (event) => {
+    if (ws !== socket) return;
     socket = null;
     if (event.code === 4403) {
       gaveUp = true;
@@ -171,11 +176,13 @@ function acknowledged(clientId) {
   pending.delete(clientId);
   if (message.type === "speech") {
     ownLastSpeech = { text: message.text, private_note: message.private_note };
-    speech.text.value = "";
-    speech.note.value = "";
-    localStorage.removeItem(draftKey());
+    if (speech.text.value === message.text) { // unless the debater has started the next one already
+      speech.text.value = "";
+      localStorage.removeItem(draftKey());
+    }
+    if (speech.note.value === message.private_note) speech.note.value = "";
   } else if (message.type === "feedback") {
-    feedback.comment.value = "";
+    if (feedback.comment.value === message.comment) feedback.comment.value = "";
     if (feedback.end) feedback.end.checked = false;
   }
   clearErrors();
@@ -358,13 +365,18 @@ const speech = speechForm && {
 };
 
 function draftKey() {
-  return `debatelab:draft:${debateId}`;
+  return `debatelab:draft:${debateId}:${state.my_seat}`;
+}
+
+// Characters as the server counts them (code points, so an emoji is one).
+function charCount(text) {
+  return Array.from(text).length;
 }
 
 function renderSpeechComposer() {
   if (!speech) return;
   speech.section.hidden = state.status !== "live";
-  const length = speech.text.value.length;
+  const length = charCount(speech.text.value);
   const limit = state.protocol.char_limit;
   speech.counter.textContent = `${length} / ${limit}`;
   speech.counter.classList.toggle("over", length > limit);
@@ -400,7 +412,7 @@ if (speech) {
     const text = speech.text.value;
     if (!isMyTurn(state)) return showError("It is not your turn yet.", "speech");
     if (!text.trim()) return showError("Write something first: a speech cannot be empty.", "speech");
-    if (text.length > state.protocol.char_limit) {
+    if (charCount(text) > state.protocol.char_limit) {
       return showError(`A speech may have at most ${state.protocol.char_limit} characters.`, "speech");
     }
     if (pendingOf("speech")) return;
@@ -432,7 +444,7 @@ function renderFeedbackForm() {
     feedback.sliders.set(lastFeedbackPercents(state) || splitEvenly(state.question.answers.length));
   }
   feedback.section.hidden = !open;
-  const length = feedback.comment.value.length;
+  const length = charCount(feedback.comment.value);
   feedback.counter.textContent = `${length} / ${state.protocol.char_limit}`;
   feedback.counter.classList.toggle("over", length > state.protocol.char_limit);
   const sending = pendingOf("feedback");
