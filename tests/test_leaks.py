@@ -1,0 +1,183 @@
+"""The judge must never learn the hidden material, the correct answer, which side is honest, or
+anything a debater marked private. A full debate runs on the live server while everything the
+judge receives is captured: every websocket frame and every HTTP response (room page, state and
+events API, verdict page, lobby). Then each captured byte is searched for the secrets."""
+import json
+import re
+
+import pytest
+
+from debates import live, services
+from debates.models import Debate, Question
+from debates.protocol import Protocol
+from judging.models import Verdict
+from tests.live_clients import Browser, LiveSocket, session_for
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+PASSAGE_SECRET = "The chief engineer, Marisol Okafor, rewired the oxygen scrubbers on deck nine before dawn."
+PASSAGE = ("Nobody on the Halcyon trusted the night shift. " + PASSAGE_SECRET +
+           " When the alarms went off she blamed the storm, but the maintenance log kept her key code.")
+PRIVATE_NOTES = {"A": ["NOTE-A1: lead with the log, keep the key code for later",
+                       "NOTE-A2: Bob is bluffing about the storm"],
+                 "B": ["NOTE-B1: the storm story is my cover, avoid the log",
+                       "NOTE-B2: claim the log was corrupted"]}
+SEALED_OPENING = "Opening by A (sealed until B is in): the maintenance log names the engineer."
+QUOTED = "the maintenance log kept her key code"
+# JSON keys that would tell the judge the answer, the honest side or a private note.
+FORBIDDEN_KEYS = {"correct_answer", "correct_index", "honest_seats", "honest", "correct", "hidden",
+                  "hidden_material", "hidden_image", "private_note", "my_answer", "score"}
+QUOTE_KEYS = {"text", "status", "round", "seat"}  # a quote's place in the passage stays hidden too
+
+
+class Capture:
+    """Everything the judge receives, in order, with the moment the sealed speeches were revealed."""
+
+    def __init__(self, url, debate_id, session):
+        self.debate_id = debate_id
+        self.browser = Browser(url, session)
+        self.socket = LiveSocket(url, debate_id, session)
+        self.socket.wait_for_type("state")
+
+    def look_around(self):
+        """What a judge's browser would load: every page and API the judge can reach for this debate."""
+        d = self.debate_id
+        for path in ("/", f"/debates/{d}/", f"/api/debates/{d}/state/", f"/api/debates/{d}/state/?after=0",
+                     f"/debates/{d}/verdict/"):
+            status, body, _ = self.browser.get(path)
+            assert status == 200, (path, status, body[:500])
+
+    def wait_until(self, seq):
+        self.socket.wait_for_seq(seq)
+
+    def texts(self):
+        """(where, text) for every frame and response captured so far."""
+        frames = [(f"websocket frame {i}", raw if isinstance(raw, str) else raw.decode())
+                  for i, raw in enumerate(self.socket.raw)]
+        return frames + [(f"{method} {path} -> {status}", body) for method, path, status, body in self.browser.bodies]
+
+
+def json_documents(where, text):
+    """The JSON the judge received in this text: the whole of it, or the state embedded in a page."""
+    try:
+        yield json.loads(text)
+        return
+    except ValueError:
+        pass
+    for embedded in re.findall(r'<script[^>]*type="application/json"[^>]*>(.*?)</script>', text, re.DOTALL):
+        yield json.loads(embedded)
+
+
+def walk(value, path="$"):
+    """Every (path, key, value) of a JSON document."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            yield path, key, inner
+            yield from walk(inner, f"{path}.{key}")
+    elif isinstance(value, list):
+        for i, inner in enumerate(value):
+            yield from walk(inner, f"{path}[{i}]")
+
+
+def assert_nothing_leaks(captured, secrets):
+    assert captured, "nothing was captured"
+    for where, text in captured:
+        for secret in secrets:
+            assert secret not in text, f"the judge received {secret!r} in {where}"
+        assert "✓ correct" not in text, f"{where} marks the correct answer"
+        for document in json_documents(where, text):
+            for path, key, value in walk(document):
+                assert key not in FORBIDDEN_KEYS, f"{where} has the key {key!r} at {path}"
+                if key == "quotes":
+                    for quote in value:
+                        assert set(quote) <= QUOTE_KEYS, f"{where} tells where a quote sits: {quote} at {path}"
+
+
+@pytest.fixture
+def debate(make_user):
+    question = Question.objects.create(
+        text="Who caused the blackout on the Halcyon?", answers=["The storm", "The chief engineer"],
+        correct_index=1, hidden_material=PASSAGE, public_material="A story set on a research ship.")
+    protocol = Protocol(rounds=("simultaneous", "judge_feedback", "sequential"), char_limit=500)
+    alice, bob = make_user("alice", "debater"), make_user("bob", "debater")
+    # Alice (A) argues the correct answer: she is the honest side.
+    return services.create_debate(question, protocol, {"A": (alice, 1), "B": (bob, 0)},
+                                  judge=make_user("judy", "judge"), seed=3)
+
+
+def test_the_judge_never_receives_hidden_material_the_answer_the_honest_side_or_private_notes(daphne_server, debate):
+    users = {p.seat: p.user for p in debate.participants.select_related("user")}
+    alice = LiveSocket(daphne_server, debate.pk, session_for(users["A"]))
+    bob = LiveSocket(daphne_server, debate.pk, session_for(users["B"]))
+    judge = Capture(daphne_server, debate.pk, session_for(users["judge"]))
+    judge.look_around()
+
+    live.publish(debate.pk, services.start_debate(debate.pk))
+    judge.wait_until(Debate.objects.get(pk=debate.pk).last_seq)
+    judge.look_around()
+
+    # Round 1, simultaneous: A's speech is in, B's is not. The judge must not see A's words yet.
+    ack = alice.act({"type": "speech", "text": SEALED_OPENING + f" <quote>{QUOTED}</quote>",
+                     "private_note": PRIVATE_NOTES["A"][0], "client_id": "a-1"})
+    assert ack["type"] == "ack", ack
+    judge.wait_until(Debate.objects.get(pk=debate.pk).last_seq)
+    judge.look_around()
+    before_reveal = judge.texts()
+    assert_nothing_leaks(before_reveal, [SEALED_OPENING, QUOTED])
+    sealed_turn = judge.browser.get_json(f"/api/debates/{debate.pk}/state/")["turns"][0]
+    assert sealed_turn == {"round": 0, "seat": "A", "kind": "speech", "at": sealed_turn["at"], "sealed": True}
+
+    ack = bob.act({"type": "speech", "text": "Opening by B: the storm knocked out the grid.",
+                   "private_note": PRIVATE_NOTES["B"][0], "client_id": "b-1"})
+    assert ack["type"] == "ack", ack
+    revealed = judge.socket.wait_for_event("speeches_revealed")
+    assert SEALED_OPENING in revealed["data"]["speeches"][0]["text"]  # now everybody may read it
+    judge.look_around()
+
+    ack = judge.socket.act({"type": "feedback", "probabilities": [0.5, 0.5], "comment": "Quote the log, both of you.",
+                            "client_id": "j-1"})
+    assert ack["type"] == "ack", ack
+    for socket, seat, text in ((alice, "A", "A again: the log is signed with her key code."),
+                               (bob, "B", "B again: the log was corrupted by the surge.")):
+        ack = socket.act({"type": "speech", "text": text, "private_note": PRIVATE_NOTES[seat][1],
+                          "client_id": f"{seat}-2"})
+        assert ack["type"] == "ack", ack
+    judge.socket.wait_for_event("debate_finished")
+    judge.wait_until(Debate.objects.get(pk=debate.pk).last_seq)
+    judge.look_around()
+
+    status, _, _ = judge.browser.post(f"/debates/{debate.pk}/verdict/", form={
+        "p0": "35", "p1": "65", "reason": "B never quoted anything.", "seconds_spent": "80", "client_id": "v-1"})
+    assert status == 302
+    assert Verdict.objects.filter(debate=debate).count() == 1
+    judge.socket.wait_for_event("verdict_given")
+    judge.look_around()
+    status, _, _ = judge.browser.get(f"/debates/{debate.pk}/verdict/?show=all")
+    assert status == 200
+
+    # Debaters do receive these, so the capture would catch them if they reached the judge.
+    for socket, seat in ((alice, "A"), (bob, "B")):
+        socket.drain()
+        state = Browser(daphne_server, session_for(users[seat])).get_json(f"/api/debates/{debate.pk}/state/")
+        assert PASSAGE in json.dumps(state)
+        assert [t["private_note"] for t in state["turns"] if "private_note" in t] == PRIVATE_NOTES[seat]
+        socket.close()
+
+    everything = judge.texts()
+    assert len(everything) > 40
+    secrets = [PASSAGE, PASSAGE_SECRET, *PRIVATE_NOTES["A"], *PRIVATE_NOTES["B"]]
+    assert_nothing_leaks(everything, secrets)
+    judge.socket.close()
+
+
+def test_the_leak_check_catches_what_an_observer_legitimately_sees(daphne_server, debate, make_user):
+    """The same checks on an observer's view must fail: they are able to see a leak."""
+    researcher = make_user("rita", "researcher")
+    observer = Capture(daphne_server, debate.pk, session_for(researcher))
+    observer.look_around = lambda: observer.browser.get(f"/api/debates/{debate.pk}/state/")
+    observer.look_around()
+    with pytest.raises(AssertionError, match="Marisol Okafor"):
+        assert_nothing_leaks(observer.texts(), [PASSAGE_SECRET])
+    with pytest.raises(AssertionError, match="correct_answer|hidden|honest_seats"):
+        assert_nothing_leaks(observer.texts(), [])
+    observer.socket.close()
