@@ -104,7 +104,10 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
             await self.send_events()
 
     async def debate_ephemeral(self, message):
-        await self.send_json(message["message"])
+        frame = message["message"]
+        if self.viewer.blind and frame.get("type") in ("ai_turn_retry", "ai_turn_failed"):
+            return  # their error messages would tell a blinded viewer which back-end plays a seat
+        await self.send_json(frame)
 
     # Database work, run in a thread.
     def _find_viewer(self):
@@ -145,7 +148,11 @@ def _action_fields(message: dict) -> dict:
     seat = message.get("seat")
     if seat is not None and not isinstance(seat, str):
         raise Refused("bad_message", "seat must be a string")
-    fields = {"text": text, "private_note": note, "seat": seat}
+    reveal = message.get("reveal")
+    if reveal is not None and (isinstance(reveal, bool) or not isinstance(reveal, int)):
+        raise Refused("bad_message", "reveal must be a pixel number (row * 28 + column)")
+    fields = {"text": text, "private_note": note, "seat": seat, "reveal": reveal,
+              "rectangles": message.get("rectangles")}
     if message["type"] == "feedback":
         fields["probabilities"] = message.get("probabilities")
         fields["end_debate"] = message.get("end_debate") is True

@@ -43,6 +43,15 @@ class Question(models.Model):
     def __str__(self):
         return self.title or self.text[:80]
 
+    def revealable_pixels(self) -> frozenset | None:
+        """Image questions: the nonzero pixels (row * 28 + column), the only ones a debater may reveal."""
+        if self.kind != self.KIND_IMAGE or not self.hidden_image:
+            return None
+        return frozenset(r * 28 + c for r, row in enumerate(self.hidden_image) for c, v in enumerate(row) if v)
+
+    def pixel_value(self, pixel: int) -> int:
+        return int(self.hidden_image[pixel // 28][pixel % 28])
+
     def clean(self):
         from django.core.exceptions import ValidationError
 
@@ -124,7 +133,8 @@ class Debate(models.Model):
 
     def engine(self) -> DebateEngine:
         actions = [t.as_action() for t in self.turns.order_by("id")]
-        return DebateEngine.replay(self.get_protocol(), len(self.question.answers), actions)
+        return DebateEngine.replay(self.get_protocol(), len(self.question.answers), actions,
+                                   revealable=self.question.revealable_pixels())
 
     def seat_of(self, user):
         if not user.is_authenticated:
@@ -198,7 +208,7 @@ class Turn(models.Model):
     def as_action(self) -> Action:
         return Action(seat=self.seat, kind=self.kind, text=self.text,
                       probabilities=tuple(self.probabilities) if self.probabilities else None,
-                      end_debate=self.end_debate)
+                      end_debate=self.end_debate, reveal=(self.payload or {}).get("reveal", {}).get("pixel"))
 
 
 class DebateEvent(models.Model):

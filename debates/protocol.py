@@ -42,6 +42,10 @@ class Protocol:
     turn_penalty: float = 0.0  # subtracted from the judge's score per debater turn seen
     quote_chars_per_turn: int | None = None  # characters of quotes per speech (None: unlimited)
     quote_chars_per_debate: int | None = None  # per debater over the whole debate (None: unlimited)
+    # Image debates: revealed pixels are the only evidence (statements and rectangles are claims).
+    evidence: str = "text"  # "text" or "pixels"
+    reveals_per_debater: int | None = None  # pixels each debater may reveal over the debate
+    reveal_each_turn: bool = False  # every speech reveals exactly one pixel (the paper's AI game)
 
     def __post_init__(self):
         object.__setattr__(self, "rounds", tuple(self.rounds))
@@ -71,6 +75,15 @@ class Protocol:
             found.append("scoring_rule must be log, quadratic or spherical")
         if not 0 <= self.turn_penalty <= 1:
             found.append("turn_penalty must be between 0 and 1")
+        if self.evidence not in ("text", "pixels"):
+            found.append("evidence must be text or pixels")
+        if self.evidence == "pixels":
+            if SIMULTANEOUS in self.rounds:
+                found.append("pixel debates use sequential rounds (a sealed speech cannot hold a reveal)")
+            if not isinstance(self.reveals_per_debater, int) or not 1 <= self.reveals_per_debater <= 784:
+                found.append("reveals_per_debater must be between 1 and 784 in a pixel debate")
+        elif self.reveals_per_debater is not None or self.reveal_each_turn:
+            found.append("reveals_per_debater and reveal_each_turn need evidence: pixels")
         for name in ("quote_chars_per_turn", "quote_chars_per_debate"):
             limit = getattr(self, name)
             if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= 100_000):
@@ -80,6 +93,11 @@ class Protocol:
     @property
     def order(self) -> tuple[str, ...]:
         return self.speaking_order or self.debaters
+
+    @property
+    def has_speeches(self) -> bool:
+        """False for direct judging: only judge rounds, so the debater seats never speak."""
+        return any(kind != JUDGE_FEEDBACK for kind in self.rounds)
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -100,6 +118,7 @@ class Action:
     text: str = ""
     probabilities: tuple[float, ...] | None = None
     end_debate: bool = False
+    reveal: int | None = None  # pixel debates: the pixel (row * 28 + column) this speech reveals
 
 
 @dataclass(frozen=True)
@@ -124,9 +143,13 @@ def validate_probabilities(probabilities, answer_count: int) -> tuple[float, ...
 
 
 class DebateEngine:
-    def __init__(self, protocol: Protocol, answer_count: int):
+    def __init__(self, protocol: Protocol, answer_count: int, revealable: frozenset | None = None):
+        """revealable: the pixels a pixel debate may reveal (the image's nonzero pixels)."""
         self.protocol = protocol
         self.answer_count = answer_count
+        self.revealable = revealable
+        self.revealed: list[int] = []
+        self.reveals_by_seat: dict[str, int] = {}
         self.round_index = 0
         self.finished = False
         self.ended_by_judge = False
@@ -134,8 +157,8 @@ class DebateEngine:
         self._sealed: dict[str, str] = {}  # simultaneous speeches of the current round
 
     @classmethod
-    def replay(cls, protocol: Protocol, answer_count: int, actions) -> "DebateEngine":
-        engine = cls(protocol, answer_count)
+    def replay(cls, protocol: Protocol, answer_count: int, actions, revealable=None) -> "DebateEngine":
+        engine = cls(protocol, answer_count, revealable)
         for action in actions:
             engine.apply(action)
         return engine
@@ -175,9 +198,27 @@ class DebateEngine:
         who = "the judge" if seat == JUDGE else f"debater {seat}"
         return f"it is not {who}'s turn: waiting for {waiting}"
 
+    def _check_reveal(self, action: Action) -> None:
+        if action.reveal is None:
+            if self.protocol.reveal_each_turn:
+                raise Refused("reveal_required", "each turn of this debate reveals one pixel")
+            return
+        if self.protocol.evidence != "pixels":
+            raise Refused("no_reveals", "this debate has no pixels to reveal")
+        pixel = action.reveal
+        if isinstance(pixel, bool) or not isinstance(pixel, int) or not 0 <= pixel < 784:
+            raise Refused("bad_reveal", "a reveal is a pixel number 0..783 (row * 28 + column)")
+        if pixel in self.revealed:
+            raise Refused("already_revealed", f"pixel ({pixel // 28}, {pixel % 28}) is already revealed")
+        if self.revealable is not None and pixel not in self.revealable:
+            raise Refused("not_revealable", f"pixel ({pixel // 28}, {pixel % 28}) is black: only nonzero pixels can be revealed")
+        if self.reveals_by_seat.get(action.seat, 0) >= self.protocol.reveals_per_debater:
+            raise Refused("no_reveals_left", f"you have revealed all {self.protocol.reveals_per_debater} of your pixels")
+
     def _speech(self, action: Action) -> list[Event]:
+        self._check_reveal(action)
         text = action.text.strip()
-        if not text:
+        if not text and action.reveal is None:
             raise Refused("empty_speech", "a speech cannot be empty")
         if len(action.text) > self.protocol.char_limit:
             raise Refused("too_long", f"a speech may have at most {self.protocol.char_limit} characters "
@@ -187,7 +228,12 @@ class DebateEngine:
             self._sealed[action.seat] = action.text
             events = [Event("speech_sealed", EVERYONE, {"seat": action.seat, "round": round_number})]
             return events + self._record(action.seat)
-        events = [Event("speech", EVERYONE, {"seat": action.seat, "round": round_number, "text": action.text})]
+        data = {"seat": action.seat, "round": round_number, "text": action.text}
+        if action.reveal is not None:
+            self.revealed.append(action.reveal)
+            self.reveals_by_seat[action.seat] = self.reveals_by_seat.get(action.seat, 0) + 1
+            data["reveal"] = action.reveal
+        events = [Event("speech", EVERYONE, data)]
         return events + self._record(action.seat)
 
     def _feedback(self, action: Action) -> list[Event]:

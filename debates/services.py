@@ -16,6 +16,17 @@ MAX_CLIENT_ID = 64
 MAX_PRIVATE_NOTE = 5_000
 
 
+def check_text(**fields) -> None:
+    """JSON and form posts can carry NUL characters and lone surrogates, which PostgreSQL cannot
+    store: refuse them here instead of failing in the database."""
+    for name, value in fields.items():
+        if not isinstance(value, str):
+            continue
+        if "\x00" in value or any("\ud800" <= char <= "\udfff" for char in value):
+            raise Refused("bad_text", f"{name.replace('_', ' ')} contains characters that cannot be stored "
+                                      "(NUL or a broken Unicode surrogate)")
+
+
 def record_events(debate: Debate, events: list[Event]) -> list[DebateEvent]:
     """Number and save events for a debate locked by the caller (select_for_update)."""
     stored = []
@@ -71,7 +82,8 @@ def start_debate(debate_id: int) -> list[DebateEvent]:
 
 
 def submit_action(debate_id: int, user, *, kind: str, text: str = "", probabilities=None, end_debate=False,
-                  client_id: str = "", private_note: str = "", payload=None, seat: str | None = None):
+                  client_id: str = "", private_note: str = "", payload=None, seat: str | None = None,
+                  reveal: int | None = None, rectangles=None):
     """A seated person's speech or feedback. Returns (turn, new events); a retry with the same
     client_id returns the turn already stored and no events."""
     if kind not in ("speech", "feedback"):
@@ -80,6 +92,7 @@ def submit_action(debate_id: int, user, *, kind: str, text: str = "", probabilit
         raise Refused("bad_client_id", f"client_id may have at most {MAX_CLIENT_ID} characters")
     if len(private_note) > MAX_PRIVATE_NOTE:
         raise Refused("too_long", f"a private note may have at most {MAX_PRIVATE_NOTE} characters")
+    check_text(text=text, private_note=private_note, client_id=client_id)
     with transaction.atomic():
         debate = Debate.objects.select_for_update().select_related("question").get(pk=debate_id)
         participant = _seat_for(debate, user, seat)
@@ -92,7 +105,9 @@ def submit_action(debate_id: int, user, *, kind: str, text: str = "", probabilit
             probabilities = to_canonical(debate, probabilities)
         action = Action(seat=participant.seat, kind=kind, text=text or "",
                         probabilities=tuple(probabilities) if probabilities is not None else None,
-                        end_debate=bool(end_debate))
+                        end_debate=bool(end_debate), reveal=reveal)
+        if rectangles:
+            payload = dict(payload or {}, rectangles=_checked_rectangles(debate, rectangles))
         return _apply(debate, action, author=user, client_id=client_id, private_note=private_note,
                       payload=payload or {})
 
@@ -113,7 +128,8 @@ def time_out_turn(debate_id: int) -> list[DebateEvent]:
         return events
 
 
-def submit_agent_turn(debate_id: int, seat: str, *, text: str, expected_round: int, client_id: str, payload=None):
+def submit_agent_turn(debate_id: int, seat: str, *, text: str, expected_round: int, client_id: str, payload=None,
+                      reveal: int | None = None):
     """An AI seat's speech, through the same checks as a person's. Returns (turn, new events); a
     retry with the same client_id returns the turn already stored and no events."""
     with transaction.atomic():
@@ -124,8 +140,8 @@ def submit_agent_turn(debate_id: int, seat: str, *, text: str, expected_round: i
             return existing, []
         _require_live(debate)
         _require_round(debate, expected_round)
-        return _apply(debate, Action(seat=seat, kind="speech", text=text), author=None, client_id=client_id,
-                      payload=payload or {})
+        return _apply(debate, Action(seat=seat, kind="speech", text=text, reveal=reveal), author=None,
+                      client_id=client_id, payload=payload or {})
 
 
 def forfeit_agent_turn(debate_id: int, seat: str, *, expected_round: int, client_id: str, code: str, message: str):
@@ -167,6 +183,10 @@ def _apply(debate: Debate, action: Action, author, client_id="", private_note=""
     if action.kind == "speech" and action.seat in expected_before:
         action, payload = _check_quotes(debate, action, payload)
     events = engine.apply(action)
+    if action.reveal is not None:
+        payload = dict(payload or {}, reveal=_revealed_pixel(debate, action.reveal))
+        events = [Event(e.kind, e.audience, dict(e.data, reveal=payload["reveal"])) if "reveal" in e.data else e
+                  for e in events]
     turn = Turn.objects.create(debate=debate, round_index=round_before, seat=action.seat, kind=action.kind,
                                text=action.text, probabilities=list(action.probabilities) if action.probabilities else None,
                                end_debate=action.end_debate, private_note=private_note, payload=payload or {},
@@ -183,6 +203,29 @@ def _apply(debate: Debate, action: Action, author, client_id="", private_note=""
                       if engine.round_index != round_before or s not in expected_before]
     _schedule_agent_turns(debate, engine, newly_expected)
     return turn, record_events(debate, client_events)
+
+
+def _revealed_pixel(debate: Debate, pixel: int) -> dict:
+    """What everyone may see of a revealed pixel: where it is and its grey level."""
+    return {"pixel": pixel, "value": debate.question.pixel_value(pixel)}
+
+
+MAX_RECTANGLES = 20
+
+
+def _checked_rectangles(debate: Debate, rectangles) -> list[list[int]]:
+    """Rectangles drawn on an image are claims, not evidence: [top, left, bottom, right] in 0..27."""
+    if debate.question.kind != debate.question.KIND_IMAGE:
+        raise Refused("no_image", "rectangles can only be drawn in image debates")
+    if not isinstance(rectangles, list) or len(rectangles) > MAX_RECTANGLES:
+        raise Refused("bad_rectangles", f"send at most {MAX_RECTANGLES} rectangles as [top, left, bottom, right]")
+    checked = []
+    for r in rectangles:
+        if (not isinstance(r, list) or len(r) != 4 or any(isinstance(v, bool) or not isinstance(v, int) for v in r)
+                or not all(0 <= v < 28 for v in r) or r[0] > r[2] or r[1] > r[3]):
+            raise Refused("bad_rectangles", "a rectangle is [top, left, bottom, right] with 0 <= top <= bottom <= 27")
+        checked.append(list(r))
+    return checked
 
 
 def _check_quotes(debate: Debate, action: Action, payload) -> tuple[Action, dict]:

@@ -6,14 +6,19 @@ from .protocol import EVERYONE, JUDGE
 
 DEBATER, JUDGE_VIEW, OBSERVER = "debater", "judge", "observer"
 PRIVATE_PAYLOAD = ("candidates", "chosen", "agent", "agent_error")  # AI turns: for the author and observers
+DEFAULT_BLINDING = {"aliases": True, "reveal_after_verdict": False}  # debates outside experiments
+AI_ONLY_EVENTS = ("ai_turn_failed",)  # stored events that would tell a blinded viewer a seat is an AI
 
 
 class Viewer:
-    """Who is looking: their view (debater, judge, observer) and seat, if any."""
+    """Who is looking: their view (debater, judge, observer) and seat, if any. An offline judge
+    has the judge's view without a seat; `user` says whose verdict may lift the blinding."""
 
-    def __init__(self, view: str, participant: Participant | None):
+    def __init__(self, view: str, participant: Participant | None, user=None, blind: bool = False):
         self.view = view
         self.participant = participant
+        self.user = user if user is not None else (participant.user if participant else None)
+        self.blind = blind
 
     @property
     def seat(self):
@@ -23,20 +28,28 @@ class Viewer:
 def viewer_for(debate: Debate, user) -> Viewer | None:
     """None when the user may not see this debate at all."""
     participant = debate.seat_of(user)
+    blind = bool(blinding_of(debate)["aliases"])
     if participant is not None:
         if participant.is_debater:
-            return Viewer(DEBATER, participant)
+            return Viewer(DEBATER, participant, blind=blind)
         if participant.seat == JUDGE:
-            return Viewer(JUDGE_VIEW, participant)
+            return Viewer(JUDGE_VIEW, participant, blind=blind)
         return Viewer(OBSERVER, participant)
     if user.is_authenticated and (user.is_staff or has_role(user, RESEARCHER)):
         return Viewer(OBSERVER, None)
     return None
 
 
+def blinding_of(debate: Debate) -> dict:
+    """The experiment's blinding rules (aliases, reveal_after_verdict), or the defaults."""
+    version = debate.experiment_version
+    return {**DEFAULT_BLINDING, **((version.definition or {}).get("blinding") or {} if version else {})}
+
+
 def event_for(event: DebateEvent, viewer: Viewer) -> dict:
     """An event the viewer may not see becomes a 'noop' frame, so sequence numbers never skip."""
-    if event.audience != EVERYONE and event.audience != viewer.seat and viewer.view != OBSERVER:
+    hidden = event.audience != EVERYONE and event.audience != viewer.seat and viewer.view != OBSERVER
+    if hidden or (viewer.blind and event.kind in AI_ONLY_EVENTS):
         return {"type": "event", "seq": event.seq, "kind": "noop", "data": {}}
     return {"type": "event", "seq": event.seq, "kind": event.kind, "data": event.data,
             "at": event.created_at.isoformat()}
@@ -52,7 +65,9 @@ def state_for(debate: Debate, viewer: Viewer) -> dict:
     order = debate.shown_answer_order()
     shown_position = {answer_index: pos for pos, answer_index in enumerate(order)}
     engine = debate.engine()
-    participants = list(debate.participants.exclude(seat=Participant.OBSERVER).order_by("seat"))
+    participants = list(debate.participants.exclude(seat=Participant.OBSERVER).select_related("user").order_by("seat"))
+    if not protocol.has_speeches:  # direct judging: the judge answers from public material alone
+        participants = [p for p in participants if not p.is_debater]
     state = {
         "type": "state",
         "seq": debate.last_seq,
@@ -66,7 +81,8 @@ def state_for(debate: Debate, viewer: Viewer) -> dict:
                      "turn_seconds": protocol.turn_seconds, "judge_may_end": protocol.judge_may_end,
                      "quote_chars_per_turn": protocol.quote_chars_per_turn,
                      "quote_chars_per_debate": protocol.quote_chars_per_debate},
-        "seats": [_seat(p, shown_position) for p in participants],
+        "format": debate_format(debate, protocol),
+        "seats": _seats(debate, viewer, participants, shown_position),
         "round": None if engine.finished else engine.round_index,
         "round_kind": engine.round_kind,
         "waiting_for": list(engine.expected_seats()) if debate.status == Debate.LIVE else [],
@@ -74,6 +90,7 @@ def state_for(debate: Debate, viewer: Viewer) -> dict:
         "turns": _transcript(debate, viewer, engine, protocol),
     }
     state["quotes"] = _quotes_panel(state["turns"])
+    state["judge_question"] = judge_question(state["turns"])
     if viewer.view in (DEBATER, OBSERVER):
         state["hidden"] = {"material": question.hidden_material, "image": question.hidden_image}
     if viewer.view == DEBATER:
@@ -84,9 +101,57 @@ def state_for(debate: Debate, viewer: Viewer) -> dict:
     return state
 
 
-def _seat(participant: Participant, shown_position: dict) -> dict:
-    seat = {"seat": participant.seat, "name": participant.display_name, "online": participant.online_connections > 0,
-            "ai": participant.agent is not None}
+def debate_format(debate: Debate, protocol) -> str:
+    """debate, consultancy, direct or interactive: as the experiment named it, else from the seats."""
+    named = (debate.provenance or {}).get("format")
+    if named:
+        return named
+    if not protocol.has_speeches:
+        return "direct"
+    return "consultancy" if len(protocol.debaters) == 1 else "debate"
+
+
+def judge_question(turns: list[dict]) -> dict | None:
+    """The comment of the judge's latest feedback, which the debaters answer in their next speeches
+    (None when the latest feedback had no comment)."""
+    feedback = [t for t in turns if t["kind"] == "feedback"]
+    if not feedback or not (feedback[-1].get("text") or "").strip():
+        return None
+    return {"round": feedback[-1]["round"], "text": feedback[-1]["text"]}
+
+
+def identities_revealed(debate: Debate, viewer: Viewer) -> bool:
+    """Observers always know who debated. Others see aliases, unless the experiment turns aliases
+    off, or lets a judge learn identities after their verdict (debaters: after the debate's)."""
+    if viewer.view == OBSERVER:
+        return True
+    rules = blinding_of(debate)
+    if not rules["aliases"]:
+        return True
+    if not rules["reveal_after_verdict"]:
+        return False
+    if viewer.view == JUDGE_VIEW:
+        return viewer.user is not None and debate.verdicts.filter(judge=viewer.user).exists()
+    return debate.status == Debate.COMPLETE
+
+
+def identity(participant: Participant) -> str:
+    if participant.agent:
+        return f"AI ({participant.agent.get('model') or participant.agent.get('backend') or 'model'})"
+    return participant.user.get_username() if participant.user else participant.display_name
+
+
+def _seats(debate: Debate, viewer: Viewer, participants: list, shown_position: dict) -> list[dict]:
+    revealed = identities_revealed(debate, viewer)
+    return [_seat(p, shown_position, revealed) for p in participants]
+
+
+def _seat(participant: Participant, shown_position: dict, revealed: bool = True) -> dict:
+    seat = {"seat": participant.seat, "name": participant.display_name, "online": participant.online_connections > 0}
+    if revealed:  # a blinded viewer is not even told which seats are AIs
+        seat["ai"] = participant.agent is not None
+        if participant.is_debater:
+            seat["identity"] = identity(participant)
     if participant.is_debater:
         seat["answer"] = shown_position[participant.answer_index]
     return seat
