@@ -12,10 +12,12 @@ import csv
 import hashlib
 import io
 import itertools
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
 from django.core.cache import cache
+from django.db import connection
 from django.db.models import (BooleanField, Case, CharField, Count, Exists, F, FloatField, Func, Max, OuterRef, Q,
                               Subquery, Value, When)
 from django.db.models.fields.json import KeyTextTransform
@@ -28,8 +30,9 @@ from . import stats, svg
 from .models import Verdict
 
 LEVEL = 0.95
-N_BOOT = 1000  # bootstrap replicates on the page: enough for stable 95% percentile intervals
-SAMPLE_LIMIT = 5_000  # debates per figure that needs one Python sequence per debate
+N_BOOT = 1000  # bootstrap replicates for accuracies: enough for stable 95% percentile intervals
+N_BOOT_RATINGS = 200  # Bradley-Terry refits: each is a full fit, so the page makes fewer
+SAMPLE_LIMIT = 2_000  # debates per figure that needs one Python sequence per debate
 SEED = 0
 CACHE_SECONDS = 3600
 
@@ -112,12 +115,20 @@ def judge_name():
 
 
 def _expand(rows: list[dict], count: str = "n") -> dict:
-    """Grouped rows with a count -> one numpy array per column with each row repeated count times."""
+    """Grouped rows with a count -> one numpy array per column with each row repeated count times.
+    Columns keep their natural dtype (numbers, strings, booleans), which the statistics code
+    handles faster than Python objects; a column with missing values stays an object array."""
     if not rows:
         return {}
     counts = np.fromiter((r[count] for r in rows), dtype=np.int64, count=len(rows))
-    return {key: np.repeat(np.array([r[key] for r in rows], dtype=object), counts)
-            for key in rows[0] if key != count}
+    columns = {}
+    for key in rows[0]:
+        if key == count:
+            continue
+        values = [r[key] for r in rows]
+        column = np.array(values, dtype=object if any(v is None for v in values) else None)
+        columns[key] = np.repeat(column, counts)
+    return columns
 
 
 # ---------------------------------------------------------------------------------------------
@@ -140,6 +151,10 @@ class Figure:
         writer.writeheader()
         writer.writerows(self.rows)
         return out.getvalue()
+
+    def cells(self, limit: int = 50) -> list[list]:
+        """The first rows as lists of values in column order, for the page's tables."""
+        return [[row.get(column) for column in self.columns] for row in self.rows[:limit]]
 
     def as_json(self) -> dict:
         return {"key": self.key, "title": self.title, "description": self.description, "columns": self.columns,
@@ -305,20 +320,44 @@ def by_round_figure(verdicts) -> Figure:
     return figure
 
 
-def debater_figures(verdicts, n_boot=N_BOOT) -> list[Figure]:
+# The same naming as participant_name(), for the raw queries below.
+PARTICIPANT_NAME_SQL = "COALESCE(u.username, p.agent->>'model', p.agent->>'backend', NULLIF(p.alias, ''), p.seat)"
+
+
+def _debater_rows(verdicts) -> tuple[list[dict], list[dict]]:
+    """(per debater, honest, won: count) and (winner, loser: count) over every debater seat of the
+    verdicts' debates, in two grouped queries."""
+    selected, params = verdicts.values("id").query.sql_with_params()
+    seat = f"""SELECT v.id AS verdict_id, v.chosen_index, q.correct_index, p.answer_index,
+                      {PARTICIPANT_NAME_SQL} AS name
+               FROM judging_verdict v JOIN debates_debate d ON d.id = v.debate_id
+               JOIN debates_question q ON q.id = d.question_id
+               JOIN debates_participant p ON p.debate_id = v.debate_id AND p.answer_index IS NOT NULL
+               LEFT JOIN auth_user u ON u.id = p.user_id
+               WHERE v.id IN ({selected})"""
+    with connection.cursor() as cursor:
+        cursor.execute(f"""SELECT name, answer_index = correct_index, answer_index = chosen_index, count(*)
+                           FROM ({seat}) s GROUP BY 1, 2, 3""", params)
+        seats = [{"debater": n, "honest": h, "won": w, "n": c} for n, h, w, c in cursor.fetchall()]
+        # Per verdict, the seat the judge sided with and the other one (two-debater debates only).
+        cursor.execute(f"""SELECT winner, loser, count(*) FROM (
+                               SELECT max(name) FILTER (WHERE answer_index = chosen_index) AS winner,
+                                      max(name) FILTER (WHERE answer_index <> chosen_index) AS loser
+                               FROM ({seat}) s GROUP BY verdict_id HAVING count(*) = 2) x
+                           WHERE winner IS NOT NULL AND loser IS NOT NULL AND winner <> loser
+                           GROUP BY 1, 2""", params)
+        pairs = [{"winner": w, "loser": l, "n": c} for w, l, c in cursor.fetchall()]
+    return seats, pairs
+
+
+def debater_figures(verdicts, n_boot=N_BOOT_RATINGS) -> list[Figure]:
     win_figure = Figure("debater-win-rates", "Debater win rates",
                         "Share of verdicts that favoured the debater's answer, when they argued for the correct "
                         "answer (honest) and for a wrong one (dishonest), with Wilson 95% intervals. Each verdict "
                         "counts once for every debater of its debate.",
                         ["debater", "role", "wins", "verdicts", "win_rate", "low", "high"])
-    seats = (verdicts.filter(debate__participants__answer_index__isnull=False)
-             .annotate(debater=participant_name("debate__participants__"),
-                       honest=Case(When(debate__participants__answer_index=F("debate__question__correct_index"),
-                                        then=Value(True)), default=Value(False), output_field=BooleanField()),
-                       won=Case(When(debate__participants__answer_index=F("chosen_index"), then=Value(True)),
-                                default=Value(False), output_field=BooleanField()))
-             .values("debater", "honest", "won").annotate(n=Count("id")).order_by())
-    data = _expand(list(seats))
+    seats, pairs = _debater_rows(verdicts)
+    data = _expand(seats)
     chart_rows = []
     if data:
         for record in stats.win_rates(data["debater"], data["honest"].astype(bool), data["won"].astype(bool), LEVEL):
@@ -337,16 +376,8 @@ def debater_figures(verdicts, n_boot=N_BOOT) -> list[Figure]:
     rating_figure = Figure("bradley-terry", "Debater ratings (Bradley-Terry)",
                            "Ratings fitted to every two-debater verdict (the debater whose answer the judge chose "
                            "beat the other), on the Elo scale (400 points: 10:1 odds), with 95% intervals from "
-                           f"{n_boot} bootstrap refits.",
+                           f"{n_boot} bootstrap refits over the verdicts.",
                            ["rank", "debater", "elo", "elo_low", "elo_high", "games", "wins"])
-    debater_seats = Participant.objects.filter(debate=OuterRef("debate_id"), answer_index__isnull=False)
-    pairs = list(verdicts.annotate(
-        winner=Subquery(debater_seats.filter(answer_index=OuterRef("chosen_index"))
-                        .annotate(name=participant_name()).values("name")[:1]),
-        loser=Subquery(debater_seats.exclude(answer_index=OuterRef("chosen_index"))
-                       .annotate(name=participant_name()).values("name")[:1]))
-        .filter(winner__isnull=False, loser__isnull=False).exclude(winner=F("loser"))
-        .values("winner", "loser").annotate(n=Count("id")).order_by())
     games = _expand(pairs)
     if games:
         fit = stats.bradley_terry(games["winner"], games["loser"], n_boot=n_boot, seed=SEED, level=LEVEL)
@@ -375,7 +406,16 @@ def judge_figure(verdicts) -> Figure:
     data = _expand(list(verdicts.annotate(name=judge_name()).values("name", "correct", "score")
                         .annotate(n=Count("id")).order_by()))
     if data:
-        board = stats.judge_leaderboard(data["name"], data["correct"].astype(bool), data["score"].astype(float), LEVEL)
+        # One call per judge on that judge's rows: the leaderboard function scans all rows per
+        # judge, which with hundreds of judges and 10^5 verdicts costs more than the statistics.
+        order = np.argsort(data["name"], kind="stable")
+        names, correct, scores = data["name"][order], data["correct"][order].astype(bool), data["score"][order]
+        starts = np.flatnonzero(np.r_[True, names[1:] != names[:-1]])
+        board = []
+        for start, end in zip(starts, np.r_[starts[1:], names.size]):
+            board += stats.judge_leaderboard(names[start:end], correct[start:end], scores[start:end].astype(float),
+                                             LEVEL)
+        board.sort(key=lambda row: -row.mean_score)
         for rank, row in enumerate(board, start=1):
             figure.rows.append({
                 "rank": rank, "judge": row.judge, "judgments": row.judgments, "accuracy": _r(row.accuracy.estimate),
@@ -405,15 +445,17 @@ def agreement_figure(verdicts) -> Figure:
                                     .values_list("debate_id", "judge_kind", "chosen_index")):
         labels.setdefault(debate_id, {"human": [], "ai": []})[kind].append(chosen)
     pairings = {
-        "all judges": [v["human"] + v["ai"] for v in labels.values()],
         "human-human": [v["human"] for v in labels.values() if len(v["human"]) >= 2],
         "AI-AI": [v["ai"] for v in labels.values() if len(v["ai"]) >= 2],
         "human-AI": [v["human"] + v["ai"] for v in labels.values() if v["human"] and v["ai"]],
+        "all judges": [v["human"] + v["ai"] for v in labels.values()],
     }
+    computed = []
     for name, items in pairings.items():
         items = [item for item in items if len(item) >= 2]
-        if not items:
+        if not items or items in computed:  # "all judges" when every shared debate is human-AI
             continue
+        computed.append(items)
         row = {"pairing": name, "debates": len(items), "ratings": sum(len(i) for i in items)}
         try:
             row["krippendorff_alpha"] = _r(stats.krippendorff_alpha(items))
@@ -480,26 +522,52 @@ def lie_figure(verdicts) -> Figure | None:
 # Whole pages
 
 
-def analyse(verdicts, n_boot: int = N_BOOT) -> dict:
-    """Every figure for a set of verdicts. The result is cached until a verdict is added or removed."""
+def analyse(verdicts, n_boot: int = N_BOOT, wait: bool = True) -> dict:
+    """Every figure for a set of verdicts, cached until a verdict is added or removed.
+
+    With wait=False a page that was computed before is served at once even when verdicts have
+    arrived since ("stale": True), and a background thread computes the new figures; the page
+    polls and swaps them in when they are ready. Nothing cached yet: computed now either way."""
+    query = hashlib.sha256(f"{verdicts.query}:{n_boot}".encode()).hexdigest()[:20]
+    key = f"judging:analysis:{query}"
     stamp = data_stamp(verdicts)
-    query = hashlib.sha256(str(verdicts.query).encode()).hexdigest()[:16]
-    key = f"judging:analysis:{query}:{stamp}:{n_boot}"
-    cached = cache.get(key)
-    if cached is not None:
-        return cached
+    latest = cache.get(key)
+    if latest is not None and latest["stamp"] == stamp:
+        return latest
+    if latest is not None and not wait:
+        if cache.add(f"{key}:refreshing", stamp, timeout=600):
+            _refresh_in_background(verdicts, n_boot, key)
+        return dict(latest, stale=True)
+    result = compute(verdicts, n_boot)
+    cache.set(key, result, CACHE_SECONDS)
+    return result
+
+
+def _refresh_in_background(verdicts, n_boot, key):
+    threading.Thread(target=_refresh, args=(verdicts, n_boot, key), daemon=True).start()
+
+
+def _refresh(verdicts, n_boot, key):
+    try:
+        cache.set(key, compute(verdicts, n_boot), CACHE_SECONDS)
+    finally:
+        cache.delete(f"{key}:refreshing")
+        connection.close()  # this thread's own connection
+
+
+def compute(verdicts, n_boot: int = N_BOOT) -> dict:
+    """Every figure, computed now."""
+    stamp = data_stamp(verdicts)
     summary = verdicts.aggregate(verdicts=Count("id"), debates=Count("debate_id", distinct=True),
                                  questions=Count("debate__question_id", distinct=True),
                                  correct=Count("id", filter=Q(correct=True)))
     accuracy, data = accuracy_figures(verdicts, n_boot)
     figures = accuracy + [comparison_figure(data, n_boot), calibration_figure(verdicts), by_round_figure(verdicts)]
-    figures += debater_figures(verdicts, n_boot) + [judge_figure(verdicts), agreement_figure(verdicts)]
+    figures += debater_figures(verdicts) + [judge_figure(verdicts), agreement_figure(verdicts)]
     lies = lie_figure(verdicts)
     if lies is not None:
         figures.append(lies)
-    result = {"stamp": stamp, "summary": summary, "figures": figures}
-    cache.set(key, result, CACHE_SECONDS)
-    return result
+    return {"stamp": stamp, "summary": summary, "figures": figures, "stale": False}
 
 
 def nyu_reproduction(n_boot: int = N_BOOT) -> Figure:

@@ -94,14 +94,14 @@ def _analysis_context(result):
     figures = result["figures"]
     for figure in figures:
         figure.safe_svg = mark_safe(figure.svg)  # built by judging.svg, which escapes every text it draws
-    return {"figures": figures, "summary": result["summary"], "stamp": result["stamp"]}
+    return {"figures": figures, "summary": result["summary"], "stamp": result["stamp"], "stale": result["stale"]}
 
 
 @researcher_required
 def experiment_analysis(request, experiment_id):
     experiment = owned_experiment(request.user, experiment_id)
     version = _version_number(request)
-    result = analysis.analyse(analysis.experiment_verdicts(experiment, version))
+    result = analysis.analyse(analysis.experiment_verdicts(experiment, version), wait=False)
     context = _analysis_context(result)
     context.update(experiment=experiment, version=version,
                    stamp_url=request.path + "stamp.json" + (f"?version={version}" if version is not None else ""))

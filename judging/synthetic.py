@@ -61,6 +61,9 @@ def generate(verdicts: int, owner=None, seed: int = 0, judges: int = 200, debate
         with connection.cursor() as cursor:
             cursor.execute("SELECT setseed(%s)", [(seed % 1000) / 1000])
             _insert(cursor, tag, version.pk, owner.pk, questions, debates, ai_verdicts, judge_ids, debater_ids)
+    with connection.cursor() as cursor:
+        # Fresh planner statistics, as autovacuum would gather soon after a real experiment grew.
+        cursor.execute("ANALYZE debates_question, debates_debate, debates_participant, debates_turn, judging_verdict")
     return experiment
 
 

@@ -21,8 +21,16 @@ NYU_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets"
 
 
 @pytest.fixture(autouse=True)
-def fresh_cache():
+def fresh_cache(monkeypatch):
+    """An empty cache per test, and figures brought up to date inline rather than in a thread (a
+    thread has its own database connection, which cannot see a test's uncommitted rows)."""
     cache.clear()
+
+    def refresh_now(verdicts, n_boot, key):
+        cache.set(key, analysis.compute(verdicts, n_boot), 60)
+        cache.delete(f"{key}:refreshing")
+
+    monkeypatch.setattr(analysis, "_refresh_in_background", refresh_now)
     yield
     cache.clear()
 
@@ -160,8 +168,10 @@ def test_debaters_and_judges_match_stats(experiment):
     board = stats.judge_leaderboard([v.judge.username if v.judge else v.ai_judge for v in verdicts],
                                     [v.correct for v in verdicts], [v.score for v in verdicts])
     rows = figures["judges"].rows
-    assert [r["judge"] for r in rows] == [b.judge for b in board]
-    assert [r["mean_score"] for r in rows] == pytest.approx([b.mean_score for b in board], abs=1e-4)
+    assert {r["judge"]: r["mean_score"] for r in rows} == pytest.approx({b.judge: b.mean_score for b in board},
+                                                                         abs=1e-4)
+    assert {r["judge"]: r["judgments"] for r in rows} == {b.judge: b.judgments for b in board}
+    assert [r["mean_score"] for r in rows] == sorted((r["mean_score"] for r in rows), reverse=True)
 
 
 def test_agreement_between_human_and_ai_judges(experiment):
@@ -268,8 +278,11 @@ def test_page_updates_when_a_verdict_arrives(client, experiment, owner):
                            correct=verdict.correct, reason="late", after_turn=1, after_seq=1, score=verdict.score)
     after = client.get(stamp_url).json()["stamp"]
     assert after != before
-    second = client.get(reverse("experiment_analysis", args=[experiment.pk]) + "?partial=1").content.decode()
-    assert f'data-stamp="{after}"' in second and "model-z" in second
+    # The figures computed before are served at once, marked stale, while new ones are computed.
+    stale = client.get(reverse("experiment_analysis", args=[experiment.pk]) + "?partial=1").content.decode()
+    assert 'data-stamp="stale"' in stale and "being brought up to date" in stale and "model-z" not in stale
+    fresh = client.get(reverse("experiment_analysis", args=[experiment.pk]) + "?partial=1").content.decode()
+    assert f'data-stamp="{after}"' in fresh and "model-z" in fresh
 
 
 def test_experiment_list_and_detail(client, experiment, owner):
@@ -301,7 +314,7 @@ def test_empty_experiment_renders(client, owner):
 def test_nyu_reproduction_matches_the_paper(client, owner):
     import json
 
-    from debates.importers.nyu import import_nyu
+    from judging.nyu_import import import_nyu
 
     import_nyu(NYU_DATA / "pub")
     figure = analysis.nyu_reproduction()
