@@ -20,11 +20,17 @@ def check_text(**fields) -> None:
     """JSON and form posts can carry NUL characters and lone surrogates, which PostgreSQL cannot
     store: refuse them here instead of failing in the database."""
     for name, value in fields.items():
-        if not isinstance(value, str):
-            continue
-        if "\x00" in value or any("\ud800" <= char <= "\udfff" for char in value):
+        if isinstance(value, str) and not _storable(value):
             raise Refused("bad_text", f"{name.replace('_', ' ')} contains characters that cannot be stored "
                                       "(NUL or a broken Unicode surrogate)")
+
+
+def _storable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
+    return "\x00" not in text
 
 
 def record_events(debate: Debate, events: list[Event]) -> list[DebateEvent]:

@@ -3,7 +3,7 @@ from django.db import transaction
 
 from debates.models import Debate
 from debates.protocol import JUDGE, Event, Refused, validate_probabilities
-from debates.services import record_events, to_canonical
+from debates.services import check_text, record_events, to_canonical
 
 from . import scoring
 from .models import Verdict
@@ -29,6 +29,7 @@ def submit_verdict(debate_id: int, user, probabilities, reason: str, seconds_spe
             raise Refused("debate_abandoned", "this debate was abandoned")
         canonical = list(validate_probabilities(to_canonical(debate, probabilities), len(debate.question.answers)))
         chosen = _chosen_answer(canonical)
+        check_text(reason=reason, client_id=client_id)
         reason = (reason or "").strip()
         if not reason:
             raise Refused("reason_required", "write a short reason for your verdict")

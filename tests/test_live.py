@@ -277,6 +277,8 @@ def bad_messages(max_bytes):
         ("speech over the character limit", speech("y" * 501, "t-4"), "too_long"),
         ("empty speech", speech("   ", "t-5"), "empty_speech"),
         ("forged seat", speech("I am Bob.", "t-6", seat="B"), "wrong_seat"),
+        ("NUL character", speech("nul\x00byte", "t-8"), "bad_text"),
+        ("lone surrogate", speech("x", "t-9", private_note="broken \ud800"), "bad_text"),
         ("feedback from a debater", {"type": "feedback", "probabilities": [0.5, 0.5], "client_id": "t-7"},
          "wrong_action"),
     ]
@@ -375,3 +377,16 @@ def test_without_a_broker_the_in_process_timer_times_out_a_silent_turn(settings,
     kinds = list(DebateEvent.objects.filter(debate=debate).values_list("kind", flat=True))
     assert kinds[-4:] == ["timed_out", "speeches_revealed", "round_started", "turn_state"]
     assert Debate.objects.get(pk=debate.pk).turn_deadline is None
+
+
+def test_a_session_from_the_real_login_page_opens_the_websocket(room):
+    browser = Browser(room.url)
+    status, body, headers = browser.post("/accounts/login/", form={
+        "username": room.users["A"].username, "password": "pass-for-tests-1"})
+    assert status == 302, body[:500]
+    session = [c.split(";")[0].split("=", 1)[1] for c in headers.get_all("Set-Cookie") if c.startswith("sessionid=")]
+    assert session, headers
+    alice = LiveSocket(room.url, room.debate.pk, session[0])
+    state = alice.wait_for_type("state")
+    assert state["my_seat"] == "A" and state["view"] == "debater"
+    alice.close()

@@ -240,6 +240,13 @@ def test_it_refuses_bad_speeches(live_debate, fields, code):
     assert_refused(live_debate, code, services.submit_action, live_debate.pk, people(live_debate)["A"], **fields)
 
 
+@pytest.mark.parametrize("field", ["text", "private_note", "client_id"])
+@pytest.mark.parametrize("unstorable", ["nul\x00byte", "lone \ud800 surrogate"])
+def test_it_refuses_text_the_database_cannot_store(live_debate, field, unstorable):
+    fields = {"text": "fine words", field: unstorable}
+    assert_refused(live_debate, "bad_text", speak, live_debate, "A", **fields)
+
+
 @pytest.mark.parametrize("probabilities", [[0.5], [0.7, 0.7], ["0.5", "0.5"], [True, False], "ab", None,
                                            [float("nan"), 1.0]])
 def test_it_refuses_judge_feedback_with_bad_probabilities(live_debate, probabilities):
@@ -332,6 +339,12 @@ def test_it_refuses_a_malformed_verdict(debate, probabilities, seconds, code):
     finished = finish(debate)
     assert_refused(finished, code, submit_verdict, finished.pk, people(finished)["judge"], probabilities, "because",
                    seconds)
+
+
+@pytest.mark.parametrize("reason", ["nul\x00byte", "lone \udfff surrogate"])
+def test_it_refuses_a_verdict_reason_the_database_cannot_store(debate, reason):
+    finished = finish(debate)
+    assert_refused(finished, "bad_text", submit_verdict, finished.pk, people(finished)["judge"], [0.8, 0.2], reason)
 
 
 def test_it_refuses_a_verdict_on_an_abandoned_debate(live_debate):
