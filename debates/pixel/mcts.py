@@ -45,6 +45,7 @@ What makes it fast (none of it changes what the search decides)
 import itertools
 import math
 import random
+import time
 from dataclasses import dataclass
 from typing import Callable, Generator, Iterable, Iterator
 
@@ -84,16 +85,33 @@ class SearchConfig:
 
 
 class Node:
-    """A position in the tree. Statistics are per legal move, from the view of the side to move here."""
+    """A position in the tree. Statistics are per legal move, from the view of the side to move here.
+
+    A node's move list and statistics are made when a rollout first passes through it: most nodes
+    stay leaves, and a game at 10,000 rollouts per move holds thousands of them.
+    """
 
     __slots__ = ("revealed", "honest_to_move", "is_terminal", "moves", "visits", "total_visits",
-                 "value_sums", "mean_values", "exploration_shares", "children", "terminal_value")
+                 "value_sums", "mean_values", "exploration_shares", "children", "terminal_value",
+                 "_moves_from")
 
-    def __init__(self, setup: DebateSetup, revealed: tuple[int, ...], unrevealed_nonzero: np.ndarray):
+    def __init__(self, setup: DebateSetup, revealed: tuple[int, ...], moves_from: tuple[np.ndarray, int | None]):
         self.revealed = revealed
         self.honest_to_move = setup.mover(len(revealed)) == "honest"
         self.is_terminal = len(revealed) >= setup.pixels
-        self.moves = np.empty(0, dtype=np.int64) if self.is_terminal else unrevealed_nonzero
+        self.terminal_value: float | None = None  # honest side's value, once a terminal node is judged
+        self.moves: np.ndarray | None = None  # legal moves, ascending, once expanded
+        self._moves_from = moves_from  # (the parent's moves, the index played there), or (moves, None)
+
+    def legal_moves(self) -> np.ndarray:
+        if self.moves is not None:
+            return self.moves
+        parent_moves, played = self._moves_from
+        return parent_moves if played is None else np.delete(parent_moves, played)
+
+    def expand(self) -> None:
+        self.moves = self.legal_moves()
+        self._moves_from = None
         count = len(self.moves)
         self.visits = np.zeros(count)
         self.total_visits = 0
@@ -101,7 +119,6 @@ class Node:
         self.mean_values = np.zeros(count)  # Q; 0 for an unvisited move, as in AlphaGo Zero
         self.exploration_shares = np.ones(count)  # 1 / (1 + N), kept up to date to spare a division
         self.children: list[Node | None] = [None] * count
-        self.terminal_value: float | None = None  # honest side's value, once a terminal node is judged
 
     def add_visit(self, index: int, virtual_loss: float) -> None:
         visits = self.visits[index] + 1.0
@@ -123,7 +140,8 @@ class TreeSearch:
         self.setup = setup
         self.config = config
         self.rng = random.Random(seed)
-        self.root = Node(setup, (), setup.nonzero)
+        self.root = Node(setup, (), (setup.nonzero, None))
+        self.root.expand()
         self.virtual_loss = 1.0 if config.leaves_per_batch > 1 else 0.0
 
     def choose_move(self) -> Generator[Requests, list, int]:
@@ -151,12 +169,16 @@ class TreeSearch:
 
     def advance(self, pixel: int) -> None:
         """Move the root to the position after `pixel` is revealed."""
+        if self.root.is_terminal:
+            raise ValueError("the game is over: no more pixels can be revealed")
         index = int(np.searchsorted(self.root.moves, pixel))
         if index >= len(self.root.moves) or self.root.moves[index] != pixel:
             raise ValueError(f"pixel {pixel} is not a legal move here")
         child = self.root.children[index]
         if child is None or not self.config.reuse_tree:
             child = self._new_child(self.root, index)
+        if not child.is_terminal and child.moves is None:
+            child.expand()
         self.root = child
 
     def _descend(self) -> tuple[Node, list[tuple[Node, int]]]:
@@ -171,10 +193,12 @@ class TreeSearch:
                 return child, path
             if child.is_terminal:
                 return child, path
+            if child.moves is None:
+                child.expand()
             node = child
 
     def _new_child(self, node: Node, index: int) -> Node:
-        return Node(self.setup, node.revealed + (int(node.moves[index]),), np.delete(node.moves, index))
+        return Node(self.setup, node.revealed + (int(node.moves[index]),), (node.moves, index))
 
     def _select(self, node: Node) -> int:
         """The PUCT choice: arg-max of Q + c_puct * P * sqrt(sum N) / (1 + N), ties at random."""
@@ -191,7 +215,8 @@ class TreeSearch:
         if leaf.is_terminal or self.config.leaf == "judge":
             return leaf.revealed
         missing = self.setup.pixels - len(leaf.revealed)
-        return leaf.revealed + tuple(int(leaf.moves[i]) for i in self.rng.sample(range(len(leaf.moves)), missing))
+        moves = leaf.legal_moves()
+        return leaf.revealed + tuple(int(moves[i]) for i in self.rng.sample(range(len(moves)), missing))
 
     def _value(self, logits) -> float:
         if self.config.value == "win":
@@ -231,6 +256,7 @@ class DriverStats:
     requests: int = 0  # positions the searches asked to have judged
     evaluations: int = 0  # positions the judge network actually evaluated
     judge_calls: int = 0
+    judge_seconds: float = 0.0  # wall time inside the evaluator
 
     @property
     def cache_hit_rate(self) -> float:
@@ -291,7 +317,9 @@ def _judge(wanted: list[tuple[JudgeCache, tuple]], evaluator: Evaluator, max_bat
         chunk = [item for group in by_image.values() for item in group]
         planes = np.concatenate([batch_judge_planes(group[0][0].image, [position for _, position in group])
                                  for group in by_image.values()])
+        started = time.perf_counter()
         logits = np.asarray(evaluator(planes), dtype=np.float32)
+        stats.judge_seconds += time.perf_counter() - started
         stats.judge_calls += 1
         stats.evaluations += len(chunk)
         for (cache, position), row in zip(chunk, logits):
@@ -306,7 +334,10 @@ def run_plain(game: Generator, image: np.ndarray, evaluator: Evaluator, stats: D
         while True:
             answers = []
             for position in request:
-                answers.append(np.asarray(evaluator(batch_judge_planes(image, [position])), dtype=np.float32)[0])
+                planes = batch_judge_planes(image, [position])
+                started = time.perf_counter()
+                answers.append(np.asarray(evaluator(planes), dtype=np.float32)[0])
+                stats.judge_seconds += time.perf_counter() - started
                 stats.requests += 1
                 stats.evaluations += 1
                 stats.judge_calls += 1

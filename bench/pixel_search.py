@@ -1,0 +1,220 @@
+"""Speed of the pixel-debate tree search, side by side in one run, and what the paper's scale would cost.
+
+    .venv/bin/python bench/pixel_search.py [--device cuda] [--paper-rollouts] [--threads N] ...
+
+Measures, on the same judge and the same games:
+1. judge evaluations per second, one position per call vs batches of 256;
+2. rollouts per second of the plain search (one leaf per judge call, no cache) vs the batched,
+   cached search: exact (games in lockstep, batched across games, decisions identical to the plain
+   search) and with virtual loss (also batched within each game); seconds per game at 1,000
+   rollouts (and 10,000 with --paper-rollouts);
+3. honest win rates of the three on a fixed sample, with 95% Wilson intervals (speed must not
+   weaken the debaters), and how many games the exact search played move for move like the plain one;
+4. the time the full Table 2 would take at the paper's scale on this machine and per worker.
+
+The workload is the experiment's own: all the Table 2 games of the first test images (9 lies with
+precommit, no-precommit games, both move orders), so the judge cache is shared the way a real run
+shares it. The plain search plays only the first --plain-games of them (it is slow); rates are per
+rollout. Defaults keep a run to a few minutes on 2 cores.
+"""
+import argparse
+import os
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from debates.pixel import mnist  # noqa: E402
+from debates.pixel.evaluator import JudgeEvaluator  # noqa: E402
+from debates.pixel.judge_net import PixelJudge  # noqa: E402
+from debates.pixel.judges import load_judge, weights_path  # noqa: E402
+from debates.pixel.mcts import DriverStats, SearchConfig, play_moves, run_plain  # noqa: E402
+from debates.pixel.selfplay import (SelfPlayGame, play_games, random_nonzero_masks, table2_games,  # noqa: E402
+                                    wilson_interval)
+from debates.pixel.game import batch_judge_planes  # noqa: E402
+
+PAPER_IMAGES, PAPER_LIES, PAPER_SEEDS, PAPER_ORDERS, PAPER_ROLLOUTS = 10_000, 9, 3, 2, 10_000
+
+
+def load_model(args) -> tuple[PixelJudge, str]:
+    if args.judge:
+        model = PixelJudge()
+        model.load_state_dict(torch.load(args.judge, map_location="cpu", weights_only=False)["model"])
+        return model, f"checkpoint {args.judge}"
+    if weights_path(args.pixels).exists():
+        return load_judge(args.pixels), f"shipped {weights_path(args.pixels).name}"
+    checkpoint = Path("var/data/pixel-training") / f"judge-{args.pixels}px-seed0.ckpt"
+    if checkpoint.exists():
+        saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        model = PixelJudge()
+        model.load_state_dict(saved["model"])
+        return model, f"training checkpoint {checkpoint} (step {saved['step']}, read only)"
+    torch.manual_seed(0)
+    return PixelJudge(), "UNTRAINED network (seed 0): no trained judge found"
+
+
+def judge_rates(evaluator, planes, batch, seconds) -> float:
+    evaluator(planes[:batch])
+    done, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        start = done % (len(planes) - batch + 1)
+        evaluator(planes[start:start + batch])
+        done += batch
+    return done / (time.perf_counter() - started)
+
+
+def play_plain(games, evaluator, config):
+    results, stats, started = [], DriverStats(), time.perf_counter()
+    for game in games:
+        results.append(run_plain(play_moves(game.setup, config, game.seed), game.setup.image, evaluator, stats))
+    return results, stats, time.perf_counter() - started
+
+
+def play_batched(games, evaluator, config, max_active=256):
+    stats, started = DriverStats(), time.perf_counter()
+    finished = {id(game): result for game, result in play_games(games, evaluator, config, max_active=max_active, stats=stats)}
+    return [finished[id(game)] for game in games], stats, time.perf_counter() - started
+
+
+def search_row(name, games, rollouts, seconds, stats, plain_rate) -> str:
+    return (f"{name:<38} {games:>5} {rollouts / seconds:>10,.0f} {rollouts / seconds / plain_rate:>7.1f}x "
+            f"{seconds / games:>7.1f} {stats.evaluations:>8,} {stats.cache_hit_rate:>10.0%} "
+            f"{stats.evaluations / max(stats.judge_calls, 1):>10.1f} {stats.judge_seconds / seconds:>10.0%}")
+
+
+def rollouts_of(games, config) -> int:
+    return sum(config.rollouts * game.setup.pixels for game in games)
+
+
+def honest_wins(games, results) -> int:
+    return sum(game.setup.honest_wins(result["logits"]) for game, result in zip(games, results))
+
+
+def paper_games(pixels_budgets=(6, 4)) -> dict[int, int]:
+    # precommit: 9 lies x 3 seeds x 2 orders; no precommit (no lie to play): 3 seeds x 2 orders
+    per_image = PAPER_LIES * PAPER_SEEDS * PAPER_ORDERS + PAPER_SEEDS * PAPER_ORDERS
+    return {pixels: PAPER_IMAGES * per_image for pixels in pixels_budgets}
+
+
+def duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 3 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    if seconds < 3 * 365 * 86400:
+        return f"{seconds / 86400:.0f} days"
+    return f"{seconds / (365 * 86400):.1f} years"
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: one worker per core)")
+    parser.add_argument("--pixels", type=int, choices=[4, 6], default=6)
+    parser.add_argument("--judge", type=Path, help="a training checkpoint to use instead of the shipped judge")
+    parser.add_argument("--rollouts", type=int, default=1000, help="rollouts per move for the speed runs")
+    parser.add_argument("--images", type=int, default=1, help="test images whose Table 2 games are the speed workload")
+    parser.add_argument("--plain-games", type=int, default=2, help="how many of those games the plain search plays")
+    parser.add_argument("--leaves", type=int, default=16, help="leaves per judge call with virtual loss")
+    parser.add_argument("--sample-images", type=int, default=24, help="test images of the win-rate sample")
+    parser.add_argument("--sample-rollouts", type=int, default=100, help="rollouts per move in the win-rate sample")
+    parser.add_argument("--paper-rollouts", action="store_true", help="also time games at 10,000 rollouts per move")
+    parser.add_argument("--judge-seconds", type=float, default=3.0)
+    args = parser.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    model, judge_name = load_model(args)
+    dense = JudgeEvaluator(model, device=args.device)
+    sparse = JudgeEvaluator(model, device=args.device, sparse=True)
+    images, labels = mnist.load("test", mnist.fetch())
+    print(f"judge: {judge_name}; device {args.device}, {args.threads} torch thread(s); {os.cpu_count()} cores, "
+          f"load average {os.getloadavg()[0]:.1f} at start")
+
+    masks = random_nonzero_masks(images[:512], args.pixels, seed=0)
+    masks = [mask[:1 + i % args.pixels] for i, mask in enumerate(masks)]  # positions of every size, as in a search
+    planes = np.concatenate([batch_judge_planes(image, [mask]) for image, mask in zip(images[:512], masks)])
+    single = judge_rates(dense, planes, 1, args.judge_seconds)
+    print("\n1. judge evaluations/s (positions of 1 to {} revealed pixels)".format(args.pixels))
+    print(f"{'network pass':<38} {'batch':>5} {'evals/s':>10} {'vs one at a time':>16}")
+    for name, evaluator, batch in (("plain", dense, 1), ("plain", dense, 256), ("sparse", sparse, 1),
+                                   ("sparse", sparse, 64), ("sparse", sparse, 256)):
+        rate = single if batch == 1 and evaluator is dense else judge_rates(evaluator, planes, batch, args.judge_seconds)
+        print(f"{name:<38} {batch:>5} {rate:>10,.0f} {rate / single:>15.1f}x")
+
+    exact = SearchConfig(rollouts=args.rollouts)
+    virtual = replace(exact, leaves_per_batch=args.leaves)
+    workload = table2_games(images[:args.images], labels[:args.images], pixels=args.pixels, seeds=1)
+    plain_subset = workload[:args.plain_games]
+    print(f"\n2. search speed at {args.rollouts:,} rollouts per move, {args.pixels} px; workload: the Table 2 games of "
+          f"{args.images} test image(s), {len(workload)} games, 1 seed (the plain search plays the first "
+          f"{len(plain_subset)})")
+    print(f"{'search':<38} {'games':>5} {'rollouts/s':>10} {'speed-up':>8} {'s/game':>7} {'judged':>8} "
+          f"{'cache hits':>10} {'mean batch':>10} {'judge time':>10}")
+    _, stats, seconds = play_plain(plain_subset, dense, exact)
+    plain_rate = rollouts_of(plain_subset, exact) / seconds
+    print(search_row("plain (1 leaf per call, no cache)", len(plain_subset), rollouts_of(plain_subset, exact),
+                     seconds, stats, plain_rate))
+    rates = {"plain": plain_rate}
+    for name, games, config, evaluator in (
+            ("batched + cached, exact, plain pass", workload, exact, dense),
+            ("batched + cached, exact, sparse pass", workload, exact, sparse),
+            (f"+ virtual loss x{args.leaves}, sparse pass", workload, virtual, sparse),
+            (f"one game alone, virtual loss x{args.leaves}, sparse", workload[:1], virtual, sparse)):
+        _, stats, seconds = play_batched(games, evaluator, config)
+        rates[name] = rollouts_of(games, config) / seconds
+        print(search_row(name, len(games), rollouts_of(games, config), seconds, stats, plain_rate))
+
+    if args.paper_rollouts:
+        paper = SearchConfig(rollouts=PAPER_ROLLOUTS)
+        _, stats, seconds = play_batched(workload, sparse, paper)
+        rates["10,000 rollouts"] = rollouts_of(workload, paper) / seconds
+        print(search_row("exact, sparse, at 10,000 rollouts", len(workload), rollouts_of(workload, paper),
+                         seconds, stats, plain_rate))
+
+    sample = table2_games(images[:args.sample_images], labels[:args.sample_images], pixels=args.pixels,
+                          seeds=1, precommit=[True])[::9]  # one game per image and order, the lie varies
+    sample_exact = SearchConfig(rollouts=args.sample_rollouts)
+    sample_virtual = replace(sample_exact, leaves_per_batch=args.leaves)
+    print(f"\n3. honest win rate on a fixed sample: {len(sample)} precommit games (test images 0-{args.sample_images - 1}, "
+          f"both orders, one lie each), {args.sample_rollouts} rollouts per move")
+    plain_results, _, plain_seconds = play_plain(sample, dense, sample_exact)
+    exact_results, _, exact_seconds = play_batched(sample, sparse, sample_exact)
+    virtual_results, _, virtual_seconds = play_batched(sample, sparse, sample_virtual)
+    for name, results, seconds in (("plain", plain_results, plain_seconds),
+                                   ("batched + cached, exact, sparse pass", exact_results, exact_seconds),
+                                   (f"+ virtual loss x{args.leaves}", virtual_results, virtual_seconds)):
+        wins = honest_wins(sample, results)
+        low, high = wilson_interval(wins, len(sample))
+        print(f"{name:<38} {wins / len(sample):>6.1%}  ({wins}/{len(sample)}, 95% {low:.1%}-{high:.1%})  {seconds:.0f} s")
+    same = sum(p["moves"] == [m["pixel"] for m in e["moves"]] for p, e in zip(plain_results, exact_results))
+    print(f"exact search: {same}/{len(sample)} games move for move identical to the plain search "
+          f"(the sparse pass differs from the plain one by float rounding only)")
+
+    print(f"\n4. the full Table 2 at the paper's scale ({PAPER_IMAGES:,} images; precommit 9 lies x {PAPER_SEEDS} seeds x "
+          f"{PAPER_ORDERS} orders, no precommit {PAPER_SEEDS} seeds x {PAPER_ORDERS} orders; {PAPER_ROLLOUTS:,} rollouts per move)")
+    basis = f"rollouts/s at {args.rollouts:,} rollouts"
+    measured = [("plain", rates["plain"], basis),
+                ("batched + cached, exact, sparse", rates["batched + cached, exact, sparse pass"], basis)]
+    if "10,000 rollouts" in rates:
+        measured.append(("batched + cached, exact, sparse", rates["10,000 rollouts"], "rollouts/s at 10,000 rollouts"))
+    games = paper_games()
+    total_rollouts = sum(count * pixels * PAPER_ROLLOUTS for pixels, count in games.items())
+    print(f"games: {games[6]:,} at 6 px + {games[4]:,} at 4 px; rollouts {total_rollouts:.2e}")
+    workers = os.cpu_count() // args.threads if args.device == "cpu" else 1
+    for name, rate, basis in measured:
+        one_worker = total_rollouts / rate
+        print(f"{name:<25} ({basis}): one worker ({args.threads} thread{'s' if args.threads > 1 else ''}) "
+              f"{duration(one_worker)}; this machine ({workers} workers) {duration(one_worker / workers)}; "
+              f"workers for one week {one_worker / (7 * 86400):,.0f}")
+    print(f"\nload average {os.getloadavg()[0]:.1f} at the end (other processes share these cores)")
+
+
+if __name__ == "__main__":
+    main()
