@@ -44,10 +44,23 @@ def _subprocess_env() -> dict:
 @pytest.fixture(scope="session")
 def daphne_server(django_db_setup, django_db_blocker, tmp_path_factory):
     """A real daphne process serving the platform on the test database; yields its base URL."""
+    yield from _serve(_subprocess_env(), tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def embedded_daphne_server(django_db_setup, tmp_path_factory):
+    """daphne as in the embedded default: no Redis, so the in-memory channel layer, in-process turn
+    timers and AI turns (on the test database, so the tests can look at what it stored)."""
+    env = _subprocess_env()
+    del env["REDIS_URL"]
+    yield from _serve(env, tmp_path_factory)
+
+
+def _serve(env, tmp_path_factory):
     port = _free_port()
     log = open(tmp_path_factory.mktemp("daphne") / "daphne.log", "w")
     process = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-                                "config.asgi:application"], cwd=ROOT, env=_subprocess_env(),
+                                "config.asgi:application"], cwd=ROOT, env=env,
                                stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     _wait_until_healthy(url, process, log.name)

@@ -113,7 +113,7 @@ def test_redis_url_selects_redis_for_channel_layer_cache_and_celery():
 
 def test_without_redis_url_the_embedded_backends_are_used():
     chosen = settings_under(production_env(REDIS_URL=None, DATABASE_URL=None, DEBUG="1"))
-    assert chosen["channel_layer"] == "channels.layers.InMemoryChannelLayer"
+    assert chosen["channel_layer"] == "debates.channel_layer.EmbeddedChannelLayer"
     assert chosen["cache"] == "django.core.cache.backends.locmem.LocMemCache"
     assert chosen["broker"] == "memory://"
     assert chosen["tasks_eager"] is True and chosen["tasks_in_process"] is True
