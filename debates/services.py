@@ -8,7 +8,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from . import quotes
+from . import quotes, signals
 from .models import Debate, DebateEvent, Participant, Question, Turn
 from .protocol import JUDGE, JUDGE_FEEDBACK, SIMULTANEOUS, Action, Event, Protocol, Refused
 
@@ -193,6 +193,9 @@ def _apply(debate: Debate, action: Action, author, client_id="", private_note=""
         payload = dict(payload or {}, reveal=_revealed_pixel(debate, action.reveal))
         events = [Event(e.kind, e.audience, dict(e.data, reveal=payload["reveal"])) if "reveal" in e.data else e
                   for e in events]
+    if (payload or {}).get("rectangles"):  # claims drawn on the image reach every screen with the speech
+        events = [Event(e.kind, e.audience, dict(e.data, rectangles=payload["rectangles"])) if e.kind == "speech" else e
+                  for e in events]
     turn = Turn.objects.create(debate=debate, round_index=round_before, seat=action.seat, kind=action.kind,
                                text=action.text, probabilities=list(action.probabilities) if action.probabilities else None,
                                end_debate=action.end_debate, private_note=private_note, payload=payload or {},
@@ -201,6 +204,7 @@ def _apply(debate: Debate, action: Action, author, client_id="", private_note=""
         debate.status = Debate.AWAITING_VERDICT
         debate.ended_at = timezone.now()
         debate.turn_deadline = None
+        transaction.on_commit(lambda: signals.announce_finished(Debate, debate.pk))
     elif not (kind_before == SIMULTANEOUS and engine.round_index == round_before):
         _set_deadline(debate, engine)
     client_events = [_for_clients(debate, _with_quote_status(debate, e, turn)) for e in events]

@@ -13,7 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from . import live, services, snapshots
+from . import live, pixel_player, services, snapshots
 from .models import RESEARCHER, Debate, DebateEvent, Invitation, Participant, has_role
 from .protocol import Refused
 
@@ -49,6 +49,8 @@ def _viewer_or_403(request, debate):
 def debate_room(request, debate_id):
     debate = get_object_or_404(Debate.objects.select_related("question"), pk=debate_id)
     viewer = _viewer_or_403(request, debate)
+    if pixel_player.on_room_opened(debate, viewer):  # image debates that start when their judge arrives
+        debate.refresh_from_db()
     state = snapshots.state_for(debate, viewer)
     return render(request, "debates/room.html", {"debate": debate, "viewer": viewer, "state": state,
                                                  "may_start": debate.status == Debate.SCHEDULED and has_role(request.user, RESEARCHER)})

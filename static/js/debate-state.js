@@ -38,6 +38,7 @@ export function applyEvent(state, frame, own = null) {
     case "speech": {
       const turn = { round: data.round, seat: data.seat, kind: "speech", text: data.text, at };
       if (mine && own && own.private_note) turn.private_note = own.private_note;
+      for (const key of ["reveal", "rectangles"]) if (data[key]) turn.payload = { ...(turn.payload || {}), [key]: data[key] };
       state.turns.push(turn);
       said = `${capitalise(seatName(state, data.seat))} said: ${truncate(data.text, 160)}`;
       break;

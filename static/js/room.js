@@ -6,6 +6,7 @@ import {
   ROUND_NAMES, applyEvent, capitalise, describeTurn, isMyTurn, lastFeedbackPercents, sealedSpeeches, seatName,
 } from "./debate-state.js";
 import { bindSliders, leaders, splitEvenly } from "./probability-sliders.js";
+import { mountPixelBoard } from "./pixel-board.js";
 
 const root = document.getElementById("room");
 const $ = (selector) => root.querySelector(selector);
@@ -23,6 +24,7 @@ let gaveUp = false;
 let ownLastSpeech = null; // {text, private_note} of this client's last acknowledged speech
 const pending = new Map(); // client_id -> message not yet acknowledged
 const seenTurns = new WeakSet();
+let pixelBoard = null; // image debates: the board (mounted at the end of this file)
 
 const PING_EVERY_MS = 20000;
 const SILENCE_LIMIT_MS = 50000;
@@ -211,6 +213,7 @@ function render({ freshState }) {
   renderTranscript(freshState);
   renderSeats();
   renderComposers();
+  if (pixelBoard) pixelBoard.render();
 }
 
 function renderBanner() {
@@ -416,7 +419,7 @@ if (speech) {
       return showError(`A speech may have at most ${state.protocol.char_limit} characters.`, "speech");
     }
     if (pendingOf("speech")) return;
-    send({ type: "speech", text, private_note: speech.note.value });
+    send({ type: "speech", text, private_note: speech.note.value, ...(pixelBoard ? pixelBoard.claims() : {}) });
     renderSpeechComposer();
   });
 }
@@ -508,6 +511,8 @@ function drawHiddenImage() {
   context.putImageData(image, 0, 0);
 }
 
+// Image debates: the 28x28 board (static/js/pixel-board.js).
+pixelBoard = mountPixelBoard(root, { getState: () => state, send, draftText: () => (speech ? speech.text.value : "") });
 drawHiddenImage();
 render({ freshState: true });
 connect();

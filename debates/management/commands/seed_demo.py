@@ -28,6 +28,7 @@ class Command(BaseCommand):
             users = {name: self.user(name, role) for name, role in DEMO_USERS}
             questions = [self.question(q) for q in json.loads(QUESTIONS_FILE.read_text())]
             self.debates(users, questions)
+        self.image_debates(users)
         self.stdout.write("Demo logins (password for all: %s):" % DEMO_PASSWORD)
         for name, role in DEMO_USERS:
             self.stdout.write(f"  {name:<11} {role}")
@@ -64,3 +65,28 @@ class Command(BaseCommand):
                                created_by=users["researcher"], seed=2)
         services.create_debate(questions[2], two_rounds, {"A": (users["alice"], 0), "B": (users["bob"], 1)},
                                judge=users["judy"], created_by=users["researcher"], seed=3)
+
+    def image_debates(self, users):
+        """Two MNIST pixel debates: tree search debaters judged by judy (starts when she opens it), and
+        alice against bob judged by jules. Skipped, with a note, when MNIST cannot be fetched."""
+        from debates import pixel_debates
+        from debates.pixel.mnist import MnistError
+
+        if Debate.objects.filter(provenance__pixel_debate__demo=True).exists():
+            return
+        try:
+            pixel_debates.mnist_test_set()
+        except (MnistError, OSError) as error:
+            self.stdout.write(f"No image debates: MNIST is not available ({error}).")
+            return
+        with transaction.atomic():
+            ai = pixel_debates.create_pixel_debate(
+                "ai_vs_ai", 4, lie=9, pixels=6, judge=users["judy"], observers=[users["researcher"]], rollouts=300,
+                seed=1, move_delay=3.0, created_by=users["researcher"], start_when_judge_opens=True)
+            people = pixel_debates.create_pixel_debate(
+                "human_vs_human", 8, lie=8, humans=(users["alice"], users["bob"]), judge=users["jules"],
+                observers=[users["researcher"]], rounds=4, seed=2, created_by=users["researcher"])
+            for debate in (ai, people):
+                debate.provenance["pixel_debate"]["demo"] = True
+                debate.save(update_fields=["provenance"])
+            services.start_debate(people.pk)

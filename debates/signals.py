@@ -1,0 +1,19 @@
+"""Signals the debates app sends. Other apps listen (judging connects its receivers in its
+AppConfig.ready()); debates never imports them.
+
+debate_finished: sent once, after the commit, when a debate's last turn ends it (all rounds done
+or the judge ended it). Arguments: debate_id.
+"""
+import logging
+
+from django.dispatch import Signal
+
+log = logging.getLogger(__name__)
+debate_finished = Signal()
+
+
+def announce_finished(debate_model, debate_id: int) -> None:
+    """Sends debate_finished; a failing receiver is logged and never undoes or blocks the debate."""
+    for receiver, result in debate_finished.send_robust(sender=debate_model, debate_id=debate_id):
+        if isinstance(result, Exception):
+            log.error("debate_finished receiver %r failed for debate %s: %r", receiver, debate_id, result)

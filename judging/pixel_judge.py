@@ -1,0 +1,113 @@
+"""The AI judge of image debates: the sparse pixel judge network on the debate's final mask.
+
+It sees exactly what the human judge sees as evidence, the revealed pixels (never who revealed
+them, when, or what anybody said), and its verdict is stored beside any human verdict on the
+same debate: Verdict(judge_kind="ai", ai_judge="pixel-judge-6px", live=False) with a probability
+per answer (a softmax over the judge's logits for the answers' digits) and provenance naming the
+weights by SHA-256.
+
+Verdict rule (the game's, debates.pixel.game): the answer with the highest logit; an exact tie
+goes to a wrong answer, so ties never count for the honest side.
+"""
+import logging
+
+import numpy as np
+from django.db import transaction
+
+from debates import live, pixel_debates, provenance, services
+from debates.models import Debate
+from debates.pixel.game import batch_judge_planes
+from debates.protocol import JUDGE, Event, Refused
+
+from . import scoring
+from .models import Verdict
+
+log = logging.getLogger(__name__)
+FINISHED = (Debate.AWAITING_VERDICT, Debate.COMPLETE)
+
+
+def judge_pixels_for(mask_size: int) -> int:
+    """Which trained judge reads a mask: the one trained on that many pixels, else the nearest
+    (the smaller on a tie), e.g. the 4-pixel judge for the human game's two pixels."""
+    return min(pixel_debates.JUDGE_PIXELS, key=lambda p: (abs(p - mask_size), p))
+
+
+def ai_judge_name(pixels: int) -> str:
+    return f"pixel-judge-{pixels}px"
+
+
+def answer_logits(question, logits) -> np.ndarray:
+    """The judge's logits for the question's answers (digit strings), in the question's order."""
+    return np.array([float(logits[int(answer)]) for answer in question.answers], dtype=np.float64)
+
+
+def verdict_probabilities(question, logits) -> tuple[list[float], int]:
+    """(probabilities over the answers, chosen answer index) from the judge's ten logits."""
+    scores = answer_logits(question, logits)
+    weights = np.exp(scores - scores.max())
+    probabilities = [float(w) for w in weights / weights.sum()]
+    best = scores.max()
+    leaders = [i for i, s in enumerate(scores) if s == best]
+    wrong_leaders = [i for i in leaders if i != question.correct_index]
+    return probabilities, (wrong_leaders[0] if wrong_leaders else leaders[0])
+
+
+def judge_debate(debate_id: int, evaluator=None) -> Verdict:
+    """The pixel judge's verdict on a finished image debate (the stored one, if any).
+    Raises Refused for a debate it cannot judge, pixel_debates.JudgeMissing without weights."""
+    debate = Debate.objects.select_related("question").filter(pk=debate_id).first()
+    if debate is None:
+        raise Refused("no_such_debate", f"there is no debate {debate_id}")
+    if not pixel_debates.is_pixel_debate(debate):
+        raise Refused("not_pixel_debate", "the pixel judge judges image debates whose evidence is revealed pixels")
+    if debate.status not in FINISHED:
+        raise Refused("debate_not_over", "AI judges judge finished debates")
+    mask = pixel_debates.revealed_pixels(debate)
+    if not mask:
+        raise Refused("nothing_revealed", "no pixel was revealed: the pixel judge has nothing to judge")
+    pixels = judge_pixels_for(len(mask))
+    name = ai_judge_name(pixels)
+    existing = Verdict.objects.filter(debate=debate, judge_kind=Verdict.AI, ai_judge=name).first()
+    if existing:
+        return existing
+    evaluator = evaluator or pixel_debates.judge_evaluator(pixels)
+    image = np.asarray(debate.question.hidden_image, dtype=np.uint8)
+    logits = np.asarray(evaluator(batch_judge_planes(image, [tuple(mask)])), dtype=np.float32)[0]
+    return save_verdict(debate, logits, mask, pixel_debates.judge_identity(pixels))
+
+
+def save_verdict(debate: Debate, logits, mask: list[int], judge: dict) -> Verdict:
+    """Stores the judge's verdict from its logits on `mask` (once per debate and judge). A debate
+    with no human judge waiting is complete after it."""
+    with transaction.atomic():
+        debate = Debate.objects.select_for_update().select_related("question").get(pk=debate.pk)
+        existing = Verdict.objects.filter(debate=debate, judge_kind=Verdict.AI, ai_judge=judge["name"]).first()
+        if existing:
+            return existing
+        question = debate.question
+        probabilities, chosen = verdict_probabilities(question, logits)
+        protocol = debate.get_protocol()
+        shown = ", ".join(f"{a}: {s:.2f}" for a, s in zip(question.answers, answer_logits(question, logits)))
+        verdict = Verdict.objects.create(
+            debate=debate, judge=None, judge_kind=Verdict.AI, ai_judge=judge["name"], live=False,
+            probabilities=probabilities, chosen_index=chosen, correct=chosen == question.correct_index,
+            reason=f"Judge network on the {len(mask)} revealed pixels; logits per answer: {shown}.",
+            after_turn=debate.turns.count(), after_seq=debate.last_seq, scoring_rule=protocol.scoring_rule,
+            score=scoring.score(protocol.scoring_rule, probabilities, question.correct_index,
+                                turns=debate.turns.exclude(seat=JUDGE).count(), turn_penalty=protocol.turn_penalty),
+            provenance={"judge": judge, "mask": [int(p) for p in mask], "logits": [float(x) for x in logits],
+                        "code_version": provenance.code_version()})
+        if debate.status != Debate.COMPLETE and not debate.participants.filter(seat=JUDGE, user__isnull=False).exists():
+            debate.status = Debate.COMPLETE  # no human judge is waiting to give the verdict
+            live.publish(debate.pk, services.record_events(debate, [Event("verdict_given", "all",
+                                                                          {"status": debate.status})]))
+        return verdict
+
+
+def on_debate_finished(sender, debate_id: int, **kwargs) -> None:
+    """debates.signals.debate_finished receiver: image debates get the pixel judge's verdict."""
+    is_image = Debate.objects.filter(pk=debate_id, question__kind="image", protocol__evidence="pixels").exists()
+    if is_image:
+        from .tasks import schedule_pixel_verdict
+
+        schedule_pixel_verdict(debate_id)
