@@ -2,7 +2,7 @@
 debate is built here, so the rule 'a judge never sees hidden material, the correct answer, which
 side is honest, or anything private' is enforced in one place."""
 from .models import RESEARCHER, Debate, DebateEvent, Participant, has_role
-from .protocol import EVERYONE, JUDGE
+from .protocol import EVERYONE, JUDGE, SIMULTANEOUS
 
 DEBATER, JUDGE_VIEW, OBSERVER = "debater", "judge", "observer"
 PRIVATE_PAYLOAD = ("candidates", "chosen", "agent", "agent_error")  # AI turns: for the author and observers
@@ -49,10 +49,20 @@ def blinding_of(debate: Debate) -> dict:
 def event_for(event: DebateEvent, viewer: Viewer) -> dict:
     """An event the viewer may not see becomes a 'noop' frame, so sequence numbers never skip."""
     hidden = event.audience != EVERYONE and event.audience != viewer.seat and viewer.view != OBSERVER
-    if hidden or (viewer.blind and event.kind in AI_ONLY_EVENTS):
+    if hidden or (viewer.blind and event.kind in AI_ONLY_EVENTS) or (
+            viewer.view == JUDGE_VIEW and event.kind == "speech_sealed"):
         return {"type": "event", "seq": event.seq, "kind": "noop", "data": {}}
-    return {"type": "event", "seq": event.seq, "kind": event.kind, "data": event.data,
+    data = event.data
+    if viewer.view == JUDGE_VIEW and event.kind == "turn_state" and data.get("round_kind") == SIMULTANEOUS:
+        data = dict(data, waiting_for=_simultaneous_waiting(event.debate))
+    return {"type": "event", "seq": event.seq, "kind": event.kind, "data": data,
             "at": event.created_at.isoformat()}
+
+
+def _simultaneous_waiting(debate: Debate) -> list[str]:
+    """The judge does not learn who handed in a simultaneous speech first: until the round closes,
+    every debater is shown as still writing, and no sealed speech is announced or timed."""
+    return list(debate.get_protocol().debaters)
 
 
 def events_after(debate: Debate, viewer: Viewer, seq: int) -> list[dict]:
@@ -85,7 +95,7 @@ def state_for(debate: Debate, viewer: Viewer) -> dict:
         "seats": _seats(debate, viewer, participants, shown_position),
         "round": None if engine.finished else engine.round_index,
         "round_kind": engine.round_kind,
-        "waiting_for": list(engine.expected_seats()) if debate.status == Debate.LIVE else [],
+        "waiting_for": _waiting_for(debate, viewer, engine),
         "deadline": debate.turn_deadline.isoformat() if debate.turn_deadline else None,
         "turns": _transcript(debate, viewer, engine, protocol),
     }
@@ -99,6 +109,14 @@ def state_for(debate: Debate, viewer: Viewer) -> dict:
         state["correct_answer"] = shown_position[question.correct_index]
         state["honest_seats"] = [p.seat for p in participants if p.answer_index == question.correct_index]
     return state
+
+
+def _waiting_for(debate: Debate, viewer: Viewer, engine) -> list[str]:
+    if debate.status != Debate.LIVE:
+        return []
+    if viewer.view == JUDGE_VIEW and engine.round_kind == SIMULTANEOUS:
+        return _simultaneous_waiting(debate)
+    return list(engine.expected_seats())
 
 
 def debate_format(debate: Debate, protocol) -> str:
@@ -160,12 +178,17 @@ def _seat(participant: Participant, shown_position: dict, revealed: bool = True)
 def _transcript(debate: Debate, viewer: Viewer, engine, protocol) -> list[dict]:
     """Turns the viewer may see; a simultaneous speech of the current round stays sealed for
     everybody but its author until every debater's speech is in."""
-    open_round = engine.round_index if not engine.finished and engine.round_kind == "simultaneous" else None
+    open_round = engine.round_index if not engine.finished and engine.round_kind == SIMULTANEOUS else None
+    simultaneous_rounds = {i for i, kind in enumerate(protocol.rounds) if kind == SIMULTANEOUS}
     turns = []
     for turn in debate.turns.order_by("id"):
         item = {"round": turn.round_index, "seat": turn.seat, "kind": turn.kind, "at": turn.created_at.isoformat()}
         sealed = turn.round_index == open_round and turn.kind == "speech"
         mine = viewer.seat == turn.seat
+        if viewer.view == JUDGE_VIEW and turn.round_index in simultaneous_rounds:
+            if sealed:
+                continue
+            del item["at"]
         if sealed and not mine:
             item["sealed"] = True
         else:

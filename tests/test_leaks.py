@@ -124,8 +124,8 @@ def test_the_judge_never_receives_hidden_material_the_answer_the_honest_side_or_
     judge.look_around()
     before_reveal = judge.texts()
     assert_nothing_leaks(before_reveal, [SEALED_OPENING, QUOTED])
-    sealed_turn = judge.browser.get_json(f"/api/debates/{debate.pk}/state/")["turns"][0]
-    assert sealed_turn == {"round": 0, "seat": "A", "kind": "speech", "at": sealed_turn["at"], "sealed": True}
+    # Not even that A's speech is in: speed must not betray the liar.
+    assert judge.browser.get_json(f"/api/debates/{debate.pk}/state/")["turns"] == []
 
     ack = bob.act({"type": "speech", "text": "Opening by B: the storm knocked out the grid.",
                    "private_note": PRIVATE_NOTES["B"][0], "client_id": "b-1"})
@@ -181,3 +181,42 @@ def test_the_leak_check_catches_what_an_observer_legitimately_sees(daphne_server
     with pytest.raises(AssertionError, match="correct_answer|hidden|honest_seats"):
         assert_nothing_leaks(observer.texts(), [])
     observer.socket.close()
+
+
+def test_the_judge_never_learns_who_handed_in_a_simultaneous_speech_first(daphne_server, make_user):
+    question = Question.objects.create(text="Who rewired the scrubbers?", answers=["Marisol", "The storm"],
+                                       correct_index=0, hidden_material=PASSAGE)
+    alice, bob, judy = make_user("sa1", "debater"), make_user("sb1", "debater"), make_user("sj1", "judge")
+    debate = services.create_debate(question, Protocol(rounds=("simultaneous", "judge_feedback")),
+                                    {"A": (alice, 0), "B": (bob, 1)}, judge=judy)
+    live.publish(debate.pk, services.start_debate(debate.pk))
+    judge = Capture(daphne_server, debate.pk, session_for(judy))
+    _, events = services.submit_action(debate.pk, alice, kind="speech", text="A writes fast.")
+    live.publish(debate.pk, events)
+    judge.wait_until(Debate.objects.get(pk=debate.pk).last_seq)
+    judge.look_around()
+    for where, text in judge.texts():
+        for document in json_documents(where, text):
+            assert "speech_sealed" not in list(_values_of(document, "kind")), where
+            for waiting in _values_of(document, "waiting_for"):
+                assert waiting in ([], ["A", "B"], ["judge"]), (where, waiting)
+            assert not any(t.get("sealed") or t.get("seat") == "A" for t in document.get("turns", [])), where
+    _, events = services.submit_action(debate.pk, bob, kind="speech", text="B writes slowly.")
+    live.publish(debate.pk, events)
+    judge.wait_until(Debate.objects.get(pk=debate.pk).last_seq)
+    state = judge.browser.get_json(f"/api/debates/{debate.pk}/state/")
+    speeches = [t for t in state["turns"] if t["kind"] == "speech"]
+    assert [t["seat"] for t in speeches] and all("at" not in t for t in speeches)
+    judge.socket.close()
+
+
+def _values_of(document, key):
+    if isinstance(document, dict):
+        for k, v in document.items():
+            if k == key:
+                yield v
+            else:
+                yield from _values_of(v, key)
+    elif isinstance(document, list):
+        for item in document:
+            yield from _values_of(item, key)
