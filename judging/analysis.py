@@ -66,10 +66,12 @@ class ProbabilityOfCorrect(Func):
 
 
 def experiment_verdicts(experiment, version_number=None):
-    verdicts = Verdict.objects.filter(debate__experiment_version__experiment=experiment)
+    # Filtering on the version ids themselves (not through a join to the versions) lets
+    # PostgreSQL estimate how many debates match, and pick hash joins for big experiments.
+    versions = experiment.versions.all()
     if version_number is not None:
-        verdicts = verdicts.filter(debate__experiment_version__number=version_number)
-    return verdicts
+        versions = versions.filter(number=version_number)
+    return Verdict.objects.filter(debate__experiment_version_id__in=list(versions.values_list("id", flat=True)))
 
 
 def nyu_verdicts():

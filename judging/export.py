@@ -19,6 +19,7 @@ import secrets
 import zipfile
 from dataclasses import dataclass, field
 
+from django.contrib.auth import get_user_model
 from django.db import connection
 
 from debates.models import Debate, Experiment, ExperimentVersion
@@ -92,9 +93,10 @@ TURN_FIELDS = (
     Field("probabilities", "list<float>", "Feedback turns: the judge's probability for each answer, canonical "
                                           "order; null otherwise."),
     Field("end_debate", "bool", "Feedback turns: whether the judge ended the debate with this report."),
-    Field("quotes", "list<struct>", "Quotes from the hidden passage in this speech and their verification.",
-          QUOTE_FIELDS),
-    Field("payload_json", "string", "Everything else stored with the turn (quotes, AI generation details), as JSON."),
+    Field("quotes", "list<struct>", "Quotes from the hidden passage in this speech and their verification; null "
+                                    "when the turn was not checked for quotes.", QUOTE_FIELDS),
+    Field("payload_json", "string", "Everything else stored with the turn (e.g. AI generation details), as JSON; "
+                                    "its quotes are in `quotes`."),
     Field("private_note", "string", "A debater's note to self; null unless hidden material is included."),
     Field("client_id", "string", "The id the client sent with the action (for idempotent retries)."),
     Field("author", "string", "Who submitted the turn: pseudonym or username; null for AI and timeouts."),
@@ -201,16 +203,23 @@ def check_postgresql() -> None:
                           f"{connection.vendor}")
 
 
-def _identity(column: str, options: ExportOptions, params: list) -> str:
-    """SQL for a user id column as the export shows it: username, or the HMAC pseudonym."""
+def _identity(column: str, options: ExportOptions) -> str:
+    """SQL for a user id column as the export shows it: the username, or the pseudonym from the
+    `names` map that _names_cte puts in front of the query."""
     if options.identities:
         return f"(SELECT u.username FROM auth_user u WHERE u.id = {column})"
-    key = options.key if len(options.key) <= 64 else hashlib.sha256(options.key).digest()
-    key = key.ljust(64, b"\0")
-    inner, outer = bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
-    params += [outer, inner]
-    return (f"CASE WHEN {column} IS NULL THEN NULL ELSE 'u-' || left(encode(sha256(%s::bytea || "
-            f"sha256(%s::bytea || convert_to({column}::text, 'UTF8'))), 'hex'), 16) END")
+    return f"((SELECT m FROM names) ->> ({column})::text)"
+
+
+def _names_cte(options: ExportOptions, params: list) -> str:
+    """WITH clause holding every user's pseudonym as one JSON object (id -> pseudonym), computed
+    here once per user rather than in the database once per row."""
+    if options.identities:
+        return ""
+    User = get_user_model()
+    names = {str(i): pseudonym(i, options.key) for i in User.objects.values_list("id", flat=True).iterator()}
+    params.append(json.dumps(names))
+    return "WITH names AS MATERIALIZED (SELECT %s::jsonb AS m) "
 
 
 def pseudonym(user_id: int, key: bytes) -> str:
@@ -252,10 +261,11 @@ def record_sql(options: ExportOptions, after_id: int | None = None, limit: int |
     params: list = []
     hidden = "TRUE" if options.include_hidden else "FALSE"
     # Parameters must appear in the order of the placeholders in the final text.
-    created_by = _identity("d.created_by_id", options, params)
-    participant = _identity("p.user_id", options, params)
-    author = _identity("t.author_id", options, params)
-    judge = _identity("v.judge_id", options, params)
+    names = _names_cte(options, params)
+    created_by = _identity("d.created_by_id", options)
+    participant = _identity("p.user_id", options)
+    author = _identity("t.author_id", options)
+    judge = _identity("v.judge_id", options)
     where = _where(options, params)
     page = ""
     if after_id is not None:
@@ -265,7 +275,7 @@ def record_sql(options: ExportOptions, after_id: int | None = None, limit: int |
         page = " LIMIT %s"
         params.append(limit)
     sql = f"""
-    SELECT json_build_object(
+    {names}SELECT json_build_object(
       'verdict_id', v.id, 'debate_id', d.id, 'question_id', q.id,
       'experiment', e.name, 'experiment_id', e.id, 'experiment_version', ev.number, 'experiment_version_id', ev.id,
       'protocol_name', d.protocol_name, 'protocol_format', d.provenance->>'format', 'protocol_json', d.protocol::text,
@@ -289,7 +299,8 @@ def record_sql(options: ExportOptions, after_id: int | None = None, limit: int |
       'turns', COALESCE((
         SELECT json_agg(json_build_object(
           'round', t.round_index, 'seat', t.seat, 'kind', t.kind, 'text', t.text, 'probabilities', t.probabilities,
-          'end_debate', t.end_debate, 'quotes', COALESCE(t.payload->'quotes', '[]'), 'payload_json', t.payload::text,
+          'end_debate', t.end_debate, 'quotes', t.payload->'quotes',
+          'payload_json', (t.payload - 'quotes')::text,
           'private_note', CASE WHEN {hidden} THEN t.private_note END, 'client_id', t.client_id,
           'author', {author}, 'created_at', t.created_at) ORDER BY t.id)
         FROM debates_turn t WHERE t.debate_id = d.id), '[]'),
@@ -383,12 +394,13 @@ def csv_table_sql(table: str, options: ExportOptions) -> tuple[str, list]:
     params: list = []
     hidden = "TRUE" if options.include_hidden else "FALSE"
     selected = "SELECT DISTINCT v.debate_id {from_} WHERE {where}"
+    names = _names_cte(options, params)
     if table == "debates":
-        created_by = _identity("d.created_by_id", options, params)
+        created_by = _identity("d.created_by_id", options)
         inner_params: list = []
         inner = selected.format(from_=FROM_VERDICTS, where=_where(options, inner_params))
         params += inner_params
-        return f"""SELECT d.id AS debate_id, q.id AS question_id, e.name AS experiment, ev.number AS experiment_version,
+        return f"""{names}SELECT d.id AS debate_id, q.id AS question_id, e.name AS experiment, ev.number AS experiment_version,
             d.protocol_name, d.provenance->>'format' AS protocol_format, d.status, d.source, d.external_id,
             d.answer_order::text AS answer_order, q.kind AS question_kind, q.title, q.text AS question,
             q.answers::text AS answers, q.correct_index, q.public_material,
@@ -402,22 +414,22 @@ def csv_table_sql(table: str, options: ExportOptions) -> tuple[str, list]:
             LEFT JOIN debates_experiment e ON e.id = ev.experiment_id
             WHERE d.id IN ({inner}) ORDER BY d.id""", params
     if table == "participants":
-        person = _identity("p.user_id", options, params)
+        person = _identity("p.user_id", options)
         inner_params = []
         inner = selected.format(from_=FROM_VERDICTS, where=_where(options, inner_params))
         params += inner_params
-        return f"""SELECT p.debate_id, p.seat, {person} AS participant, p.answer_index,
+        return f"""{names}SELECT p.debate_id, p.seat, {person} AS participant, p.answer_index,
             CASE WHEN p.answer_index IS NULL THEN NULL ELSE p.answer_index = q.correct_index END AS honest,
             p.alias, p.agent IS NOT NULL AS ai, p.agent::text AS agent_json
             FROM debates_participant p JOIN debates_debate d ON d.id = p.debate_id
             JOIN debates_question q ON q.id = d.question_id
             WHERE p.debate_id IN ({inner}) ORDER BY p.debate_id, p.id""", params
     if table == "turns":
-        author = _identity("t.author_id", options, params)
+        author = _identity("t.author_id", options)
         inner_params = []
         inner = selected.format(from_=FROM_VERDICTS, where=_where(options, inner_params))
         params += inner_params
-        return f"""SELECT t.debate_id, row_number() OVER (PARTITION BY t.debate_id ORDER BY t.id) - 1 AS turn_number,
+        return f"""{names}SELECT t.debate_id, row_number() OVER (PARTITION BY t.debate_id ORDER BY t.id) - 1 AS turn_number,
             t.round_index AS round, t.seat, t.kind, t.text, t.probabilities::text AS probabilities,
             (t.probabilities->>q.correct_index)::double precision AS p_correct, t.end_debate,
             jsonb_array_length(COALESCE(t.payload->'quotes', '[]')) AS quotes,
@@ -429,9 +441,9 @@ def csv_table_sql(table: str, options: ExportOptions) -> tuple[str, list]:
             JOIN debates_question q ON q.id = d.question_id
             WHERE t.debate_id IN ({inner}) ORDER BY t.debate_id, t.id""", params
     if table == "judgments":
-        judge = _identity("v.judge_id", options, params)
+        judge = _identity("v.judge_id", options)
         where = _where(options, params)
-        return f"""SELECT v.id AS verdict_id, v.debate_id, {judge} AS judge, v.judge_kind, v.ai_judge, v.live,
+        return f"""{names}SELECT v.id AS verdict_id, v.debate_id, {judge} AS judge, v.judge_kind, v.ai_judge, v.live,
             v.probabilities::text AS probabilities, (v.probabilities->>q.correct_index)::double precision AS p_correct,
             v.chosen_index, v.correct, v.reason, v.seconds_spent, v.after_turn, v.after_seq, v.scoring_rule, v.score,
             v.created_at, v.provenance::text AS provenance_json

@@ -166,11 +166,14 @@ class _Importer:
             for p in record["participants"]])
         turns = []
         for t in record["turns"]:
+            payload = _json(t.get("payload_json"), line, "turns.payload_json", {})
+            if t.get("quotes") is not None:  # exported beside the rest of the payload
+                payload["quotes"] = t["quotes"]
             turns.append(Turn(debate=debate, round_index=t["round"], seat=t["seat"], kind=t["kind"],
                               text=t.get("text") or "", probabilities=t.get("probabilities"),
                               end_debate=bool(t.get("end_debate")), private_note=t.get("private_note") or "",
-                              payload=_json(t.get("payload_json"), line, "turns.payload_json", {}),
-                              client_id=t.get("client_id") or "", author=self.user(t.get("author"))))
+                              payload=payload, client_id=t.get("client_id") or "",
+                              author=self.user(t.get("author"))))
         Turn.objects.bulk_create(turns)
         for turn, t in zip(turns, record["turns"]):
             self.timestamps.append((turn, _when(t.get("created_at"), line, "turns.created_at")))

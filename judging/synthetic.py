@@ -172,3 +172,7 @@ def delete(experiment: Experiment) -> None:
         cursor.execute("DELETE FROM debates_experimentversion WHERE experiment_id = %s", [experiment.pk])
         cursor.execute("DELETE FROM debates_experiment WHERE id = %s", [experiment.pk])
         cursor.execute("DELETE FROM auth_user WHERE username LIKE %s", [f"{tag}-%"])
+    if not connection.in_atomic_block:  # VACUUM cannot run inside a transaction
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM ANALYZE debates_question, debates_debate, debates_participant, debates_turn, "
+                           "judging_verdict")

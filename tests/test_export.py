@@ -60,7 +60,7 @@ def test_one_record_per_verdict_with_the_full_transcript(experiment):
                [(t.round_index, t.seat, t.kind, t.text) for t in turns]
         reports = [t["probabilities"] for t in record["turns"] if t["kind"] == "feedback"]
         assert reports == [t.probabilities for t in turns if t.kind == "feedback"] and reports
-        quoted = [q for t in record["turns"] for q in t["quotes"]]
+        quoted = [q for t in record["turns"] for q in t["quotes"] or []]
         assert quoted and all(q["status"] == "verified" for q in quoted)
         assert record["probabilities"] == verdict.probabilities
         assert record["p_correct"] == verdict.probabilities[debate.question.correct_index]

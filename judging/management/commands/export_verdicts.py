@@ -67,4 +67,5 @@ class Command(BaseCommand):
         with open(out / export.VERSIONS_NAME, "wb") as sink:
             sink.writelines(export.version_lines(settings))
         (out / export.DATASHEET_NAME).write_text(datasheet(settings, fmt))
-        self.stdout.write(f"Wrote {total} verdicts to {out} ({fmt}) with {export.DATASHEET_NAME}.")
+        if options["verbosity"]:
+            self.stdout.write(f"Wrote {total} verdicts to {out} ({fmt}) with {export.DATASHEET_NAME}.")
