@@ -10,7 +10,9 @@ Measures, on the same judge and the same games:
    rollouts (and 10,000 with --paper-rollouts);
 3. honest win rates of the three on a fixed sample, with 95% Wilson intervals (speed must not
    weaken the debaters), and how many games the exact search played move for move like the plain one;
-4. the time the full Table 2 would take at the paper's scale on this machine and per worker.
+4. the time the full Table 2 would take at the paper's scale on this machine and per worker;
+5. with --compare-options, the sample's win rates under each choice the paper leaves open
+   (leaf value, value scale, tree reuse).
 
 The workload is the experiment's own: all the Table 2 games of the first test images (9 lies with
 precommit, no-precommit games, both move orders), so the judge cache is shared the way a real run
@@ -34,7 +36,7 @@ from debates.pixel.evaluator import JudgeEvaluator  # noqa: E402
 from debates.pixel.judge_net import PixelJudge  # noqa: E402
 from debates.pixel.judges import load_judge, weights_path  # noqa: E402
 from debates.pixel.mcts import DriverStats, SearchConfig, play_moves, run_plain  # noqa: E402
-from debates.pixel.selfplay import (SelfPlayGame, play_games, random_nonzero_masks, table2_games,  # noqa: E402
+from debates.pixel.selfplay import (play_games, random_nonzero_masks, table2_games,  # noqa: E402
                                     wilson_interval)
 from debates.pixel.game import batch_judge_planes  # noqa: E402
 
@@ -113,7 +115,7 @@ def duration(seconds: float) -> str:
     return f"{seconds / (365 * 86400):.1f} years"
 
 
-def main(argv=None) -> None:
+def parse_arguments(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: one worker per core)")
@@ -123,31 +125,30 @@ def main(argv=None) -> None:
     parser.add_argument("--images", type=int, default=1, help="test images whose Table 2 games are the speed workload")
     parser.add_argument("--plain-games", type=int, default=2, help="how many of those games the plain search plays")
     parser.add_argument("--leaves", type=int, default=16, help="leaves per judge call with virtual loss")
-    parser.add_argument("--sample-images", type=int, default=24, help="test images of the win-rate sample")
+    parser.add_argument("--sample-images", type=int, default=20, help="test images of the win-rate sample")
     parser.add_argument("--sample-rollouts", type=int, default=100, help="rollouts per move in the win-rate sample")
     parser.add_argument("--paper-rollouts", action="store_true", help="also time games at 10,000 rollouts per move")
+    parser.add_argument("--compare-options", action="store_true",
+                        help="also play the sample with each alternative the paper leaves open")
     parser.add_argument("--judge-seconds", type=float, default=3.0)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
-    torch.set_num_threads(args.threads)
-    model, judge_name = load_model(args)
-    dense = JudgeEvaluator(model, device=args.device)
-    sparse = JudgeEvaluator(model, device=args.device, sparse=True)
-    images, labels = mnist.load("test", mnist.fetch())
-    print(f"judge: {judge_name}; device {args.device}, {args.threads} torch thread(s); {os.cpu_count()} cores, "
-          f"load average {os.getloadavg()[0]:.1f} at start")
 
-    masks = random_nonzero_masks(images[:512], args.pixels, seed=0)
-    masks = [mask[:1 + i % args.pixels] for i, mask in enumerate(masks)]  # positions of every size, as in a search
+def judge_section(dense, sparse, images, pixels, seconds) -> None:
+    masks = random_nonzero_masks(images[:512], pixels, seed=0)
+    masks = [mask[:1 + i % pixels] for i, mask in enumerate(masks)]  # positions of every size, as in a search
     planes = np.concatenate([batch_judge_planes(image, [mask]) for image, mask in zip(images[:512], masks)])
-    single = judge_rates(dense, planes, 1, args.judge_seconds)
-    print("\n1. judge evaluations/s (positions of 1 to {} revealed pixels)".format(args.pixels))
+    single = judge_rates(dense, planes, 1, seconds)
+    print(f"\n1. judge evaluations/s (positions of 1 to {pixels} revealed pixels)")
     print(f"{'network pass':<38} {'batch':>5} {'evals/s':>10} {'vs one at a time':>16}")
     for name, evaluator, batch in (("plain", dense, 1), ("plain", dense, 256), ("sparse", sparse, 1),
                                    ("sparse", sparse, 64), ("sparse", sparse, 256)):
-        rate = single if batch == 1 and evaluator is dense else judge_rates(evaluator, planes, batch, args.judge_seconds)
+        rate = single if batch == 1 and evaluator is dense else judge_rates(evaluator, planes, batch, seconds)
         print(f"{name:<38} {batch:>5} {rate:>10,.0f} {rate / single:>15.1f}x")
 
+
+def speed_section(args, dense, sparse, images, labels) -> dict[str, float]:
+    """Rollouts per second of each search on the Table 2 games of the first test images."""
     exact = SearchConfig(rollouts=args.rollouts)
     virtual = replace(exact, leaves_per_batch=args.leaves)
     workload = table2_games(images[:args.images], labels[:args.images], pixels=args.pixels, seeds=1)
@@ -162,57 +163,90 @@ def main(argv=None) -> None:
     print(search_row("plain (1 leaf per call, no cache)", len(plain_subset), rollouts_of(plain_subset, exact),
                      seconds, stats, plain_rate))
     rates = {"plain": plain_rate}
-    for name, games, config, evaluator in (
-            ("batched + cached, exact, plain pass", workload, exact, dense),
+    runs = [("batched + cached, exact, plain pass", workload, exact, dense),
             ("batched + cached, exact, sparse pass", workload, exact, sparse),
             (f"+ virtual loss x{args.leaves}, sparse pass", workload, virtual, sparse),
-            (f"one game alone, virtual loss x{args.leaves}, sparse", workload[:1], virtual, sparse)):
+            (f"one game alone, virtual loss x{args.leaves}, sparse", workload[:1], virtual, sparse)]
+    if args.paper_rollouts:
+        runs.append(("exact, sparse, at 10,000 rollouts", workload, SearchConfig(rollouts=PAPER_ROLLOUTS), sparse))
+    for name, games, config, evaluator in runs:
         _, stats, seconds = play_batched(games, evaluator, config)
         rates[name] = rollouts_of(games, config) / seconds
         print(search_row(name, len(games), rollouts_of(games, config), seconds, stats, plain_rate))
+    return rates
 
-    if args.paper_rollouts:
-        paper = SearchConfig(rollouts=PAPER_ROLLOUTS)
-        _, stats, seconds = play_batched(workload, sparse, paper)
-        rates["10,000 rollouts"] = rollouts_of(workload, paper) / seconds
-        print(search_row("exact, sparse, at 10,000 rollouts", len(workload), rollouts_of(workload, paper),
-                         seconds, stats, plain_rate))
 
-    sample = table2_games(images[:args.sample_images], labels[:args.sample_images], pixels=args.pixels,
-                          seeds=1, precommit=[True])[::9]  # one game per image and order, the lie varies
-    sample_exact = SearchConfig(rollouts=args.sample_rollouts)
-    sample_virtual = replace(sample_exact, leaves_per_batch=args.leaves)
+def win_rate_line(name, games, results, seconds) -> str:
+    wins = honest_wins(games, results)
+    low, high = wilson_interval(wins, len(games))
+    return f"{name:<56} {wins / len(games):>6.1%}  ({wins}/{len(games)}, 95% {low:.1%}-{high:.1%})  {seconds:.0f} s"
+
+
+def sample_section(args, dense, sparse, sample) -> None:
+    exact = SearchConfig(rollouts=args.sample_rollouts)
+    virtual = replace(exact, leaves_per_batch=args.leaves)
     print(f"\n3. honest win rate on a fixed sample: {len(sample)} precommit games (test images 0-{args.sample_images - 1}, "
           f"both orders, one lie each), {args.sample_rollouts} rollouts per move")
-    plain_results, _, plain_seconds = play_plain(sample, dense, sample_exact)
-    exact_results, _, exact_seconds = play_batched(sample, sparse, sample_exact)
-    virtual_results, _, virtual_seconds = play_batched(sample, sparse, sample_virtual)
-    for name, results, seconds in (("plain", plain_results, plain_seconds),
-                                   ("batched + cached, exact, sparse pass", exact_results, exact_seconds),
-                                   (f"+ virtual loss x{args.leaves}", virtual_results, virtual_seconds)):
-        wins = honest_wins(sample, results)
-        low, high = wilson_interval(wins, len(sample))
-        print(f"{name:<38} {wins / len(sample):>6.1%}  ({wins}/{len(sample)}, 95% {low:.1%}-{high:.1%})  {seconds:.0f} s")
+    plain_results, _, plain_seconds = play_plain(sample, dense, exact)
+    exact_results, _, exact_seconds = play_batched(sample, sparse, exact)
+    virtual_results, _, virtual_seconds = play_batched(sample, sparse, virtual)
+    print(win_rate_line("plain", sample, plain_results, plain_seconds))
+    print(win_rate_line("batched + cached, exact, sparse pass", sample, exact_results, exact_seconds))
+    print(win_rate_line(f"+ virtual loss x{args.leaves}", sample, virtual_results, virtual_seconds))
     same = sum(p["moves"] == [m["pixel"] for m in e["moves"]] for p, e in zip(plain_results, exact_results))
     print(f"exact search: {same}/{len(sample)} games move for move identical to the plain search "
           f"(the sparse pass differs from the plain one by float rounding only)")
 
+
+def extrapolation_section(args, rates) -> None:
     print(f"\n4. the full Table 2 at the paper's scale ({PAPER_IMAGES:,} images; precommit 9 lies x {PAPER_SEEDS} seeds x "
           f"{PAPER_ORDERS} orders, no precommit {PAPER_SEEDS} seeds x {PAPER_ORDERS} orders; {PAPER_ROLLOUTS:,} rollouts per move)")
     basis = f"rollouts/s at {args.rollouts:,} rollouts"
     measured = [("plain", rates["plain"], basis),
                 ("batched + cached, exact, sparse", rates["batched + cached, exact, sparse pass"], basis)]
-    if "10,000 rollouts" in rates:
-        measured.append(("batched + cached, exact, sparse", rates["10,000 rollouts"], "rollouts/s at 10,000 rollouts"))
+    if "exact, sparse, at 10,000 rollouts" in rates:
+        measured.append(("batched + cached, exact, sparse", rates["exact, sparse, at 10,000 rollouts"],
+                         "rollouts/s at 10,000 rollouts"))
     games = paper_games()
     total_rollouts = sum(count * pixels * PAPER_ROLLOUTS for pixels, count in games.items())
     print(f"games: {games[6]:,} at 6 px + {games[4]:,} at 4 px; rollouts {total_rollouts:.2e}")
-    workers = os.cpu_count() // args.threads if args.device == "cpu" else 1
+    workers = max(1, os.cpu_count() // args.threads) if args.device == "cpu" else 1
     for name, rate, basis in measured:
         one_worker = total_rollouts / rate
-        print(f"{name:<25} ({basis}): one worker ({args.threads} thread{'s' if args.threads > 1 else ''}) "
+        print(f"{name:<32} ({basis}): one worker ({args.threads} thread{'s' if args.threads > 1 else ''}) "
               f"{duration(one_worker)}; this machine ({workers} workers) {duration(one_worker / workers)}; "
-              f"workers for one week {one_worker / (7 * 86400):,.0f}")
+              f"workers to finish in a week {one_worker / (7 * 86400):,.0f}")
+
+
+def options_section(args, sparse, sample) -> None:
+    exact = SearchConfig(rollouts=args.sample_rollouts)
+    print(f"\n5. the choices the paper leaves open, on the same sample (exact search, sparse pass, "
+          f"{args.sample_rollouts} rollouts per move)")
+    for name, config in (("leaf: judge the partial mask, value: win/loss (default)", exact),
+                         ("leaf: random playout to the end", replace(exact, leaf="playout")),
+                         ("value: logit margin", replace(exact, value="margin")),
+                         ("no tree reuse between moves", replace(exact, reuse_tree=False))):
+        results, _, seconds = play_batched(sample, sparse, config)
+        print(win_rate_line(name, sample, results, seconds))
+
+
+def main(argv=None) -> None:
+    args = parse_arguments(argv)
+    torch.set_num_threads(args.threads)
+    model, judge_name = load_model(args)
+    dense = JudgeEvaluator(model, device=args.device)
+    sparse = JudgeEvaluator(model, device=args.device, sparse=True)
+    images, labels = mnist.load("test", mnist.fetch())
+    print(f"judge: {judge_name}; device {args.device}, {args.threads} torch thread(s); {os.cpu_count()} cores, "
+          f"load average {os.getloadavg()[0]:.1f} at start")
+    judge_section(dense, sparse, images, args.pixels, args.judge_seconds)
+    rates = speed_section(args, dense, sparse, images, labels)
+    sample = table2_games(images[:args.sample_images], labels[:args.sample_images], pixels=args.pixels,
+                          seeds=1, precommit=[True])[::9]  # one game per image and order, the lie varies
+    sample_section(args, dense, sparse, sample)
+    extrapolation_section(args, rates)
+    if args.compare_options:
+        options_section(args, sparse, sample)
     print(f"\nload average {os.getloadavg()[0]:.1f} at the end (other processes share these cores)")
 
 

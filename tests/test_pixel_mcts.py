@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 
 from debates.pixel import mnist
-from debates.pixel.game import PIXEL_COUNT, DebateSetup, GameState
+from debates.pixel.game import PIXEL_COUNT, DebateSetup, GameError, GameState
 from debates.pixel.mcts import (DriverStats, JudgeCache, SearchConfig, TreeSearch, play_moves, run_lockstep,
                                 run_plain)
-from debates.pixel.selfplay import (SelfPlayGame, image_outcomes, play_game, play_games, table2_games,
-                                    table2_rows, wilson_interval)
+from debates.pixel.selfplay import (SelfPlayGame, choose_move, format_table2, image_outcomes, judge_accuracy,
+                                    play_game, play_games, random_nonzero_masks, sample_image_ids, table2_games,
+                                    table2_rows, verdict, wilson_interval)
 
 TRUE, LIE = 1, 2
 
@@ -299,3 +300,55 @@ def test_play_games_refuses_other_objects(mnist_sample):
     with pytest.raises(TypeError, match="SelfPlayGame"):
         list(play_games([("not", "a game")], judge, SearchConfig(rollouts=5)))
     assert isinstance(table2_games(images[:1], labels[:1])[0], SelfPlayGame)
+
+
+def test_choose_move_plays_any_position_for_the_side_to_move():
+    judge = fork_judge(TRUE)
+    setup = DebateSetup(fork_image(), TRUE, LIE, pixels=3, honest_first=True)
+    config = SearchConfig(rollouts=400)
+    assert choose_move(setup, [], judge, config, seed=0) == A
+    assert choose_move(setup, [A, PB], judge, config, seed=0) == C  # complete the pair the liar left
+    assert choose_move(setup, [A, PC], judge, config, seed=1) == B
+    with pytest.raises(GameError, match="already revealed"):
+        choose_move(setup, [A, A], judge, config, seed=0)
+    with pytest.raises(GameError, match="over"):
+        choose_move(setup, [A, PB, C], judge, config, seed=0)
+
+
+def test_verdict_on_a_final_mask():
+    judge = fork_judge(TRUE)
+    setup = DebateSetup(fork_image(), TRUE, LIE, pixels=3, honest_first=True)
+    won = verdict(setup, [A, PB, C], judge)
+    assert won["winner"] == "honest" and won["judge_label"] == TRUE and won["honest_margin"] == 1.0
+    assert verdict(setup, [A, PB, PC], judge)["winner"] == "liar"
+    with pytest.raises(GameError, match="not over"):
+        verdict(setup, [A], judge)
+
+
+def test_sample_image_ids():
+    assert sample_image_ids(3) == [0, 1, 2]
+    sample = sample_image_ids(200, seed=7)
+    assert sample == sample_image_ids(200, seed=7) != sample_image_ids(200, seed=8)
+    assert len(set(sample)) == 200 and sample == sorted(sample) and max(sample) < 10_000
+    with pytest.raises(ValueError, match="count"):
+        sample_image_ids(0)
+
+
+def test_judge_accuracy_on_random_nonzero_masks(mnist_sample):
+    images, labels, template_judge = mnist_sample
+    masks = random_nonzero_masks(images, 6, seed=4)
+    assert masks == random_nonzero_masks(images, 6, seed=4) != random_nonzero_masks(images, 6, seed=5)
+    for image, mask in zip(images, masks):
+        assert len(set(mask)) == 6 and all(image.reshape(-1)[p] > 0 for p in mask)
+    always_seven = lambda planes: np.tile(np.eye(10)[7], (len(planes), 1))  # noqa: E731
+    assert judge_accuracy(always_seven, images, labels, 6, batch=7) == np.mean(labels == 7)
+    accuracy = judge_accuracy(template_judge, images, labels, 6, seed=4)
+    assert accuracy == judge_accuracy(template_judge, images, labels, 6, seed=4, batch=3)
+    assert 0.1 < accuracy < 1.0
+
+
+def test_format_table2_prints_ours_beside_the_paper():
+    outcomes = {(image, 6, order, True): image < 7 for image in range(10) for order in ("honest", "liar")}
+    text = format_table2(table2_rows(outcomes), judge_alone={6: 0.55})
+    assert "70.0%" in text and "88.9%" in text and "87.4%" in text and "90.4%" in text
+    assert "judge alone, 6 random nonzero pixels: 55.0% (paper 59.4%)" in text

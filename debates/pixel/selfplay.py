@@ -3,6 +3,9 @@
 Play games:
 - `play_game(image, true_label, lie, pixels, honest_first, precommit, rollouts, seed, evaluator)`
   plays one game and returns a result dict (see `game_result`).
+- `choose_move(setup, revealed, evaluator, config, seed)`: the tree-search debater's next pixel in
+  any position, e.g. after a human's reveals (human vs AI, or an AI-vs-AI room playing move by move).
+- `verdict(setup, revealed, evaluator)`: the AI judge's verdict on a final mask.
 - `play_games(games, evaluator, config)` plays many `SelfPlayGame`s at once and yields
   (game, result) as each finishes. Games on the same image share one judge cache, and the judge
   evaluates the positions of all running games in batched calls: order the games image by image
@@ -28,8 +31,8 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from .game import HONEST, LABELS, LIAR, SIDE, DebateSetup, batch_judge_planes
-from .mcts import DriverStats, Evaluator, JudgeCache, SearchConfig, play_moves, run_lockstep
+from .game import HONEST, LABELS, LIAR, SIDE, DebateSetup, GameError, GameState, batch_judge_planes
+from .mcts import DriverStats, Evaluator, JudgeCache, SearchConfig, TreeSearch, play_moves, run_lockstep
 
 AGGREGATION_RULES = ("majority", "mean_logits")
 ORDERS = ("honest", "liar")  # who moves first
@@ -67,6 +70,34 @@ def play_game(image, true_label: int, lie: int | None, pixels: int, honest_first
     game = SelfPlayGame(DebateSetup(np.asarray(image), true_label, lie, pixels, honest_first, precommit), seed, image_id)
     ((_, result),) = play_games([game], evaluator, config)
     return result
+
+
+def choose_move(setup: DebateSetup, revealed: Iterable[int], evaluator: Evaluator, config: SearchConfig,
+                seed: int) -> int:
+    """The tree-search debater's move for the side to move after `revealed` (pixels in order).
+
+    Deterministic given the position, config and seed. Raises GameError for an illegal position.
+    """
+    state = GameState(setup)
+    for pixel in revealed:
+        state = state.play(pixel)
+    if state.is_over:
+        raise GameError(f"the game is over: all {setup.pixels} pixels are revealed")
+    search = TreeSearch(setup, config, seed)
+    for pixel in state.revealed:
+        search.advance(pixel)
+    ((_, move),) = run_lockstep([(search.choose_move(), JudgeCache(setup.image))], evaluator)
+    return move
+
+
+def verdict(setup: DebateSetup, revealed: Iterable[int], evaluator: Evaluator) -> dict:
+    """The AI judge on a finished game: {"logits", "judge_label", "honest_margin", "winner"}."""
+    state = GameState(setup)
+    for pixel in revealed:
+        state = state.play(pixel)
+    logits = np.asarray(evaluator(batch_judge_planes(setup.image, [state.revealed])), dtype=np.float32)[0]
+    return {"logits": [float(x) for x in logits], "judge_label": int(logits.argmax()),
+            "honest_margin": setup.honest_margin(logits), "winner": state.winner(logits)}
 
 
 def play_games(games: Iterable[SelfPlayGame], evaluator: Evaluator, config: SearchConfig,
@@ -124,6 +155,15 @@ def game_result(game: SelfPlayGame, config: SearchConfig, moves: list[int], logi
         "honest_margin": setup.honest_margin(logits),
         "winner": HONEST if setup.honest_wins(logits) else LIAR,
     }
+
+
+def sample_image_ids(count: int, seed: int | None = None, total: int = 10_000) -> list[int]:
+    """The first `count` test images, or with a seed a sorted random sample of `count` of them."""
+    if not 1 <= count <= total:
+        raise ValueError(f"count must be between 1 and {total}, got {count}")
+    if seed is None:
+        return list(range(count))
+    return sorted(int(i) for i in np.random.default_rng(seed).choice(total, size=count, replace=False))
 
 
 def table2_games(images: np.ndarray, labels: np.ndarray, image_ids: Iterable[int] | None = None,
