@@ -20,7 +20,7 @@ def verdict_form(request, debate_id):
     state = snapshots.state_for(debate, viewer)
     existing = Verdict.objects.filter(debate=debate, judge=request.user).first()
     error = None
-    if request.method == "POST" and existing is None:
+    if request.method == "POST":  # the service refuses a second verdict and accepts a retried one
         try:
             probabilities = [float(request.POST.get(f"p{i}", "")) / 100 for i in range(len(state["question"]["answers"]))]
         except ValueError:

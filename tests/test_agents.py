@@ -517,7 +517,10 @@ def test_an_ai_vs_ai_debate_streams_to_the_judge_through_a_real_celery_worker(
     # Sequential rounds: token by token, exactly the speech that was saved.
     assert streamed("A", 2) == speeches[(2, "A")].text
     assert streamed("B", 2) == speeches[(2, "B")].text
-    assert any(f["type"] == "ai_turn_retry" and f["seat"] == "B" and f["round"] == 2 for f in frames)
+    # B's back-end failed once and was retried (three requests for two replies); a blinded judge
+    # is not told, since retry frames name the back-end's errors.
+    assert len(keyless_llm.requests) == 3
+    assert not any(f["type"] in ("ai_turn_retry", "ai_turn_failed") for f in frames)
     started = [(f["seat"], f["round"]) for f in frames if f["type"] == "ai_turn_started"]
     assert sorted(started) == [("A", 0), ("A", 2), ("B", 0), ("B", 2)]
     assert [q["status"] for q in speeches[(2, "B")].payload["quotes"]] == ["verified"]

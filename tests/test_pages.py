@@ -342,6 +342,9 @@ def test_verdict_form_flow(client, people, two_round_debate):
     assert "score" not in thanks.lower() and 'name="p0"' not in thanks
 
     again = judge.post(url, {"p0": "10", "p1": "90", "reason": "changed my mind"})
-    assert again.status_code == 200 and Verdict.objects.count() == 1
+    assert again.status_code == 400 and b"already given your verdict" in again.content
+    assert Verdict.objects.count() == 1 and Verdict.objects.get().reason == "Alice quoted the ledger."
+    retried = judge.post(url, {"p0": "80", "p1": "20", "reason": "Alice quoted the ledger.", "client_id": "verdict-1"})
+    assert retried.status_code == 302 and Verdict.objects.count() == 1
     debate.refresh_from_db()
     assert debate.status == Debate.COMPLETE
