@@ -77,7 +77,8 @@ def _create(version, question, protocol_spec, condition, people, seed) -> Debate
     protocol = Protocol.from_dict(dict(protocol_spec["protocol"], speaking_order=list(condition.speaking_order)))
     debaters = {}
     for seat, answer in condition.seat_answers.items():
-        debaters[seat] = (people.debater_for(question, seat), answer)
+        # Direct judging has a debater seat that never speaks: nobody is seated in it.
+        debaters[seat] = (people.debater_for(question, seat) if protocol.has_speeches else None, answer)
     judge = people.judge_for(question, [u for u, _ in debaters.values() if u])
     debate = services.create_debate(question, protocol, debaters, judge=judge, answer_order=condition.answer_order)
     debate.experiment_version = version
@@ -91,7 +92,7 @@ def _create(version, question, protocol_spec, condition, people, seed) -> Debate
         "prompts": definition.get("prompts", {}), "code_version": code_version(),
     }
     debate.save(update_fields=["experiment_version", "protocol_name", "provenance"])
-    if definition["debaters"]["kind"] == "ai":
+    if definition["debaters"]["kind"] == "ai" and protocol.has_speeches:
         agent = {k: definition["debaters"][k] for k in ("backend", "model", "parameters", "best_of_n")}
         agent["prompts"] = definition.get("prompts", {})
         Participant.objects.filter(debate=debate).exclude(seat__in=(JUDGE, Participant.OBSERVER)).update(agent=agent)
@@ -104,7 +105,8 @@ def _create(version, question, protocol_spec, condition, people, seed) -> Debate
 
 def _ready_to_start(debate: Debate) -> bool:
     seats = list(debate.participants.exclude(seat=Participant.OBSERVER))
-    debaters_ready = all(p.user_id or p.agent for p in seats if p.is_debater)
+    speaks = debate.get_protocol().has_speeches
+    debaters_ready = all(p.user_id or p.agent or not speaks for p in seats if p.is_debater)
     judge_ready = any(p.seat == JUDGE and p.user_id for p in seats)
     return debaters_ready and judge_ready
 

@@ -10,3 +10,7 @@ class JudgingConfig(AppConfig):
         from .pixel_judge import on_debate_finished
 
         debate_finished.connect(on_debate_finished, dispatch_uid="judging.pixel_judge.on_debate_finished")
+
+        from .signals import assign_offline_judges
+
+        debate_finished.connect(assign_offline_judges, dispatch_uid="judging.offline.assign_offline_judges")

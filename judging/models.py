@@ -67,3 +67,47 @@ class ApiToken(models.Model):
         key = secrets.token_urlsafe(32)
         token = cls.objects.create(user=user, name=name, prefix=key[:cls.PREFIX_LENGTH], key_hash=cls.hash_key(key))
         return token, key
+
+
+class Assignment(models.Model):
+    """An offline judge's task: judge a finished debate from its transcript, either step by step
+    (one debater turn revealed at a time, probabilities after each) or all at once, then give a
+    final verdict (a Verdict with live=False). A person judges each question at most once and
+    never a question they debated (judging.offline enforces both)."""
+
+    STEPWISE, ALL_AT_ONCE = "stepwise", "all_at_once"
+    MODES = [(STEPWISE, "step by step"), (ALL_AT_ONCE, "all at once")]
+    ASSIGNED, IN_PROGRESS, DONE = "assigned", "in_progress", "done"
+    STATUSES = [(ASSIGNED, "assigned"), (IN_PROGRESS, "in progress"), (DONE, "done")]
+
+    debate = models.ForeignKey(Debate, on_delete=models.PROTECT, related_name="offline_assignments")
+    judge = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="offline_assignments")
+    mode = models.CharField(max_length=20, choices=MODES, default=STEPWISE)
+    position = models.PositiveIntegerField(default=0, help_text="Step by step: debater turns revealed so far.")
+    status = models.CharField(max_length=20, choices=STATUSES, default=ASSIGNED)
+    verdict = models.OneToOneField(Verdict, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="offline_assignment")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["debate", "judge"], name="one_offline_assignment_per_judge")]
+        ordering = ["id"]
+
+    def __str__(self):
+        return f"Offline judging of debate {self.debate_id} by {self.judge} ({self.mode})"
+
+
+class StepReport(models.Model):
+    """A step-by-step offline judge's probabilities after one more debater turn was revealed."""
+
+    assignment = models.ForeignKey(Assignment, on_delete=models.CASCADE, related_name="reports")
+    step = models.PositiveIntegerField(help_text="1 after the first debater turn, 2 after the second, ...")
+    turns_shown = models.PositiveIntegerField(help_text="Transcript turns visible (judge feedback included).")
+    probabilities = models.JSONField(help_text="One per answer, in the question's canonical order; sums to 1.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["assignment", "step"]
+        constraints = [models.UniqueConstraint(fields=["assignment", "step"], name="one_report_per_step")]

@@ -1,10 +1,14 @@
 from django.urls import path
 
-from . import api, pages
+from . import api, experiment_views, offline_views, pages
 
 urlpatterns = [
     path("experiments/", pages.experiment_list, name="experiment_list"),
+    path("experiments/new/", experiment_views.experiment_new, name="experiment_new"),
     path("experiments/<int:experiment_id>/", pages.experiment_detail, name="experiment_detail"),
+    path("experiments/<int:experiment_id>/edit/", experiment_views.experiment_edit, name="experiment_edit"),
+    path("experiments/<int:experiment_id>/start/", experiment_views.experiment_start, name="experiment_start"),
+    path("judging/offline/<int:assignment_id>/", offline_views.offline_judging, name="offline_judging"),
     path("experiments/<int:experiment_id>/analysis/", pages.experiment_analysis, name="experiment_analysis"),
     path("experiments/<int:experiment_id>/analysis/stamp.json", pages.experiment_analysis_stamp,
          name="experiment_analysis_stamp"),

@@ -328,6 +328,7 @@ function renderSeats() {
     let role = seat.seat === "judge" ? "judges" : `argues answer ${seat.answer + 1}`;
     if ((state.honest_seats || []).includes(seat.seat)) role += " · honest";
     if (seat.ai) role += " · AI";
+    if (seat.identity) role += ` · ${seat.identity}`; // only where the experiment's blinding allows it
     item.append(dot, name, element("span", "sr-only", `${you}, ${seat.online ? "online" : "offline"}`),
                 element("span", "role", `${role}${you}`));
     item.title = seat.online ? "Online now" : "Not connected";
@@ -376,9 +377,25 @@ function charCount(text) {
   return Array.from(text).length;
 }
 
+// The comment of the judge's latest feedback: the question the debaters answer next.
+function judgeQuestion() {
+  const feedback = state.turns.filter((t) => t.kind === "feedback");
+  const last = feedback[feedback.length - 1];
+  return last && last.text && last.text.trim() ? last.text : "";
+}
+
+function renderJudgeQuestion() {
+  const box = $("[data-judge-question]");
+  if (!box) return;
+  const question = judgeQuestion();
+  box.hidden = !question;
+  box.querySelector("[data-judge-question-text]").textContent = question;
+}
+
 function renderSpeechComposer() {
   if (!speech) return;
   speech.section.hidden = state.status !== "live";
+  renderJudgeQuestion();
   const length = charCount(speech.text.value);
   const limit = state.protocol.char_limit;
   speech.counter.textContent = `${length} / ${limit}`;
