@@ -153,3 +153,15 @@ def test_feedback_events_keep_the_judges_question_and_speech_events_the_quotes_p
                    ai_state(quotes=[], judge_question=None))
     assert state["asked"] == {"round": 1, "text": "Why?"} and state["after"] is None
     assert state["quotes"] == [{"text": "x", "status": "near", "round": 0, "seat": "A"}]
+
+
+def test_a_reveal_adds_the_speeches_a_judge_was_never_told_were_sealed():
+    turns = run_js("""
+        const state = data;
+        m.applyEvent(state, {kind: "speeches_revealed", seq: 1, data: {round: 0, speeches: [
+          {seat: "A", text: "First.", quotes: []}, {seat: "B", text: "<quote>x</quote>", quotes: [{text: "x", status: "verified"}]}]}});
+        console.log(JSON.stringify({turns: state.turns, quotes: state.quotes}));""", ai_state(quotes=[]))
+    assert turns["turns"] == [{"round": 0, "seat": "A", "kind": "speech", "text": "First."},
+                              {"round": 0, "seat": "B", "kind": "speech", "text": "<quote>x</quote>",
+                               "payload": {"quotes": [{"text": "x", "status": "verified"}]}}]
+    assert turns["quotes"] == [{"text": "x", "status": "verified", "round": 0, "seat": "B"}]

@@ -38,8 +38,10 @@ export function applyEvent(state, frame, own = null) {
     case "speech": {
       const turn = { round: data.round, seat: data.seat, kind: "speech", text: data.text, at };
       if (mine && own && own.private_note) turn.private_note = own.private_note;
+      if (data.quotes && data.quotes.length) turn.payload = { quotes: data.quotes };
       for (const key of ["reveal", "rectangles"]) if (data[key]) turn.payload = { ...(turn.payload || {}), [key]: data[key] };
       state.turns.push(turn);
+      state.quotes = quotesPanel(state.turns);
       said = `${capitalise(seatName(state, data.seat))} said: ${truncate(data.text, 160)}`;
       break;
     }
@@ -58,18 +60,25 @@ export function applyEvent(state, frame, own = null) {
     }
     case "speeches_revealed":
       for (const speech of data.speeches || []) {
-        const turn = state.turns.find((t) => t.round === data.round && t.seat === speech.seat && t.kind === "speech");
-        if (turn) {
-          turn.text = speech.text;
-          delete turn.sealed;
+        let turn = state.turns.find((t) => t.round === data.round && t.seat === speech.seat && t.kind === "speech");
+        if (!turn) { // the judge is not told of sealed speeches (nor when they came in), only of the reveal
+          turn = { round: data.round, seat: speech.seat, kind: "speech" };
+          state.turns.push(turn);
         }
+        turn.text = speech.text;
+        delete turn.sealed;
+        if (speech.quotes && speech.quotes.length) turn.payload = { ...(turn.payload || {}), quotes: speech.quotes };
       }
+      state.quotes = quotesPanel(state.turns);
       said = "Both speeches are in and revealed.";
       break;
     case "feedback":
       state.turns.push({ round: data.round, seat: "judge", kind: "feedback", text: data.comment || "",
                          probabilities: data.probabilities, end_debate: !!data.end_debate, at });
+      // As the server's state does: the latest feedback's comment is what the debaters answer next.
+      state.judge_question = (data.comment || "").trim() ? { round: data.round, text: data.comment } : null;
       said = data.end_debate ? "The judge ended the debate." : "The judge gave feedback.";
+      if (state.judge_question && state.view !== "judge") said += ` The judge asks: ${truncate(data.comment, 160)}`;
       break;
     case "timed_out":
       state.turns.push({ round: data.round, seat: data.seat, kind: "timeout", at });
@@ -98,6 +107,9 @@ export function applyEvent(state, frame, own = null) {
       if (!wasMine && state.my_seat && state.waiting_for.includes(state.my_seat)) said = "It is your turn.";
       break;
     }
+    case "ai_turn_failed": // stored for viewers who may know the seat is an AI (the server hides it otherwise)
+      said = `${aiSeatName(state, data.seat)} could not write this turn: ${data.message || data.code}.`;
+      break;
     case "verdict_given":
       state.status = data.status || "complete";
       said = "The judge has given a verdict.";
@@ -171,4 +183,169 @@ export function lastFeedbackPercents(state) {
   if (!feedback.length) return null;
   const percents = feedback[feedback.length - 1].probabilities.map((p) => Math.round(p * 100));
   return percents.reduce((a, b) => a + b, 0) === 100 ? percents : null;
+}
+
+// ---------------------------------------------------------------- evidence: quotes in speeches
+
+// The same markup the server reads (debates/quotes.py).
+const QUOTE_MARKUP = /<quote\s*>([\s\S]*?)<\/quote\s*>/gi;
+const SPAN_QUOTE = /<quote\s+span\s*=\s*["'](\d+)\s*:\s*(\d+)["']\s*\/>/gi;
+const OPENING_TAG = /<quote\s*>/i;
+const HALF_A_TAG = /<\/?(q(u(o(t(e\s*)?)?)?)?)?$/i; // "<", "<qu", "</quo": the rest is still on its way
+
+// What each status means, in words: colour is never the only sign.
+export const QUOTE_LABELS = {
+  verified: "verified quote",
+  near: "near match",
+  unverified: "not found in the passage",
+  pending: "quote, checked when saved",
+  unchecked: "quote, checked status not shown yet",
+};
+
+// A speech as pieces: {text} for the speaker's words, {quote, status} for each quote. The i-th
+// quote takes the i-th status the server sent. `streaming`: the text is still being written, so
+// a quote may be open and a tag cut in half.
+export function speechSegments(text, quotes = [], { streaming = false } = {}) {
+  const segments = [];
+  let last = 0;
+  let index = 0;
+  for (const match of (text || "").matchAll(QUOTE_MARKUP)) {
+    if (match.index > last) segments.push({ text: text.slice(last, match.index) });
+    const checked = quotes[index];
+    segments.push({ quote: match[1].trim(), status: checked ? checked.status : (streaming ? "pending" : "unchecked") });
+    index += 1;
+    last = match.index + match[0].length;
+  }
+  let rest = (text || "").slice(last);
+  if (streaming) {
+    const open = rest.search(OPENING_TAG);
+    if (open >= 0) {
+      if (open > 0) segments.push({ text: rest.slice(0, open) });
+      const opened = rest.slice(open).replace(OPENING_TAG, "").replace(HALF_A_TAG, "");
+      segments.push({ quote: opened.trimStart(), status: "pending", open: true });
+      rest = "";
+    } else {
+      rest = rest.replace(HALF_A_TAG, "");
+    }
+  }
+  if (rest) segments.push({ text: rest });
+  return segments;
+}
+
+// Characters counted against quote budgets, as the server counts them: the quoted text, trimmed,
+// in code points; a span quote counts the passage characters it names.
+export function quoteChars(text) {
+  let count = 0;
+  for (const match of (text || "").matchAll(QUOTE_MARKUP)) count += Array.from(match[1].trim()).length;
+  for (const match of (text || "").matchAll(SPAN_QUOTE)) count += Math.max(0, Number(match[2]) - Number(match[1]));
+  return count;
+}
+
+export function quotesUsedBy(state, seat) {
+  return state.turns.filter((t) => t.seat === seat && t.kind === "speech").reduce((sum, turn) => {
+    const checked = turn.payload && turn.payload.quotes;
+    if (checked) return sum + checked.reduce((n, q) => n + Array.from(q.text).length, 0);
+    return sum + quoteChars(turn.text || "");
+  }, 0);
+}
+
+// The protocol's quote budgets as they stand for this debater's next speech, or null without any:
+// {perTurn, perDebate, debateLeft, inDraft, allowed, over}.
+export function quoteBudget(state, draft) {
+  const perTurn = state.protocol.quote_chars_per_turn ?? null;
+  const perDebate = state.protocol.quote_chars_per_debate ?? null;
+  if (perTurn === null && perDebate === null) return null;
+  const debateLeft = perDebate === null ? null : Math.max(0, perDebate - quotesUsedBy(state, state.my_seat));
+  const allowed = Math.min(...[perTurn, debateLeft].filter((n) => n !== null));
+  const inDraft = quoteChars(draft);
+  return { perTurn, perDebate, debateLeft, inDraft, allowed, over: Math.max(0, inDraft - allowed) };
+}
+
+// Every quote the viewer may see, in the order it was made (as debates/snapshots.py builds it).
+export function quotesPanel(turns) {
+  return turns.flatMap((turn) => ((turn.payload && turn.payload.quotes) || [])
+    .map((quote) => ({ ...quote, round: turn.round, seat: turn.seat })));
+}
+
+// ---------------------------------------------------------------- AI turns being written
+
+// The server does not store these frames (ai_turn_started, ai_token, ai_turn_retry,
+// ai_turn_failed); `progress` is a Map of the turns being written, keyed by aiKey.
+export function aiKey(seat, round) {
+  return `${round}:${seat}`;
+}
+
+export function applyAiFrame(progress, frame) {
+  const key = aiKey(frame.seat, frame.round);
+  let entry = progress.get(key);
+  if (!entry || frame.type === "ai_turn_started") {
+    const started = frame.type === "ai_turn_started";
+    entry = { seat: frame.seat, round: frame.round, streamsText: started ? !!frame.streams_text : !!frame.delta,
+              text: "", chars: 0, retries: 0, status: "writing", joinedLate: !started };
+    progress.set(key, entry);
+  }
+  switch (frame.type) {
+    case "ai_token":
+      if (frame.delta) {
+        entry.text += frame.delta;
+        entry.streamsText = true;
+      }
+      if (frame.candidate !== undefined) entry.candidate = frame.candidate;
+      entry.chars = Number.isInteger(frame.chars) ? frame.chars : entry.chars + Array.from(frame.delta || "").length;
+      entry.status = "writing";
+      break;
+    case "ai_turn_retry": // the partial text is void: the turn starts again
+      entry.text = "";
+      entry.chars = 0;
+      entry.joinedLate = false;
+      entry.retries += 1;
+      entry.retry = { code: frame.code, message: frame.message, attempt: frame.attempt };
+      break;
+    case "ai_turn_failed":
+      entry.status = "failed";
+      entry.error = { code: frame.code, message: frame.message || frame.code };
+      break;
+    default:
+      break;
+  }
+  return entry;
+}
+
+// Drops what the saved turns now show: a placeholder goes once its speech (or timeout) is in the
+// transcript, or once the debate is over. A failure's reason moves to the timed-out turn.
+export function settleAiProgress(progress, state) {
+  const over = ["awaiting_verdict", "complete", "abandoned"].includes(state.status);
+  for (const [key, entry] of progress) {
+    const turn = state.turns.find((t) => t.seat === entry.seat && t.round === entry.round
+                                         && (t.kind === "speech" || t.kind === "timeout"));
+    if (turn) {
+      if (entry.status === "failed" && turn.kind === "timeout") turn.ai_error = entry.error;
+      progress.delete(key);
+    } else if (over || (Number.isInteger(state.round) && entry.round < state.round)) {
+      progress.delete(key);
+    }
+  }
+}
+
+// Only a viewer the state tells (seats[].ai) learns that a seat is an AI.
+export function aiSeatName(state, seat) {
+  const name = capitalise(seatName(state, seat));
+  const known = state.seats.find((s) => s.seat === seat);
+  return known && known.ai ? `${name} (AI)` : name;
+}
+
+// What a placeholder says: {headline, detail}; detail is "" when the streamed text says it all.
+export function describeAiProgress(state, entry) {
+  const name = aiSeatName(state, entry.seat);
+  if (entry.status === "failed") {
+    return { headline: `${name} could not write this turn`, detail: entry.error.message };
+  }
+  const headline = `${name} is writing…`;
+  if (entry.streamsText) return { headline, detail: "" };
+  const characters = `${entry.chars} character${entry.chars === 1 ? "" : "s"}`;
+  if (state.protocol.rounds[entry.round] === "simultaneous") {
+    return { headline, detail: `writing… (${characters}, sealed)` };
+  }
+  const draft = entry.candidate !== undefined ? `draft ${entry.candidate + 1}, ` : "";
+  return { headline, detail: `writing… (${draft}${characters}, shown when saved)` };
 }

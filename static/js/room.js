@@ -5,6 +5,9 @@
 import {
   ROUND_NAMES, applyEvent, capitalise, describeTurn, isMyTurn, lastFeedbackPercents, sealedSpeeches, seatName,
 } from "./debate-state.js";
+import {
+  QUOTE_LABELS, aiKey, aiSeatName, applyAiFrame, describeAiProgress, quoteBudget, settleAiProgress, speechSegments,
+} from "./debate-state.js";
 import { bindSliders, leaders, splitEvenly } from "./probability-sliders.js";
 import { mountPixelBoard } from "./pixel-board.js";
 
@@ -25,6 +28,8 @@ let ownLastSpeech = null; // {text, private_note} of this client's last acknowle
 const pending = new Map(); // client_id -> message not yet acknowledged
 const seenTurns = new WeakSet();
 let pixelBoard = null; // image debates: the board (mounted at the end of this file)
+const aiProgress = new Map(); // AI turns being written: aiKey -> entry (debate-state.js)
+const aiItems = new Map(); // aiKey -> its placeholder <li> in the transcript
 
 const PING_EVERY_MS = 20000;
 const SILENCE_LIMIT_MS = 50000;
@@ -133,6 +138,12 @@ function receive(frame) {
       for (const seat of state.seats) seat.online = frame.seats.includes(seat.seat);
       renderSeats();
       break;
+    case "ai_turn_started":
+    case "ai_token":
+    case "ai_turn_retry":
+    case "ai_turn_failed":
+      receiveAiFrame(frame);
+      break;
     default: // pong and frame types this page does not know
       break;
   }
@@ -147,6 +158,7 @@ function receiveEvent(frame) {
   syncRequested = false;
   const said = applyEvent(state, frame, ownLastSpeech);
   lastSeq = frame.seq;
+  if (frame.kind === "ai_turn_failed") applyAiFrame(aiProgress, { ...frame.data, type: "ai_turn_failed" });
   if (said) announce(said);
   render({ freshState: false });
 }
@@ -211,6 +223,7 @@ function render({ freshState }) {
   renderBanner();
   renderRounds();
   renderTranscript(freshState);
+  renderQuotesPanel();
   renderSeats();
   renderComposers();
   if (pixelBoard) pixelBoard.render();
@@ -259,12 +272,14 @@ function renderRounds() {
 
 function renderTranscript(freshState) {
   const list = $("[data-transcript]");
+  settleAiProgress(aiProgress, state);
   const items = state.turns.map((turn) => {
     const item = turnItem(turn);
     if (!freshState && !seenTurns.has(turn)) item.classList.add("new");
     seenTurns.add(turn);
     return item;
   });
+  items.push(...aiProgressItems());
   list.replaceChildren(...items);
   $("[data-transcript-empty]").hidden = items.length > 0;
 }
@@ -277,15 +292,15 @@ function turnItem(turn) {
                 element("span", "when", `Round ${turn.round + 1}${turn.at ? ` · ${clock(turn.at)}` : ""}`));
   item.append(header);
   if (turn.kind === "timeout") {
-    item.append(element("p", "text", "Ran out of time: no speech this turn."));
+    item.append(timeoutText(turn));
   } else if (turn.sealed) {
     item.append(element("p", "text", `${capitalise(seatName(state, turn.seat))} has submitted (sealed until both are in).`));
   } else if (turn.kind === "feedback") {
     item.append(probabilityBars(turn.probabilities || []));
-    if (turn.text) item.append(element("p", "text", turn.text));
+    if (turn.text) item.append(judgeComment(turn.text));
     if (turn.end_debate) item.append(element("p", "ended", "The judge ended the debate here."));
   } else {
-    item.append(element("p", "text", turn.text || ""));
+    item.append(speechText(turn.text || "", (turn.payload && turn.payload.quotes) || []));
     if (turn.seat === state.my_seat && sealedSpeeches(state).includes(turn)) {
       item.append(element("p", "sealed-note", "Sealed: the others see it when both speeches are in."));
     }
@@ -355,6 +370,118 @@ function announce(text) {
   while (region.children.length > 3) region.firstElementChild.remove();
 }
 
+// ---------------------------------------------------------------- evidence and AI turns in the transcript
+
+const QUOTE_SIGNS = { verified: "✓", near: "≈", unverified: "✗", pending: "…", unchecked: "…" };
+
+// A speech with its quotes marked by status, in words as well as colour.
+function speechText(text, quotes, { streaming = false } = {}) {
+  const paragraph = element("p", "text");
+  for (const segment of speechSegments(text, quotes, { streaming })) {
+    paragraph.append(segment.quote === undefined ? document.createTextNode(segment.text) : quoteMark(segment));
+  }
+  return paragraph;
+}
+
+function quoteMark({ quote, status, open = false }) {
+  const mark = element("span", `quote quote-${status}${open ? " open" : ""}`);
+  mark.append(element("q", null, quote));
+  if (status !== "pending") { // a quote still being written gets its status once saved
+    mark.append(" ", element("span", "quote-badge", `${QUOTE_SIGNS[status]} ${QUOTE_LABELS[status]}`));
+  }
+  return mark;
+}
+
+function judgeComment(text) {
+  const paragraph = element("p", "text judge-comment");
+  paragraph.append(element("strong", null, state.view === "judge" ? "You asked: " : "Judge asks: "), text);
+  return paragraph;
+}
+
+function timeoutText(turn) {
+  // Only viewers who may know the seat is an AI ever get the reason (the server strips it otherwise).
+  const failure = turn.ai_error || (turn.payload && turn.payload.agent_error);
+  if (!failure) return element("p", "text", "Ran out of time: no speech this turn.");
+  const paragraph = element("p", "text ai-failure");
+  paragraph.textContent = `${aiSeatName(state, turn.seat)} could not write this turn (${failure.message}). `
+    + "The debate goes on without it.";
+  return paragraph;
+}
+
+function renderQuotesPanel() {
+  const list = $("[data-quotes]");
+  if (!list) return;
+  const quotes = state.quotes || [];
+  list.replaceChildren(...quotes.map((quote) => {
+    const item = element("li", `quote-item seat-${quote.seat}`);
+    const head = element("div", "quote-head");
+    head.append(element("span", `name seat-${quote.seat}`, capitalise(seatName(state, quote.seat))),
+                element("span", "when", `Round ${quote.round + 1}`));
+    item.append(head, quoteMark({ quote: quote.text, status: quote.status }));
+    return item;
+  }));
+  $("[data-quotes-empty]").hidden = quotes.length > 0;
+  $("[data-quotes-summary]").textContent = quotesSummary(quotes);
+}
+
+// "Debater A: 3 verified, 1 near match · Debater B: 1 not found in the passage"
+function quotesSummary(quotes) {
+  const seats = [...new Set(quotes.map((q) => q.seat))].sort();
+  return seats.map((seat) => {
+    const counts = ["verified", "near", "unverified"].map((status) => {
+      const n = quotes.filter((q) => q.seat === seat && q.status === status).length;
+      return n ? `${n} ${status === "verified" ? "verified" : QUOTE_LABELS[status]}` : "";
+    }).filter(Boolean);
+    return `${capitalise(seatName(state, seat))}: ${counts.join(", ")}`;
+  }).join(" · ");
+}
+
+function receiveAiFrame(frame) {
+  const entry = applyAiFrame(aiProgress, frame);
+  settleAiProgress(aiProgress, state);
+  const { headline, detail } = describeAiProgress(state, entry);
+  if (frame.type === "ai_turn_started") announce(headline);
+  if (frame.type === "ai_turn_failed") announce(`${headline}: ${detail}`);
+  const item = aiProgress.has(aiKey(frame.seat, frame.round)) && aiItems.get(aiKey(frame.seat, frame.round));
+  if (item && item.isConnected) fillAiItem(item, entry); // a token: only its own placeholder changes
+  else renderTranscript(false);
+}
+
+// Placeholders for the AI turns being written, reused from frame to frame.
+function aiProgressItems() {
+  for (const key of aiItems.keys()) if (!aiProgress.has(key)) aiItems.delete(key);
+  return Array.from(aiProgress, ([key, entry]) => {
+    if (!aiItems.has(key)) aiItems.set(key, element("li"));
+    const item = aiItems.get(key);
+    fillAiItem(item, entry);
+    return item;
+  });
+}
+
+function fillAiItem(item, entry) {
+  const failed = entry.status === "failed";
+  const { headline, detail } = describeAiProgress(state, entry);
+  item.className = `turn ai-progress seat-${entry.seat} ${failed ? "ai-failed" : "ai-writing"}`;
+  item.setAttribute("aria-busy", failed ? "false" : "true");
+  const header = element("header");
+  header.append(element("span", "who", headline), element("span", "when", `Round ${entry.round + 1}`));
+  const body = [header];
+  if (failed) {
+    body.push(element("p", "notice error ai-status", `${detail}. The turn is skipped and the debate goes on.`));
+  } else if (entry.streamsText && entry.text) {
+    const text = speechText(entry.text, [], { streaming: true });
+    text.classList.add("streaming");
+    if (entry.joinedLate) text.prepend("… ");
+    body.push(text);
+  } else {
+    body.push(element("p", "text ai-status", detail || "…"));
+  }
+  if (!failed && entry.retry) {
+    body.push(element("p", "ai-retry", `Retrying after a hiccup (attempt ${entry.retry.attempt || entry.retries + 1})…`));
+  }
+  item.replaceChildren(...body);
+}
+
 // ---------------------------------------------------------------- the debater's composer
 
 const speechForm = $("[data-speech-form]");
@@ -412,6 +539,7 @@ function renderSpeechComposer() {
   else if (length > limit) hint = `Shorten your speech by ${length - limit} characters.`;
   else if (!filled) hint = "Write your speech to send it.";
   speech.hint.textContent = hint;
+  renderQuoteBudget();
 }
 
 if (speech) {
@@ -438,6 +566,59 @@ if (speech) {
     if (pendingOf("speech")) return;
     send({ type: "speech", text, private_note: speech.note.value, ...(pixelBoard ? pixelBoard.claims() : {}) });
     renderSpeechComposer();
+  });
+}
+
+// ---------------------------------------------------------------- quoting in the debater's composer
+
+const quoting = speech && {
+  budget: $("[data-quote-budget]"),
+  button: $("[data-quote-selection]"),
+  passage: $("#passage .passage"),
+  grabbed: "",
+};
+
+function renderQuoteBudget() {
+  if (!quoting || !quoting.budget) return;
+  const budget = quoteBudget(state, speech.text.value);
+  quoting.budget.hidden = !budget;
+  if (!budget) return;
+  const limits = [];
+  if (budget.perTurn !== null && budget.perDebate !== null) limits.push(`${budget.perTurn} per speech`);
+  if (budget.perDebate !== null) limits.push(`${budget.debateLeft} of ${budget.perDebate} left in this debate`);
+  let text = `Quotes in this speech: ${budget.inDraft} / ${budget.allowed} characters`;
+  text += limits.length ? ` (${limits.join(", ")}).` : ".";
+  if (budget.over) text += ` Quote ${budget.over} characters less, or the speech will be refused.`;
+  quoting.budget.textContent = text;
+  quoting.budget.classList.toggle("over", budget.over > 0);
+}
+
+// The words selected in the passage, if the selection lies inside it.
+function selectedPassageText() {
+  const selection = document.getSelection();
+  if (!quoting.passage || !selection || selection.isCollapsed) return "";
+  if (!quoting.passage.contains(selection.anchorNode) || !quoting.passage.contains(selection.focusNode)) return "";
+  return selection.toString().trim();
+}
+
+if (quoting && quoting.button) {
+  quoting.button.hidden = !quoting.passage;
+  quoting.button.addEventListener("mousedown", () => { quoting.grabbed = selectedPassageText(); });
+  quoting.button.addEventListener("click", () => {
+    const words = quoting.grabbed || selectedPassageText();
+    quoting.grabbed = "";
+    if (!words) {
+      speech.error.textContent = "Select some words in the passage first, then press the button again.";
+      return;
+    }
+    speech.error.textContent = "";
+    const field = speech.text;
+    const start = field.selectionStart ?? field.value.length;
+    const end = field.selectionEnd ?? start;
+    const before = start > 0 && !/\s$/.test(field.value.slice(0, start)) ? " " : "";
+    field.setRangeText(`${before}<quote>${words}</quote> `, start, end, "end");
+    field.focus();
+    field.dispatchEvent(new Event("input")); // saves the draft and recounts
   });
 }
 
