@@ -23,7 +23,7 @@ from django.db.models import (BooleanField, Case, CharField, Count, Exists, F, F
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Coalesce, NullIf
 
-from debates.models import Debate, Participant, Turn
+from debates.models import Participant, Turn
 from debates.protocol import JUDGE
 
 from . import stats, svg
@@ -71,7 +71,8 @@ def experiment_verdicts(experiment, version_number=None):
     versions = experiment.versions.all()
     if version_number is not None:
         versions = versions.filter(number=version_number)
-    return Verdict.objects.filter(debate__experiment_version_id__in=list(versions.values_list("id", flat=True)))
+    ids = list(versions.values_list("id", flat=True)) or [-1]  # [-1]: no versions, and still valid SQL
+    return Verdict.objects.filter(debate__experiment_version_id__in=ids)
 
 
 def nyu_verdicts():
@@ -102,13 +103,6 @@ def debater_kind(prefix: str = "debate__"):
     return Case(When(**{f"{prefix}provenance__setting__debaters": "ai"}, then=Value("AI")),
                 When(**{f"{prefix}provenance__setting__isHuman": False}, then=Value("AI")),
                 When(Exists(ai_seat), then=Value("AI")), default=Value("human"), output_field=CharField())
-
-
-def participant_name(prefix: str = ""):
-    """A debater as the analysis names them: their username, else the AI model, else the alias."""
-    return Coalesce(F(f"{prefix}user__username"), KeyTextTransform("model", f"{prefix}agent"),
-                    KeyTextTransform("backend", f"{prefix}agent"),
-                    NullIf(F(f"{prefix}alias"), Value("")), F(f"{prefix}seat"), output_field=CharField())
 
 
 def judge_name():
@@ -322,7 +316,7 @@ def by_round_figure(verdicts) -> Figure:
     return figure
 
 
-# The same naming as participant_name(), for the raw queries below.
+# A debater as the analysis names them: their username, else the AI model, else the alias.
 PARTICIPANT_NAME_SQL = "COALESCE(u.username, p.agent->>'model', p.agent->>'backend', NULLIF(p.alias, ''), p.seat)"
 
 

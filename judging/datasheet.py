@@ -4,11 +4,10 @@ from collections import Counter
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from debates.models import ExperimentVersion
 from debates.provenance import code_version
 
 from .export import (CSV_TABLES, DATASHEET_NAME, JSONL_NAME, PARQUET_NAME, RECORD_FIELDS, VERSIONS_NAME, ExportOptions,
-                     debate_count, verdict_queryset)
+                     verdict_queryset, versions_of)
 
 NYU_ATTRIBUTION = ("Debates from the NYU debate dataset of Michael et al. (2023), \"Debate Helps Supervise "
                    "Unreliable Experts\", released under CC-BY 4.0; the stories come from Project Gutenberg via the "
@@ -40,9 +39,8 @@ def _field_rows(fields, prefix="") -> list[str]:
     return rows
 
 
-def _collection(options: ExportOptions) -> list[str]:
-    versions = (ExperimentVersion.objects.filter(debates__verdicts__in=verdict_queryset(options)).distinct()
-                .select_related("experiment").order_by("id"))
+def _collection(options: ExportOptions, sources: set) -> list[str]:
+    versions = versions_of(options).select_related("experiment").order_by("id")
     lines = []
     for version in versions:
         d = version.definition or {}
@@ -58,9 +56,7 @@ def _collection(options: ExportOptions) -> list[str]:
             f"{judges.get('offline', 'none')}; counterbalancing seed {(d.get('counterbalance') or {}).get('seed')}; "
             f"aliases {'on' if (d.get('blinding') or {}).get('aliases') else 'off'}. The full definition is in "
             f"`{VERSIONS_NAME}`.")
-    sources = (verdict_queryset(options).exclude(debate__source="").values_list("debate__source", flat=True)
-               .distinct())
-    for source in sources:
+    for source in sorted(sources - {""}):
         lines.append(f"- Debates imported from `{source}`; the importer and the original ids are in each record's "
                      "`debate_provenance_json` and `debate_external_id`.")
     if not lines:
@@ -70,14 +66,18 @@ def _collection(options: ExportOptions) -> list[str]:
 
 def datasheet(options: ExportOptions, fmt: str = "jsonl") -> str:
     verdicts = verdict_queryset(options)
-    summary = verdicts.aggregate(verdicts=Count("id"), questions=Count("debate__question_id", distinct=True),
+    summary = verdicts.aggregate(verdicts=Count("id"), debates=Count("debate_id", distinct=True),
+                                 questions=Count("debate__question_id", distinct=True),
                                  correct=Count("id", filter=Q(correct=True)),
                                  human_judges=Count("judge_id", distinct=True),
                                  ai_verdicts=Count("id", filter=Q(judge_kind="ai")),
                                  first=Count("id", filter=Q(live=True)))
-    by_protocol = Counter(dict(verdicts.values_list("debate__protocol_name").annotate(n=Count("id")).order_by()))
+    by_protocol, sources = Counter(), set()
+    for protocol, source, count in (verdicts.values_list("debate__protocol_name", "debate__source")
+                                    .annotate(n=Count("id")).order_by()):
+        by_protocol[protocol] += count
+        sources.add(source)
     total = summary["verdicts"]
-    sources = set(verdicts.values_list("debate__source", flat=True).distinct())
     files = {"jsonl": [JSONL_NAME], "csv": [f"{t}.csv" for t in CSV_TABLES], "parquet": [PARQUET_NAME]}[fmt]
     lines = [
         "# Datasheet: DebateLab verdict dataset",
@@ -86,7 +86,7 @@ def datasheet(options: ExportOptions, fmt: str = "jsonl") -> str:
         f"Files: {', '.join(f'`{f}`' for f in files)}, `{VERSIONS_NAME}` (the experiment definitions), `{DATASHEET_NAME}`.",
         "",
         "## Contents",
-        f"- {total:,} verdicts on {debate_count(options):,} debates about {summary['questions']:,} questions.",
+        f"- {total:,} verdicts on {summary['debates']:,} debates about {summary['questions']:,} questions.",
         f"- {summary['first']:,} verdicts by the debate's live judge, {total - summary['first']:,} given later from the "
         f"transcript; {summary['ai_verdicts']:,} by AI judges, {total - summary['ai_verdicts']:,} by "
         f"{summary['human_judges']:,} human judges.",
@@ -109,7 +109,7 @@ def datasheet(options: ExportOptions, fmt: str = "jsonl") -> str:
         "(who never saw the hidden material, the correct answer or which side was honest) reported probabilities "
         "during the debate where the protocol has feedback rounds, and gave a final verdict with a written reason, "
         "scored by a proper scoring rule. Quotes from the hidden passage were checked by the server.",
-        *_collection(options),
+        *_collection(options, sources),
         "",
         "## Licence",
         f"{options.licence}.",

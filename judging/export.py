@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from django.contrib.auth import get_user_model
 from django.db import connection
 
-from debates.models import Debate, Experiment, ExperimentVersion
+from debates.models import Experiment, ExperimentVersion
 
 from .models import Verdict
 
@@ -356,9 +356,13 @@ def chunked(lines, size: int = 256 * 1024):
 # Experiment versions (the definitions behind experiment_version_id)
 
 
+def versions_of(options: ExportOptions):
+    """The experiment versions behind the selected verdicts."""
+    return ExperimentVersion.objects.filter(pk__in=verdict_queryset(options).values("debate__experiment_version_id"))
+
+
 def version_lines(options: ExportOptions):
-    versions = ExperimentVersion.objects.filter(debates__verdicts__in=verdict_queryset(options)).distinct()
-    for version in versions.select_related("experiment").order_by("id"):
+    for version in versions_of(options).select_related("experiment").order_by("id"):
         yield (json.dumps({
             "experiment_version_id": version.pk, "experiment_id": version.experiment_id,
             "experiment": version.experiment.name, "number": version.number, "definition": version.definition,
@@ -563,10 +567,6 @@ def _parquet_chunks(options: ExportOptions):
             writer.write_table(table)
             yield pipe.take()
     yield pipe.take()
-
-
-def debate_count(options: ExportOptions) -> int:
-    return Debate.objects.filter(verdicts__in=verdict_queryset(options)).distinct().count()
 
 
 def experiments_of(user):
