@@ -255,8 +255,11 @@ def table2_rows(outcomes: dict[tuple, bool]) -> list[dict]:
 
 
 def format_table2(rows: list[dict], judge_alone: dict[int, float] | None = None) -> str:
-    """A plain-text table of `table2_rows`, the paper's numbers beside ours."""
-    lines = [f"{'pixels':>6}  {'first':<6}  {'variant':<12}  {'honest wins':>11}  {'games':>5}  "
+    """A plain-text table of `table2_rows`, the paper's numbers beside ours.
+
+    n is the number of images (for the mean row: both orders' outcomes, twice the images).
+    """
+    lines = [f"{'pixels':>6}  {'first':<6}  {'variant':<12}  {'honest wins':>11}  {'n':>5}  "
              f"{'95% interval':<13}  {'paper':>6}"]
     for row in rows:
         variant = "precommit" if row["precommit"] else "no precommit"
