@@ -19,7 +19,8 @@ def summary(experiment: Experiment) -> dict:
                                  offline_verdicts=Count("id", filter=Q(live=False, judge_kind=Verdict.HUMAN)),
                                  ai_verdicts=Count("id", filter=Q(judge_kind=Verdict.AI)))
     counts = {"total": counted["all_verdicts"], "live": counted["live_verdicts"],
-              "offline": counted["offline_verdicts"], "ai": counted["ai_verdicts"]}
+              "offline": counted["offline_verdicts"], "ai": counted["ai_verdicts"],
+              "people": counted["all_verdicts"] - counted["ai_verdicts"]}
     assignments = dict(Assignment.objects.filter(debate__experiment_version__experiment=experiment)
                        .values_list("status").annotate(n=Count("id")).order_by())
     versions = [_version(v) for v in experiment.versions.annotate(

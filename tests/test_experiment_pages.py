@@ -187,7 +187,7 @@ def test_the_summary_counts_debates_verdicts_and_progress(rhea, people):
     summary = dashboard.summary(experiment)
     counts = {row["status"]: row["count"] for row in summary["by_status"]}
     assert counts == {"scheduled": 0, "live": 1, "awaiting_verdict": 0, "complete": 1, "abandoned": 0}
-    assert summary["verdicts"] == {"total": 1, "live": 1, "offline": 0, "ai": 0}
+    assert summary["verdicts"] == {"total": 1, "live": 1, "offline": 0, "ai": 0, "people": 1}
     assert summary["current_version"]["progress"] == 0.25 and summary["current_version"]["target"] == 4
     assert [row["id"] for row in summary["in_progress"]] == [Debate.objects.order_by("id").last().pk]
     page = rhea.get(reverse("experiment_detail", args=[experiment.pk])).content.decode()
@@ -260,3 +260,11 @@ def wait_for(socket, wanted, frames=20):
         if wanted(summary):
             return summary
     raise AssertionError(f"no matching summary in {seen}")
+
+
+def test_an_experiment_without_a_definition_yet_shows_an_empty_dashboard(rhea, people):
+    empty = Experiment.objects.create(name="Nothing yet", owner=people["rhea"])
+    page = rhea.get(reverse("experiment_detail", args=[empty.pk]))
+    assert page.status_code == 200
+    assert "No debates in progress." in page.content.decode() and "Start version" not in page.content.decode()
+    assert dashboard.summary(empty)["current_version"] is None

@@ -35,6 +35,8 @@ function debateRow(row) {
 function render(summary) {
   field("debates").textContent = summary.debates;
   field("verdicts").textContent = summary.verdicts.total;
+  const total = summary.verdicts.total;
+  field("verdicts-in").textContent = `${total} verdict${total === 1 ? "" : "s"} in (${summary.verdicts.people} by people)`;
   field("verdict-kinds").textContent = `${summary.verdicts.live} / ${summary.verdicts.offline} / ${summary.verdicts.ai}`;
   const current = summary.current_version;
   field("target").textContent = current && current.target ? `${current.verdicts} / ${current.target}` : "—";
