@@ -85,13 +85,17 @@ class SelfPlayRun:
         return cls(**data)
 
     def identity(self) -> dict:
-        """What decides the games: two runs with the same identity play the same games."""
+        """The run's settings as stored with each game."""
         found = {k: v for k, v in self.to_dict().items() if k not in ("device", "name")}
         found["search"] = asdict(self.search_config())
         return json.loads(json.dumps(found))
 
-    def fingerprint(self) -> str:
-        return hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:16]
+    def fingerprint(self, pixels: int) -> str:
+        """What decides a game besides its image, lie, order and seed: the search settings and the
+        judge's weights. A run may grow (more images, seeds, budgets) but never change these."""
+        decisive = {"search": asdict(self.search_config()),
+                    "judge_sha256": pixel_debates.judge_identity(pixels)["weights_sha256"]}
+        return hashlib.sha256(json.dumps(decisive, sort_keys=True).encode()).hexdigest()[:16]
 
     def units(self) -> list[tuple[int, int, bool]]:
         return [(image, pixels, committed) for pixels in self.pixels for image in self.image_indices
@@ -116,14 +120,17 @@ def run_debates(run_name: str):
 
 
 def check_run(run: SelfPlayRun) -> None:
-    """Raises RunMismatch when games of this run name were played with other settings."""
-    stored = run_debates(run.name).values_list("provenance", flat=True).first()
-    if stored is None:
-        return
-    earlier = (stored.get("pixel_selfplay") or {}).get("fingerprint")
-    if earlier != run.fingerprint():
-        raise RunMismatch(f"run {run.name!r} was started with other settings (fingerprint {earlier}, now "
-                          f"{run.fingerprint()}): use the same settings to continue it, or another --run name")
+    """Raises RunMismatch when games of this run name were played with another search or judge."""
+    for pixels in run.pixels:
+        stored = (run_debates(run.name).filter(external_id__contains=f"/{pixels}px/")
+                  .values_list("provenance", flat=True).first())
+        if stored is None:
+            continue
+        earlier, now = (stored.get("pixel_selfplay") or {}).get("fingerprint"), run.fingerprint(pixels)
+        if earlier != now:
+            raise RunMismatch(f"run {run.name!r} played its {pixels}-pixel games with other search settings or "
+                              f"another judge (fingerprint {earlier}, now {now}): use the same settings and judge "
+                              f"to continue it, or another --run name")
 
 
 def unit_games(run: SelfPlayRun, image_index: int, pixels: int, precommit: bool) -> list[SelfPlayGame]:
@@ -164,7 +171,7 @@ def store_game(run: SelfPlayRun, game: SelfPlayGame, result: dict, judge: dict) 
     side_seat = {HONEST: honest_seat, LIAR: liar_seat}
     reveals = [(side_seat[move["player"]], move["pixel"]) for move in result["moves"]]
     debate_provenance = {"code_version": provenance.code_version(), "pixel_selfplay": {
-        "run": run.name, "fingerprint": run.fingerprint(), "run_config": run.identity(), "image_index": game.image_id,
+        "run": run.name, "fingerprint": run.fingerprint(setup.pixels), "run_config": run.identity(), "image_index": game.image_id,
         "game": result}}
     try:
         with transaction.atomic():
@@ -248,22 +255,3 @@ def image_selection(first: int | None = None, sample: int | None = None, sample_
     chosen = np.random.default_rng(sample_seed).choice(count, size=sample, replace=False)
     return sorted(int(i) for i in chosen), {"sample": sample, "sample_seed": sample_seed}
 
-
-# ---------------------------------------------------------------------------------------------
-# Local worker processes (no broker)
-
-
-def init_worker_process(database_name: str) -> None:
-    """A spawned worker: Django on the command's database, one torch thread (the processes share the cores)."""
-    import django
-    from django.conf import settings
-
-    settings.DATABASES["default"]["NAME"] = database_name  # before any connection is made
-    django.setup()
-    import torch
-
-    torch.set_num_threads(1)
-
-
-def run_unit_in_worker(run: dict, image_index: int, pixels: int, precommit: bool) -> int:
-    return run_unit(SelfPlayRun.from_dict(run), image_index, pixels, precommit)

@@ -211,6 +211,7 @@ def test_a_judge_watches_tree_search_debaters_and_sees_only_the_revealed_pixels(
 
         judge.get_by_role("link", name="Give your verdict").click()
         expect(judge).to_have_url(re.compile(rf"/debates/{debate_id}/verdict/$"))
+        expect(judge.locator("[data-revealed-board] rect")).to_have_count(1 + 6)  # the blank board and the reveals
         judge.get_by_label("Your reason").fill("The revealed pixels trace a diagonal stem, as in a 7.")
         judge.locator("#p1").focus()
         for _ in range(3):

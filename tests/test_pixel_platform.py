@@ -321,6 +321,16 @@ def test_tree_search_debaters_play_an_image_debate_through_a_celery_worker(make_
     wait_for(lambda: Verdict.objects.filter(debate=debate, ai_judge="pixel-judge-4px").exists(), "the AI verdict")
 
 
+@pytest.mark.django_db(transaction=True)
+def test_without_a_broker_the_moves_and_the_verdict_run_in_the_web_process(settings):
+    settings.RUN_TASKS_IN_PROCESS = True  # the embedded default: timer threads instead of Celery
+    debate = pixel_debates.create_pixel_debate("ai_vs_ai", 1, lie=8, pixels=4, rollouts=8, seed=2, move_delay=0.2)
+    services.start_debate(debate.pk)
+    verdict = wait_for(lambda: Verdict.objects.filter(debate_id=debate.pk).first(), "the moves and the AI verdict")
+    assert verdict.ai_judge == "pixel-judge-4px" and len(verdict.provenance["mask"]) == 4
+    assert Debate.objects.get(pk=debate.pk).status == Debate.COMPLETE  # no human judge: the AI verdict completes it
+
+
 def test_a_missing_judge_is_a_clear_error_and_the_seat_forfeits_its_move(make_user, monkeypatch, tmp_path):
     monkeypatch.setenv("DEBATELAB_PIXEL_JUDGE_4PX", str(tmp_path / "absent.pt"))
     with pytest.raises(pixel_debates.JudgeMissing, match="absent.pt, which does not exist"):
@@ -391,7 +401,7 @@ def test_selfplay_resumes_where_it_was_interrupted(db):
         run, key = debate.external_id.split("/", 1)
         moves.setdefault(key, {})[run] = debate.provenance["pixel_selfplay"]["game"]["moves"]
     assert len(moves) == 18 and all(by_run["resume"] == by_run["straight"] for by_run in moves.values())
-    with pytest.raises(CommandError, match="other settings"):
+    with pytest.raises(CommandError, match="other search settings or another judge"):
         selfplay(run="resume", **dict(settings, rollouts=7))
     assert Debate.objects.filter(source="pixel-selfplay").count() == 36
 

@@ -18,6 +18,7 @@ from debates import pixel_debates
 from debates.pixel.mcts import LEAF_MODES, VALUE_MODES
 from debates.pixel.selfplay import AGGREGATION_RULES, ORDERS
 from judging import pixel_selfplay as selfplay
+from judging import pixel_workers
 
 POLL_SECONDS = 1.0
 
@@ -141,9 +142,9 @@ class Command(BaseCommand):
 
         context = multiprocessing.get_context("spawn")
         with concurrent.futures.ProcessPoolExecutor(options["workers"], mp_context=context,
-                                                    initializer=selfplay.init_worker_process,
+                                                    initializer=pixel_workers.init_worker_process,
                                                     initargs=(connection.settings_dict["NAME"],)) as pool:
-            futures = [pool.submit(selfplay.run_unit_in_worker, run.to_dict(), *unit) for unit in self.pending_units(run)]
+            futures = [pool.submit(pixel_workers.run_unit, run.to_dict(), *unit) for unit in self.pending_units(run)]
             try:
                 self.wait(run, options, lambda: [f.done() for f in futures], lambda: [_error(f) for f in futures])
             except KeyboardInterrupt:
@@ -185,6 +186,11 @@ class Command(BaseCommand):
                 except pixel_debates.JudgeMissing:
                     continue
             self.stdout.write(f"judge alone: random nonzero masks on the first {count} test images (mask seed 0)")
+            for pixels in run.pixels:
+                recorded = _recorded_accuracy(pixels)
+                if recorded:
+                    self.stdout.write(f"  recorded for the shipped {pixels}-pixel judge: {recorded['accuracy_mean']:.1%} "
+                                      f"over {recorded['images']} images x {len(recorded['mask_seeds'])} mask seeds")
         self.stdout.write(selfplay.format_run_table(run, options["aggregation"], accuracy))
         other = next(rule for rule in AGGREGATION_RULES if rule != options["aggregation"])
         rows, _ = selfplay.table(run, other)
@@ -192,6 +198,13 @@ class Command(BaseCommand):
                  for r in rows if r["first"] == "mean"]
         if means:
             self.stdout.write(f"means with the {other} rule instead: " + "; ".join(means))
+
+
+def _recorded_accuracy(pixels: int) -> dict | None:
+    try:
+        return (pixel_debates.judge_identity(pixels).get("metadata") or {}).get("test_accuracy_random_nonzero_masks")
+    except pixel_debates.JudgeMissing:
+        return None
 
 
 def _error(future):
