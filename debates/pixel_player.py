@@ -18,7 +18,8 @@ from django.db import transaction
 from . import live, pixel_debates, services
 from .models import Debate
 from .pixel.game import DebateSetup, GameError
-from .pixel.mcts import DriverStats, JudgeCache, SearchConfig, TreeSearch, run_lockstep
+from .pixel.mcts import SearchConfig
+from .pixel.selfplay import choose_move
 from .protocol import Refused
 
 log = logging.getLogger(__name__)
@@ -63,15 +64,10 @@ def choose_pixel(setup: DebateSetup, revealed: list[int], agent: pixel_debates.P
     """The search's move from the position after `revealed`, and figures about the search."""
     config = SearchConfig(rollouts=agent.rollouts, leaf=agent.leaf, value=agent.value)
     seed = agent.seed + PLY_SEED_STRIDE * len(revealed)
-    search = TreeSearch(setup, config, seed=seed)
-    for pixel in revealed:
-        search.advance(pixel)
-    stats = DriverStats()
     started = time.perf_counter()
-    ((_, pixel),) = list(run_lockstep([(search.choose_move(), JudgeCache(setup.image))], evaluator, stats=stats))
+    pixel = choose_move(setup, revealed, evaluator, config, seed)
     return pixel, {"backend": pixel_debates.PIXEL_BACKEND, "rollouts": agent.rollouts, "seed": seed,
-                   "seconds": round(time.perf_counter() - started, 3), "judge_evaluations": stats.evaluations,
-                   "visits": int(search.root.visits.max())}
+                   "seconds": round(time.perf_counter() - started, 3)}
 
 
 def play_turn(debate_id: int, seat: str, expected_round: int) -> str:

@@ -22,9 +22,9 @@ from django.db import IntegrityError, transaction
 from debates import pixel_debates, provenance
 from debates.models import Debate
 from debates.pixel.game import HONEST, LIAR
-from debates.pixel.mcts import LEAF_MODES, VALUE_MODES, SearchConfig
+from debates.pixel.mcts import SearchConfig
 from debates.pixel.selfplay import (AGGREGATION_RULES, ORDERS, SelfPlayGame, format_table2, image_outcomes,
-                                    play_games, table2_games, table2_rows)
+                                    play_games, sample_image_ids, table2_games, table2_rows)
 
 from . import pixel_judge
 
@@ -244,14 +244,9 @@ def format_run_table(run: SelfPlayRun, rule: str, judge_accuracy: dict[int, floa
 
 def image_selection(first: int | None = None, sample: int | None = None, sample_seed: int = 0) -> tuple[list[int], dict]:
     """The first `first` test images, or a seeded sample of `sample` of them (sorted)."""
-    count = len(pixel_debates.mnist_test_set()[1])
     if (first is None) == (sample is None):
         raise ValueError("give either the first N images or a sample size")
-    size = first if first is not None else sample
-    if not 1 <= size <= count:
-        raise ValueError(f"the number of images must be between 1 and {count}")
+    total = len(pixel_debates.mnist_test_set()[1])
     if first is not None:
-        return list(range(first)), {"first": first}
-    chosen = np.random.default_rng(sample_seed).choice(count, size=sample, replace=False)
-    return sorted(int(i) for i in chosen), {"sample": sample, "sample_seed": sample_seed}
-
+        return sample_image_ids(first, None, total), {"first": first}
+    return sample_image_ids(sample, sample_seed, total), {"sample": sample, "sample_seed": sample_seed}
