@@ -104,14 +104,14 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
             await self.send_events()
 
     async def debate_ephemeral(self, message):
-        frame = message["message"]
-        if self.viewer.blind and frame.get("type") in ("ai_turn_retry", "ai_turn_failed"):
-            return  # their error messages would tell a blinded viewer which back-end plays a seat
-        await self.send_json(frame)
+        frame = snapshots.ephemeral_for(message["message"], self.viewer, self.protocol)
+        if frame is not None:
+            await self.send_json(frame)
 
     # Database work, run in a thread.
     def _find_viewer(self):
         debate = Debate.objects.filter(pk=self.debate_id).first()
+        self.protocol = debate.get_protocol() if debate else None
         return snapshots.viewer_for(debate, self.user) if debate else None
 
     def _state(self):

@@ -181,7 +181,7 @@ def _transcript(debate: Debate, viewer: Viewer, engine, protocol) -> list[dict]:
     open_round = engine.round_index if not engine.finished and engine.round_kind == SIMULTANEOUS else None
     simultaneous_rounds = {i for i, kind in enumerate(protocol.rounds) if kind == SIMULTANEOUS}
     turns = []
-    for turn in debate.turns.order_by("id"):
+    for turn in _in_reading_order(debate.turns.order_by("id"), protocol, simultaneous_rounds):
         item = {"round": turn.round_index, "seat": turn.seat, "kind": turn.kind, "at": turn.created_at.isoformat()}
         sealed = turn.round_index == open_round and turn.kind == "speech"
         mine = viewer.seat == turn.seat
@@ -203,6 +203,29 @@ def _transcript(debate: Debate, viewer: Viewer, engine, protocol) -> list[dict]:
             item["private_note"] = turn.private_note
         turns.append(item)
     return turns
+
+
+def _in_reading_order(turns, protocol, simultaneous_rounds) -> list:
+    """Turns in the order they were given, except that a simultaneous round's speeches follow the
+    speaking order, not the order they were handed in."""
+    position = {seat: i for i, seat in enumerate(protocol.order)}
+    numbered = list(enumerate(turns))
+    numbered.sort(key=lambda item: (item[1].round_index, position.get(item[1].seat, len(position))
+                                    if item[1].round_index in simultaneous_rounds else 0, item[0]))
+    return [turn for _, turn in numbered]
+
+
+def ephemeral_for(frame: dict, viewer: Viewer, protocol) -> dict | None:
+    """Frames that are not stored (presence, AI writing progress), filtered like events: a blinded
+    viewer gets no back-end errors, and a judge gets no AI progress in a simultaneous round, which
+    would tell who finishes first."""
+    kind = frame.get("type", "")
+    if viewer.blind and kind in ("ai_turn_retry", "ai_turn_failed"):
+        return None
+    if viewer.view == JUDGE_VIEW and kind.startswith("ai_") and isinstance(frame.get("round"), int) \
+            and 0 <= frame["round"] < len(protocol.rounds) and protocol.rounds[frame["round"]] == SIMULTANEOUS:
+        return None
+    return frame
 
 
 def _visible_payload(payload: dict, viewer: Viewer, mine: bool) -> dict:
