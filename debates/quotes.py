@@ -180,6 +180,19 @@ def find_quotes(text: str) -> list[Marked]:
     return marks
 
 
+def segments(text: str) -> list[tuple[str, bool]]:
+    """A speech split into (text, is_quote) pieces, for showing it without its markup."""
+    pieces, last = [], 0
+    for match in _TEXT_QUOTE.finditer(text):
+        if match.start() > last:
+            pieces.append((text[last:match.start()], False))
+        pieces.append((match.group(1).strip(), True))
+        last = match.end()
+    if last < len(text):
+        pieces.append((text[last:], False))
+    return pieces
+
+
 def quote_chars(quotes) -> int:
     """Characters counted against quote budgets: the quoted text as written."""
     return sum(len(q["text"] if isinstance(q, dict) else q.text) for q in quotes)

@@ -348,3 +348,22 @@ def test_verdict_form_flow(client, people, two_round_debate):
     assert retried.status_code == 302 and Verdict.objects.count() == 1
     debate.refresh_from_db()
     assert debate.status == Debate.COMPLETE
+
+
+def test_the_verdict_page_shows_quotes_by_status_without_their_markup(client, make_user):
+    from debates.models import Question
+    from debates.protocol import Protocol
+
+    question = Question.objects.create(text="Who?", answers=["x", "y"], correct_index=0,
+                                       hidden_material="The lamp went out at midnight because the oil ran out.")
+    alice, bob, judy = make_user("vq1", "debater"), make_user("vq2", "debater"), make_user("vq3", "judge")
+    debate = services.create_debate(question, Protocol(rounds=("sequential",)), {"A": (alice, 0), "B": (bob, 1)},
+                                    judge=judy)
+    services.start_debate(debate.pk)
+    services.submit_action(debate.pk, alice, kind="speech", text="See <quote>the oil ran out</quote>.")
+    services.submit_action(debate.pk, bob, kind="speech", text="No: <quote>the keeper fell asleep</quote>.")
+    client.force_login(judy)
+    page = client.get(f"/debates/{debate.pk}/verdict/").content.decode()
+    assert "&lt;quote&gt;" not in page and "<quote>" not in page
+    assert 'quote-verified"><q>the oil ran out</q>' in page and "✓ verified quote" in page
+    assert 'quote-unverified"><q>the keeper fell asleep</q>' in page
