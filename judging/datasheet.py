@@ -130,7 +130,8 @@ def datasheet(options: ExportOptions, fmt: str = "jsonl") -> str:
         f"## Fields of a record (`{JSONL_NAME}`, `{PARQUET_NAME}`)",
         "One record per verdict. Probabilities and answer indices are in the question's canonical answer order. "
         "Times are ISO 8601 strings in UTC. Fields ending in `_json` hold JSON text (their shape varies by source), "
-        "so every record has the same schema.",
+        "so every record has the same schema. Not included: the debate's broadcast event log (every event's "
+        "content is in the turns and the verdict) and who was online when.",
         "",
         "| field | type | meaning |",
         "| --- | --- | --- |",

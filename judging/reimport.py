@@ -3,7 +3,8 @@ with their seats and turns, and verdicts again, with every stored field as it wa
 
 The whole import is one transaction: a file with any bad line, or a debate that is already here,
 is refused with the line number and nothing is imported. People appear under the name the export
-gave them (username or pseudonym), as accounts without a usable password.
+gave them (username or pseudonym), as accounts without a usable password. Exports hold no event
+log, so imported debates have turns and verdicts but no DebateEvent rows.
 """
 import json
 from dataclasses import dataclass
