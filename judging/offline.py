@@ -82,19 +82,25 @@ def assign_offline_judges(debate_id: int) -> list[Assignment]:
         if mode not in MODES or per_debate <= 1:
             return []
         live_judge = debate.participants.filter(seat=JUDGE, user__isnull=False).exists()
-        wanted = per_debate - int(live_judge) - debate.offline_assignments.count()
-        created = []
-        for judge in _candidates(judges.get("pool")):
-            if len(created) >= wanted:
-                break
-            try:
-                created.append(assign(debate.pk, judge, mode))
-            except Refused:
-                continue
-        return created
+        return fill(debate, per_debate - int(live_judge), judges.get("pool"), mode)
 
 
-def _candidates(pool):
+def fill(debate: Debate, wanted: int, pool, mode: str) -> list[Assignment]:
+    """Assignments until the debate has `wanted` offline judgments assigned, for the least loaded
+    eligible judges of `pool` (usernames; None: everyone with the judge role). Returns the new ones."""
+    missing = wanted - debate.offline_assignments.count()
+    created = []
+    for judge in candidates(pool) if missing > 0 else []:
+        if len(created) >= missing:
+            break
+        try:
+            created.append(assign(debate.pk, judge, mode))
+        except Refused:
+            continue
+    return created
+
+
+def candidates(pool):
     users = get_user_model().objects.filter(is_active=True)
     users = users.filter(username__in=pool) if pool else users.filter(groups__name=JUDGE_ROLE)
     open_work = Count("offline_assignments", filter=~Q(offline_assignments__status=Assignment.DONE))

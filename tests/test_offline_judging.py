@@ -340,3 +340,30 @@ def test_identities_are_revealed_to_each_judge_only_after_their_own_verdict(fini
     assert {s["identity"] for s in state["seats"] if s["seat"] != JUDGE} == {"deb1", "deb2"}
     page = client.get(reverse("offline_judging", args=[first.pk]))
     assert page.status_code == 403  # the live judge has no offline assignment here
+
+
+def test_the_command_assigns_offline_judges_to_imported_debates(make_user, question):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    debaters = [make_user(f"imp{i}") for i in range(4)]
+    debates = []
+    for i in range(2):
+        debate = services.create_debate(question, Protocol(rounds=("sequential",)),
+                                        {"A": (debaters[2 * i], 0), "B": (debaters[2 * i + 1], 1)})
+        Debate.objects.filter(pk=debate.pk).update(status=Debate.COMPLETE, source="imported")
+        debates.append(debate)
+    for name in ("newa", "newb", "newc"):
+        make_user(name, "judge")
+    out = StringIO()
+    call_command("assign_offline_judges", "--source", "imported", "--mode", "all_at_once", stdout=out)
+    # Both debates are on the same question, so one judge per debate, never the same one twice.
+    pairs = sorted(Assignment.objects.values_list("debate_id", "judge__username"))
+    assert pairs == [(debates[0].pk, "newa"), (debates[1].pk, "newb")]
+    assert out.getvalue().strip() == "2 new offline assignments; 0 debates still lack eligible judges"
+    call_command("assign_offline_judges", "--source", "imported", "--per-debate", "2", stdout=out)
+    assert Assignment.objects.count() == 3  # only newc was left for this question
+    assert "1 debates still lack eligible judges" in out.getvalue()
+    with pytest.raises(CommandError):
+        call_command("assign_offline_judges", "--judges", "newa,ghost")
