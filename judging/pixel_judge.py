@@ -76,9 +76,9 @@ def judge_debate(debate_id: int, evaluator=None) -> Verdict:
     return save_verdict(debate, logits, mask, pixel_debates.judge_identity(pixels))
 
 
-def save_verdict(debate: Debate, logits, mask: list[int], judge: dict) -> Verdict:
+def save_verdict(debate: Debate, logits, mask: list[int], judge: dict, publish: bool = True) -> Verdict:
     """Stores the judge's verdict from its logits on `mask` (once per debate and judge). A debate
-    with no human judge waiting is complete after it."""
+    with no human judge waiting is complete after it. publish=False: nobody watches (self-play)."""
     with transaction.atomic():
         debate = Debate.objects.select_for_update().select_related("question").get(pk=debate.pk)
         existing = Verdict.objects.filter(debate=debate, judge_kind=Verdict.AI, ai_judge=judge["name"]).first()
@@ -99,8 +99,9 @@ def save_verdict(debate: Debate, logits, mask: list[int], judge: dict) -> Verdic
                         "code_version": provenance.code_version()})
         if debate.status != Debate.COMPLETE and not debate.participants.filter(seat=JUDGE, user__isnull=False).exists():
             debate.status = Debate.COMPLETE  # no human judge is waiting to give the verdict
-            live.publish(debate.pk, services.record_events(debate, [Event("verdict_given", "all",
-                                                                          {"status": debate.status})]))
+            events = services.record_events(debate, [Event("verdict_given", "all", {"status": debate.status})])
+            if publish:
+                live.publish(debate.pk, events)
         return verdict
 
 

@@ -150,19 +150,26 @@ def run_unit(run: SelfPlayRun, image_index: int, pixels: int, precommit: bool, e
         return 0
     evaluator = evaluator or pixel_debates.judge_evaluator(pixels, run.device)
     judge = pixel_debates.judge_identity(pixels)
+    questions = {}
     stored = 0
     for game, result in play_games(missing, evaluator, run.search_config()):
-        if store_game(run, game, result, judge) is not None:
+        if store_game(run, game, result, judge, questions) is not None:
             stored += 1
             if on_stored is not None and on_stored() is False:
                 break
     return stored
 
 
-def store_game(run: SelfPlayRun, game: SelfPlayGame, result: dict, judge: dict) -> Debate | None:
-    """One finished game as a complete debate with the judge's verdict; None if it was stored already."""
+def store_game(run: SelfPlayRun, game: SelfPlayGame, result: dict, judge: dict, questions: dict | None = None
+               ) -> Debate | None:
+    """One finished game as a complete debate with the judge's verdict; None if it was stored already.
+    questions: a cache of image questions shared by the calls for one image."""
     setup = game.setup
-    question = pixel_debates.image_question(game.image_id, setup.lie, setup.precommit)
+    questions = {} if questions is None else questions
+    key = (game.image_id, setup.lie, setup.precommit)
+    if key not in questions:
+        questions[key] = pixel_debates.image_question(game.image_id, setup.lie, setup.precommit)
+    question = questions[key]
     honest_seat, liar_seat = ("A", "B") if setup.honest_first else ("B", "A")
     liar_digit = setup.lie if setup.precommit else _strongest_wrong_digit(result["logits"], setup.true_label)
     agent = pixel_debates.PixelAgent(pixels=setup.pixels, rollouts=run.rollouts, seed=game.seed, move_delay=0,
@@ -181,7 +188,8 @@ def store_game(run: SelfPlayRun, game: SelfPlayGame, result: dict, judge: dict) 
                 debate_provenance=debate_provenance)
             if debate is None:
                 return None
-            pixel_judge.save_verdict(debate, result["logits"], [m["pixel"] for m in result["moves"]], judge)
+            pixel_judge.save_verdict(debate, result["logits"], [m["pixel"] for m in result["moves"]], judge,
+                                     publish=False)
     except IntegrityError:  # the same game stored at the same moment by another worker
         return None
     return debate
