@@ -82,7 +82,7 @@ def _insert(cursor, tag, version_id, owner_id, questions, debates, ai_verdicts, 
             experiment_version_id)
         SELECT CASE p.name {' '.join(f"WHEN '{n}' THEN '{j}'::jsonb" for n, j in PROTOCOLS.items())} END,
             'complete', CASE WHEN g %% 2 = 0 THEN '[0, 1]'::jsonb ELSE '[1, 0]'::jsonb END, 12, NULL,
-            now(), now(), now(), %s, %s + (g * 7919) %% %s, '',
+            now(), now(), now(), %s, %s + (g::bigint * 7919) %% %s, '',
             jsonb_build_object('experiment_version_id', %s, 'protocol', p.name, 'format', p.name,
                                'code_version', 'synthetic', 'seed', g),
             '', p.name, %s
