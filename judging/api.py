@@ -86,9 +86,10 @@ def experiment(request, experiment_id):
 @token_required
 def experiment_analysis(request, experiment_id):
     found = owned_experiment(request.user, experiment_id)
-    result = analysis.analyse(analysis.experiment_verdicts(found))
-    return JsonResponse({"experiment": found.pk, "stamp": result["stamp"], "summary": result["summary"],
-                         "figures": [f.as_json() for f in result["figures"]]})
+    wait = request.GET.get("wait") == "1"
+    result = analysis.analyse(analysis.experiment_verdicts(found), wait=wait)
+    return JsonResponse({"experiment": found.pk, "stamp": result["stamp"], "stale": result["stale"],
+                         "summary": result["summary"], "figures": [f.as_json() for f in result["figures"]]})
 
 
 def _options(request, found) -> export.ExportOptions:
@@ -201,8 +202,10 @@ def openapi_schema() -> dict:
             "/api/experiments/": _get("Your experiments", "The experiments you own"),
             "/api/experiments/{experiment_id}/": _get("One experiment", "Versions, counts and links", [EXPERIMENT_ID]),
             "/api/experiments/{experiment_id}/analysis/": _get(
-                "The experiment's analysis", "Every figure's numbers (the rows behind the page's charts)",
-                [EXPERIMENT_ID]),
+                "The experiment's analysis", "Every figure's numbers (the rows behind the page's charts). When "
+                "verdicts arrived since the last computation, the previous numbers come back with stale: true "
+                "while new ones are computed; wait=1 waits for them instead.",
+                [EXPERIMENT_ID, {"name": "wait", "in": "query", "schema": {"type": "string", "enum": ["0", "1"]}}]),
             "/api/experiments/{experiment_id}/verdicts/": _get(
                 "Verdict records, a page at a time", "Records in verdict id order; follow `next` for more",
                 [EXPERIMENT_ID, *EXPORT_PARAMETERS,

@@ -127,7 +127,8 @@ def test_bad_parameters_are_refused_clearly(client, experiment, key):
 
 def test_analysis_numbers_match_the_page(client, experiment, key):
     cache.clear()
-    body = client.get(f"/api/experiments/{experiment.pk}/analysis/", **_auth(key)).json()
+    body = client.get(f"/api/experiments/{experiment.pk}/analysis/?wait=1", **_auth(key)).json()
+    assert body["stale"] is False
     figures = {f.key: f for f in analysis.analyse(analysis.experiment_verdicts(experiment))["figures"]}
     assert {f["key"] for f in body["figures"]} == set(figures)
     for figure in body["figures"]:
