@@ -14,7 +14,9 @@ Measures, on the same judge and the same games:
 5. with --compare-options, the sample's win rates under each choice the paper leaves open
    (leaf value, value scale, tree reuse).
 
-The workload is the experiment's own: all the Table 2 games of the first test images (9 lies with
+Rates are given per wall second (what this run got) and per CPU second of this process (what a
+dedicated core, i.e. one worker, would do when other processes share the cores); speed-ups and the
+extrapolation use CPU seconds. The workload is the experiment's own: all the Table 2 games of the first test images (9 lies with
 precommit, no-precommit games, both move orders), so the judge cache is shared the way a real run
 shares it. The plain search plays only the first --plain-games of them (it is slow); rates are per
 rollout. Defaults keep a run to a few minutes on 2 cores.
@@ -60,33 +62,54 @@ def load_model(args) -> tuple[PixelJudge, str]:
     return PixelJudge(), "UNTRAINED network (seed 0): no trained judge found"
 
 
-def judge_rates(evaluator, planes, batch, seconds) -> float:
+class Elapsed:
+    """Wall time and this process's CPU time since creation. Other processes share the cores, so
+    work per CPU second is what a dedicated core (one worker) would do; wall time is what we got."""
+
+    def __init__(self):
+        self.wall_start, self.cpu_start = time.perf_counter(), time.process_time()
+
+    def stop(self) -> "Elapsed":
+        self.wall = time.perf_counter() - self.wall_start
+        self.cpu = time.process_time() - self.cpu_start
+        return self
+
+
+def judge_rates(evaluator, planes, batch, seconds) -> tuple[float, float]:
+    """Evaluations per wall second and per CPU second."""
     evaluator(planes[:batch])
-    done, started = 0, time.perf_counter()
-    while time.perf_counter() - started < seconds:
+    done, elapsed = 0, Elapsed()
+    while time.perf_counter() - elapsed.wall_start < seconds:
         start = done % (len(planes) - batch + 1)
         evaluator(planes[start:start + batch])
         done += batch
-    return done / (time.perf_counter() - started)
+    elapsed.stop()
+    return done / elapsed.wall, done / elapsed.cpu
 
 
 def play_plain(games, evaluator, config):
-    results, stats, started = [], DriverStats(), time.perf_counter()
+    results, stats, elapsed = [], DriverStats(), Elapsed()
     for game in games:
         results.append(run_plain(play_moves(game.setup, config, game.seed), game.setup.image, evaluator, stats))
-    return results, stats, time.perf_counter() - started
+    return results, stats, elapsed.stop()
 
 
 def play_batched(games, evaluator, config, max_active=256):
-    stats, started = DriverStats(), time.perf_counter()
+    stats, elapsed = DriverStats(), Elapsed()
     finished = {id(game): result for game, result in play_games(games, evaluator, config, max_active=max_active, stats=stats)}
-    return [finished[id(game)] for game in games], stats, time.perf_counter() - started
+    return [finished[id(game)] for game in games], stats, elapsed.stop()
 
 
-def search_row(name, games, rollouts, seconds, stats, plain_rate) -> str:
-    return (f"{name:<38} {games:>5} {rollouts / seconds:>10,.0f} {rollouts / seconds / plain_rate:>7.1f}x "
-            f"{seconds / games:>7.1f} {stats.evaluations:>8,} {stats.cache_hit_rate:>10.0%} "
-            f"{stats.evaluations / max(stats.judge_calls, 1):>10.1f} {stats.judge_seconds / seconds:>10.0%}")
+SEARCH_HEADER = (f"{'search':<40} {'games':>5} {'rollouts/s':>10} {'per CPU-s':>9} {'speed-up':>8} {'s/game':>6} "
+                 f"{'CPU-s/game':>10} {'judged':>8} {'cache hits':>10} {'mean batch':>10} {'judge time':>10}")
+
+
+def search_row(name, games, rollouts, elapsed, stats, plain) -> str:
+    """One line of the speed table; the speed-up is per CPU second against `plain` (same unit)."""
+    return (f"{name:<40} {games:>5} {rollouts / elapsed.wall:>10,.0f} {rollouts / elapsed.cpu:>9,.0f} "
+            f"{rollouts / elapsed.cpu / plain:>7.1f}x {elapsed.wall / games:>6.1f} {elapsed.cpu / games:>10.1f} "
+            f"{stats.evaluations:>8,} {stats.cache_hit_rate:>10.0%} "
+            f"{stats.evaluations / max(stats.judge_calls, 1):>10.1f} {stats.judge_seconds / elapsed.wall:>10.0%}")
 
 
 def rollouts_of(games, config) -> int:
@@ -140,15 +163,15 @@ def judge_section(dense, sparse, images, pixels, seconds) -> None:
     planes = np.concatenate([batch_judge_planes(image, [mask]) for image, mask in zip(images[:512], masks)])
     single = judge_rates(dense, planes, 1, seconds)
     print(f"\n1. judge evaluations/s (positions of 1 to {pixels} revealed pixels)")
-    print(f"{'network pass':<38} {'batch':>5} {'evals/s':>10} {'vs one at a time':>16}")
+    print(f"{'network pass':<40} {'batch':>5} {'evals/s':>10} {'per CPU-s':>9} {'vs one at a time (CPU)':>22}")
     for name, evaluator, batch in (("plain", dense, 1), ("plain", dense, 256), ("sparse", sparse, 1),
                                    ("sparse", sparse, 64), ("sparse", sparse, 256)):
-        rate = single if batch == 1 and evaluator is dense else judge_rates(evaluator, planes, batch, seconds)
-        print(f"{name:<38} {batch:>5} {rate:>10,.0f} {rate / single:>15.1f}x")
+        wall, cpu = single if batch == 1 and evaluator is dense else judge_rates(evaluator, planes, batch, seconds)
+        print(f"{name:<40} {batch:>5} {wall:>10,.0f} {cpu:>9,.0f} {cpu / single[1]:>21.1f}x")
 
 
 def speed_section(args, dense, sparse, images, labels) -> dict[str, float]:
-    """Rollouts per second of each search on the Table 2 games of the first test images."""
+    """Rollouts per CPU second of each search on the Table 2 games of the first test images."""
     exact = SearchConfig(rollouts=args.rollouts)
     virtual = replace(exact, leaves_per_batch=args.leaves)
     workload = table2_games(images[:args.images], labels[:args.images], pixels=args.pixels, seeds=1)
@@ -156,12 +179,11 @@ def speed_section(args, dense, sparse, images, labels) -> dict[str, float]:
     print(f"\n2. search speed at {args.rollouts:,} rollouts per move, {args.pixels} px; workload: the Table 2 games of "
           f"{args.images} test image(s), {len(workload)} games, 1 seed (the plain search plays the first "
           f"{len(plain_subset)})")
-    print(f"{'search':<38} {'games':>5} {'rollouts/s':>10} {'speed-up':>8} {'s/game':>7} {'judged':>8} "
-          f"{'cache hits':>10} {'mean batch':>10} {'judge time':>10}")
-    _, stats, seconds = play_plain(plain_subset, dense, exact)
-    plain_rate = rollouts_of(plain_subset, exact) / seconds
+    print(SEARCH_HEADER)
+    _, stats, elapsed = play_plain(plain_subset, dense, exact)
+    plain_rate = rollouts_of(plain_subset, exact) / elapsed.cpu
     print(search_row("plain (1 leaf per call, no cache)", len(plain_subset), rollouts_of(plain_subset, exact),
-                     seconds, stats, plain_rate))
+                     elapsed, stats, plain_rate))
     rates = {"plain": plain_rate}
     runs = [("batched + cached, exact, plain pass", workload, exact, dense),
             ("batched + cached, exact, sparse pass", workload, exact, sparse),
@@ -170,16 +192,17 @@ def speed_section(args, dense, sparse, images, labels) -> dict[str, float]:
     if args.paper_rollouts:
         runs.append(("exact, sparse, at 10,000 rollouts", workload, SearchConfig(rollouts=PAPER_ROLLOUTS), sparse))
     for name, games, config, evaluator in runs:
-        _, stats, seconds = play_batched(games, evaluator, config)
-        rates[name] = rollouts_of(games, config) / seconds
-        print(search_row(name, len(games), rollouts_of(games, config), seconds, stats, plain_rate))
+        _, stats, elapsed = play_batched(games, evaluator, config)
+        rates[name] = rollouts_of(games, config) / elapsed.cpu
+        print(search_row(name, len(games), rollouts_of(games, config), elapsed, stats, plain_rate))
     return rates
 
 
-def win_rate_line(name, games, results, seconds) -> str:
+def win_rate_line(name, games, results, elapsed) -> str:
     wins = honest_wins(games, results)
     low, high = wilson_interval(wins, len(games))
-    return f"{name:<56} {wins / len(games):>6.1%}  ({wins}/{len(games)}, 95% {low:.1%}-{high:.1%})  {seconds:.0f} s"
+    return (f"{name:<56} {wins / len(games):>6.1%}  ({wins}/{len(games)}, 95% {low:.1%}-{high:.1%})  "
+            f"{elapsed.wall:.0f} s ({elapsed.cpu:.0f} CPU-s)")
 
 
 def sample_section(args, dense, sparse, sample) -> None:
@@ -187,12 +210,12 @@ def sample_section(args, dense, sparse, sample) -> None:
     virtual = replace(exact, leaves_per_batch=args.leaves)
     print(f"\n3. honest win rate on a fixed sample: {len(sample)} precommit games (test images 0-{args.sample_images - 1}, "
           f"both orders, one lie each), {args.sample_rollouts} rollouts per move")
-    plain_results, _, plain_seconds = play_plain(sample, dense, exact)
-    exact_results, _, exact_seconds = play_batched(sample, sparse, exact)
-    virtual_results, _, virtual_seconds = play_batched(sample, sparse, virtual)
-    print(win_rate_line("plain", sample, plain_results, plain_seconds))
-    print(win_rate_line("batched + cached, exact, sparse pass", sample, exact_results, exact_seconds))
-    print(win_rate_line(f"+ virtual loss x{args.leaves}", sample, virtual_results, virtual_seconds))
+    plain_results, _, plain_elapsed = play_plain(sample, dense, exact)
+    exact_results, _, exact_elapsed = play_batched(sample, sparse, exact)
+    virtual_results, _, virtual_elapsed = play_batched(sample, sparse, virtual)
+    print(win_rate_line("plain", sample, plain_results, plain_elapsed))
+    print(win_rate_line("batched + cached, exact, sparse pass", sample, exact_results, exact_elapsed))
+    print(win_rate_line(f"+ virtual loss x{args.leaves}", sample, virtual_results, virtual_elapsed))
     same = sum(p["moves"] == [m["pixel"] for m in e["moves"]] for p, e in zip(plain_results, exact_results))
     print(f"exact search: {same}/{len(sample)} games move for move identical to the plain search "
           f"(the sparse pass differs from the plain one by float rounding only)")
@@ -201,12 +224,12 @@ def sample_section(args, dense, sparse, sample) -> None:
 def extrapolation_section(args, rates) -> None:
     print(f"\n4. the full Table 2 at the paper's scale ({PAPER_IMAGES:,} images; precommit 9 lies x {PAPER_SEEDS} seeds x "
           f"{PAPER_ORDERS} orders, no precommit {PAPER_SEEDS} seeds x {PAPER_ORDERS} orders; {PAPER_ROLLOUTS:,} rollouts per move)")
-    basis = f"rollouts/s at {args.rollouts:,} rollouts"
+    basis = f"rollouts per CPU-s at {args.rollouts:,} rollouts"
     measured = [("plain", rates["plain"], basis),
                 ("batched + cached, exact, sparse", rates["batched + cached, exact, sparse pass"], basis)]
     if "exact, sparse, at 10,000 rollouts" in rates:
         measured.append(("batched + cached, exact, sparse", rates["exact, sparse, at 10,000 rollouts"],
-                         "rollouts/s at 10,000 rollouts"))
+                         "rollouts per CPU-s at 10,000 rollouts"))
     games = paper_games()
     total_rollouts = sum(count * pixels * PAPER_ROLLOUTS for pixels, count in games.items())
     print(f"games: {games[6]:,} at 6 px + {games[4]:,} at 4 px; rollouts {total_rollouts:.2e}")
@@ -226,8 +249,8 @@ def options_section(args, sparse, sample) -> None:
                          ("leaf: random playout to the end", replace(exact, leaf="playout")),
                          ("value: logit margin", replace(exact, value="margin")),
                          ("no tree reuse between moves", replace(exact, reuse_tree=False))):
-        results, _, seconds = play_batched(sample, sparse, config)
-        print(win_rate_line(name, sample, results, seconds))
+        results, _, elapsed = play_batched(sample, sparse, config)
+        print(win_rate_line(name, sample, results, elapsed))
 
 
 def main(argv=None) -> None:
