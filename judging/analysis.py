@@ -140,6 +140,7 @@ class Figure:
     rows: list[dict] = field(default_factory=list)
     svg: str = ""
     note: str = ""
+    bins: list = field(default_factory=list)  # calibration: the reliability diagram's bins
 
     def csv(self) -> str:
         out = io.StringIO()
