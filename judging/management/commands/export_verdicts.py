@@ -39,10 +39,11 @@ class Command(BaseCommand):
                 settings.key = bytes.fromhex(options["key"])
             except ValueError:
                 raise CommandError("--key must be hexadecimal") from None
-        try:
-            export.check_postgresql()
-        except export.ExportError as error:
-            raise CommandError(str(error)) from None
+        if options["format"] == "csv":
+            try:
+                export.check_postgresql()
+            except export.ExportError as error:
+                raise CommandError(str(error)) from None
         out = Path(options["out"])
         out.mkdir(parents=True, exist_ok=True)
         total = export.verdict_queryset(settings).count()
