@@ -6,6 +6,7 @@ broker) chosen by environment variables, DEBUG off, a real SECRET_KEY required.
 """
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -100,7 +101,10 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [{"address": REDIS_URL, "max_connections": 1000}]},
+            # Pub/sub channels ignore Redis database numbers: the prefix keeps deployments (or test
+            # runs) that share a Redis server apart.
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "max_connections": 1000}],
+                       "prefix": os.environ.get("CHANNEL_PREFIX") or "debatelab" + urlsplit(REDIS_URL).path.replace("/", "-")},
         }
     }
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}

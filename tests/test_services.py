@@ -276,10 +276,11 @@ def test_simultaneous_speeches_are_stored_sealed_and_revealed_together(live_deba
     alice = snapshots.viewer_for(live_debate, people(live_debate)["A"])
     _, events = speak(live_debate, "A", "Alice's sealed words", private_note="note to self: bluff")
     assert "Alice's sealed words" not in str([e.data for e in events])
-    for viewer in (judge, bob):
-        state = snapshots.state_for(Debate.objects.get(pk=live_debate.pk), viewer)
-        assert state["turns"] == [{"round": 0, "seat": "A", "kind": "speech", "at": state["turns"][0]["at"],
-                                   "sealed": True}]
+    # The other debater sees that the speech is in; the judge is not even told that much.
+    state = snapshots.state_for(Debate.objects.get(pk=live_debate.pk), bob)
+    assert state["turns"] == [{"round": 0, "seat": "A", "kind": "speech", "at": state["turns"][0]["at"],
+                               "sealed": True}]
+    assert snapshots.state_for(Debate.objects.get(pk=live_debate.pk), judge)["turns"] == []
     mine = snapshots.state_for(Debate.objects.get(pk=live_debate.pk), alice)["turns"][0]
     assert mine["text"] == "Alice's sealed words" and mine["private_note"] == "note to self: bluff"
     _, events = speak(live_debate, "B", "Bob's words")
