@@ -85,8 +85,8 @@ class SelfPlayRun:
         return cls(**data)
 
     def identity(self) -> dict:
-        """The run's settings as stored with each game."""
-        found = {k: v for k, v in self.to_dict().items() if k not in ("device", "name")}
+        """The run's settings as stored with each game (the images by how they were chosen, not listed)."""
+        found = {k: v for k, v in self.to_dict().items() if k not in ("device", "name", "image_indices")}
         found["search"] = asdict(self.search_config())
         return json.loads(json.dumps(found))
 
@@ -206,7 +206,7 @@ def _strongest_wrong_digit(logits, true_label: int) -> int:
 
 
 def stored_results(run_name: str) -> list[dict]:
-    return [p["pixel_selfplay"]["game"] for p in run_debates(run_name).values_list("provenance", flat=True)]
+    return list(run_debates(run_name).values_list("provenance__pixel_selfplay__game", flat=True))
 
 
 def complete_units(run: SelfPlayRun, results: Iterable[dict]) -> set[tuple[int, int, bool]]:
