@@ -305,3 +305,41 @@ def test_people_reveal_with_the_keyboard_and_claim_with_rectangles_while_the_jud
     received = [json.loads(frame) for frame in frames]
     assert image_rows_in(received) == [] and pixel_values_in(received) == {(pixel, int(image.flat[pixel]))}
     assert any(frame.get("data", {}).get("rectangles") == [[3, 4, 8, 9]] for frame in received)
+
+
+def test_a_person_plays_the_ai_game_against_a_tree_search_debater(
+        chromium_path, tiny_judges, daphne_server, celery_worker, make_user):
+    from playwright.sync_api import expect
+
+    from debates import pixel_debates, services
+    from debates.models import Debate
+
+    alice = make_user("alice", "debater")
+    debate = pixel_debates.create_pixel_debate("human_vs_ai", 7, lie=4, pixels=4, humans=[alice], human_side="honest",
+                                               rollouts=10, seed=1, move_delay=0.5)
+    services.start_debate(debate.pk)
+    image = np.asarray(debate.question.hidden_image)
+    bright = [int(p) for p in np.flatnonzero(image >= 200)]
+    debate_id = debate.pk
+
+    with chromium() as browser:
+        page = sign_in(browser, daphne_server, "alice")
+        open_room(page, daphne_server, debate_id)
+        canvas = page.locator("[data-board-canvas]")
+        box = canvas.bounding_box()
+        cell = box["width"] / 28
+        evidence = page.locator("[data-board-evidence] li")
+        for turn in range(2):
+            expect(page.get_by_role("button", name=re.compile("^Reveal row"))).to_be_visible()
+            pixel = next(p for p in bright if str(p) not in [e.get_attribute("data-pixel") for e in evidence.all()])
+            canvas.click(position={"x": (pixel % 28 + 0.5) * cell, "y": (pixel // 28 + 0.5) * cell})
+            page.get_by_role("button", name=f"Reveal row {pixel // 28 + 1}, column {pixel % 28 + 1}").click()
+            expect(evidence).to_have_count(2 * turn + 2)  # mine, then the tree search debater's answer
+        expect(page.locator("[data-board-budget]")).to_be_hidden()  # the debate is over
+        shoot(page, "pixel-human-vs-ai.png")
+
+    turns = list(Debate.objects.get(pk=debate_id).turns.order_by("id"))
+    assert [t.seat for t in turns] == ["A", "B", "A", "B"] and all(t.payload.get("reveal") for t in turns)
+    assert turns[0].author.username == "alice" and turns[1].payload["agent"]["rollouts"] == 10
+    pixel = turns[0].payload["reveal"]["pixel"]
+    assert turns[0].text == f"I reveal the pixel at row {pixel // 28 + 1}, column {pixel % 28 + 1}."

@@ -156,8 +156,10 @@ export function mountPixelBoard(root, { getState, send, draftText }) {
     const problem = revealProblem(pixelOf(...cursor));
     revealButton.disabled = problem !== "";
     revealButton.textContent = `Reveal row ${cursor[0] + 1}, column ${cursor[1] + 1}`;
-    rectButton.setAttribute("aria-pressed", drawing ? "true" : "false");
-    rectButton.textContent = drawing ? (anchor ? "Now pick the opposite corner" : "Pick a first corner (Esc cancels)") : "Draw a rectangle";
+    if (rectButton) { // the human game only: the AI game has no rectangles
+      rectButton.setAttribute("aria-pressed", drawing ? "true" : "false");
+      rectButton.textContent = drawing ? (anchor ? "Now pick the opposite corner" : "Pick a first corner (Esc cancels)") : "Draw a rectangle";
+    }
     pendingList.replaceChildren(...pendingRects.map((rect, i) => {
       const item = document.createElement("li");
       item.textContent = `Rectangle rows ${rect[0] + 1}–${rect[2] + 1}, columns ${rect[1] + 1}–${rect[3] + 1} `;
@@ -199,7 +201,11 @@ export function mountPixelBoard(root, { getState, send, draftText }) {
     const pixel = pixelOf(...cursor);
     const problem = revealProblem(pixel);
     if (problem) { say(problem); return; }
-    const message = { type: "speech", text: draftText(), reveal: pixel };
+    const [row, column] = rowColumn(pixel);
+    const draft = draftText();
+    // With nothing written the transcript still says what happened, in the tree search debaters' words.
+    const text = draft.trim() ? draft : `I reveal the pixel at row ${row + 1}, column ${column + 1}.`;
+    const message = { type: "speech", text, reveal: pixel };
     if (pendingRects.length) message.rectangles = pendingRects;
     pendingRects = [];
     send(message);
@@ -245,7 +251,7 @@ export function mountPixelBoard(root, { getState, send, draftText }) {
       if (drawing) corner();
       else if (isDebater()) reveal();
       else say(describeCursor());
-    } else if ((event.key === "r" || event.key === "R") && isDebater() && controls && !controls.hidden) {
+    } else if ((event.key === "r" || event.key === "R") && rectButton && controls && !controls.hidden) {
       event.preventDefault();
       toggleDrawing();
     } else if (event.key === "Escape" && drawing) {
