@@ -89,6 +89,9 @@ def _insert(cursor, tag, version_id, owner_id, questions, debates, ai_verdicts, 
         FROM generate_series(0, %s - 1) g
         CROSS JOIN LATERAL (SELECT (ARRAY['debate', 'consultancy', 'direct'])[1 + g %% 3] AS name) p""",
                    [owner_id, first_question, questions, version_id, version_id, debates])
+    # Planner statistics after each bulk insert: without them PostgreSQL takes the new tables for
+    # small ones and joins them with nested loops, which at a million rows never finishes.
+    cursor.execute("ANALYZE debates_question, debates_debate")
     debate_filter = "d.experiment_version_id = %s"
     cursor.execute(f"""
         INSERT INTO debates_participant (seat, answer_index, alias, agent, online_connections, debate_id, user_id)
@@ -105,6 +108,7 @@ def _insert(cursor, tag, version_id, owner_id, questions, debates, ai_verdicts, 
                                    OR (s.seat = 'B' AND d.protocol_name = 'debate'))""",
                    [judge_ids, len(judge_ids), debater_ids, len(debater_ids), debater_ids, len(debater_ids),
                     len(debater_ids), len(debater_ids), len(debater_ids), version_id])
+    cursor.execute("ANALYZE debates_participant")
     turns = ", ".join(f"('{p}', {n}, {r}, '{s}', '{k}')" for p, n, r, s, k in TURNS)
     cursor.execute(f"""
         INSERT INTO debates_turn (round_index, seat, kind, text, probabilities, end_debate, private_note, payload,
@@ -128,6 +132,7 @@ def _insert(cursor, tag, version_id, owner_id, questions, debates, ai_verdicts, 
         CROSS JOIN LATERAL (SELECT LEAST(0.99, x.raw) AS p) r
         WHERE {debate_filter}
         ORDER BY d.id, t.n""", [SPEECH, version_id])
+    cursor.execute("ANALYZE debates_turn")
     skill = " ".join(f"WHEN '{p}' THEN {s}" for p, s in SKILL.items())
     verdict_columns = """(judge_kind, ai_judge, live, probabilities, chosen_index, correct, reason, seconds_spent,
         after_turn, after_seq, scoring_rule, score, client_id, created_at, debate_id, judge_id, provenance)"""
@@ -142,7 +147,8 @@ def _insert(cursor, tag, version_id, owner_id, questions, debates, ai_verdicts, 
         INSERT INTO judging_verdict {verdict_columns}
         SELECT 'human', '', TRUE, {common},
             'The quotes on the ledger decided it for debate ' || d.id || '.', round((30 + 200 * random())::numeric, 1),
-            (SELECT count(*) FROM debates_turn t WHERE t.debate_id = d.id), 12, 'log', ln(v.pc) / ln(2), '', now(),
+            CASE d.protocol_name WHEN 'debate' THEN 6 WHEN 'consultancy' THEN 4 ELSE 1 END, 12, 'log',
+            ln(v.pc) / ln(2), '', now(),
             d.id, p.user_id, '{{}}'
         FROM debates_debate d JOIN debates_question q ON q.id = d.question_id
         JOIN debates_participant p ON p.debate_id = d.id AND p.seat = 'judge'
