@@ -10,8 +10,11 @@
   search debaters (agent {"backend": "pixel_mcts", ...}, played by debates.pixel_player).
 - The judge networks: the shipped judges (debates.pixel.judges), or, for development and tests,
   a file named by DEBATELAB_PIXEL_JUDGE_<N>PX (a weights file or a training checkpoint, read only).
-- `record_finished_game`: stores a game played elsewhere (self-play) as a finished debate, every
-  reveal checked by the protocol engine, in one transaction.
+- `record_finished_games`: stores games played elsewhere (self-play) as finished debates, every
+  reveal checked by the protocol engine, in a few bulk statements.
+- Judge evaluations run on DEBATELAB_TORCH_THREADS threads per process (default 1): on a small
+  shared machine one thread per process is several times faster than torch's default (measured
+  6x for the search's small batches on 2 busy cores); scale out with processes instead.
 """
 import functools
 import hashlib
@@ -26,7 +29,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from . import provenance, services
-from .models import Debate, Participant, Question, Turn
+from .models import Debate, DebateEvent, Participant, Question, Turn
 from .pixel import mnist
 from .pixel.game import LABELS, SIDE
 from .pixel.mcts import LEAF_MODES, VALUE_MODES
@@ -38,6 +41,7 @@ MODES = ("ai_vs_ai", "human_vs_human", "human_vs_ai")
 SIDES = ("honest", "liar")
 JUDGE_PIXELS = (4, 6)  # the trained judges: 4 and 6 revealed pixels
 JUDGE_OVERRIDE_ENV = "DEBATELAB_PIXEL_JUDGE_{pixels}PX"
+TORCH_THREADS_ENV = "DEBATELAB_TORCH_THREADS"
 QUESTION_TEXT = "Which digit is this?"
 PUBLIC_MATERIAL = ("A handwritten digit from the MNIST test set. The debaters see the whole image; you see only "
                    "the pixels they reveal. Revealed pixels are evidence; statements and rectangles are claims.")
@@ -297,6 +301,8 @@ def judge_evaluator(pixels: int, device: str = "cpu"):
 def _load_evaluator(pixels: int, path: Path, device: str):
     import torch
 
+    torch.set_num_threads(int(os.environ.get(TORCH_THREADS_ENV) or 1))
+
     from .pixel.evaluator import JudgeEvaluator
     from .pixel.judge_net import PixelJudge
     from .pixel.judges import weights_path
@@ -343,39 +349,63 @@ def reveal_text(pixel: int) -> str:
     return f"I reveal the pixel at row {pixel // SIDE + 1}, column {pixel % SIDE + 1}."
 
 
-def record_finished_game(*, source: str, external_id: str, question: Question, protocol: Protocol,
-                         seats: dict, reveals: list, debate_provenance: dict) -> Debate | None:
-    """Stores a finished pixel game as a debate awaiting its verdict, inside the caller's transaction.
+@dataclass
+class FinishedGame:
+    """A pixel game played elsewhere (self-play), to be stored as a debate.
 
-    seats: {seat: (answer_index, agent dict)}; reveals: [(seat, pixel)] in order. Every reveal goes
-    through the protocol engine (Refused if the game broke a rule; nothing is stored then). Returns
-    None when a debate with this source and external_id exists already.
-    """
-    if Debate.objects.filter(source=source, external_id=external_id).exists():
-        return None
+    seats: {seat: (answer_index, agent dict)}; reveals: [(seat, pixel)] in order."""
+
+    source: str
+    external_id: str
+    question: Question
+    protocol: Protocol
+    seats: dict
+    reveals: list
+    provenance: dict
+
+
+def record_finished_games(games: list[FinishedGame]) -> list[Debate]:
+    """Stores finished pixel games as debates awaiting their verdicts, in a few bulk statements
+    inside the caller's transaction. Every reveal goes through the protocol engine (Refused if a
+    game broke a rule; nothing is stored then). Games already stored (same source and
+    external_id) are skipped; returns the new debates in the order given."""
+    stored = set()
+    for source in {g.source for g in games}:
+        stored |= {(source, e) for e in Debate.objects.filter(
+            source=source, external_id__in=[g.external_id for g in games if g.source == source]
+        ).values_list("external_id", flat=True)}
+    games = [g for g in games if (g.source, g.external_id) not in stored]
+    replays = [_replay(g) for g in games]
+    now = timezone.now()
+    debates = Debate.objects.bulk_create([
+        Debate(question=g.question, protocol=g.protocol.to_dict(), status=Debate.AWAITING_VERDICT,
+               answer_order=list(range(len(g.question.answers))), source=g.source, external_id=g.external_id,
+               provenance=g.provenance, started_at=now, ended_at=now, last_seq=len(events))
+        for g, (_, events) in zip(games, replays)])
+    Participant.objects.bulk_create([Participant(debate=d, seat=seat, answer_index=answer, agent=agent)
+                                     for d, g in zip(debates, games) for seat, (answer, agent) in g.seats.items()])
+    Turn.objects.bulk_create([Turn(debate=d, **turn) for d, (turns, _) in zip(debates, replays) for turn in turns])
+    DebateEvent.objects.bulk_create([DebateEvent(debate=d, seq=seq, kind=e.kind, audience=e.audience, data=e.data)
+                                     for d, (_, events) in zip(debates, replays)
+                                     for seq, e in enumerate(events, start=1)])
+    return debates
+
+
+def _replay(game: FinishedGame) -> tuple[list[dict], list[Event]]:
+    """The game's turns (as Turn fields) and events, checked by the protocol engine."""
+    question, protocol = game.question, game.protocol
     engine = DebateEngine(protocol, len(question.answers), question.revealable_pixels())
     events = [Event("debate_started", EVERYONE, {})]
     turns = []
-    for seat, pixel in reveals:
+    for seat, pixel in game.reveals:
         round_index = engine.round_index
         action = Action(seat=seat, kind="speech", text=reveal_text(pixel), reveal=int(pixel))
         shown = {"pixel": int(pixel), "value": question.pixel_value(int(pixel))}
         events += [Event(e.kind, e.audience, dict(e.data, reveal=shown)) if "reveal" in e.data else e
                    for e in engine.apply(action)]
-        turns.append(Turn(round_index=round_index, seat=seat, kind="speech", text=action.text,
-                          payload={"reveal": shown}, client_id=f"pixel-{round_index}-{seat}"))
+        turns.append({"round_index": round_index, "seat": seat, "kind": "speech", "text": action.text,
+                      "payload": {"reveal": shown}, "client_id": f"pixel-{round_index}-{seat}"})
     if not engine.finished:
-        raise Refused("game_unfinished", f"the game stopped after {len(reveals)} reveals; the protocol needs "
+        raise Refused("game_unfinished", f"the game stopped after {len(game.reveals)} reveals; the protocol needs "
                                          f"{protocol.reveals_per_debater * len(protocol.debaters)}")
-    now = timezone.now()
-    debate = Debate.objects.create(question=question, protocol=protocol.to_dict(), status=Debate.AWAITING_VERDICT,
-                                   answer_order=list(range(len(question.answers))), source=source,
-                                   external_id=external_id, provenance=debate_provenance, started_at=now,
-                                   ended_at=now)
-    Participant.objects.bulk_create([Participant(debate=debate, seat=seat, answer_index=answer_index, agent=agent)
-                                     for seat, (answer_index, agent) in seats.items()])
-    for turn in turns:
-        turn.debate = debate
-    Turn.objects.bulk_create(turns)
-    services.record_events(debate, events)
-    return debate
+    return turns, events

@@ -15,7 +15,7 @@ import numpy as np
 from django.db import transaction
 
 from debates import live, pixel_debates, provenance, services
-from debates.models import Debate
+from debates.models import Debate, DebateEvent
 from debates.pixel.game import batch_judge_planes
 from debates.protocol import JUDGE, Event, Refused
 
@@ -76,33 +76,54 @@ def judge_debate(debate_id: int, evaluator=None) -> Verdict:
     return save_verdict(debate, logits, mask, pixel_debates.judge_identity(pixels))
 
 
-def save_verdict(debate: Debate, logits, mask: list[int], judge: dict, publish: bool = True) -> Verdict:
+def save_verdict(debate: Debate, logits, mask: list[int], judge: dict) -> Verdict:
     """Stores the judge's verdict from its logits on `mask` (once per debate and judge). A debate
-    with no human judge waiting is complete after it. publish=False: nobody watches (self-play)."""
+    with no human judge waiting is complete after it."""
     with transaction.atomic():
         debate = Debate.objects.select_for_update().select_related("question").get(pk=debate.pk)
         existing = Verdict.objects.filter(debate=debate, judge_kind=Verdict.AI, ai_judge=judge["name"]).first()
         if existing:
             return existing
-        question = debate.question
-        probabilities, chosen = verdict_probabilities(question, logits)
-        protocol = debate.get_protocol()
-        shown = ", ".join(f"{a}: {s:.2f}" for a, s in zip(question.answers, answer_logits(question, logits)))
-        verdict = Verdict.objects.create(
-            debate=debate, judge=None, judge_kind=Verdict.AI, ai_judge=judge["name"], live=False,
-            probabilities=probabilities, chosen_index=chosen, correct=chosen == question.correct_index,
-            reason=f"Judge network on the {len(mask)} revealed pixels; logits per answer: {shown}.",
-            after_turn=debate.turns.count(), after_seq=debate.last_seq, scoring_rule=protocol.scoring_rule,
-            score=scoring.score(protocol.scoring_rule, probabilities, question.correct_index,
-                                turns=debate.turns.exclude(seat=JUDGE).count(), turn_penalty=protocol.turn_penalty),
-            provenance={"judge": judge, "mask": [int(p) for p in mask], "logits": [float(x) for x in logits],
-                        "code_version": provenance.code_version()})
+        debater_turns = debate.turns.exclude(seat=JUDGE).count()
+        verdict = Verdict.objects.create(**_verdict_fields(debate, logits, mask, judge, debate.turns.count(),
+                                                           debater_turns))
         if debate.status != Debate.COMPLETE and not debate.participants.filter(seat=JUDGE, user__isnull=False).exists():
             debate.status = Debate.COMPLETE  # no human judge is waiting to give the verdict
-            events = services.record_events(debate, [Event("verdict_given", "all", {"status": debate.status})])
-            if publish:
-                live.publish(debate.pk, events)
+            live.publish(debate.pk, services.record_events(debate, [Event("verdict_given", "all",
+                                                                          {"status": debate.status})]))
         return verdict
+
+
+def save_selfplay_verdicts(debates: list[Debate], logits: list, masks: list[list[int]], judge: dict) -> list[Verdict]:
+    """The verdicts on self-play debates just stored (no human judge, nobody watching), in bulk
+    inside the caller's transaction; each debate is complete after its verdict."""
+    verdicts = Verdict.objects.bulk_create([
+        Verdict(**_verdict_fields(d, row, mask, judge, len(mask), len(mask))) for d, row, mask in zip(debates, logits, masks)])
+    events = []
+    for debate in debates:
+        debate.status = Debate.COMPLETE
+        debate.last_seq += 1
+        events.append(DebateEvent(debate=debate, seq=debate.last_seq, kind="verdict_given", audience="all",
+                                  data={"status": Debate.COMPLETE}))
+    DebateEvent.objects.bulk_create(events)
+    Debate.objects.bulk_update(debates, ["status", "last_seq"])
+    return verdicts
+
+
+def _verdict_fields(debate: Debate, logits, mask: list[int], judge: dict, turns: int, debater_turns: int) -> dict:
+    question = debate.question
+    probabilities, chosen = verdict_probabilities(question, logits)
+    protocol = debate.get_protocol()
+    shown = ", ".join(f"{a}: {s:.2f}" for a, s in zip(question.answers, answer_logits(question, logits)))
+    return dict(
+        debate=debate, judge=None, judge_kind=Verdict.AI, ai_judge=judge["name"], live=False,
+        probabilities=probabilities, chosen_index=chosen, correct=chosen == question.correct_index,
+        reason=f"Judge network on the {len(mask)} revealed pixels; logits per answer: {shown}.",
+        after_turn=turns, after_seq=debate.last_seq, scoring_rule=protocol.scoring_rule,
+        score=scoring.score(protocol.scoring_rule, probabilities, question.correct_index, turns=debater_turns,
+                            turn_penalty=protocol.turn_penalty),
+        provenance={"judge": judge, "mask": [int(p) for p in mask], "logits": [float(x) for x in logits],
+                    "code_version": provenance.code_version()})
 
 
 def on_debate_finished(sender, debate_id: int, **kwargs) -> None:

@@ -139,33 +139,61 @@ def unit_games(run: SelfPlayRun, image_index: int, pixels: int, precommit: bool)
                         orders=run.orders, precommit=(precommit,))
 
 
+STORE_EVERY = 32  # finished games stored per transaction
+
+
 def run_unit(run: SelfPlayRun, image_index: int, pixels: int, precommit: bool, evaluator=None,
-             on_stored: Callable[[], bool] | None = None) -> int:
+             on_stored: Callable[[int], None] | None = None, max_new: int | None = None) -> int:
     """Plays and stores the unit's games not stored yet; returns how many this call stored.
-    on_stored is called after each stored game; returning False stops the unit there."""
+    Finished games are stored in batches of STORE_EVERY; on_stored(n) is called after each batch.
+    max_new: stop after storing that many."""
     games = {external_id(run, g): g for g in unit_games(run, image_index, pixels, precommit)}
     done = set(run_debates(run.name).filter(external_id__in=list(games)).values_list("external_id", flat=True))
     missing = [g for key, g in games.items() if key not in done]
-    if not missing:
+    if not missing or max_new == 0:
         return 0
     evaluator = evaluator or pixel_debates.judge_evaluator(pixels, run.device)
     judge = pixel_debates.judge_identity(pixels)
-    questions = {}
-    stored = 0
+    questions, finished, stored = {}, [], 0
     for game, result in play_games(missing, evaluator, run.search_config()):
-        if store_game(run, game, result, judge, questions) is not None:
-            stored += 1
-            if on_stored is not None and on_stored() is False:
-                break
-    return stored
+        finished.append((game, result))
+        if len(finished) >= STORE_EVERY or (max_new is not None and stored + len(finished) >= max_new):
+            stored += _store(run, finished, judge, questions, on_stored)
+            finished = []
+            if max_new is not None and stored >= max_new:
+                return stored
+    return stored + _store(run, finished, judge, questions, on_stored)
 
 
-def store_game(run: SelfPlayRun, game: SelfPlayGame, result: dict, judge: dict, questions: dict | None = None
-               ) -> Debate | None:
-    """One finished game as a complete debate with the judge's verdict; None if it was stored already.
-    questions: a cache of image questions shared by the calls for one image."""
-    setup = game.setup
+def _store(run, finished, judge, questions, on_stored) -> int:
+    count = len(store_games(run, finished, judge, questions)) if finished else 0
+    if count and on_stored is not None:
+        on_stored(count)
+    return count
+
+
+def store_games(run: SelfPlayRun, finished: list[tuple[SelfPlayGame, dict]], judge: dict,
+                questions: dict | None = None) -> list[Debate]:
+    """Finished games as complete debates with the judge's verdicts, in one transaction; games
+    stored already are skipped. questions: a cache of image questions shared across calls."""
     questions = {} if questions is None else questions
+    records = [_finished_game(run, game, result, questions) for game, result in finished]
+    try:
+        with transaction.atomic():
+            debates = pixel_debates.record_finished_games(records)
+            by_id = {record.external_id: result for record, (_, result) in zip(records, finished)}
+            results = [by_id[d.external_id] for d in debates]
+            pixel_judge.save_selfplay_verdicts(debates, [r["logits"] for r in results],
+                                               [[m["pixel"] for m in r["moves"]] for r in results], judge)
+            return debates
+    except IntegrityError:  # some were stored at the same moment by another worker: one at a time
+        if len(finished) == 1:
+            return []
+        return [d for item in finished for d in store_games(run, [item], judge, questions)]
+
+
+def _finished_game(run: SelfPlayRun, game: SelfPlayGame, result: dict, questions: dict) -> pixel_debates.FinishedGame:
+    setup = game.setup
     key = (game.image_id, setup.lie, setup.precommit)
     if key not in questions:
         questions[key] = pixel_debates.image_question(game.image_id, setup.lie, setup.precommit)
@@ -174,25 +202,15 @@ def store_game(run: SelfPlayRun, game: SelfPlayGame, result: dict, judge: dict, 
     liar_digit = setup.lie if setup.precommit else _strongest_wrong_digit(result["logits"], setup.true_label)
     agent = pixel_debates.PixelAgent(pixels=setup.pixels, rollouts=run.rollouts, seed=game.seed, move_delay=0,
                                      leaf=run.leaf, value=run.value).to_dict()
-    seats = {honest_seat: (question.correct_index, agent), liar_seat: (question.answers.index(str(liar_digit)), agent)}
     side_seat = {HONEST: honest_seat, LIAR: liar_seat}
-    reveals = [(side_seat[move["player"]], move["pixel"]) for move in result["moves"]]
-    debate_provenance = {"code_version": provenance.code_version(), "pixel_selfplay": {
-        "run": run.name, "fingerprint": run.fingerprint(setup.pixels), "run_config": run.identity(), "image_index": game.image_id,
-        "game": result}}
-    try:
-        with transaction.atomic():
-            debate = pixel_debates.record_finished_game(
-                source=SOURCE, external_id=external_id(run, game), question=question,
-                protocol=pixel_debates.ai_game_protocol(setup.pixels), seats=seats, reveals=reveals,
-                debate_provenance=debate_provenance)
-            if debate is None:
-                return None
-            pixel_judge.save_verdict(debate, result["logits"], [m["pixel"] for m in result["moves"]], judge,
-                                     publish=False)
-    except IntegrityError:  # the same game stored at the same moment by another worker
-        return None
-    return debate
+    return pixel_debates.FinishedGame(
+        source=SOURCE, external_id=external_id(run, game), question=question,
+        protocol=pixel_debates.ai_game_protocol(setup.pixels),
+        seats={honest_seat: (question.correct_index, agent), liar_seat: (question.answers.index(str(liar_digit)), agent)},
+        reveals=[(side_seat[move["player"]], move["pixel"]) for move in result["moves"]],
+        provenance={"code_version": provenance.code_version(), "pixel_selfplay": {
+            "run": run.name, "fingerprint": run.fingerprint(setup.pixels), "run_config": run.identity(),
+            "image_index": game.image_id, "game": result}})
 
 
 def _strongest_wrong_digit(logits, true_label: int) -> int:

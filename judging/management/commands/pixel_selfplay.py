@@ -125,15 +125,9 @@ class Command(BaseCommand):
         budget = options["max_games"]
         with self.progress(run, options) as bar:
             stored = 0
-
-            def on_stored():
-                nonlocal stored
-                stored += 1
-                bar.update(1)
-                return budget is None or stored < budget
-
             for image_index, pixels, precommit in self.pending_units(run):
-                selfplay.run_unit(run, image_index, pixels, precommit, on_stored=on_stored)
+                stored += selfplay.run_unit(run, image_index, pixels, precommit, on_stored=bar.update,
+                                            max_new=None if budget is None else budget - stored)
                 if budget is not None and stored >= budget:
                     raise StopRun()
 
