@@ -23,7 +23,7 @@ from debates.services import to_canonical
 
 from . import scoring
 from .models import Assignment, StepReport, Verdict
-from .services import MAX_REASON, _chosen_answer, _seconds
+from .services import checked_judgment
 
 log = logging.getLogger(__name__)
 FINISHED = (Debate.AWAITING_VERDICT, Debate.COMPLETE)
@@ -214,14 +214,7 @@ def submit_offline_verdict(assignment_id: int, user, probabilities, reason: str,
         if not ready_for_verdict(assignment):
             raise Refused("steps_left", "give your probabilities for every turn first; the verdict comes last")
         debate = assignment.debate
-        canonical = list(validate_probabilities(to_canonical(debate, probabilities), len(debate.question.answers)))
-        chosen = _chosen_answer(canonical)
-        reason = (reason or "").strip()
-        if not reason:
-            raise Refused("reason_required", "write a short reason for your verdict")
-        if len(reason) > MAX_REASON:
-            raise Refused("too_long", f"a reason may have at most {MAX_REASON} characters")
-        seconds = _seconds(seconds_spent)
+        canonical, chosen, reason, seconds = checked_judgment(debate, probabilities, reason, seconds_spent, client_id)
         protocol = debate.get_protocol()
         correct_index = debate.question.correct_index
         verdict = Verdict.objects.create(

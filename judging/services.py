@@ -27,15 +27,7 @@ def submit_verdict(debate_id: int, user, probabilities, reason: str, seconds_spe
             raise Refused("debate_not_over", "the verdict comes after the debate ends")
         if debate.status == Debate.ABANDONED:
             raise Refused("debate_abandoned", "this debate was abandoned")
-        canonical = list(validate_probabilities(to_canonical(debate, probabilities), len(debate.question.answers)))
-        chosen = _chosen_answer(canonical)
-        check_text(reason=reason, client_id=client_id)
-        reason = (reason or "").strip()
-        if not reason:
-            raise Refused("reason_required", "write a short reason for your verdict")
-        if len(reason) > MAX_REASON:
-            raise Refused("too_long", f"a reason may have at most {MAX_REASON} characters")
-        seconds = _seconds(seconds_spent)
+        canonical, chosen, reason, seconds = checked_judgment(debate, probabilities, reason, seconds_spent, client_id)
         protocol = debate.get_protocol()
         debater_turns = debate.turns.exclude(seat=JUDGE).count()
         verdict = Verdict.objects.create(
@@ -48,6 +40,20 @@ def submit_verdict(debate_id: int, user, probabilities, reason: str, seconds_spe
         debate.status = Debate.COMPLETE
         events = record_events(debate, [Event("verdict_given", "all", {"status": debate.status})])
         return verdict, events
+
+
+def checked_judgment(debate: Debate, probabilities, reason: str, seconds_spent, client_id: str):
+    """Validates a final judgment, live or offline: (canonical probabilities, chosen answer, reason,
+    seconds). Raises Refused with a clear message for anything wrong."""
+    canonical = list(validate_probabilities(to_canonical(debate, probabilities), len(debate.question.answers)))
+    chosen = _chosen_answer(canonical)
+    check_text(reason=reason, client_id=client_id)
+    reason = (reason or "").strip()
+    if not reason:
+        raise Refused("reason_required", "write a short reason for your verdict")
+    if len(reason) > MAX_REASON:
+        raise Refused("too_long", f"a reason may have at most {MAX_REASON} characters")
+    return canonical, chosen, reason, _seconds(seconds_spent)
 
 
 def _chosen_answer(probabilities: list[float]) -> int:
