@@ -1,9 +1,11 @@
 """An experiment's verdicts turned into the numbers and figures of its analysis page.
 
-The database does the counting (GROUP BY with COUNT, one query per figure); judging.stats does the
-statistics. Grouped counts are expanded back into per-judgment arrays with numpy, so no Python loop
-runs per verdict. Two figures need one sequence per debate (turn by turn, agreement); above
-SAMPLE_LIMIT debates they use a seeded random sample of debates and say so.
+The database does the joining and counting; judging.stats does the statistics. One query fetches
+a row per verdict straight into numpy arrays (facts) for the accuracy, calibration, judge and
+agreement figures; the debater figures and the turn-by-turn figure have their own grouped queries,
+whose counts are expanded back into per-judgment arrays with numpy. No Python loop runs per
+verdict. Two figures need one sequence per debate (turn by turn, agreement); above SAMPLE_LIMIT
+debates they use a seeded random sample of debates and say so.
 
 Every figure is a Figure: an SVG chart, the rows of numbers shown beside it, and the same rows as
 the CSV download. A figure whose data is too thin for its statistic carries a note instead.
@@ -13,11 +15,12 @@ import hashlib
 import io
 import itertools
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 from django.core.cache import cache
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import (BooleanField, Case, CharField, Count, Exists, F, FloatField, Func, Max, OuterRef, Q,
                               Subquery, Value, When)
 from django.db.models.fields.json import KeyTextTransform
@@ -97,12 +100,10 @@ def protocol_label(prefix: str = "debate__"):
 
 
 def debater_kind(prefix: str = "debate__"):
-    """'AI' when any debater seat is an AI agent (or an imported setting says so), else 'human'."""
+    """'AI' when any debater seat is an AI agent (imported AI debaters have agent seats too), else 'human'."""
     debate_ref = OuterRef(f"{prefix}id" if prefix else "id")
     ai_seat = Participant.objects.filter(debate=debate_ref, agent__isnull=False, answer_index__isnull=False)
-    return Case(When(**{f"{prefix}provenance__setting__debaters": "ai"}, then=Value("AI")),
-                When(**{f"{prefix}provenance__setting__isHuman": False}, then=Value("AI")),
-                When(Exists(ai_seat), then=Value("AI")), default=Value("human"), output_field=CharField())
+    return Case(When(Exists(ai_seat), then=Value("AI")), default=Value("human"), output_field=CharField())
 
 
 def judge_name():
@@ -125,6 +126,30 @@ def _expand(rows: list[dict], count: str = "n") -> dict:
         column = np.array(values, dtype=object if any(v is None for v in values) else None)
         columns[key] = np.repeat(column, counts)
     return columns
+
+
+def facts(verdicts) -> dict:
+    """One row per verdict, fetched once for the figures that need per-verdict values: numpy
+    arrays of id, debate, question, protocol, judge kind, debater kind, correct, p(correct), score,
+    judge name and chosen answer. A plain scan with joins (no GROUP BY to sort) is the cheapest
+    way PostgreSQL has to hand these over."""
+    query = verdicts.annotate(
+        protocol=protocol_label(), debaters=debater_kind(), judge_name=judge_name(),
+        p=ProbabilityOfCorrect(F("probabilities"), F("debate__question__correct_index")),
+    ).order_by().values_list("id", "debate_id", "debate__question_id", "protocol", "judge_kind", "debaters",
+                             "correct", "p", "score", "judge_name", "chosen_index")
+    # The plain cursor hands over 10^5 rows in half the time of the queryset's iterator; these
+    # columns need none of Django's conversions (SQLite's 0/1 booleans are cast by numpy below).
+    sql, params = query.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    names = ("id", "debate_id", "question_id", "protocol", "judge_kind", "debaters", "correct", "p", "score",
+             "judge_name", "chosen_index")
+    types = (np.int64, np.int64, np.int64, str, str, str, bool, float, float, str, np.int64)
+    if not rows:
+        return {}
+    return {name: np.array(column, dtype=kind) for name, kind, column in zip(names, types, zip(*rows))}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,13 +208,8 @@ def _accuracy_chart(rows, title):
          for r in rows], title, "judge accuracy (solid: Wilson 95%, dashed: bootstrap by question)", reference=0.5)
 
 
-def accuracy_figures(verdicts, n_boot=N_BOOT) -> tuple[list[Figure], dict]:
-    """Accuracy by protocol, judge kind and debater kind; returns the figures and the per-protocol
-    arrays that the protocol comparison reuses."""
-    grouped = list(verdicts.annotate(protocol=protocol_label(), debaters=debater_kind())
-                   .values("protocol", "judge_kind", "debaters", "debate__question_id", "correct")
-                   .annotate(n=Count("id")).order_by())
-    data = _expand(grouped)
+def accuracy_figures(data: dict, n_boot=N_BOOT) -> list[Figure]:
+    """Accuracy by protocol, judge kind and debater kind, from facts()."""
     figures = []
     for key, column, title in (("accuracy-protocol", "protocol", "Judge accuracy by protocol"),
                                ("accuracy-judge-kind", "judge_kind", "Judge accuracy by judge kind"),
@@ -198,12 +218,12 @@ def accuracy_figures(verdicts, n_boot=N_BOOT) -> tuple[list[Figure], dict]:
                         "intervals and 95% intervals from a bootstrap that resamples questions.", ACCURACY_COLUMNS)
         if data:
             order = np.argsort(data[column].astype(str), kind="stable")
-            result = stats.grouped_accuracy(data[column][order], data["correct"][order].astype(bool),
-                                            data["debate__question_id"][order], LEVEL, n_boot, SEED)
+            result = stats.grouped_accuracy(data[column][order], data["correct"][order],
+                                            data["question_id"][order], LEVEL, n_boot, SEED)
             figure.rows = [_proportion_row(label, p) for label, p in result.items()]
         figure.svg = _accuracy_chart(figure.rows, title)
         figures.append(figure)
-    return figures, data
+    return figures
 
 
 def comparison_figure(data, n_boot=N_BOOT) -> Figure:
@@ -218,8 +238,8 @@ def comparison_figure(data, n_boot=N_BOOT) -> Figure:
         for a, b in itertools.combinations(protocols, 2):
             in_a, in_b = data["protocol"] == a, data["protocol"] == b
             try:
-                d = stats.compare_accuracies(data["correct"][in_a].astype(bool), data["correct"][in_b].astype(bool),
-                                             data["debate__question_id"][in_a], data["debate__question_id"][in_b],
+                d = stats.compare_accuracies(data["correct"][in_a], data["correct"][in_b],
+                                             data["question_id"][in_a], data["question_id"][in_b],
                                              LEVEL, n_boot, SEED)
             except ValueError as error:
                 figure.note += f"{a} − {b}: {error}. "
@@ -245,16 +265,13 @@ def _protocol_order(name: str):
     return (known.index(name) if name in known else len(known), name)
 
 
-def calibration_figure(verdicts) -> Figure:
+def calibration_figure(data: dict) -> Figure:
     figure = Figure("calibration", "Calibration",
                     "Brier score (lower is better), mean log2 score (0 is perfect), expected calibration error over "
                     "ten bins of confidence, and accuracy of the verdicts at 90% confidence or more. The chart is the "
                     "reliability diagram of all verdicts: points on the diagonal are perfectly calibrated.",
                     ["group", "judgments", "brier", "log_score", "ece", "share_at_90", "accuracy_at_90",
                      "accuracy_at_90_low", "accuracy_at_90_high"])
-    grouped = list(verdicts.annotate(p=ProbabilityOfCorrect(F("probabilities"), F("debate__question__correct_index")))
-                   .values("p", "judge_kind").annotate(n=Count("id")).order_by())
-    data = _expand(grouped)
     bins = []
     if data:
         p_all = data["p"].astype(float)
@@ -322,28 +339,37 @@ PARTICIPANT_NAME_SQL = "COALESCE(u.username, p.agent->>'model', p.agent->>'backe
 
 
 def _debater_rows(verdicts) -> tuple[list[dict], list[dict]]:
-    """(per debater, honest, won: count) and (winner, loser: count) over every debater seat of the
-    verdicts' debates, in two grouped queries."""
+    """(per debater, honest, won: count) and (winner, loser: count), from one grouped query over
+    every verdict's debater seats. Debates have one or two debaters (debate, consultancy; direct
+    judging has none): per verdict, the seat whose answer was chosen and the other one."""
     selected, params = verdicts.values("id").query.sql_with_params()
-    seat = f"""SELECT v.id AS verdict_id, v.chosen_index, q.correct_index, p.answer_index,
-                      {PARTICIPANT_NAME_SQL} AS name
-               FROM judging_verdict v JOIN debates_debate d ON d.id = v.debate_id
-               JOIN debates_question q ON q.id = d.question_id
-               JOIN debates_participant p ON p.debate_id = v.debate_id AND p.answer_index IS NOT NULL
-               LEFT JOIN auth_user u ON u.id = p.user_id
-               WHERE v.id IN ({selected})"""
     with connection.cursor() as cursor:
-        cursor.execute(f"""SELECT name, answer_index = correct_index, answer_index = chosen_index, count(*)
-                           FROM ({seat}) s GROUP BY 1, 2, 3""", params)
-        seats = [{"debater": n, "honest": h, "won": w, "n": c} for n, h, w, c in cursor.fetchall()]
-        # Per verdict, the seat the judge sided with and the other one (two-debater debates only).
-        cursor.execute(f"""SELECT winner, loser, count(*) FROM (
-                               SELECT max(name) FILTER (WHERE answer_index = chosen_index) AS winner,
-                                      max(name) FILTER (WHERE answer_index <> chosen_index) AS loser
-                               FROM ({seat}) s GROUP BY verdict_id HAVING count(*) = 2) x
-                           WHERE winner IS NOT NULL AND loser IS NOT NULL AND winner <> loser
-                           GROUP BY 1, 2""", params)
-        pairs = [{"winner": w, "loser": l, "n": c} for w, l, c in cursor.fetchall()]
+        cursor.execute(f"""
+            SELECT winner, winner_honest, loser, loser_honest, count(*) FROM (
+              SELECT max(name) FILTER (WHERE answer_index = chosen_index) AS winner,
+                     max(CASE WHEN answer_index = correct_index THEN 1 ELSE 0 END)
+                       FILTER (WHERE answer_index = chosen_index) AS winner_honest,
+                     max(name) FILTER (WHERE answer_index <> chosen_index) AS loser,
+                     max(CASE WHEN answer_index = correct_index THEN 1 ELSE 0 END)
+                       FILTER (WHERE answer_index <> chosen_index) AS loser_honest
+              FROM (SELECT v.id AS verdict_id, v.chosen_index, q.correct_index, p.answer_index,
+                           {PARTICIPANT_NAME_SQL} AS name
+                    FROM judging_verdict v JOIN debates_debate d ON d.id = v.debate_id
+                    JOIN debates_question q ON q.id = d.question_id
+                    JOIN debates_participant p ON p.debate_id = v.debate_id AND p.answer_index IS NOT NULL
+                    LEFT JOIN auth_user u ON u.id = p.user_id
+                    WHERE v.id IN ({selected})) seats
+              GROUP BY verdict_id) per_verdict
+            GROUP BY 1, 2, 3, 4""", params)
+        grouped = cursor.fetchall()
+    seats, pairs = [], []
+    for winner, winner_honest, loser, loser_honest, count in grouped:
+        if winner is not None:
+            seats.append({"debater": winner, "honest": bool(winner_honest), "won": True, "n": count})
+        if loser is not None:
+            seats.append({"debater": loser, "honest": bool(loser_honest), "won": False, "n": count})
+        if winner is not None and loser is not None and winner != loser:
+            pairs.append({"winner": winner, "loser": loser, "n": count})
     return seats, pairs
 
 
@@ -394,19 +420,17 @@ def debater_figures(verdicts, n_boot=N_BOOT_RATINGS) -> list[Figure]:
     return [win_figure, rating_figure]
 
 
-def judge_figure(verdicts) -> Figure:
+def judge_figure(data: dict) -> Figure:
     figure = Figure("judges", "Judge leaderboard",
                     "Per judge: accuracy with a Wilson 95% interval and mean score under the experiment's scoring "
                     "rule (higher is better) with a Student-t 95% interval; best mean score first.",
                     ["rank", "judge", "judgments", "accuracy", "accuracy_low", "accuracy_high", "mean_score",
                      "score_low", "score_high"])
-    data = _expand(list(verdicts.annotate(name=judge_name()).values("name", "correct", "score")
-                        .annotate(n=Count("id")).order_by()))
     if data:
         # One call per judge on that judge's rows: the leaderboard function scans all rows per
         # judge, which with hundreds of judges and 10^5 verdicts costs more than the statistics.
-        order = np.argsort(data["name"], kind="stable")
-        names, correct, scores = data["name"][order], data["correct"][order].astype(bool), data["score"][order]
+        order = np.argsort(data["judge_name"], kind="stable")
+        names, correct, scores = data["judge_name"][order], data["correct"][order], data["score"][order]
         starts = np.flatnonzero(np.r_[True, names[1:] != names[:-1]])
         board = []
         for start, end in zip(starts, np.r_[starts[1:], names.size]):
@@ -428,19 +452,21 @@ def judge_figure(verdicts) -> Figure:
     return figure
 
 
-def agreement_figure(verdicts) -> Figure:
+def agreement_figure(data: dict) -> Figure:
     figure = Figure("agreement", "Agreement between judges of the same debate",
                     "Krippendorff's alpha (nominal: which answer each judge chose) over debates with at least two "
                     "verdicts; Fleiss' kappa where every debate has the same number of judges. 1 is perfect agreement, "
                     "0 is what chance gives.",
                     ["pairing", "debates", "ratings", "krippendorff_alpha", "fleiss_kappa"])
-    shared = (verdicts.values("debate_id").annotate(c=Count("id")).filter(c__gte=2).order_by()
-              .values_list("debate_id", flat=True))
-    debate_ids, figure.note = _sample_debates(sorted(shared))
     labels = {}
-    for debate_id, kind, chosen in (verdicts.filter(debate_id__in=debate_ids)
-                                    .values_list("debate_id", "judge_kind", "chosen_index")):
-        labels.setdefault(debate_id, {"human": [], "ai": []})[kind].append(chosen)
+    if data:
+        debates, counts = np.unique(data["debate_id"], return_counts=True)
+        debate_ids, figure.note = _sample_debates(debates[counts >= 2].tolist())
+        chosen_rows = np.isin(data["debate_id"], debate_ids)
+        for debate_id, kind, chosen in zip(data["debate_id"][chosen_rows].tolist(),
+                                           data["judge_kind"][chosen_rows].tolist(),
+                                           data["chosen_index"][chosen_rows].tolist()):
+            labels.setdefault(debate_id, {"human": [], "ai": []})[kind].append(chosen)
     pairings = {
         "human-human": [v["human"] for v in labels.values() if len(v["human"]) >= 2],
         "AI-AI": [v["ai"] for v in labels.values() if len(v["ai"]) >= 2],
@@ -527,7 +553,8 @@ def analyse(verdicts, n_boot: int = N_BOOT, wait: bool = True) -> dict:
     polls and swaps them in when they are ready. Nothing cached yet: computed now either way."""
     query = hashlib.sha256(f"{verdicts.query}:{n_boot}".encode()).hexdigest()[:20]
     key = f"judging:analysis:{query}"
-    stamp = data_stamp(verdicts)
+    with short_queries():
+        stamp = data_stamp(verdicts)
     latest = cache.get(key)
     if latest is not None and latest["stamp"] == stamp:
         return latest
@@ -552,15 +579,34 @@ def _refresh(verdicts, n_boot, key):
         connection.close()  # this thread's own connection
 
 
+@contextmanager
+def short_queries():
+    """A transaction for the analysis queries. They are short, and PostgreSQL's JIT compiler,
+    which their cost estimates switch on, takes longer to compile them than to run them."""
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL jit = off")
+        yield
+
+
 def compute(verdicts, n_boot: int = N_BOOT) -> dict:
     """Every figure, computed now."""
-    stamp = data_stamp(verdicts)
-    summary = verdicts.aggregate(verdicts=Count("id"), debates=Count("debate_id", distinct=True),
-                                 questions=Count("debate__question_id", distinct=True),
-                                 correct=Count("id", filter=Q(correct=True)))
-    accuracy, data = accuracy_figures(verdicts, n_boot)
-    figures = accuracy + [comparison_figure(data, n_boot), calibration_figure(verdicts), by_round_figure(verdicts)]
-    figures += debater_figures(verdicts) + [judge_figure(verdicts), agreement_figure(verdicts)]
+    with short_queries():
+        return _compute(verdicts, n_boot)
+
+
+def _compute(verdicts, n_boot: int) -> dict:
+    data = facts(verdicts)
+    if data:
+        stamp = f"{data['id'].size}-{int(data['id'].max())}"
+        summary = {"verdicts": int(data["id"].size), "debates": int(np.unique(data["debate_id"]).size),
+                   "questions": int(np.unique(data["question_id"]).size), "correct": int(data["correct"].sum())}
+    else:
+        stamp, summary = data_stamp(verdicts), {"verdicts": 0, "debates": 0, "questions": 0, "correct": 0}
+    figures = accuracy_figures(data, n_boot) + [comparison_figure(data, n_boot), calibration_figure(data),
+                                                by_round_figure(verdicts)]
+    figures += debater_figures(verdicts) + [judge_figure(data), agreement_figure(data)]
     lies = lie_figure(verdicts)
     if lies is not None:
         figures.append(lies)
