@@ -104,14 +104,13 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
             await self.send_events()
 
     async def debate_ephemeral(self, message):
-        frame = snapshots.ephemeral_for(message["message"], self.viewer, self.protocol)
+        frame = snapshots.ephemeral_for(message["message"], self.viewer)
         if frame is not None:
             await self.send_json(frame)
 
     # Database work, run in a thread.
     def _find_viewer(self):
         debate = Debate.objects.filter(pk=self.debate_id).first()
-        self.protocol = debate.get_protocol() if debate else None
         return snapshots.viewer_for(debate, self.user) if debate else None
 
     def _state(self):

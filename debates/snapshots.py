@@ -215,15 +215,10 @@ def _in_reading_order(turns, protocol, simultaneous_rounds) -> list:
     return [turn for _, turn in numbered]
 
 
-def ephemeral_for(frame: dict, viewer: Viewer, protocol) -> dict | None:
-    """Frames that are not stored (presence, AI writing progress), filtered like events: a blinded
-    viewer gets no back-end errors, and a judge gets no AI progress in a simultaneous round, which
-    would tell who finishes first."""
-    kind = frame.get("type", "")
-    if viewer.blind and kind in ("ai_turn_retry", "ai_turn_failed"):
-        return None
-    if viewer.view == JUDGE_VIEW and kind.startswith("ai_") and isinstance(frame.get("round"), int) \
-            and 0 <= frame["round"] < len(protocol.rounds) and protocol.rounds[frame["round"]] == SIMULTANEOUS:
+def ephemeral_for(frame: dict, viewer: Viewer) -> dict | None:
+    """Frames that are not stored (presence, AI writing progress): a blinded viewer gets no
+    back-end errors, which would say which back-end plays a seat."""
+    if viewer.blind and frame.get("type") in ("ai_turn_retry", "ai_turn_failed"):
         return None
     return frame
 

@@ -235,16 +235,3 @@ def test_after_a_simultaneous_round_the_speeches_read_in_speaking_order(make_use
     state = snapshots.state_for(debate, snapshots.viewer_for(debate, judy))
     assert [t["seat"] for t in state["turns"]] == ["A", "B"]
 
-
-def test_a_judge_gets_no_ai_writing_progress_in_a_simultaneous_round(make_user):
-    question = Question.objects.create(text="Who?", answers=["x", "y"], correct_index=0, hidden_material=PASSAGE)
-    judy, rita = make_user("ep1", "judge"), make_user("ep2", "researcher")
-    protocol = Protocol(rounds=("simultaneous", "judge_feedback", "sequential"))
-    debate = services.create_debate(question, protocol, {"A": (None, 0), "B": (None, 1)}, judge=judy)
-    from debates import snapshots
-    judge, observer = snapshots.viewer_for(debate, judy), snapshots.viewer_for(debate, rita)
-    sealed_progress = {"type": "ai_token", "seat": "A", "round": 0, "delta": "", "chars": 40}
-    open_progress = {"type": "ai_token", "seat": "A", "round": 2, "delta": "Hello", "chars": 5}
-    assert snapshots.ephemeral_for(sealed_progress, judge, protocol) is None
-    assert snapshots.ephemeral_for(open_progress, judge, protocol) == open_progress
-    assert snapshots.ephemeral_for(sealed_progress, observer, protocol) == sealed_progress
