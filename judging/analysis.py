@@ -133,35 +133,44 @@ def facts(verdicts) -> dict:
     arrays of id, debate, question, protocol, judge kind, debater kind, correct, p(correct), score,
     judge name and chosen answer. A plain scan with joins (no GROUP BY to sort) is the cheapest
     way PostgreSQL has to hand these over."""
+    return _facts(verdicts, with_debaters=False)[0]
+
+
+FACT_NAMES = ("id", "debate_id", "question_id", "protocol", "judge_kind", "debaters", "correct", "p", "score",
+              "judge_name", "chosen_index", "correct_index")
+FACT_TYPES = (np.int64, np.int64, np.int64, str, str, str, bool, float, float, str, np.int64, np.int64)
+
+
+def _facts(verdicts, with_debaters: bool) -> tuple[dict, list | None]:
+    """facts(), and with_debaters the debater groups of _debater_rows from the same scan of the
+    verdicts (PostgreSQL; None elsewhere, where the caller runs _debater_rows)."""
     query = verdicts.annotate(
         protocol=protocol_label(), debaters=debater_kind(), judge_name=judge_name(),
         p=ProbabilityOfCorrect(F("probabilities"), F("debate__question__correct_index")),
     ).order_by().values_list("id", "debate_id", "debate__question_id", "protocol", "judge_kind", "debaters",
-                             "correct", "p", "score", "judge_name", "chosen_index")
-    names = ("id", "debate_id", "question_id", "protocol", "judge_kind", "debaters", "correct", "p", "score",
-             "judge_name", "chosen_index")
-    types = (np.int64, np.int64, np.int64, str, str, str, bool, float, float, str, np.int64)
+                             "correct", "p", "score", "judge_name", "chosen_index", "debate__question__correct_index")
     sql, params = query.query.sql_with_params()
     if connection.vendor == "postgresql":
-        return _facts_as_text_columns(sql, params, names, types)
+        return _facts_as_text_columns(sql, params, with_debaters)
     # The plain cursor hands over 10^5 rows in half the time of the queryset's iterator; these
     # columns need none of Django's conversions (SQLite's 0/1 booleans are cast by numpy below).
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     if not rows:
-        return {}
-    return {name: np.array(column, dtype=kind) for name, kind, column in zip(names, types, zip(*rows))}
+        return {}, None
+    return {name: np.array(column, dtype=kind) for name, kind, column in zip(FACT_NAMES, FACT_TYPES, zip(*rows))}, None
 
 
 SEPARATOR = "\x1f"  # ASCII unit separator between text values: not found in names or labels
 
 
-def _facts_as_text_columns(sql: str, params, names, types) -> dict:
+def _facts_as_text_columns(sql: str, params, with_debaters: bool) -> tuple[dict, list | None]:
     """PostgreSQL: each column comes back as one value (a single row) that numpy reads in C:
     numbers as their 8-byte binary form, concatenated; booleans one byte each; text joined by
     SEPARATOR. Building 10^6 Python objects for 10^5 rows of 11 columns would cost more than the
-    query. Every aggregate of one query sees the rows in the same order, so the columns stay aligned."""
+    query. Every aggregate of one query sees the rows in the same order, so the columns stay aligned.
+    The debater groups, when asked for, are computed from the same materialised rows, as JSON."""
     def column(name, kind):
         if kind is bool:
             return f"string_agg(CASE WHEN t.{name} THEN '\\x01'::bytea ELSE '\\x00'::bytea END, ''::bytea)"
@@ -171,21 +180,28 @@ def _facts_as_text_columns(sql: str, params, names, types) -> dict:
             return f"string_agg(t.{name}::text, E'\\x1f')"
         return f"string_agg(int8send(t.{name}::int8), ''::bytea)"
 
-    aggregated = ", ".join(column(name, kind) for name, kind in zip(names, types))
+    aggregated = ", ".join(column(name, kind) for name, kind in zip(FACT_NAMES, FACT_TYPES))
+    debaters = "NULL"
+    if with_debaters:
+        grouped = DEBATER_GROUPS_SQL.format(selected="SELECT id, debate_id, chosen_index, correct_index FROM t")
+        debaters = (f"(SELECT COALESCE(json_agg(json_build_array(winner, winner_honest, loser, loser_honest, n) "
+                    f"ORDER BY winner, winner_honest, loser, loser_honest), "
+                    f"'[]') FROM ({grouped}) g)")
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT count(*), {aggregated} FROM ({sql}) AS t({', '.join(names)})", params)
-        count, *values = cursor.fetchone()
+        cursor.execute(f"WITH t({', '.join(FACT_NAMES)}) AS MATERIALIZED ({sql}) "
+                       f"SELECT count(*), {debaters}, {aggregated} FROM t", params)
+        count, groups, *values = cursor.fetchone()
     if not count:
-        return {}
+        return {}, groups
     data = {}
-    for name, kind, value in zip(names, types, values):
+    for name, kind, value in zip(FACT_NAMES, FACT_TYPES, values):
         if kind is str:
             data[name] = np.array(value.split(SEPARATOR))
         elif kind is bool:
             data[name] = np.frombuffer(value, dtype=np.uint8) == 1
         else:  # int8send and float8send write big-endian
             data[name] = np.frombuffer(value, dtype=">f8" if kind is float else ">i8").astype(kind)
-    return data
+    return data, groups
 
 
 # ---------------------------------------------------------------------------------------------
@@ -377,31 +393,40 @@ def by_round_figure(verdicts, debate_ids=None) -> Figure:
 PARTICIPANT_NAME_SQL = "COALESCE(u.username, p.agent->>'model', p.agent->>'backend', NULLIF(p.alias, ''), p.seat)"
 
 
-def _debater_rows(verdicts) -> tuple[list[dict], list[dict]]:
+# Per verdict, the debater seat whose answer was chosen (winner) and the other one (loser), then
+# counted by (winner, winner honest, loser, loser honest). {selected} gives the verdicts' id,
+# debate_id, chosen_index and correct_index.
+DEBATER_GROUPS_SQL = f"""
+    SELECT winner, winner_honest, loser, loser_honest, count(*) AS n FROM (
+      SELECT max(name) FILTER (WHERE answer_index = chosen_index) AS winner,
+             max(CASE WHEN answer_index = correct_index THEN 1 ELSE 0 END)
+               FILTER (WHERE answer_index = chosen_index) AS winner_honest,
+             max(name) FILTER (WHERE answer_index <> chosen_index) AS loser,
+             max(CASE WHEN answer_index = correct_index THEN 1 ELSE 0 END)
+               FILTER (WHERE answer_index <> chosen_index) AS loser_honest
+      FROM (SELECT v.id AS verdict_id, v.chosen_index, v.correct_index, p.answer_index,
+                   {PARTICIPANT_NAME_SQL} AS name
+            FROM ({{selected}}) AS v(id, debate_id, chosen_index, correct_index)
+            JOIN debates_participant p ON p.debate_id = v.debate_id AND p.answer_index IS NOT NULL
+            LEFT JOIN auth_user u ON u.id = p.user_id) seats
+      GROUP BY verdict_id) per_verdict
+    GROUP BY 1, 2, 3, 4
+    ORDER BY 1, 2, 3, 4"""  # in a fixed order, so that the bootstrap's seeded draws fall the same way
+
+
+def _debater_rows(verdicts, grouped: list | None = None) -> tuple[list[dict], list[dict]]:
     """(per debater, honest, won: count) and (winner, loser: count), from one grouped query over
-    every verdict's debater seats. Debates have one or two debaters (debate, consultancy; direct
-    judging has none): per verdict, the seat whose answer was chosen and the other one."""
-    # The verdicts' own query supplies their columns: filtering by "id IN (it)" would scan them twice.
-    selected, params = (verdicts.order_by().values_list("id", "debate_id", "chosen_index",
-                                                         "debate__question__correct_index")
-                        .query.sql_with_params())
-    with connection.cursor() as cursor:
-        cursor.execute(f"""
-            SELECT winner, winner_honest, loser, loser_honest, count(*) FROM (
-              SELECT max(name) FILTER (WHERE answer_index = chosen_index) AS winner,
-                     max(CASE WHEN answer_index = correct_index THEN 1 ELSE 0 END)
-                       FILTER (WHERE answer_index = chosen_index) AS winner_honest,
-                     max(name) FILTER (WHERE answer_index <> chosen_index) AS loser,
-                     max(CASE WHEN answer_index = correct_index THEN 1 ELSE 0 END)
-                       FILTER (WHERE answer_index <> chosen_index) AS loser_honest
-              FROM (SELECT v.id AS verdict_id, v.chosen_index, v.correct_index, p.answer_index,
-                           {PARTICIPANT_NAME_SQL} AS name
-                    FROM ({selected}) AS v(id, debate_id, chosen_index, correct_index)
-                    JOIN debates_participant p ON p.debate_id = v.debate_id AND p.answer_index IS NOT NULL
-                    LEFT JOIN auth_user u ON u.id = p.user_id) seats
-              GROUP BY verdict_id) per_verdict
-            GROUP BY 1, 2, 3, 4""", params)
-        grouped = cursor.fetchall()
+    every verdict's debater seats (or its result, `grouped`, when facts fetched it already).
+    Debates have one or two debaters (debate, consultancy; direct judging has none): per verdict,
+    the seat whose answer was chosen and the other one."""
+    if grouped is None:
+        # The verdicts' own query supplies their columns: filtering by "id IN (it)" would scan them twice.
+        selected, params = (verdicts.order_by().values_list("id", "debate_id", "chosen_index",
+                                                             "debate__question__correct_index")
+                            .query.sql_with_params())
+        with connection.cursor() as cursor:
+            cursor.execute(DEBATER_GROUPS_SQL.format(selected=selected), params)
+            grouped = cursor.fetchall()
     seats, pairs = [], []
     for winner, winner_honest, loser, loser_honest, count in grouped:
         if winner is not None:
@@ -413,13 +438,13 @@ def _debater_rows(verdicts) -> tuple[list[dict], list[dict]]:
     return seats, pairs
 
 
-def debater_figures(verdicts, n_boot=N_BOOT_RATINGS) -> list[Figure]:
+def debater_figures(verdicts, n_boot=N_BOOT_RATINGS, grouped: list | None = None) -> list[Figure]:
     win_figure = Figure("debater-win-rates", "Debater win rates",
                         "Share of verdicts that favoured the debater's answer, when they argued for the correct "
                         "answer (honest) and for a wrong one (dishonest), with Wilson 95% intervals. Each verdict "
                         "counts once for every debater of its debate.",
                         ["debater", "role", "wins", "verdicts", "win_rate", "low", "high"])
-    seats, pairs = _debater_rows(verdicts)
+    seats, pairs = _debater_rows(verdicts, grouped)
     data = _expand(seats)
     chart_rows = []
     if data:
@@ -469,7 +494,8 @@ def judge_figure(data: dict) -> Figure:
     if data:
         # One call per judge on that judge's rows: the leaderboard function scans all rows per
         # judge, which with hundreds of judges and 10^5 verdicts costs more than the statistics.
-        order = np.argsort(data["judge_name"], kind="stable")
+        # By verdict within a judge: the same sums (and ties between judges) whatever order the rows came in.
+        order = np.lexsort((data["id"], data["judge_name"]))
         names, correct, scores = data["judge_name"][order], data["correct"][order], data["score"][order]
         starts = np.flatnonzero(np.r_[True, names[1:] != names[:-1]])
         board = []
@@ -643,7 +669,7 @@ def compute(verdicts, n_boot: int = N_BOOT) -> dict:
 
 
 def _compute(verdicts, n_boot: int) -> dict:
-    data = facts(verdicts)
+    data, debater_groups = _facts(verdicts, with_debaters=True)
     if data:
         stamp = f"{data['id'].size}-{int(data['id'].max())}"
         summary = {"verdicts": int(data["id"].size), "debates": int(np.unique(data["debate_id"]).size),
@@ -652,7 +678,7 @@ def _compute(verdicts, n_boot: int) -> dict:
         stamp, summary = data_stamp(verdicts), {"verdicts": 0, "debates": 0, "questions": 0, "correct": 0}
     figures = accuracy_figures(data, n_boot) + [comparison_figure(data, n_boot), calibration_figure(data),
                                                 by_round_figure(verdicts, data.get("debate_id", []))]
-    figures += debater_figures(verdicts) + [judge_figure(data), agreement_figure(data)]
+    figures += debater_figures(verdicts, grouped=debater_groups) + [judge_figure(data), agreement_figure(data)]
     lies = lie_figure(verdicts)
     if lies is not None:
         figures.append(lies)
