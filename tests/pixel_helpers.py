@@ -50,3 +50,31 @@ def tiny_logits(pixels: int, image, mask) -> np.ndarray:
     model.eval()
     with torch.no_grad():
         return model(torch.from_numpy(judge_planes(np.asarray(image, dtype=np.uint8), mask)[None])).numpy()[0]
+
+
+def image_rows_in(blob) -> list:
+    """Every list of 28 whole numbers anywhere in a JSON value (a row of an image)."""
+    found = []
+    if isinstance(blob, dict):
+        for value in blob.values():
+            found += image_rows_in(value)
+    elif isinstance(blob, list):
+        if len(blob) == 28 and all(isinstance(v, int) and not isinstance(v, bool) for v in blob):
+            found.append(blob)
+        for value in blob:
+            found += image_rows_in(value)
+    return found
+
+
+def pixel_values_in(blob) -> set:
+    """Every {"pixel": p, "value": v} anywhere in a JSON value, as (p, v)."""
+    found = set()
+    if isinstance(blob, dict):
+        if set(blob) >= {"pixel", "value"}:
+            found.add((blob["pixel"], blob["value"]))
+        for value in blob.values():
+            found |= pixel_values_in(value)
+    elif isinstance(blob, list):
+        for value in blob:
+            found |= pixel_values_in(value)
+    return found

@@ -142,32 +142,6 @@ def seen_on_board(page) -> dict[int, int]:
     return seen
 
 
-def image_rows_in(blob) -> list:
-    found = []
-    if isinstance(blob, dict):
-        for value in blob.values():
-            found += image_rows_in(value)
-    elif isinstance(blob, list):
-        if len(blob) == 28 and all(isinstance(v, int) and not isinstance(v, bool) for v in blob):
-            found.append(blob)
-        for value in blob:
-            found += image_rows_in(value)
-    return found
-
-
-def pixel_values_in(blob) -> set:
-    found = set()
-    if isinstance(blob, dict):
-        if set(blob) >= {"pixel", "value"}:
-            found.add((blob["pixel"], blob["value"]))
-        for value in blob.values():
-            found |= pixel_values_in(value)
-    elif isinstance(blob, list):
-        for value in blob:
-            found |= pixel_values_in(value)
-    return found
-
-
 def test_a_judge_watches_tree_search_debaters_and_sees_only_the_revealed_pixels(
         chromium_path, tiny_judges, daphne_server, celery_worker, make_user):
     from playwright.sync_api import expect
@@ -187,7 +161,7 @@ def test_a_judge_watches_tree_search_debaters_and_sees_only_the_revealed_pixels(
         frames = record_frames(judge)
         open_room(judge, daphne_server, debate_id)  # the debate starts as its judge arrives
         served = json.loads(judge.evaluate("document.getElementById('debate-state').textContent"))
-        assert served["status"] == "live" and "hidden" not in served and image_rows_in(served) == []
+        assert served["status"] == "live" and "hidden" not in served and pixel_helpers.image_rows_in(served) == []
         expect(judge.locator("[data-board-claims]")).to_have_text("Debater A claims 7 · Debater B claims 3")
         evidence = judge.locator("[data-board-evidence] li")
         counts = []
@@ -225,7 +199,7 @@ def test_a_judge_watches_tree_search_debaters_and_sees_only_the_revealed_pixels(
     assert len(revealed) == 6 and all(int(image.flat[p]) == v > 0 for p, v in revealed.items())
     assert listed == revealed and on_board == revealed  # the board shows exactly the revealed pixels
     received = [json.loads(frame) for frame in frames]
-    assert image_rows_in(received) == [] and pixel_values_in(received) == set(revealed.items())
+    assert pixel_helpers.image_rows_in(received) == [] and pixel_helpers.pixel_values_in(received) == set(revealed.items())
     assert len({frame["seq"] for frame in received if frame.get("kind") == "speech"}) == 6  # one frame per reveal
     grey_rows = re.findall(r"\[(?:\s*\d+\s*,){27}\s*\d+\s*\]", html)
     assert grey_rows == []  # no image row anywhere in the judge's page
@@ -303,7 +277,7 @@ def test_people_reveal_with_the_keyboard_and_claim_with_rectangles_while_the_jud
     assert turns[1].payload == {"rectangles": [[3, 4, 8, 9]]} and turns[1].seat == "B"
     assert on_board == {pixel: int(image.flat[pixel])}
     received = [json.loads(frame) for frame in frames]
-    assert image_rows_in(received) == [] and pixel_values_in(received) == {(pixel, int(image.flat[pixel]))}
+    assert pixel_helpers.image_rows_in(received) == [] and pixel_helpers.pixel_values_in(received) == {(pixel, int(image.flat[pixel]))}
     assert any(frame.get("data", {}).get("rectangles") == [[3, 4, 8, 9]] for frame in received)
 
 

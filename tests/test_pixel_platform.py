@@ -50,34 +50,6 @@ def softmax(values):
     return weights / weights.sum()
 
 
-def image_rows_in(blob) -> list:
-    """Every list of 28 whole numbers anywhere in a JSON value (a row of an image)."""
-    found = []
-    if isinstance(blob, dict):
-        for value in blob.values():
-            found += image_rows_in(value)
-    elif isinstance(blob, list):
-        if len(blob) == 28 and all(isinstance(v, int) and not isinstance(v, bool) for v in blob):
-            found.append(blob)
-        for value in blob:
-            found += image_rows_in(value)
-    return found
-
-
-def pixel_values_in(blob) -> set:
-    """Every {"pixel": p, "value": v} anywhere in a JSON value, as (p, v)."""
-    found = set()
-    if isinstance(blob, dict):
-        if set(blob) >= {"pixel", "value"}:
-            found.add((blob["pixel"], blob["value"]))
-        for value in blob.values():
-            found |= pixel_values_in(value)
-    elif isinstance(blob, list):
-        for value in blob:
-            found |= pixel_values_in(value)
-    return found
-
-
 # ---------------------------------------------------------------------------------------------
 # Questions, protocols, debates
 
@@ -219,13 +191,13 @@ def test_the_judge_state_frames_and_page_hold_only_the_revealed_pixels(human_gam
     judge_views = {"state": snapshots.state_for(debate, viewer), "frames": snapshots.events_after(debate, viewer, 0),
                    "http state": client.get(f"/api/debates/{debate.pk}/state/").json(), "room page state": page_state}
     for name, blob in judge_views.items():
-        assert image_rows_in(blob) == [], name
-        assert pixel_values_in(blob) == revealed, name
+        assert pixel_helpers.image_rows_in(blob) == [], name
+        assert pixel_helpers.pixel_values_in(blob) == revealed, name
     assert "hidden" not in judge_views["state"] and "correct_answer" not in judge_views["state"]
     assert b"data-pixel-board" in room.content and b"data-board-canvas" in room.content
     # The same searches find the image in what a debater receives: they can fail.
     debater = snapshots.state_for(debate, snapshots.viewer_for(debate, users["A"]))
-    assert len(image_rows_in(debater)) == 28
+    assert len(pixel_helpers.image_rows_in(debater)) == 28
 
 
 def test_the_room_starts_an_ai_debate_when_its_judge_opens_it(make_user, client):
