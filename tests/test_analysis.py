@@ -15,7 +15,7 @@ from debates.models import Participant, Turn
 from judging import analysis, scoring, stats
 from judging.models import Verdict
 
-from .verdict_data import build_experiment, delete_everything, user
+from .verdict_data import build_experiment, experiment_fixtures, user
 
 NYU_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "nyu-debate-2023"
 
@@ -35,26 +35,8 @@ def fresh_cache(monkeypatch):
     cache.clear()
 
 
-@pytest.fixture(scope="module")
-def shared(django_db_setup, django_db_blocker):
-    """One experiment for the whole module (playing its debates takes a while); tests that add to
-    it run inside their own rolled-back transaction."""
-    with django_db_blocker.unblock():
-        owner = user("rita", "researcher")
-        experiment = build_experiment(owner, seed=int(os.environ.get("ANALYSIS_SEED", "3")))
-    yield owner, experiment
-    with django_db_blocker.unblock():
-        delete_everything()
-
-
-@pytest.fixture
-def owner(db, shared):
-    return shared[0]
-
-
-@pytest.fixture
-def experiment(db, shared):
-    return shared[1]
+# One experiment for the whole module; tests that add to it run inside their own rolled-back transaction.
+shared, owner, experiment = experiment_fixtures(seed=int(os.environ.get("ANALYSIS_SEED", "3")))
 
 
 def _figures(experiment):

@@ -10,27 +10,10 @@ from django.core.management import call_command
 from judging import analysis, export
 from judging.models import ApiToken, Verdict
 
-from .verdict_data import build_experiment, delete_everything, user
+from .verdict_data import experiment_fixtures, user
 
 
-@pytest.fixture(scope="module")
-def shared(django_db_setup, django_db_blocker):
-    with django_db_blocker.unblock():
-        owner = user("rita", "researcher")
-        experiment = build_experiment(owner, seed=5, questions=2, judges=3)
-    yield owner, experiment
-    with django_db_blocker.unblock():
-        delete_everything()
-
-
-@pytest.fixture
-def owner(db, shared):
-    return shared[0]
-
-
-@pytest.fixture
-def experiment(db, shared):
-    return shared[1]
+shared, owner, experiment = experiment_fixtures(seed=5, questions=2, judges=3)
 
 
 def _auth(key):

@@ -21,27 +21,10 @@ from judging import export, synthetic
 from judging.models import Verdict
 from judging.reimport import ImportRefused, import_dataset
 
-from .verdict_data import PASSAGE, build_experiment, delete_everything, user
+from .verdict_data import PASSAGE, experiment_fixtures
 
 
-@pytest.fixture(scope="module")
-def shared(django_db_setup, django_db_blocker):
-    with django_db_blocker.unblock():
-        owner = user("rita", "researcher")
-        experiment = build_experiment(owner, seed=11, questions=2, judges=2)
-    yield owner, experiment
-    with django_db_blocker.unblock():
-        delete_everything()
-
-
-@pytest.fixture
-def owner(db, shared):
-    return shared[0]
-
-
-@pytest.fixture
-def experiment(db, shared):
-    return shared[1]
+shared, owner, experiment = experiment_fixtures(seed=11, questions=2, judges=2)
 
 
 def _records(options):

@@ -3,6 +3,8 @@ through the platform's own write path (create_debate, start_debate, submit_actio
 with seeded random judges, so the numbers differ with the seed and nothing is hard-coded."""
 import random
 
+import pytest
+
 from django.contrib.auth.models import Group, User
 
 from debates import services
@@ -132,3 +134,28 @@ def delete_everything():
     ExperimentVersion.objects.all().delete()
     E.objects.all().delete()
     User.objects.all().delete()
+
+
+def experiment_fixtures(**build):
+    """Module fixtures `shared`, `owner` and `experiment`: one experiment built for the whole test
+    module (playing its debates takes a while) with build_experiment(**build), deleted afterwards.
+    Use as `shared, owner, experiment = experiment_fixtures(seed=5)` at module level."""
+    @pytest.fixture(scope="module")
+    def shared(django_db_setup, django_db_blocker):
+        with django_db_blocker.unblock():
+            owner = user("rita", "researcher")
+            experiment = build_experiment(owner, **build)
+        yield owner, experiment
+        with django_db_blocker.unblock():
+            delete_everything()
+
+    @pytest.fixture
+    def owner(db, shared):
+        return shared[0]
+
+    @pytest.fixture
+    def experiment(db, shared):
+        return shared[1]
+
+    return shared, owner, experiment
+
