@@ -1,7 +1,7 @@
 """Command line for the pixel judge, usable without Django:
 
     python -m debates.pixel fetch-mnist [--from FOLDER]
-    python -m debates.pixel train-judge --pixels 6 [--seed 0] [--batches N] [--threads N]
+    python -m debates.pixel train-judge --pixels 6 [--seed 0] [--batches N] [--threads N] [--device cuda]
     python -m debates.pixel evaluate-judge --pixels 6 [--mask-seeds 0 1 2 3 4]
 """
 import argparse
@@ -27,6 +27,8 @@ def train_judge(args) -> None:
     from .judges import checkpoint_path, export_judge
     from .training import PAPER_BATCHES, TrainingRun, train
 
+    if args.device == "cuda" and not torch.cuda.is_available():
+        sys.exit("--device cuda was asked for but torch sees no CUDA device")
     torch.set_num_threads(args.threads)
     run = TrainingRun(pixels=args.pixels, batches=args.batches or PAPER_BATCHES[args.pixels], seed=args.seed)
     images, labels = mnist.load("train", mnist.fetch())
@@ -40,9 +42,9 @@ def train_judge(args) -> None:
             bar.update(1)
             if step % 100 == 0:
                 bar.set_postfix(loss=f"{loss:.3f}")
-        model = train(run, images, labels, checkpoint, on_step)
+        model = train(run, images, labels, checkpoint, on_step, device=args.device)
     command = "python -m debates.pixel " + " ".join(sys.argv[1:])
-    path = export_judge(model, run, command=command, seconds=time.time() - started)
+    path = export_judge(model, run, command=command, seconds=time.time() - started, device=args.device)
     print(f"saved {path}")
 
 
@@ -64,6 +66,7 @@ def main(argv=None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batches", type=int, help="default: the paper's (30,000 for 6 px, 50,000 for 4 px)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.set_defaults(func=train_judge)
     p = commands.add_parser("evaluate-judge", help="test accuracy on random nonzero masks, whole test set")
     p.add_argument("--pixels", type=int, choices=[4, 6], required=True)

@@ -64,7 +64,13 @@ def _smallest_faithful_state(model: PixelJudge, pixels: int) -> tuple[dict, str]
     return half, "float16"
 
 
-def export_judge(model: PixelJudge, run, command: str, seconds: float) -> Path:
+def _device_name(device: str) -> str:
+    if device == "cuda":
+        return f"{torch.cuda.get_device_name()} (cuda)"
+    return f"{host.machine()} cpu"
+
+
+def export_judge(model: PixelJudge, run, command: str, seconds: float, device: str = "cpu") -> Path:
     model.eval()
     state, dtype = _smallest_faithful_state(model, run.pixels)
     JUDGES_DIR.mkdir(parents=True, exist_ok=True)
@@ -82,7 +88,7 @@ def export_judge(model: PixelJudge, run, command: str, seconds: float) -> Path:
         "weights_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
         "data_sha256": dict(mnist.SHA256),
         "training_seconds": round(seconds, 1),
-        "trained_on": f"{host.machine()} cpu, torch {torch.__version__}",
+        "trained_on": f"{_device_name(device)}, torch {torch.__version__}",
         "paper_test_accuracy": PAPER_ACCURACY[run.pixels],
     }
     metadata_path(run.pixels).write_text(json.dumps(metadata, indent=2) + "\n")
