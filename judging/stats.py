@@ -15,6 +15,7 @@ Conventions used throughout:
   message that says what is wrong.
 """
 from dataclasses import dataclass
+from functools import lru_cache
 import math
 
 import numpy as np
@@ -224,6 +225,19 @@ def _codes(keys) -> tuple[np.ndarray, list]:
     return codes, list(index)
 
 
+def _joined(first, second):
+    """Two id sequences as one, for _codes: numpy arrays of numbers or strings stay arrays (the fast
+    path); anything else becomes one list."""
+    if (isinstance(first, np.ndarray) and isinstance(second, np.ndarray)
+            and first.dtype.kind in "biu" and second.dtype.kind in "biu"):
+        return np.concatenate([first, second])
+    if (isinstance(first, np.ndarray) and isinstance(second, np.ndarray)
+            and first.dtype.kind in "US" and second.dtype.kind == first.dtype.kind):
+        return np.concatenate([first, second])
+    return list(first) + list(second)
+
+
+@lru_cache(maxsize=16)
 def _z(level: float) -> float:
     return float(stats.norm.ppf(0.5 + level / 2))
 
@@ -276,11 +290,12 @@ def grouped_accuracy(groups, correct, question_ids=None, level: float = 0.95, n_
         _check_same_length(groups=groups, question_ids=question_ids)
     codes, names = _codes(groups)
     correct = _as_bools(correct, "correct")
-    ids = None if question_ids is None else np.asarray(question_ids, dtype=object)
+    # Questions as integer codes once for all groups: identity is all the bootstrap needs.
+    questions = None if question_ids is None else _codes(question_ids)[0]
     result = {}
     for code, name in enumerate(names):
         mask = codes == code
-        result[name] = accuracy(correct[mask], None if ids is None else ids[mask], level, n_boot, seed)
+        result[name] = accuracy(correct[mask], None if questions is None else questions[mask], level, n_boot, seed)
     return result
 
 
@@ -368,7 +383,7 @@ def _paired_difference_bootstrap(correct_a, correct_b, ids_a, ids_b, level, n_bo
     correct_b = _as_bools(correct_b, "correct_b")
     _check_same_length(correct_a=correct_a, question_ids_a=ids_a)
     _check_same_length(correct_b=correct_b, question_ids_b=ids_b)
-    codes, questions = _codes(list(ids_a) + list(ids_b))
+    codes, questions = _codes(_joined(ids_a, ids_b))
     codes_a, codes_b = codes[:correct_a.size], codes[correct_a.size:]
     q = len(questions)
     columns = [np.bincount(codes_a, weights=correct_a, minlength=q),
@@ -520,16 +535,20 @@ def judge_leaderboard(judges, correct, scores, level: float = 0.95) -> list[Judg
     if not np.isfinite(scores).all():
         raise ValueError("scores must be finite numbers")
     codes, names = _codes(judges)
+    count = np.bincount(codes, minlength=len(names))
+    right = np.bincount(codes, weights=correct, minlength=len(names))
+    mean = np.bincount(codes, weights=scores, minlength=len(names)) / np.maximum(count, 1)
+    squares = np.bincount(codes, weights=(scores - mean[codes]) ** 2, minlength=len(names))
+    several = count > 1
+    sd = np.sqrt(squares / np.where(several, count - 1, 1))
+    half = np.zeros(len(names))
+    half[several] = stats.t.ppf(0.5 + level / 2, count[several] - 1) * sd[several] / np.sqrt(count[several])
     rows = []
     for c, name in enumerate(names):
-        mask = codes == c
-        own = scores[mask]
-        interval = None
-        if own.size > 1:
-            half = stats.t.ppf(0.5 + level / 2, own.size - 1) * own.std(ddof=1) / math.sqrt(own.size)
-            interval = Interval(float(own.mean() - half), float(own.mean() + half), "t")
-        rows.append(JudgeRow(name, int(mask.sum()), accuracy(correct[mask], level=level), float(own.mean()),
-                             interval))
+        n, wins = int(count[c]), int(right[c])
+        interval = Interval(float(mean[c] - half[c]), float(mean[c] + half[c]), "t") if several[c] else None
+        judged = Proportion(wins, n, wins / n, wilson_interval(wins, n, level))
+        rows.append(JudgeRow(name, n, judged, float(mean[c]), interval))
     rows.sort(key=lambda row: -row.mean_score)
     return rows
 
