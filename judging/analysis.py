@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import (BooleanField, Case, CharField, Count, Exists, F, FloatField, Func, Max, OuterRef, Q,
+from django.db.models import (BooleanField, Case, CharField, Count, F, FloatField, Func, Max, OuterRef, Q,
                               Subquery, Value, When)
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Coalesce, NullIf

@@ -41,11 +41,11 @@ def chromium_path():
 
 
 @contextlib.contextmanager
-def chromium():
+def chromium(wait_ms=WAIT_MS):
     """Opened inside a test, after its database set-up, and closed before its database checks."""
     from playwright.sync_api import expect, sync_playwright
 
-    expect.set_options(timeout=WAIT_MS)
+    expect.set_options(timeout=wait_ms)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
@@ -54,12 +54,12 @@ def chromium():
             browser.close()
 
 
-def sign_in(browser, base_url, username, viewport=None):
+def sign_in(browser, base_url, username, viewport=None, wait_ms=WAIT_MS):
     """A fresh browser context signed in through the login page; returns its page."""
     from playwright.sync_api import expect
 
     context = browser.new_context(viewport=viewport or {"width": 1280, "height": 900})
-    context.set_default_timeout(WAIT_MS)
+    context.set_default_timeout(wait_ms)
     page = context.new_page()
     page.on("pageerror", lambda error: PAGE_ERRORS.append(f"{username}: {error}"))
     page.goto(f"{base_url}/accounts/login/")

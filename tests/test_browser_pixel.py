@@ -11,9 +11,7 @@
 The database is touched only before and after the browsers run (Playwright's sync API keeps an
 event loop running in this thread), or from a helper thread. Screenshots go to test-artifacts/."""
 import concurrent.futures
-import contextlib
 import json
-import os
 import re
 import time
 
@@ -21,32 +19,20 @@ import numpy as np
 import pytest
 
 from . import pixel_helpers
+from . import test_browser as browser_helpers
 from .conftest import ARTIFACTS
+from .test_browser import PAGE_ERRORS, chromium_path  # noqa: F401 (chromium_path is a fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
-PASSWORD = "pass-for-tests-1"  # tests/conftest.py make_user
+BOARD_VIEWPORT = {"width": 1280, "height": 1000}  # the whole board and the verdict form
 WAIT_MS = 60_000  # tree search on a busy 2-core machine: be patient, never flaky
 UNKNOWN_RGB = [43, 49, 64]  # static/js/pixel-board.js: a pixel the judge has not seen
-PAGE_ERRORS = []
 
 
 @pytest.fixture(scope="session")
 def tiny_judges():
     pixel_helpers.write_tiny_judges()
-
-
-@pytest.fixture
-def chromium_path():
-    if not os.path.exists(CHROMIUM):
-        message = f"{CHROMIUM} is missing (make test installs Debian's chromium where it can)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return CHROMIUM
 
 
 @pytest.fixture(autouse=True)
@@ -56,32 +42,12 @@ def no_page_errors():
     assert PAGE_ERRORS == [], PAGE_ERRORS
 
 
-@contextlib.contextmanager
 def chromium():
-    from playwright.sync_api import expect, sync_playwright
-
-    expect.set_options(timeout=WAIT_MS)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    return browser_helpers.chromium(WAIT_MS)
 
 
 def sign_in(browser, base_url, username):
-    from playwright.sync_api import expect
-
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
-    context.set_default_timeout(WAIT_MS)
-    page = context.new_page()
-    page.on("pageerror", lambda error: PAGE_ERRORS.append(f"{username}: {error}"))
-    page.goto(f"{base_url}/accounts/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(f"{base_url}/")
-    return page
+    return browser_helpers.sign_in(browser, base_url, username, viewport=BOARD_VIEWPORT, wait_ms=WAIT_MS)
 
 
 def record_frames(page) -> list[str]:
