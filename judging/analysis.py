@@ -395,8 +395,10 @@ PARTICIPANT_NAME_SQL = "COALESCE(u.username, p.agent->>'model', p.agent->>'backe
 
 # Per verdict, the debater seat whose answer was chosen (winner) and the other one (loser), then
 # counted by (winner, winner honest, loser, loser honest). {selected} gives the verdicts' id,
-# debate_id, chosen_index and correct_index.
+# debate_id, chosen_index and correct_index (named in a WITH clause: SQLite takes no column names
+# after a subquery's alias).
 DEBATER_GROUPS_SQL = f"""
+    WITH v(id, debate_id, chosen_index, correct_index) AS ({{selected}})
     SELECT winner, winner_honest, loser, loser_honest, count(*) AS n FROM (
       SELECT max(name) FILTER (WHERE answer_index = chosen_index) AS winner,
              max(CASE WHEN answer_index = correct_index THEN 1 ELSE 0 END)
@@ -406,8 +408,7 @@ DEBATER_GROUPS_SQL = f"""
                FILTER (WHERE answer_index <> chosen_index) AS loser_honest
       FROM (SELECT v.id AS verdict_id, v.chosen_index, v.correct_index, p.answer_index,
                    {PARTICIPANT_NAME_SQL} AS name
-            FROM ({{selected}}) AS v(id, debate_id, chosen_index, correct_index)
-            JOIN debates_participant p ON p.debate_id = v.debate_id AND p.answer_index IS NOT NULL
+            FROM v JOIN debates_participant p ON p.debate_id = v.debate_id AND p.answer_index IS NOT NULL
             LEFT JOIN auth_user u ON u.id = p.user_id) seats
       GROUP BY verdict_id) per_verdict
     GROUP BY 1, 2, 3, 4
