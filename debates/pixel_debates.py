@@ -372,11 +372,8 @@ def record_finished_games(games: list[FinishedGame]) -> list[Debate]:
     inside the caller's transaction. Every reveal goes through the protocol engine (Refused if a
     game broke a rule; nothing is stored then). Games already stored (same source and
     external_id) are skipped; returns the new debates in the order given."""
-    stored = set()
-    for source in {g.source for g in games}:
-        stored |= {(source, e) for e in Debate.objects.filter(
-            source=source, external_id__in=[g.external_id for g in games if g.source == source]
-        ).values_list("external_id", flat=True)}
+    stored = set(Debate.objects.filter(external_id__in=[g.external_id for g in games])
+                 .values_list("source", "external_id"))
     games = [g for g in games if (g.source, g.external_id) not in stored]
     replays = [_replay(g) for g in games]
     now = timezone.now()

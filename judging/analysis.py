@@ -491,17 +491,10 @@ def judge_figure(data: dict) -> Figure:
                     ["rank", "judge", "judgments", "accuracy", "accuracy_low", "accuracy_high", "mean_score",
                      "score_low", "score_high"])
     if data:
-        # One call per judge on that judge's rows: the leaderboard function scans all rows per
-        # judge, which with hundreds of judges and 10^5 verdicts costs more than the statistics.
-        # By verdict within a judge: the same sums (and ties between judges) whatever order the rows came in.
+        # By judge, then verdict: the same sums (and ties between judges) whatever order the rows came in.
         order = np.lexsort((data["id"], data["judge_name"]))
-        names, correct, scores = data["judge_name"][order], data["correct"][order], data["score"][order]
-        starts = np.flatnonzero(np.r_[True, names[1:] != names[:-1]])
-        board = []
-        for start, end in zip(starts, np.r_[starts[1:], names.size]):
-            board += stats.judge_leaderboard(names[start:end], correct[start:end], scores[start:end].astype(float),
-                                             LEVEL)
-        board.sort(key=lambda row: -row.mean_score)
+        board = stats.judge_leaderboard(data["judge_name"][order], data["correct"][order],
+                                        data["score"][order].astype(float), LEVEL)
         for rank, row in enumerate(board, start=1):
             figure.rows.append({
                 "rank": rank, "judge": row.judge, "judgments": row.judgments, "accuracy": _r(row.accuracy.estimate),
@@ -666,13 +659,13 @@ def compute(verdicts, n_boot: int = N_BOOT) -> dict:
 
     On PostgreSQL, outside a transaction, the figures with their own queries (round by round,
     debaters, lies) are computed on a second connection while this one fetches the facts and
-    computes the rest: the two halves cost about the same, so the page takes about half the time where two cores are free. Inside a
-    transaction (whose rows another connection cannot see) everything runs here, one after the other.
-    The two connections may see a verdict that arrives meanwhile differently; the next refresh,
-    which that verdict triggers, settles it."""
+    computes the rest: the two halves cost about the same, so the page takes about half the time
+    where two cores are free. Inside a transaction (whose rows another connection cannot see)
+    everything runs here, one after the other. The two connections may see a verdict that arrives
+    meanwhile differently; the next refresh, which that verdict triggers, settles it."""
     if connection.vendor != "postgresql" or connection.in_atomic_block:
         with short_queries():
-            return _compute(verdicts, n_boot, _side_figures(verdicts))
+            return _compute(verdicts, n_boot, lambda: _side_figures(verdicts))
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         side = pool.submit(_on_own_connection, _side_figures, verdicts)
         with short_queries():
@@ -693,7 +686,7 @@ def _on_own_connection(function, *args):
 
 
 def _compute(verdicts, n_boot: int, side_figures) -> dict:
-    """side_figures: _side_figures' result, or a function that waits for it."""
+    """side_figures: a function that returns _side_figures' result (computing it, or waiting for it)."""
     data = facts(verdicts)
     if data:
         stamp = f"{data['id'].size}-{int(data['id'].max())}"
@@ -703,7 +696,7 @@ def _compute(verdicts, n_boot: int, side_figures) -> dict:
         stamp, summary = data_stamp(verdicts), {"verdicts": 0, "debates": 0, "questions": 0, "correct": 0}
     accuracy = accuracy_figures(data, n_boot) + [comparison_figure(data, n_boot), calibration_figure(data)]
     judges = [judge_figure(data), agreement_figure(data)]
-    side = side_figures() if callable(side_figures) else side_figures
+    side = side_figures()
     figures = accuracy + [side["by_round"]] + side["debaters"] + judges + ([side["lies"]] if side["lies"] else [])
     return {"stamp": stamp, "summary": summary, "figures": figures, "stale": False}
 

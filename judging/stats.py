@@ -226,13 +226,10 @@ def _codes(keys) -> tuple[np.ndarray, list]:
 
 
 def _joined(first, second):
-    """Two id sequences as one, for _codes: numpy arrays of numbers or strings stay arrays (the fast
-    path); anything else becomes one list."""
-    if (isinstance(first, np.ndarray) and isinstance(second, np.ndarray)
-            and first.dtype.kind in "biu" and second.dtype.kind in "biu"):
-        return np.concatenate([first, second])
-    if (isinstance(first, np.ndarray) and isinstance(second, np.ndarray)
-            and first.dtype.kind in "US" and second.dtype.kind == first.dtype.kind):
+    """Two id sequences as one, for _codes: numpy arrays of numbers, or of strings, stay an array
+    (the fast path); anything else becomes one list."""
+    kinds = {getattr(ids, "dtype", np.dtype(object)).kind for ids in (first, second)}
+    if kinds <= set("biu") or (len(kinds) == 1 and kinds <= set("US")):
         return np.concatenate([first, second])
     return list(first) + list(second)
 

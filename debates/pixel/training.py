@@ -47,9 +47,10 @@ def _load_checkpoint(path: Path, run: TrainingRun, device: str = "cpu"):
     return model, optimiser, generator, saved["step"]
 
 
-def _save_checkpoint(path: Path, run, model, optimiser, generator, step, device: str = "cpu"):
+def _save_checkpoint(path: Path, run, model, optimiser, generator, step):
     tmp = path.with_suffix(".tmp")
-    cuda_rng = torch.cuda.get_rng_state() if device == "cuda" else None
+    on_gpu = next(model.parameters()).is_cuda
+    cuda_rng = torch.cuda.get_rng_state() if on_gpu else None
     torch.save({"run": run.__dict__, "model": model.state_dict(), "optimiser": optimiser.state_dict(),
                 "generator": generator.get_state(), "torch_rng": torch.get_rng_state(), "cuda_rng": cuda_rng,
                 "step": step}, tmp)
@@ -86,5 +87,5 @@ def train(run: TrainingRun, images: np.ndarray, labels: np.ndarray, checkpoint: 
         step += 1
         on_step(step, loss.item())
         if step % run.checkpoint_every == 0 or step == run.batches:
-            _save_checkpoint(checkpoint, run, model, optimiser, generator, step, device)
+            _save_checkpoint(checkpoint, run, model, optimiser, generator, step)
     return model.cpu().eval()
