@@ -144,6 +144,10 @@ function receive(frame) {
     case "ai_turn_failed":
       receiveAiFrame(frame);
       break;
+    case "ai_turn_withdrawn": // an attempt that failed or is restarted: its streamed text is void
+      aiProgress.delete(aiKey(frame.seat, frame.round));
+      renderTranscript(false);
+      break;
     default: // pong and frame types this page does not know
       break;
   }
