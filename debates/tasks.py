@@ -169,4 +169,9 @@ def sweep_owed_work() -> dict:
     """Run by Celery beat every SWEEP_INTERVAL seconds (see debates.sweep)."""
     from . import sweep
 
-    return sweep.sweep()
+    try:
+        return sweep.sweep()
+    except DATABASE_ERRORS as error:  # the next sweep tries again
+        log.warning("sweep: database unreachable (%s); the next sweep tries again", error)
+        connection.close()
+        return {"skipped": "database unreachable"}

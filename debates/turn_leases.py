@@ -34,6 +34,7 @@ def running(debate_id: int, round_index: int, seat: str):
     if not cache.add(key, 1, timeout=RUNNING_SECONDS):
         yield False
         return
+    cache.delete(_key("queued", debate_id, round_index, seat))  # it has left the queue: only `running` speaks for it now
     stop = threading.Event()
     refresher = threading.Thread(target=_refresh, args=(key, stop), daemon=True, name=f"lease-{key}")
     refresher.start()
@@ -42,7 +43,7 @@ def running(debate_id: int, round_index: int, seat: str):
     finally:
         stop.set()
         refresher.join(timeout=5)
-        cache.delete_many([key, _key("queued", debate_id, round_index, seat)])
+        cache.delete(key)
 
 
 def _refresh(key: str, stop: threading.Event) -> None:
