@@ -133,21 +133,6 @@ def test_a_deadline_missed_while_the_worker_was_dead_is_recorded_within_15_s(sta
     assert expected_seats(debate) == ("B",)
 
 
-def test_the_worker_survives_a_redis_restart_while_it_holds_a_message(stack):
-    debate, _ = make_debate(sequential(turn_seconds=6))
-    start(stack, debate)
-    wait_until(lambda: stack.log("worker.log").count("expire_turn") > 0, 10, "the worker holds the timer")
-    connected = stack.log("worker.log").count("Connected to redis")
-    stack.redis.stop()
-    stack.redis.start()
-    wait_until(lambda: stack.log("worker.log").count("Connected to redis") > connected, 30,
-               "the worker reconnects to Redis")
-    assert stack.worker.poll() is None, stack.log("worker.log")[-3000:]
-    assert "Unrecoverable error" not in stack.log("worker.log")
-    wait_until(lambda: turns(debate), deadline_of(debate) + 15 - time.time(), "the timeout is recorded")
-    assert turns(debate) == [(0, "A", "timeout")]
-
-
 # --- the database -----------------------------------------------------------------------------
 
 def test_a_deadline_that_falls_while_postgresql_is_down_is_recorded_within_15_s(stack):
@@ -167,44 +152,7 @@ def test_a_deadline_that_falls_while_postgresql_is_down_is_recorded_within_15_s(
     assert expected_seats(debate) == ("B",)
 
 
-# --- the screens ------------------------------------------------------------------------------
-
-def heal(socket, seen, seconds):
-    """What room.js does: ping every 2 s and sync when the pong says the debate is further on."""
-    deadline = time.monotonic() + seconds
-    while not seen():
-        assert time.monotonic() < deadline, f"not healed within {seconds} s: {socket.frames[-5:]}"
-        pong = socket.ping()
-        if pong.get("latest", -1) > socket.seq:
-            socket.sync(socket.seq)
-        socket.drain(quiet=0.3)
-        time.sleep(0.0 if seen() else 1.5)
-
-
-@NEEDS_HEARTBEAT
-def test_a_speech_saved_during_a_redis_outage_reaches_the_other_screens_within_15_s(stack):
-    debate, sessions = make_debate(sequential(rounds=2))
-    sockets = {name: LiveSocket(stack.url, debate.pk, sessions[name]) for name in ("alice", "bob", "judy")}
-    for socket in sockets.values():
-        socket.wait_for_type("state")
-    start(stack, debate)
-    for socket in sockets.values():
-        socket.wait_for_event("turn_state")
-    stack.redis.stop()
-    try:
-        answer = sockets["alice"].act({"type": "speech", "text": "Said while Redis was down.", "client_id": "a1"})
-        assert answer["type"] == "ack", answer
-    finally:
-        stack.redis.start()
-    for name in ("bob", "judy"):
-        socket = sockets[name]
-        heal(socket, lambda: any(e["kind"] == "speech" for e in socket.events()), 15)
-    bob = sockets["bob"]
-    assert bob.act({"type": "speech", "text": "And the debate goes on.", "client_id": "b1"})["type"] == "ack"
-    assert turns(debate) == [(0, "A", "speech"), (0, "B", "speech")]
-    for socket in sockets.values():
-        socket.close()
-
+# --- the web process--------------------------------------------------------------------------
 
 def test_nothing_is_lost_or_duplicated_across_a_web_process_kill(stack):
     debate, sessions = make_debate(sequential(rounds=2))
@@ -275,3 +223,60 @@ def test_healthz_reports_the_workers_heartbeat(stack):
     with urllib.request.urlopen(stack.url + "/healthz", timeout=10) as response:
         assert response.status == 200
         assert json.loads(response.read())["worker"] == "ok"
+
+
+# --- Redis (last: a restarted Redis leaves the web process's channel layer with dead connections
+# until the lead's live layer (issue 9, item 1) stops publish errors from reaching the consumers)
+
+def test_the_worker_survives_a_redis_restart_while_it_holds_a_message(stack):
+    debate, _ = make_debate(sequential(turn_seconds=6))
+    start(stack, debate)
+    wait_until(lambda: stack.log("worker.log").count("expire_turn") > 0, 10, "the worker holds the timer")
+    connected = stack.log("worker.log").count("Connected to redis")
+    stack.redis.stop()
+    stack.redis.start()
+    wait_until(lambda: stack.log("worker.log").count("Connected to redis") > connected, 30,
+               "the worker reconnects to Redis")
+    assert stack.worker.poll() is None, stack.log("worker.log")[-3000:]
+    assert "Unrecoverable error" not in stack.log("worker.log")
+    wait_until(lambda: turns(debate), deadline_of(debate) + 15 - time.time(), "the timeout is recorded")
+    assert turns(debate) == [(0, "A", "timeout")]
+
+
+def heal(socket, seen, seconds):
+    """What room.js does: ping every 2 s and sync when the pong says the debate is further on."""
+    deadline = time.monotonic() + seconds
+    while not seen():
+        assert time.monotonic() < deadline, f"not healed within {seconds} s: {socket.frames[-5:]}"
+        pong = socket.ping()
+        if pong.get("latest", -1) > socket.seq:
+            socket.sync(socket.seq)
+        socket.drain(quiet=0.3)
+        time.sleep(0.0 if seen() else 1.5)
+
+
+@NEEDS_HEARTBEAT
+def test_a_speech_saved_during_a_redis_outage_reaches_the_other_screens_within_15_s(stack):
+    debate, sessions = make_debate(sequential(rounds=2))
+    sockets = {name: LiveSocket(stack.url, debate.pk, sessions[name]) for name in ("alice", "bob", "judy")}
+    for socket in sockets.values():
+        socket.wait_for_type("state")
+    start(stack, debate)
+    for socket in sockets.values():
+        socket.wait_for_event("turn_state")
+    stack.redis.stop()
+    try:
+        answer = sockets["alice"].act({"type": "speech", "text": "Said while Redis was down.", "client_id": "a1"})
+        assert answer["type"] == "ack", answer
+    finally:
+        stack.redis.start()
+    for name in ("bob", "judy"):
+        socket = sockets[name]
+        heal(socket, lambda: any(e["kind"] == "speech" for e in socket.events()), 15)
+    newcomer = LiveSocket(stack.url, debate.pk, sessions["judy"])  # new connections work again
+    assert newcomer.wait_for_type("state")["seq"] == sockets["judy"].seq
+    bob = sockets["bob"]
+    assert bob.act({"type": "speech", "text": "And the debate goes on.", "client_id": "b1"})["type"] == "ack"
+    assert turns(debate) == [(0, "A", "speech"), (0, "B", "speech")]
+    for socket in sockets.values():
+        socket.close()
