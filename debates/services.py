@@ -41,7 +41,7 @@ def record_events(debate: Debate, events: list[Event]) -> list[DebateEvent]:
         stored.append(DebateEvent(debate=debate, seq=debate.last_seq, kind=event.kind,
                                   audience=event.audience, data=event.data))
     DebateEvent.objects.bulk_create(stored)
-    debate.save(update_fields=["last_seq", "status", "turn_deadline", "started_at", "ended_at"])
+    debate.save(update_fields=["last_seq", "status", "turn_deadline", "started_at", "ended_at", "engine_state"])
     return stored
 
 
@@ -189,6 +189,7 @@ def _apply(debate: Debate, action: Action, author, client_id="", private_note=""
     if action.kind == "speech" and action.seat in expected_before:
         action, payload = _check_quotes(debate, action, payload)
     events = engine.apply(action)
+    debate.engine_state = engine.to_state()
     if action.reveal is not None:
         payload = dict(payload or {}, reveal=_revealed_pixel(debate, action.reveal))
         events = [Event(e.kind, e.audience, dict(e.data, reveal=payload["reveal"])) if "reveal" in e.data else e
