@@ -129,7 +129,7 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
                     await self._send_events_from_database()
                     return
                 self.sent_seq = event["seq"]
-                await self.send_json(event["frames"][event["audiences"][self.viewer.audience]])
+                await self.send(text_data=event["frames"][event["audiences"][self.viewer.audience]])
 
     async def debate_changed(self, message):
         if message["seq"] > self.sent_seq:

@@ -7,6 +7,7 @@ frame without reading the database. The announcement is a hint, not the record: 
 poll of the debates it serves does (debates.rooms), and the missing events are read from the
 database. So publishing never fails the caller: what was saved reaches every screen either way.
 """
+import json
 import logging
 import time
 
@@ -28,12 +29,13 @@ def experiment_group_name(experiment_id: int) -> str:
 
 
 def events_message(events) -> dict:
-    """The group message announcing saved events (DebateEvent rows of one debate, in order)."""
+    """The group message announcing saved events (DebateEvent rows of one debate, in order): each
+    event's frames, already JSON, and which audience gets which."""
     debate = events[0].debate
     announced = []
     for event in sorted(events, key=lambda e: e.seq):
         frames, audiences = snapshots.frames_by_audience(debate, event)
-        announced.append({"seq": event.seq, "frames": frames, "audiences": audiences})
+        announced.append({"seq": event.seq, "frames": [json.dumps(f) for f in frames], "audiences": audiences})
     return {"type": "debate.events", "events": announced}
 
 

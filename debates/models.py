@@ -148,9 +148,10 @@ class Debate(models.Model):
                                    revealable=self.question.revealable_pixels())
 
     def seat_of(self, user):
+        """The user's seat; reads the participants once (or uses them when prefetched)."""
         if not user.is_authenticated:
             return None
-        return self.participants.filter(user=user).first()
+        return next((p for p in self.participants.all() if p.user_id == user.pk), None)
 
 
     class Meta:
