@@ -91,20 +91,26 @@ DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Live pages write from several threads; wait for the lock instead of failing at once.
     DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+elif env_bool("DATABASE_POOL", default=True):
+    # A process's threads (sockets' database work, requests) borrow connections from a pool
+    # instead of opening one per call; DATABASE_POOL_SIZE bounds what one process holds.
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1, "max_size": int(os.environ.get("DATABASE_POOL_SIZE", "12")), "timeout": 30}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 # Embedded mode: no broker, so AI work and turn timers run inside the web process.
 RUN_TASKS_IN_PROCESS = not REDIS_URL
 
+# Keeps deployments (or test runs) that share a Redis server apart.
+DEBATELAB_LIVE_PREFIX = os.environ.get("CHANNEL_PREFIX") or "debatelab" + urlsplit(REDIS_URL).path.replace("/", "-")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             # Pub/sub channels ignore Redis database numbers: the prefix keeps deployments (or test
             # runs) that share a Redis server apart.
-            "CONFIG": {"hosts": [{"address": REDIS_URL, "max_connections": 1000}],
-                       "prefix": os.environ.get("CHANNEL_PREFIX") or "debatelab" + urlsplit(REDIS_URL).path.replace("/", "-")},
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "max_connections": 1000}], "prefix": DEBATELAB_LIVE_PREFIX},
         }
     }
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
@@ -140,6 +146,12 @@ STATIC_ROOT = VAR_DIR / "staticfiles"
 
 # Websocket frames larger than this are refused with an error frame.
 DEBATELAB_MAX_MESSAGE_BYTES = 32_000
+# The live layer (debates.rooms): threads for the sockets' database work per web process, how
+# often a web process checks that its sockets have every saved event, and how long a connection
+# counts as online after its process was last heard of.
+DEBATELAB_DB_THREADS = int(os.environ.get("DEBATELAB_DB_THREADS", "12"))
+DEBATELAB_LIVE_POLL_SECONDS = float(os.environ.get("DEBATELAB_LIVE_POLL_SECONDS", "2"))
+DEBATELAB_PRESENCE_SECONDS = float(os.environ.get("DEBATELAB_PRESENCE_SECONDS", "30"))
 
 # Production is served over HTTPS (behind a TLS-terminating proxy); HTTPS=0 serves plain HTTP
 # with production settings otherwise, as the test suite does on 127.0.0.1.

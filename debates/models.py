@@ -111,6 +111,8 @@ class Debate(models.Model):
     answer_order = models.JSONField(default=list, blank=True,
                                     help_text="Order in which answers are shown (indices into question.answers).")
     last_seq = models.PositiveIntegerField(default=0, help_text="Sequence number of the last event.")
+    engine_state = models.JSONField(null=True, blank=True, editable=False,
+                                    help_text="The protocol engine's state after the last turn (empty: replay the turns).")
     turn_deadline = models.DateTimeField(null=True, blank=True)
     source = models.CharField(max_length=200, blank=True, help_text="Imported debates: the dataset they came from.")
     external_id = models.CharField(max_length=200, blank=True)
@@ -132,14 +134,24 @@ class Debate(models.Model):
         return self.answer_order or list(range(len(self.question.answers)))
 
     def engine(self) -> DebateEngine:
+        """The protocol engine where the debate stands: restored from the state stored with the
+        debate by the last action, or replayed from the turns for debates stored without one."""
+        revealable = self.question.revealable_pixels()
+        if self.engine_state is not None:
+            return DebateEngine.from_state(self.get_protocol(), len(self.question.answers), self.engine_state,
+                                           revealable=revealable)
+        return self.replayed_engine()
+
+    def replayed_engine(self) -> DebateEngine:
         actions = [t.as_action() for t in self.turns.order_by("id")]
-        return DebateEngine.replay(self.get_protocol(), len(self.question.answers), actions,
+        return DebateEngine.replay(self.get_protocol(), len(self.question.answers), actions, 
                                    revealable=self.question.revealable_pixels())
 
     def seat_of(self, user):
+        """The user's seat; reads the participants once (or uses them when prefetched)."""
         if not user.is_authenticated:
             return None
-        return self.participants.filter(user=user).first()
+        return next((p for p in self.participants.all() if p.user_id == user.pk), None)
 
 
     class Meta:
@@ -161,7 +173,6 @@ class Participant(models.Model):
     answer_index = models.PositiveSmallIntegerField(null=True, blank=True)
     alias = models.CharField(max_length=60, blank=True, help_text="Name shown to others.")
     agent = models.JSONField(null=True, blank=True, help_text="AI seat: back-end and parameters.")
-    online_connections = models.IntegerField(default=0)
 
     class Meta:
         constraints = [

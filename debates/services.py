@@ -41,7 +41,7 @@ def record_events(debate: Debate, events: list[Event]) -> list[DebateEvent]:
         stored.append(DebateEvent(debate=debate, seq=debate.last_seq, kind=event.kind,
                                   audience=event.audience, data=event.data))
     DebateEvent.objects.bulk_create(stored)
-    debate.save(update_fields=["last_seq", "status", "turn_deadline", "started_at", "ended_at"])
+    debate.save(update_fields=["last_seq", "status", "turn_deadline", "started_at", "ended_at", "engine_state"])
     return stored
 
 
@@ -100,7 +100,8 @@ def submit_action(debate_id: int, user, *, kind: str, text: str = "", probabilit
         raise Refused("too_long", f"a private note may have at most {MAX_PRIVATE_NOTE} characters")
     check_text(text=text, private_note=private_note, client_id=client_id)
     with transaction.atomic():
-        debate = Debate.objects.select_for_update().select_related("question").get(pk=debate_id)
+        debate = (Debate.objects.select_for_update().select_related("question").prefetch_related("participants")
+                  .get(pk=debate_id))
         participant = _seat_for(debate, user, seat)
         if client_id:
             existing = debate.turns.filter(seat=participant.seat, client_id=client_id).first()
@@ -189,6 +190,7 @@ def _apply(debate: Debate, action: Action, author, client_id="", private_note=""
     if action.kind == "speech" and action.seat in expected_before:
         action, payload = _check_quotes(debate, action, payload)
     events = engine.apply(action)
+    debate.engine_state = engine.to_state()
     if action.reveal is not None:
         payload = dict(payload or {}, reveal=_revealed_pixel(debate, action.reveal))
         events = [Event(e.kind, e.audience, dict(e.data, reveal=payload["reveal"])) if "reveal" in e.data else e
@@ -286,8 +288,7 @@ def _schedule_agent_turns(debate: Debate, engine, newly_expected) -> None:
     """AI seats that have just become expected get their turn run after the commit."""
     if engine.finished or not newly_expected:
         return
-    ai_seats = {seat for seat, agent in debate.participants.filter(seat__in=list(newly_expected))
-                .values_list("seat", "agent") if agent}
+    ai_seats = {p.seat for p in debate.participants.all() if p.seat in newly_expected and p.agent}
     if not ai_seats:
         return
     from .tasks import schedule_ai_turn  # tasks import this module

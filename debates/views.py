@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from . import live, pixel_player, services, snapshots
+from .consumers import action_fields
 from .models import RESEARCHER, Debate, DebateEvent, Invitation, Participant, has_role
 from .protocol import Refused
 
@@ -81,11 +82,9 @@ def debate_action(request, debate_id):
         return _refusal(Refused("bad_json", "the body is not valid JSON"))
     if not isinstance(message, dict) or message.get("type") not in ("speech", "feedback"):
         return _refusal(Refused("unknown_type", "type must be speech or feedback"))
-    from .consumers import _action_fields
-
     try:
         turn, events = services.submit_action(debate.pk, request.user, kind=message["type"],
-                                              client_id=message.get("client_id") or "", **_action_fields(message))
+                                              client_id=message.get("client_id") or "", **action_fields(message))
     except Refused as refused:
         return _refusal(refused)
     live.publish(debate.pk, events)
