@@ -16,3 +16,8 @@ application = ProtocolTypeRouter({
     "http": django_asgi_app,
     "websocket": AllowedHostsOriginValidator(PooledAuthMiddlewareStack(URLRouter(websocket_urlpatterns + experiment_websockets))),
 })
+
+# The embedded default has no Celery beat: this process runs the sweep itself (debates.sweep).
+from debates import sweep  # noqa: E402
+
+sweep.start_in_process()

@@ -126,6 +126,19 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "debatelab")
 
+# The sweep (debates.sweep) reschedules overdue turn deadlines and AI turns that lost their task:
+# Celery beat runs it in production (`platform/entrypoint.sh beat`), a timer thread in the embedded
+# default. 0 turns it off.
+DEBATELAB_SWEEP_INTERVAL = float(os.environ.get("SWEEP_INTERVAL", "10"))
+if REDIS_URL and DEBATELAB_SWEEP_INTERVAL > 0:
+    CELERY_BEAT_SCHEDULE = {"sweep-owed-work": {
+        "task": "debates.tasks.sweep_owed_work", "schedule": DEBATELAB_SWEEP_INTERVAL,
+        # A sweep that waited out a worker outage in the queue is stale: the next one does its work.
+        "options": {"expires": max(5.0, DEBATELAB_SWEEP_INTERVAL * 2)}}}
+# /healthz fails when no Celery worker has reported in for this many seconds (production only; the
+# embedded default has no worker). 0 turns the check off.
+DEBATELAB_WORKER_MAX_AGE = float(os.environ.get("HEALTH_WORKER_MAX_AGE", "60"))
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

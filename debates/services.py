@@ -120,16 +120,21 @@ def submit_action(debate_id: int, user, *, kind: str, text: str = "", probabilit
 
 
 def time_out_turn(debate_id: int) -> list[DebateEvent]:
-    """Called when a turn's deadline may have passed: records every waiting debater as timed out."""
+    """Called when a turn's deadline may have passed: records every waiting person debater as timed
+    out. AI seats are not held to the clock: their turn ends with a speech or a recorded failure
+    (see debates.sweep for why and how a lost AI turn is run again)."""
     with transaction.atomic():
         debate = Debate.objects.select_for_update().select_related("question").get(pk=debate_id)
         if debate.status != Debate.LIVE or debate.turn_deadline is None or debate.turn_deadline > timezone.now():
             return []
         events = []
         engine = debate.engine()
+        ai_seats = set(debate.participants.filter(agent__isnull=False).values_list("seat", flat=True))
         for seat in engine.expected_seats():
             if seat == JUDGE:
                 break
+            if seat in ai_seats:
+                continue
             events += _apply(debate, Action(seat=seat, kind="timeout"), author=None)[1]
             engine = debate.engine()
         return events

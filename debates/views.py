@@ -1,5 +1,6 @@
 import json
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
@@ -13,7 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from . import live, pixel_player, services, snapshots
+from . import live, pixel_player, services, snapshots, worker_health
 from .consumers import action_fields
 from .models import RESEARCHER, Debate, DebateEvent, Invitation, Participant, has_role
 from .protocol import Refused
@@ -146,5 +147,19 @@ def healthz(request):
         checks["channel_layer"] = "ok"
     except Exception as error:  # noqa: BLE001
         checks["channel_layer"] = f"error: {error.__class__.__name__}"
+    checks.update(_worker_check(checks))
     healthy = all(v == "ok" for v in checks.values())
     return JsonResponse({"status": "ok" if healthy else "error", **checks}, status=200 if healthy else 503)
+
+
+def _worker_check(checks: dict) -> dict:
+    """{"worker": "ok" | why not} in production with the check on; nothing in the embedded default."""
+    if settings.RUN_TASKS_IN_PROCESS or not settings.DEBATELAB_WORKER_MAX_AGE:
+        return {}
+    if checks.get("channel_layer") != "ok":
+        return {"worker": "unknown: Redis is unreachable"}
+    try:
+        problem = worker_health.problem()
+    except Exception as error:  # noqa: BLE001
+        return {"worker": f"error: {error.__class__.__name__}"}
+    return {"worker": f"error: {problem}" if problem else "ok"}

@@ -57,16 +57,22 @@ def embedded_daphne_server(django_db_setup, tmp_path_factory):
 
 
 def _serve(env, tmp_path_factory):
-    port = _free_port()
-    log = open(tmp_path_factory.mktemp("daphne") / "daphne.log", "w")
+    process, url = start_daphne(env, tmp_path_factory.mktemp("daphne") / "daphne.log")
+    yield url
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def start_daphne(env, log_path, port=None):
+    """A daphne process serving the platform with `env`; returns (process, base URL) once healthy."""
+    port = port or _free_port()
+    log = open(log_path, "a")
     process = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
                                 "config.asgi:application"], cwd=ROOT, env=env,
                                stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     _wait_until_healthy(url, process, log.name)
-    yield url
-    process.terminate()
-    process.wait(timeout=10)
+    return process, url
 
 
 def _wait_until_healthy(url, process, log_name, seconds=60):
@@ -86,19 +92,25 @@ def _wait_until_healthy(url, process, log_name, seconds=60):
 @pytest.fixture(scope="session")
 def celery_worker(django_db_setup, tmp_path_factory):
     """A real Celery worker on the test database and the test Redis broker."""
-    log_path = tmp_path_factory.mktemp("celery") / "worker.log"
-    log = open(log_path, "w")
-    process = subprocess.Popen([sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo",
-                                "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
-                               cwd=ROOT, env=_subprocess_env(), stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.time() + 60
-    while "ready" not in log_path.read_text():
-        if process.poll() is not None or time.time() > deadline:
-            raise RuntimeError(f"celery worker did not start: {log_path.read_text()[-2000:]}")
-        time.sleep(0.3)
+    process = start_celery_worker(_subprocess_env(), tmp_path_factory.mktemp("celery") / "worker.log")
     yield process
     process.terminate()
     process.wait(timeout=20)
+
+
+def start_celery_worker(env, log_path):
+    """A Celery worker (solo pool) with `env`; returns the process once it is ready."""
+    start = log_path.stat().st_size if log_path.exists() else 0
+    log = open(log_path, "a")
+    process = subprocess.Popen([sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo",
+                                "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
+                               cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.time() + 60
+    while "ready" not in log_path.read_text()[start:]:
+        if process.poll() is not None or time.time() > deadline:
+            raise RuntimeError(f"celery worker did not start: {log_path.read_text()[-2000:]}")
+        time.sleep(0.3)
+    return process
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from tests.conftest import _free_port, _subprocess_env
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
-APP_SERVICES = ["web", "worker"]
+APP_SERVICES = ["web", "worker", "beat"]
 DOCKERFILE = ROOT / "platform" / "Dockerfile"
 ENTRYPOINT = ROOT / "platform" / "entrypoint.sh"
 HEALTHCHECK = ROOT / "platform" / "healthcheck.py"
@@ -319,6 +319,39 @@ def test_healthz_reports_database_and_channel_layer_ok(client, db):
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "database": "ok", "channel_layer": "ok"}
+
+
+@pytest.fixture
+def worker_check_on(settings):
+    from django.core.cache import cache
+
+    from debates import worker_health
+
+    settings.DEBATELAB_WORKER_MAX_AGE = 60
+    yield lambda seconds_ago: cache.set(worker_health.HEARTBEAT_KEY, time.time() - seconds_ago, timeout=None)
+    cache.delete(worker_health.HEARTBEAT_KEY)
+
+
+def test_healthz_fails_when_no_worker_has_reported_in_for_the_limit(client, db, worker_check_on):
+    worker_check_on(seconds_ago=120)
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "error" and body["database"] == "ok" and body["channel_layer"] == "ok"
+    assert body["worker"] == "error: no Celery worker has reported in for 120 s (limit 60 s)"
+
+
+def test_healthz_passes_when_a_worker_reported_in_recently(client, db, worker_check_on):
+    worker_check_on(seconds_ago=5)
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok", "channel_layer": "ok", "worker": "ok"}
+
+
+def test_the_embedded_default_has_no_worker_to_check(client, db, worker_check_on, settings):
+    settings.RUN_TASKS_IN_PROCESS = True
+    worker_check_on(seconds_ago=1000)
+    assert client.get("/healthz").json() == {"status": "ok", "database": "ok", "channel_layer": "ok"}
 
 
 def closed_port() -> int:

@@ -71,6 +71,11 @@ def give_up(debate_id: int, seat: str, expected_round: int, error: AgentError) -
     return f"failed: {error.code}"
 
 
+def withdraw(debate_id: int, seat: str, expected_round: int) -> None:
+    """An attempt at the turn failed or is being restarted: every screen drops the text it streamed."""
+    _Room(debate_id, seat, expected_round).send({"type": "ai_turn_withdrawn"})
+
+
 def spent_by(debate: Debate, seat: str) -> Usage:
     """Tokens this seat's earlier turns used (the per-debate budget counts them)."""
     spent = Usage()

@@ -147,6 +147,10 @@ function receive(frame) {
     case "pong": // the debate's latest event, as the server knows it: ask for anything we lack
       if (Number.isInteger(frame.latest) && frame.latest > lastSeq) requestSync();
       break;
+    case "ai_turn_withdrawn": // an attempt that failed or is restarted: its streamed text is void
+      aiProgress.delete(aiKey(frame.seat, frame.round));
+      renderTranscript(false);
+      break;
     default: // frame types this page does not know
       break;
   }
