@@ -4,6 +4,7 @@ Embedded default (nothing set): SQLite in var/, in-memory channel layer, AI work
 run in-process. Production: DATABASE_URL (PostgreSQL) and REDIS_URL (channel layer, cache, Celery
 broker) chosen by environment variables, DEBUG off, a real SECRET_KEY required.
 """
+import json
 import os
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -137,6 +138,27 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
+
+
+
+def _ai_backends(value: str) -> dict:
+    """DEBATELAB_AI_BACKENDS: a JSON object, or the path of a JSON file holding one. The operator's
+    AI back-ends (debates/agents/backends.py checks them); the offline back-end is always there."""
+    if not value.strip():
+        return {}
+    text = value
+    if not value.lstrip().startswith("{"):
+        try:
+            text = Path(value).read_text()
+        except OSError as error:
+            raise ImproperlyConfigured(f"DEBATELAB_AI_BACKENDS names a file that cannot be read: {error}") from None
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise ImproperlyConfigured(f"DEBATELAB_AI_BACKENDS is not valid JSON: {error}") from None
+
+
+DEBATELAB_AI_BACKENDS = _ai_backends(os.environ.get("DEBATELAB_AI_BACKENDS", ""))
 
 # Websocket frames larger than this are refused with an error frame.
 DEBATELAB_MAX_MESSAGE_BYTES = 32_000

@@ -2,6 +2,7 @@
 speaks the OpenAI and Anthropic streaming protocols); everything else is real: PostgreSQL, Redis,
 a Celery worker and daphne."""
 import json
+import os
 import re
 import time
 
@@ -24,7 +25,8 @@ FAST_RETRIES = {"retry_base_delay": 0.01, "retry_max_delay": 0.05}
 
 @pytest.fixture(scope="module")
 def fake_llm():
-    server = FakeLLMServer(openai_key="sk-test-openai", anthropic_key="sk-test-anthropic").start()
+    server = FakeLLMServer(openai_key="sk-test-openai", anthropic_key="sk-test-anthropic",
+                           port=int(os.environ["FAKE_LLM_PORT"])).start()
     yield server
     server.stop()
 
@@ -36,13 +38,13 @@ def keys(monkeypatch):
 
 
 def openai_config(server, **extra):
-    return dict({"backend": "openai", "model": "fake-gpt", "base_url": server.url + "/v1",
-                 "api_key_env": "FAKE_OPENAI_KEY", "parameters": {"temperature": 0.3, **FAST_RETRIES}}, **extra)
+    """The fake-openai back-end that tests/settings.py registers: the fake server, key in FAKE_OPENAI_KEY."""
+    return dict({"backend": "fake-openai", "model": "fake-gpt",
+                 "parameters": {"temperature": 0.3, **FAST_RETRIES}}, **extra)
 
 
 def anthropic_config(server, **extra):
-    return dict({"backend": "anthropic", "model": "fake-claude", "base_url": server.url + "/v1",
-                 "api_key_env": "FAKE_ANTHROPIC_KEY", "parameters": FAST_RETRIES}, **extra)
+    return dict({"backend": "fake-anthropic", "model": "fake-claude", "parameters": FAST_RETRIES}, **extra)
 
 
 def _stream(config, retries=None):
@@ -118,7 +120,7 @@ def test_a_refused_request_is_not_retried(fake_llm, monkeypatch):
 
 
 def test_an_unreachable_server_is_a_retryable_connection_error():
-    config = {"backend": "openai", "model": "m", "base_url": "http://127.0.0.1:9/v1", "parameters": {"attempts": 1}}
+    config = {"backend": "unreachable", "model": "m", "parameters": {"attempts": 1}}
     with pytest.raises(AgentUnavailable) as error:
         _stream(config)
     assert error.value.code == "connection_error"
@@ -127,7 +129,7 @@ def test_an_unreachable_server_is_a_retryable_connection_error():
 def test_a_missing_key_is_a_clear_error_before_any_request(fake_llm, monkeypatch):
     monkeypatch.delenv("FAKE_OPENAI_KEY", raising=False)
     fake_llm.script([])
-    with pytest.raises(AgentError, match="FAKE_OPENAI_KEY") as error:
+    with pytest.raises(AgentError, match="the fake-openai back-end has no API key") as error:
         _stream(openai_config(fake_llm))
     assert error.value.code == "missing_api_key" and fake_llm.requests == []
 
@@ -153,11 +155,13 @@ def test_a_cost_budget_stops_the_seat_once_spent(fake_llm, keys):
 
 
 @pytest.mark.parametrize("config, message", [
-    ({"backend": "gpt"}, "backend must be one of"),
-    ({"backend": "openai"}, "needs a model name"),
+    ({"backend": "gpt"}, "backend must be one of the back-ends this server offers: offline, fake-openai"),
+    ({"backend": "fake-openai"}, "needs a model name"),
+    ({"backend": "fake-anthropic", "model": "claude-opus"}, "offers the models fake-claude, fake-claude-large"),
     ({"backend": "offline", "best_of_n": 40}, "best_of_n"),
     ({"backend": "offline", "temperature": 1}, "unknown agent settings: temperature"),
-    ({"backend": "openai", "model": "m", "parameters": {"base_url": "ftp://x"}}, "base_url must be an http"),
+    ({"backend": "fake-openai", "model": "m", "parameters": {"base_url": "http://x"}}, "parameters may not set base_url"),
+    ({"backend": "fake-openai", "model": "m", "api_key_env": "SECRET_KEY"}, "unknown agent settings: api_key_env"),
     ({"backend": "offline", "prompts": {"debater_turn": "Say $nonsense"}}, "uses $nonsense"),
     ({"backend": "offline", "prompts": {"opening": "hi"}}, "unknown prompt 'opening'"),
 ])
@@ -401,7 +405,7 @@ def test_the_llm_judge_stores_its_probabilities_as_an_ai_verdict(finished_debate
     assert (verdict.judge_kind, verdict.ai_judge, verdict.judge, verdict.live) == (Verdict.AI, "fake-claude", None, False)
     assert verdict.probabilities == [0.8, 0.2]  # shown order was [1, 0]: back to the canonical order
     assert verdict.chosen_index == 0 and verdict.correct and verdict.reason == "A's quote is verified."
-    assert verdict.provenance["backend"] == "anthropic" and verdict.provenance["model"] == "fake-claude"
+    assert verdict.provenance["backend"] == "fake-anthropic" and verdict.provenance["model"] == "fake-claude"
     assert verdict.provenance["parameters"] == {"temperature": 0}
     assert verdict.provenance["prompts"]["judge_prompt"].startswith("Question: $question")
     assert len(verdict.provenance["replies"]) == 2  # asked once more after the unreadable reply
@@ -442,7 +446,7 @@ def test_the_ai_judge_runs_over_every_finished_debate_without_its_verdict(finish
 @pytest.fixture
 def keyless_llm():
     """Like a self-hosted vLLM or llama.cpp server: no API key."""
-    server = FakeLLMServer().start()
+    server = FakeLLMServer(port=int(os.environ["FAKE_LOCAL_LLM_PORT"])).start()
     yield server
     server.stop()
 
@@ -484,7 +488,7 @@ def test_an_ai_vs_ai_debate_streams_to_the_judge_through_a_real_celery_worker(
                                     answer_order=[0, 1])
     debate.participants.filter(seat="A").update(agent={"backend": "offline", "token_delay": 0.005})
     debate.participants.filter(seat="B").update(agent={  # a self-hosted OpenAI-compatible server: no key
-        "backend": "openai", "model": "fake-local", "base_url": keyless_llm.url + "/v1", "parameters": FAST_RETRIES})
+        "backend": "fake-local", "model": "fake-local", "parameters": FAST_RETRIES})
     keyless_llm.script([Reply("My opening: <quote>the captain's quick decision</quote>."), Fail(500),
                         Reply("Rebuttal: <quote>The ship reached the station</quote> safely, so they escaped.", chunk=6)])
 
@@ -557,6 +561,6 @@ def test_the_ai_judge_command_judges_finished_debates_and_reports_bad_settings(f
     assert out.getvalue().strip() == "1 new AI verdicts (1 correct)"
     assert finished_debate.verdicts.get().judge_kind == "ai"
     with pytest.raises(CommandError, match="needs a model name"):
-        call_command("ai_judge", "--backend", "openai")
+        call_command("ai_judge", "--backend", "fake-openai")
     with pytest.raises(CommandError, match="--parameters is not valid JSON"):
         call_command("ai_judge", "--backend", "offline", "--parameters", "{temperature")

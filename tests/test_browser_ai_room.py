@@ -304,7 +304,7 @@ def test_an_ai_seat_that_cannot_write_is_shown_as_failed_only_to_those_who_may_k
     from debates.protocol import Protocol
 
     judy, _ = _people(make_user)
-    no_key = {"backend": "openai", "model": "gpt-4o-mini", "api_key_env": "DEBATELAB_TEST_KEY_THAT_IS_NOT_SET"}
+    no_key = {"backend": "no-key", "model": "gpt-4o-mini"}  # tests/settings.py: its key variable is not set
     debate = _ai_debate(QUESTION, judy, {"A": (None, 0), "B": (None, 1)}, Protocol(rounds=("sequential",)),
                         {"A": no_key, "B": {"backend": "offline", "token_delay": 0}})
 
@@ -318,13 +318,13 @@ def test_an_ai_seat_that_cannot_write_is_shown_as_failed_only_to_those_who_may_k
         rita.get_by_role("button", name="Start the debate").click()
         failure = rita.locator(".turn.timeout.seat-A .ai-failure")
         expect(failure).to_contain_text("Debater A (AI) could not write this turn")
-        expect(failure).to_contain_text("DEBATELAB_TEST_KEY_THAT_IS_NOT_SET")
+        expect(failure).to_contain_text("the no-key back-end has no API key")
         expect(judge.locator(".turn.timeout.seat-A .text")).to_have_text("Ran out of time: no speech this turn.")
         expect(judge.locator(".turn.seat-B .text")).to_have_count(1)
         expect(rita.locator(".turn.seat-B .text")).to_have_count(1)
         shoot(rita, "ai-room-observer-failure.png")
         rita.reload()  # after a reload the reason comes from the stored turn
-        expect(rita.locator(".turn.timeout.seat-A .ai-failure")).to_contain_text("DEBATELAB_TEST_KEY_THAT_IS_NOT_SET")
+        expect(rita.locator(".turn.timeout.seat-A .ai-failure")).to_contain_text("the no-key back-end has no API key")
         judge_html = judge.content()
         judge.reload()
         expect(judge.locator(".turn.timeout.seat-A .text")).to_have_text("Ran out of time: no speech this turn.")
@@ -332,6 +332,6 @@ def test_an_ai_seat_that_cannot_write_is_shown_as_failed_only_to_those_who_may_k
         for page in (judge, rita):
             page.context.close()
 
-    assert "could not write" not in judge_html and "DEBATELAB_TEST_KEY" not in judge_html
+    assert "could not write" not in judge_html and "no API key" not in judge_html
     assert Debate.objects.get(pk=debate.pk).status == Debate.AWAITING_VERDICT
     assert not PAGE_ERRORS
