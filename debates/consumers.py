@@ -43,7 +43,7 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
             return await self.send_error("too_large", f"messages may have at most {settings.DEBATELAB_MAX_MESSAGE_BYTES} bytes")
         try:
             message = json.loads(text_data)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: thousands of nested brackets
             return await self.send_error("bad_json", "that message is not valid JSON")
         if not isinstance(message, dict):
             return await self.send_error("bad_message", "a message is a JSON object with a 'type'")

@@ -1,7 +1,9 @@
 """What each role may see of a debate. Every page, API response and websocket frame about a
 debate is built here, so the rule 'a judge never sees hidden material, the correct answer, which
 side is honest, or anything private' is enforced in one place."""
-from .models import RESEARCHER, Debate, DebateEvent, Participant, has_role
+from django.db.models import Q
+
+from .models import RESEARCHER, Debate, DebateEvent, Experiment, Participant, has_role
 from .protocol import EVERYONE, JUDGE, SIMULTANEOUS
 
 DEBATER, JUDGE_VIEW, OBSERVER = "debater", "judge", "observer"
@@ -26,8 +28,10 @@ class Viewer:
 
 
 def viewer_for(debate: Debate, user) -> Viewer | None:
-    """None when the user may not see this debate at all."""
-    participant = debate.seat_of(user)
+    """None when the user may not see this debate at all. A seated person gets their seat's view;
+    a researcher observes only the debates of their own space (see `manages`), a platform
+    administrator every debate; anybody else sees nothing."""
+    participant = debate.seat_of(user) if user.is_authenticated else None
     blind = bool(blinding_of(debate)["aliases"])
     if participant is not None:
         if participant.is_debater:
@@ -35,9 +39,34 @@ def viewer_for(debate: Debate, user) -> Viewer | None:
         if participant.seat == JUDGE:
             return Viewer(JUDGE_VIEW, participant, blind=blind)
         return Viewer(OBSERVER, participant)
-    if user.is_authenticated and (user.is_staff or has_role(user, RESEARCHER)):
+    if manages(debate, user):
         return Viewer(OBSERVER, None)
     return None
+
+
+def manages(debate: Debate, user) -> bool:
+    """Whether the user may observe and run (start) this debate without a seat: a researcher for the
+    debates they created and those of experiments they own or were given (Experiment.shared_with);
+    a platform administrator (superuser) for every debate. Staff status grants nothing."""
+    if not user.is_authenticated:
+        return False
+    if user.is_superuser:
+        return True
+    if not has_role(user, RESEARCHER):
+        return False
+    if debate.created_by_id == user.pk:
+        return True
+    version = debate.experiment_version
+    return version is not None and Experiment.visible_to(user).filter(pk=version.experiment_id).exists()
+
+
+def managed_debates(user):
+    """The debates `manages` allows, as a queryset (the lobby's list)."""
+    if user.is_superuser:
+        return Debate.objects.all()
+    if not has_role(user, RESEARCHER):
+        return Debate.objects.none()
+    return Debate.objects.filter(Q(created_by=user) | Q(experiment_version__experiment__in=Experiment.visible_to(user)))
 
 
 def blinding_of(debate: Debate) -> dict:

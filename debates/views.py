@@ -1,4 +1,5 @@
 import json
+import re
 
 from django.contrib import messages
 from django.contrib.auth import login
@@ -32,8 +33,8 @@ def lobby(request):
     judging = [s for s in seats if s.seat == "judge"]
     observing = [s for s in seats if s.seat == Participant.OBSERVER]
     recent = None
-    if has_role(request.user, RESEARCHER):
-        recent = Debate.objects.select_related("question").order_by("-created_at")[:50]
+    if has_role(request.user, RESEARCHER):  # a researcher's own space only
+        recent = snapshots.managed_debates(request.user).select_related("question").order_by("-created_at")[:50]
     return render(request, "debates/lobby.html", {"debating": debating, "judging": judging,
                                                   "observing": observing, "recent": recent})
 
@@ -53,7 +54,8 @@ def debate_room(request, debate_id):
         debate.refresh_from_db()
     state = snapshots.state_for(debate, viewer)
     return render(request, "debates/room.html", {"debate": debate, "viewer": viewer, "state": state,
-                                                 "may_start": debate.status == Debate.SCHEDULED and has_role(request.user, RESEARCHER)})
+                                                 "may_start": debate.status == Debate.SCHEDULED
+                                                 and snapshots.manages(debate, request.user)})
 
 
 @login_required
@@ -63,7 +65,7 @@ def debate_state(request, debate_id):
     viewer = _viewer_or_403(request, debate)
     after = request.GET.get("after")
     if after is not None:
-        if not after.isdigit():
+        if not re.fullmatch(r"[0-9]{1,18}", after):  # ASCII digits only: "²".isdigit() is true
             return JsonResponse({"error": {"code": "bad_after", "message": "after must be a sequence number"}}, status=400)
         return JsonResponse({"events": snapshots.events_after(debate, viewer, int(after))})
     return JsonResponse(snapshots.state_for(debate, viewer))
@@ -95,9 +97,9 @@ def debate_action(request, debate_id):
 @login_required
 @require_POST
 def start(request, debate_id):
-    if not has_role(request.user, RESEARCHER):
-        raise PermissionDenied("Only researchers start debates.")
     debate = get_object_or_404(Debate, pk=debate_id)
+    if not snapshots.manages(debate, request.user):
+        raise PermissionDenied("Only the researcher who runs this debate starts it.")
     try:
         live.publish(debate.pk, services.start_debate(debate.pk))
     except Refused as refused:

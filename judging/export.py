@@ -667,6 +667,5 @@ def _parquet_chunks(options: ExportOptions):
 
 
 def experiments_of(user):
-    """The experiments a user may export: their own, or all for a superuser."""
-    experiments = Experiment.objects.all()
-    return experiments if user.is_superuser else experiments.filter(owner=user)
+    """The experiments a user may export: their own and those shared with them, or all for a superuser."""
+    return Experiment.visible_to(user)
