@@ -97,6 +97,8 @@ def debate_action(request, debate_id):
 @login_required
 @require_POST
 def start(request, debate_id):
+    if not has_role(request.user, RESEARCHER):
+        raise PermissionDenied("Only researchers start debates.")
     debate = get_object_or_404(Debate, pk=debate_id)
     if not snapshots.manages(debate, request.user):
         raise PermissionDenied("Only the researcher who runs this debate starts it.")

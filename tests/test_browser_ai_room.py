@@ -56,12 +56,15 @@ def _people(make_user):
 
 
 def _ai_debate(question_text, judy, seats, protocol, agents):
+    from django.contrib.auth.models import User
+
     from debates import services
     from debates.models import Question
 
     question = Question.objects.create(text=question_text, answers=ANSWERS, correct_index=0, hidden_material=STORY,
                                        public_material="A short story about a spaceship.")
-    debate = services.create_debate(question, protocol, seats, judge=judy, answer_order=[0, 1])
+    debate = services.create_debate(question, protocol, seats, judge=judy, answer_order=[0, 1],
+                                    created_by=User.objects.get(username="rita"))  # rita runs it
     for seat, agent in agents.items():
         debate.participants.filter(seat=seat).update(agent=agent)
     return debate
