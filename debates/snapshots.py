@@ -245,9 +245,14 @@ def _in_reading_order(turns, protocol, simultaneous_rounds) -> list:
 
 
 def ephemeral_for(frame: dict, viewer: Viewer) -> dict | None:
-    """Frames that are not stored (presence, AI writing progress): a blinded viewer gets no
-    back-end errors, which would say which back-end plays a seat."""
-    if viewer.blind and frame.get("type") in ("ai_turn_retry", "ai_turn_failed"):
+    """Frames that are not stored (presence, AI writing progress), as this viewer may see them.
+    A blinded viewer gets no AI frames at all: a person's writing is never streamed, so any of them
+    would tell that a seat is an AI (and retries and failures which back-end plays it). Other
+    seats get nothing of a sealed (simultaneous) round, not even its progress; observers get
+    everything."""
+    if not frame.get("type", "").startswith("ai_") or viewer.view == OBSERVER:
+        return frame
+    if viewer.blind or frame.get("sealed"):
         return None
     return frame
 
