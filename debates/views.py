@@ -113,13 +113,21 @@ def _refusal(refused: Refused, status=400):
     return JsonResponse({"error": {"code": refused.code, "message": refused.message}}, status=status)
 
 
+class JoinForm(UserCreationForm):
+    """Sign-up with an optional e-mail address, which password reset sends its link to."""
+
+    class Meta(UserCreationForm.Meta):
+        fields = ("username", "email")
+        help_texts = {"email": "Optional: lets you reset a forgotten password."}
+
+
 def join(request, token):
     """Sign-up by invitation link: creates an account with the invitation's role."""
     invitation = Invitation.objects.filter(token=token).first()
     if invitation is None or invitation.uses_left == 0 or (
             invitation.expires_at and invitation.expires_at < timezone.now()):
         raise Http404("This invitation link is not valid any more.")
-    form = UserCreationForm(request.POST or None)
+    form = JoinForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         with transaction.atomic():
             updated = Invitation.objects.filter(pk=invitation.pk, uses_left__gt=0).update(uses_left=F("uses_left") - 1)
@@ -127,7 +135,7 @@ def join(request, token):
                 raise Http404("This invitation link has been used up.")
             user = form.save()
             user.groups.add(Group.objects.get_or_create(name=invitation.role)[0])
-        login(request, user)
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         return redirect("lobby")
     return render(request, "registration/join.html", {"form": form, "invitation": invitation})
 
