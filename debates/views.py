@@ -79,7 +79,7 @@ def debate_action(request, debate_id):
     _viewer_or_403(request, debate)
     try:
         message = json.loads(request.body or b"{}")
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: thousands of nested brackets
         return _refusal(Refused("bad_json", "the body is not valid JSON"))
     if not isinstance(message, dict) or message.get("type") not in ("speech", "feedback"):
         return _refusal(Refused("unknown_type", "type must be speech or feedback"))
