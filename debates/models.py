@@ -68,6 +68,8 @@ class Experiment(models.Model):
 
     name = models.CharField(max_length=200)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="experiments")
+    shared_with = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="shared_experiments",
+                                         help_text="Researchers who may see and run this experiment like its owner.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -78,6 +80,18 @@ class Experiment(models.Model):
 
     def latest_version(self):
         return self.versions.order_by("-number").first()
+
+    @classmethod
+    def visible_to(cls, user):
+        """A researcher's space: the experiments they own or were given; a platform administrator
+        (superuser) sees them all."""
+        if not user.is_authenticated:
+            return cls.objects.none()
+        if user.is_superuser:
+            return cls.objects.all()
+        if not has_role(user, RESEARCHER):
+            return cls.objects.none()
+        return cls.objects.filter(Q(owner=user) | Q(shared_with=user)).distinct()
 
 
 class ExperimentVersion(models.Model):

@@ -136,7 +136,10 @@ def validate_probabilities(probabilities, answer_count: int) -> tuple[float, ...
     # Strings and booleans would pass float() and then be stored as sent.
     if any(isinstance(p, bool) or not isinstance(p, (int, float)) for p in probabilities):
         raise Refused("bad_probabilities", "probabilities must be numbers")
-    values = tuple(float(p) for p in probabilities)
+    try:
+        values = tuple(float(p) for p in probabilities)
+    except OverflowError:  # a whole number too large for a float
+        raise Refused("bad_probabilities", "each probability must be between 0 and 1") from None
     if any(not 0.0 <= p <= 1.0 for p in values):
         raise Refused("bad_probabilities", "each probability must be between 0 and 1")
     if abs(sum(values) - 1.0) > 1e-6:

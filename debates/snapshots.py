@@ -1,8 +1,10 @@
 """What each role may see of a debate. Every page, API response and websocket frame about a
 debate is built here, so the rule 'a judge never sees hidden material, the correct answer, which
 side is honest, or anything private' is enforced in one place."""
+from django.db.models import Q
+
 from . import presence
-from .models import RESEARCHER, Debate, DebateEvent, Participant, has_role
+from .models import RESEARCHER, Debate, DebateEvent, Experiment, Participant, has_role
 from .protocol import EVERYONE, JUDGE, SIMULTANEOUS
 
 DEBATER, JUDGE_VIEW, OBSERVER = "debater", "judge", "observer"
@@ -35,8 +37,10 @@ class Viewer:
 
 
 def viewer_for(debate: Debate, user) -> Viewer | None:
-    """None when the user may not see this debate at all."""
-    participant = debate.seat_of(user)
+    """None when the user may not see this debate at all. A seated person gets their seat's view;
+    a researcher observes only the debates of their own space (see `manages`), a platform
+    administrator every debate; anybody else sees nothing."""
+    participant = debate.seat_of(user) if user.is_authenticated else None
     blind = bool(blinding_of(debate)["aliases"])
     if participant is not None:
         if participant.is_debater:
@@ -44,9 +48,34 @@ def viewer_for(debate: Debate, user) -> Viewer | None:
         if participant.seat == JUDGE:
             return Viewer(JUDGE_VIEW, participant, blind=blind)
         return Viewer(OBSERVER, participant)
-    if user.is_authenticated and (user.is_staff or has_role(user, RESEARCHER)):
+    if manages(debate, user):
         return Viewer(OBSERVER, None)
     return None
+
+
+def manages(debate: Debate, user) -> bool:
+    """Whether the user may observe and run (start) this debate without a seat: a researcher for the
+    debates they created and those of experiments they own or were given (Experiment.shared_with);
+    a platform administrator (superuser) for every debate. Staff status grants nothing."""
+    if not user.is_authenticated:
+        return False
+    if user.is_superuser:
+        return True
+    if not has_role(user, RESEARCHER):
+        return False
+    if debate.created_by_id == user.pk:
+        return True
+    version = debate.experiment_version
+    return version is not None and Experiment.visible_to(user).filter(pk=version.experiment_id).exists()
+
+
+def managed_debates(user):
+    """The debates `manages` allows, as a queryset (the lobby's list)."""
+    if user.is_superuser:
+        return Debate.objects.all()
+    if not has_role(user, RESEARCHER):
+        return Debate.objects.none()
+    return Debate.objects.filter(Q(created_by=user) | Q(experiment_version__experiment__in=Experiment.visible_to(user)))
 
 
 def blinding_of(debate: Debate) -> dict:
@@ -242,9 +271,14 @@ def _in_reading_order(turns, protocol, simultaneous_rounds) -> list:
 
 
 def ephemeral_for(frame: dict, viewer: Viewer) -> dict | None:
-    """Frames that are not stored (presence, AI writing progress): a blinded viewer gets no
-    back-end errors, which would say which back-end plays a seat."""
-    if viewer.blind and frame.get("type") in ("ai_turn_retry", "ai_turn_failed"):
+    """Frames that are not stored (presence, AI writing progress), as this viewer may see them.
+    A blinded viewer gets no AI frames at all: a person's writing is never streamed, so any of them
+    would tell that a seat is an AI (and retries and failures which back-end plays it). Other
+    seats get nothing of a sealed (simultaneous) round, not even its progress; observers get
+    everything."""
+    if not frame.get("type", "").startswith("ai_") or viewer.view == OBSERVER:
+        return frame
+    if viewer.blind or frame.get("sealed"):
         return None
     return frame
 

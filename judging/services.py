@@ -3,7 +3,7 @@ from django.db import transaction
 
 from debates.models import Debate
 from debates.protocol import JUDGE, Event, Refused, validate_probabilities
-from debates.services import check_text, record_events, to_canonical
+from debates.services import MAX_CLIENT_ID, check_text, record_events, to_canonical
 
 from . import scoring
 from .models import Verdict
@@ -45,6 +45,8 @@ def submit_verdict(debate_id: int, user, probabilities, reason: str, seconds_spe
 def checked_judgment(debate: Debate, probabilities, reason: str, seconds_spent, client_id: str):
     """Validates a final judgment, live or offline: (canonical probabilities, chosen answer, reason,
     seconds). Raises Refused with a clear message for anything wrong."""
+    if len(client_id or "") > MAX_CLIENT_ID:
+        raise Refused("bad_client_id", f"client_id may have at most {MAX_CLIENT_ID} characters")
     canonical = list(validate_probabilities(to_canonical(debate, probabilities), len(debate.question.answers)))
     chosen = _chosen_answer(canonical)
     check_text(reason=reason, client_id=client_id)

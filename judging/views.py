@@ -67,7 +67,7 @@ def _slider_rows(state, posted):
         if posted is not None:
             try:
                 value = max(0, min(100, round(float(posted.get(f"p{i}", value)))))
-            except ValueError:
+            except (ValueError, OverflowError):  # not a number, NaN, or infinite
                 pass
         rows.append({"index": i, "answer": answer, "argued_by": _argued_by(state, i), "value": value})
     return rows

@@ -26,6 +26,8 @@ class Room:
         self.users = {p.seat: p.user for p in debate.participants.select_related("user")}
         self.sessions = {seat: session_for(user) for seat, user in self.users.items()}
         self.researcher_session = session_for(researcher)
+        debate.created_by = researcher  # the researcher runs this debate (it is in their space)
+        debate.save(update_fields=["created_by"])
 
     def connect(self, seat, **kwargs):
         return LiveSocket(self.url, self.debate.pk, self.sessions[seat], **kwargs)
