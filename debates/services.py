@@ -33,13 +33,20 @@ def _storable(text: str) -> bool:
     return "\x00" not in text
 
 
-def record_events(debate: Debate, events: list[Event]) -> list[DebateEvent]:
-    """Number and save events for a debate locked by the caller (select_for_update)."""
-    stored = []
+def number_events(debate: Debate, events: list[Event]) -> list[DebateEvent]:
+    """Unsaved events numbered after the debate's last one (debate.last_seq moves on; the caller
+    saves both). Bulk writers number many debates' events here and save them at once."""
+    numbered = []
     for event in events:
         debate.last_seq += 1
-        stored.append(DebateEvent(debate=debate, seq=debate.last_seq, kind=event.kind,
-                                  audience=event.audience, data=event.data))
+        numbered.append(DebateEvent(debate=debate, seq=debate.last_seq, kind=event.kind,
+                                    audience=event.audience, data=event.data))
+    return numbered
+
+
+def record_events(debate: Debate, events: list[Event]) -> list[DebateEvent]:
+    """Number and save events for a debate locked by the caller (select_for_update)."""
+    stored = number_events(debate, events)
     DebateEvent.objects.bulk_create(stored)
     debate.save(update_fields=["last_seq", "status", "turn_deadline", "started_at", "ended_at"])
     return stored

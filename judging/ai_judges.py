@@ -10,16 +10,16 @@ import re
 from django.db import transaction
 from django.db.models import Exists, OuterRef
 
-from debates import live, services, snapshots
+from debates import services, snapshots
 from debates.agents.config import AgentConfig, Budget
 from debates.agents.debater import find_json_object
 from debates.agents.errors import AgentError
 from debates.agents.llm import chat_model
 from debates.agents.prompts import render, template_for
 from debates.models import Debate
-from debates.protocol import JUDGE, Event, Refused, validate_probabilities
+from debates.protocol import JUDGE, Refused, validate_probabilities
 
-from . import scoring
+from . import verdicts
 from .models import Verdict
 
 log = logging.getLogger(__name__)
@@ -159,18 +159,6 @@ def _save(debate, agent: AgentConfig, name: str, shown: list[float], reason: str
         if existing:
             return existing
         canonical = list(validate_probabilities(services.to_canonical(debate, shown), len(debate.question.answers)))
-        chosen = max(range(len(canonical)), key=lambda i: canonical[i])
-        protocol = debate.get_protocol()
-        verdict = Verdict.objects.create(
-            debate=debate, judge=None, judge_kind=Verdict.AI, ai_judge=name, live=False,
-            probabilities=canonical, chosen_index=chosen, correct=chosen == debate.question.correct_index,
-            reason=reason, after_turn=debate.turns.count(), after_seq=debate.last_seq,
-            scoring_rule=protocol.scoring_rule,
-            score=scoring.score(protocol.scoring_rule, canonical, debate.question.correct_index,
-                                turns=debate.turns.exclude(seat=JUDGE).count(), turn_penalty=protocol.turn_penalty),
-            provenance=dict(agent.provenance(), **exchange))
-        if debate.status != Debate.COMPLETE and not debate.participants.filter(seat=JUDGE, user__isnull=False).exists():
-            debate.status = Debate.COMPLETE  # no human judge is waiting to give the verdict
-            live.publish(debate.pk, services.record_events(debate, [Event("verdict_given", "all",
-                                                                          {"status": debate.status})]))
+        verdict, _ = verdicts.record_verdict(debate, canonical, judge_kind=Verdict.AI, ai_judge=name, live=False,
+                                             reason=reason, provenance=dict(agent.provenance(), **exchange))
         return verdict
