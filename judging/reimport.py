@@ -18,8 +18,6 @@ from debates.models import Debate, Experiment, ExperimentVersion, Participant, Q
 
 from . import verdicts
 
-REIMPORT_TIE_RULE = "as exported (no tie rule recorded)"
-
 REQUIRED = ("verdict_id", "debate_id", "question_id", "question", "participants", "turns", "probabilities",
             "chosen_index", "correct", "judge_kind", "score")
 
@@ -194,7 +192,7 @@ class _Importer:
             reason=record.get("reason") or "", seconds_spent=record.get("seconds_spent"),
             after_turn=record.get("after_turn") or 0, after_seq=record.get("after_seq") or 0,
             client_id=record.get("client_id") or "", provenance=provenance,
-            source_rule=verdicts.source_rule(provenance.get("tie_rule") or REIMPORT_TIE_RULE, record["chosen_index"],
+            source_rule=verdicts.source_rule(provenance.get("tie_rule"), record["chosen_index"],
                                              record["correct"], record["score"], record.get("scoring_rule") or "log"))
         verdict.save()
         self.timestamps.append((verdict, _when(record.get("verdict_created_at"), line, "verdict_created_at")))

@@ -61,7 +61,8 @@ def build_verdict(debate: Debate, probabilities, *, reason: str, judge=None, jud
     if source_rule is not None:  # the source's numbers as it recorded them, checked by its importer
         canonical = list(probabilities)
         chosen, correct, score = source_rule["chosen_index"], source_rule["correct"], source_rule["score"]
-        provenance["tie_rule"] = source_rule["tie_rule"]
+        if source_rule["tie_rule"] is not None:  # None: a re-import whose records name no rule
+            provenance["tie_rule"] = source_rule["tie_rule"]
         scoring_rule = source_rule.get("scoring_rule", protocol.scoring_rule)
     else:
         canonical = list(validate_probabilities(probabilities, len(question.answers)))
