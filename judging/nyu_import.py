@@ -20,7 +20,8 @@ from django.utils import timezone
 from debates.models import Debate, DebateEvent, Participant, Question, Turn
 from debates.provenance import code_version
 
-from debates.importers.nyu_format import AI_NAMES, SOURCE, RoomPlan, RoomProblem, article_id, plan_room
+from debates.importers.nyu_format import (AI_NAMES, SOURCE, RoomPlan, RoomProblem, article_id, plan_room,
+                                          protocol_name)
 
 from . import verdicts
 from .models import Verdict
@@ -129,7 +130,8 @@ class _Store:
     def _room(self, plan: RoomPlan):
         question = self._question(plan)
         debate = Debate.objects.create(
-            question=question, protocol=plan.protocol.to_dict(), status=plan.status, answer_order=plan.answer_order,
+            question=question, protocol=plan.protocol.to_dict(), protocol_name=protocol_name(plan.provenance["setting"]),
+            status=plan.status, answer_order=plan.answer_order,
             last_seq=len(plan.events), source=SOURCE, external_id=plan.name,
             provenance=dict(plan.provenance, code_version=code_version(), imported_at=timezone.now().isoformat()),
             started_at=_time(plan.started_ms), ended_at=_time(plan.ended_ms))

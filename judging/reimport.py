@@ -16,7 +16,7 @@ from django.db import transaction
 
 from debates.models import Debate, Experiment, ExperimentVersion, Participant, Question, Turn
 
-from . import verdicts
+from . import export, verdicts
 
 REQUIRED = ("verdict_id", "debate_id", "question_id", "question", "participants", "turns", "probabilities",
             "chosen_index", "correct", "judge_kind", "score")
@@ -169,8 +169,8 @@ class _Importer:
         turns = []
         for t in record["turns"]:
             payload = _json(t.get("payload_json"), line, "turns.payload_json", {})
-            if t.get("quotes") is not None:  # exported beside the rest of the payload
-                payload["quotes"] = t["quotes"]
+            if t.get("quotes") is not None:  # exported beside the rest of the payload, as declared fields
+                payload["quotes"] = [export.undeclared(q, export.QUOTE_FIELDS) for q in t["quotes"]]
             turns.append(Turn(debate=debate, round_index=t["round"], seat=t["seat"], kind=t["kind"],
                               text=t.get("text") or "", probabilities=t.get("probabilities"),
                               end_debate=bool(t.get("end_debate")), private_note=t.get("private_note") or "",
