@@ -18,6 +18,7 @@ FORMATS = ("debate", "consultancy", "direct", "interactive")
 DEBATER_KINDS = ("human", "ai")
 JUDGE_KINDS = ("human", "ai")
 BACKENDS = ("offline", "openai", "anthropic", "pixel_mcts")
+AI_JUDGE_BACKENDS = ("offline", "openai", "anthropic")  # the pixel judge judges image debates by itself
 OFFLINE_MODES = ("none", "stepwise", "all_at_once")
 
 
@@ -215,14 +216,20 @@ class _Checker:
 
     def judges(self, located):
         if located is None:
-            return {"kind": "human", "per_debate": 1, "offline": "none", "backend": None, "model": None, "pool": None}
+            return {"kind": "human", "per_debate": 1, "offline": "none", "backend": None, "model": None,
+                    "parameters": {}, "pool": None}
         j = self.mapping(located, "judges", {"kind": (True, None), "per_debate": (False, 1), "offline": (False, "none"),
-                                             "backend": (False, None), "model": (False, None), "pool": (False, None)})
-        return {"kind": self.value(j, "kind", "judges", "str", choices=JUDGE_KINDS),
+                                             "backend": (False, None), "model": (False, None),
+                                             "parameters": (False, None), "pool": (False, None)})
+        kind = self.value(j, "kind", "judges", "str", choices=JUDGE_KINDS)
+        backend = self.value(j, "backend", "judges", "str", choices=AI_JUDGE_BACKENDS)
+        if kind == "ai" and backend is None:
+            self.fail(located, "judges", "AI judges need a backend (" + ", ".join(AI_JUDGE_BACKENDS) + ")")
+        return {"kind": kind,
                 "per_debate": self.value(j, "per_debate", "judges", "int", default=1, low=1, high=100),
                 "offline": self.value(j, "offline", "judges", "str", default="none", choices=OFFLINE_MODES),
-                "backend": self.value(j, "backend", "judges", "str", choices=BACKENDS),
-                "model": self.value(j, "model", "judges", "str"),
+                "backend": backend, "model": self.value(j, "model", "judges", "str"),
+                "parameters": self.value(j, "parameters", "judges", "dict", default={}),
                 "pool": self.usernames(j.get("pool"), "judges.pool")}
 
     def usernames(self, located, path):

@@ -142,9 +142,12 @@ def time_out_turn(debate_id: int) -> list[DebateEvent]:
 
 
 def submit_agent_turn(debate_id: int, seat: str, *, text: str, expected_round: int, client_id: str, payload=None,
-                      reveal: int | None = None):
-    """An AI seat's speech, through the same checks as a person's. Returns (turn, new events); a
-    retry with the same client_id returns the turn already stored and no events."""
+                      reveal: int | None = None, kind: str = "speech", probabilities=None, end_debate: bool = False):
+    """An AI seat's speech (or an AI judge's feedback: kind="feedback", probabilities in canonical
+    order), through the same checks as a person's. Returns (turn, new events); a retry with the
+    same client_id returns the turn already stored and no events."""
+    if kind not in ("speech", "feedback"):
+        raise Refused("bad_kind", "an action is a speech or feedback")
     with transaction.atomic():
         debate = Debate.objects.select_for_update().select_related("question").get(pk=debate_id)
         _agent_seat(debate, seat)
@@ -153,8 +156,9 @@ def submit_agent_turn(debate_id: int, seat: str, *, text: str, expected_round: i
             return existing, []
         _require_live(debate)
         _require_round(debate, expected_round)
-        return _apply(debate, Action(seat=seat, kind="speech", text=text, reveal=reveal), author=None,
-                      client_id=client_id, payload=payload or {})
+        action = Action(seat=seat, kind=kind, text=text, reveal=reveal, end_debate=bool(end_debate),
+                        probabilities=tuple(probabilities) if probabilities is not None else None)
+        return _apply(debate, action, author=None, client_id=client_id, payload=payload or {})
 
 
 def forfeit_agent_turn(debate_id: int, seat: str, *, expected_round: int, client_id: str, code: str, message: str):
@@ -300,8 +304,10 @@ def _schedule_agent_turns(debate: Debate, engine, newly_expected) -> None:
     from .tasks import schedule_ai_turn  # tasks import this module
 
     round_index = engine.round_index
-    for seat in sorted(ai_seats):
+    for seat in sorted(ai_seats - {JUDGE}):
         transaction.on_commit(lambda seat=seat: schedule_ai_turn(debate.pk, seat, round_index))
+    if JUDGE in ai_seats:  # AI judges are judging's: it listens for this
+        transaction.on_commit(lambda: signals.announce_ai_judge_expected(Debate, debate.pk, round_index))
 
 
 def _for_clients(debate: Debate, event: Event) -> Event:

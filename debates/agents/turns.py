@@ -7,7 +7,7 @@ import time
 from .. import live, services, snapshots
 from ..experiment_spec import BACKENDS as ALL_BACKENDS
 from ..models import Debate, Participant
-from ..protocol import SEQUENTIAL, Refused
+from ..protocol import JUDGE, SEQUENTIAL, Refused
 from .config import BACKENDS, AgentConfig, Budget, Usage
 from .debater import Callbacks, TurnContext, write_turn
 from .errors import AgentError, AgentUnavailable
@@ -30,8 +30,8 @@ def play_turn(debate_id: int, seat: str, expected_round: int) -> str:
     participant = debate.participants.filter(seat=seat).first()
     if participant is None or not participant.agent:
         return "not_an_ai_seat"
-    if participant.agent.get("backend") in set(ALL_BACKENDS) - set(BACKENDS):
-        return "played_elsewhere"  # e.g. the pixel debater, which has its own player
+    if participant.agent.get("backend") in set(ALL_BACKENDS) - set(BACKENDS) or seat == JUDGE:
+        return "played_elsewhere"  # the pixel debater has its own player; judging plays AI judges
     if debate.turns.filter(seat=seat, client_id=client_id_for(expected_round, seat)).exists():
         return "already_played"
     engine = debate.engine()
