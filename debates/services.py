@@ -253,7 +253,7 @@ def _check_quotes(debate: Debate, action: Action, payload) -> tuple[Action, dict
     """A speech's quotes: spans written out, each checked against the hidden passage, budgets
     enforced (Refused when over). The statuses go into the turn's payload, never the client's."""
     protocol = debate.get_protocol()
-    text, found = quotes.check_speech(action.text, debate.question.hidden_material,
+    text, found = quotes.check_speech(action.text, debate.question.passage,
                                       protocol.quote_chars_per_turn, _quote_chars_left_in_debate(debate, action.seat))
     payload = {k: v for k, v in (payload or {}).items() if k != "quotes"}
     if found:

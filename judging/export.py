@@ -407,6 +407,9 @@ def _where(options: ExportOptions, params: list) -> str:
     return " AND ".join(clauses)
 
 
+# A question's passage: its shared story (stored once), else its own hidden material.
+PASSAGE_SQL = "COALESCE((SELECT st.text FROM debates_story st WHERE st.id = q.story_id), q.hidden_material)"
+
 FROM_VERDICTS = """
     FROM judging_verdict v
     JOIN debates_debate d ON d.id = v.debate_id
@@ -446,7 +449,7 @@ def record_sql(options: ExportOptions, after_id: int | None = None, limit: int |
       'question', json_build_object(
         'kind', q.kind, 'title', q.title, 'text', q.text, 'answers', q.answers, 'correct_index', q.correct_index,
         'public_material', q.public_material,
-        'hidden_material', CASE WHEN {hidden} THEN q.hidden_material END,
+        'hidden_material', CASE WHEN {hidden} THEN {PASSAGE_SQL} END,
         'hidden_image_json', CASE WHEN {hidden} THEN q.hidden_image::text END,
         'source', q.source, 'external_id', q.external_id, 'metadata_json', q.metadata::text,
         'created_at', q.created_at),
@@ -567,7 +570,7 @@ def python_records(options: ExportOptions, after_id: int | None = None, limit: i
                 "question": {
                     "kind": q.kind, "title": q.title, "text": q.text, "answers": q.answers,
                     "correct_index": q.correct_index, "public_material": q.public_material,
-                    "hidden_material": q.hidden_material if options.include_hidden else None,
+                    "hidden_material": q.passage if options.include_hidden else None,
                     "hidden_image_json": text(q.hidden_image) if options.include_hidden else None,
                     "source": q.source, "external_id": q.external_id, "metadata_json": text(q.metadata),
                     "created_at": when(q.created_at)},
@@ -665,7 +668,7 @@ def csv_table_sql(table: str, options: ExportOptions) -> tuple[str, list]:
             d.protocol_name, d.provenance->>'format' AS protocol_format, d.status, d.source, d.external_id,
             d.answer_order::text AS answer_order, q.kind AS question_kind, q.title, q.text AS question,
             q.answers::text AS answers, q.correct_index, q.public_material,
-            CASE WHEN {hidden} THEN q.hidden_material END AS hidden_material,
+            CASE WHEN {hidden} THEN {PASSAGE_SQL} END AS hidden_material,
             q.source AS question_source, q.external_id AS question_external_id,
             COALESCE(d.provenance->>'code_version', ev.code_version) AS code_version, {created_by} AS created_by,
             d.created_at, d.started_at, d.ended_at, d.protocol::text AS protocol_json,

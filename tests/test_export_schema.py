@@ -185,3 +185,12 @@ def test_the_whole_nyu_dataset_exports_in_every_format_and_validates(db, tmp_pat
         print(f"\nNYU export: {total} verdicts; jsonl {counts['jsonl']}, parquet {counts['parquet']}, csv "
               f"{counts['csv']} rows; {len(counts['records'])} records validated; {len(quotes)} quotes; "
               f"by protocol {by_protocol}")
+
+
+def test_khan_debates_export_in_every_format_and_validate(db, tmp_path):
+    call_command("import_quality", str(DATA / "quality" / "good.jsonl"), verbosity=0)
+    call_command("import_khan", str(DATA / "khan" / "judged.csv"), verbosity=0)
+    counts = export_everything(tmp_path, source="khan-2024-llm-debate", include_hidden=True)
+    assert counts["jsonl"] == 3
+    assert all(r["question"]["hidden_material"] for r in counts["records"])  # the shared story
+    _booleans_are_words(counts["csv_tables"])

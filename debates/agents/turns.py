@@ -90,7 +90,7 @@ def turn_context(debate: Debate, participant: Participant, engine) -> TurnContex
     protocol = engine.protocol
     return TurnContext(
         seat=participant.seat, question=question.text, answers=answers, my_answer=my_answer,
-        opponent_answer=" or ".join(others), passage=question.hidden_material,
+        opponent_answer=" or ".join(others), passage=question.passage,
         transcript=render_transcript(state, participant.seat), round=engine.round_index + 1,
         char_limit=protocol.char_limit, quote_chars=services.quote_chars_left(debate, participant.seat),
         already_quoted=[q["text"] for t in state["turns"] if t["seat"] == participant.seat
