@@ -303,16 +303,23 @@ class _Checker:
 
     def judges(self, located):
         if located is None:
-            return {"kind": "human", "per_debate": 1, "offline": "none", "backend": None, "model": None, "pool": None}
+            return {"kind": "human", "per_debate": 1, "offline": "none", "backend": None, "model": None,
+                    "parameters": {}, "pool": None}
         j = self.mapping(located, "judges", {"kind": (True, None), "per_debate": (False, 1), "offline": (False, "none"),
-                                             "backend": (False, None), "model": (False, None), "pool": (False, None)})
-        found = {"kind": self.value(j, "kind", "judges", "str", choices=JUDGE_KINDS),
+                                             "backend": (False, None), "model": (False, None),
+                                             "parameters": (False, None), "pool": (False, None)})
+        kind = self.value(j, "kind", "judges", "str", choices=JUDGE_KINDS)
+        judge_backends = tuple(n for n in self.backend_names() if n not in PLAYED_ELSEWHERE)
+        backend = self.value(j, "backend", "judges", "str", choices=judge_backends)
+        if kind == "ai" and backend is None:
+            self.fail(located, "judges", "AI judges need a backend (" + ", ".join(judge_backends) + ")")
+        found = {"kind": kind,
                  "per_debate": self.value(j, "per_debate", "judges", "int", default=1, low=1, high=100),
                  "offline": self.value(j, "offline", "judges", "str", default="none", choices=OFFLINE_MODES),
-                 "backend": self.backend(j, "judges"),
-                 "model": self.value(j, "model", "judges", "str"),
+                 "backend": backend, "model": self.value(j, "model", "judges", "str"),
+                 "parameters": self.value(j, "parameters", "judges", "dict", default={}),
                  "pool": self.usernames(j.get("pool"), "judges.pool")}
-        if found["backend"] is not None:
+        if backend is not None:
             self.agent(located, j, "judges", found)
         return found
 

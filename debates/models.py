@@ -18,6 +18,25 @@ def has_role(user, role: str) -> bool:
     return user.groups.filter(name=role).exists()
 
 
+class Story(models.Model):
+    """A passage many questions are asked about (a QuALITY article), stored once; its questions
+    point at it instead of holding a copy in hidden_material."""
+
+    source = models.CharField(max_length=200)
+    external_id = models.CharField(max_length=200)
+    title = models.CharField(max_length=300, blank=True)
+    text = models.TextField()
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "stories"
+        constraints = [models.UniqueConstraint(fields=["source", "external_id"], name="story_unique_external_id")]
+
+    def __str__(self):
+        return self.title or f"{self.source} {self.external_id}"
+
+
 class Question(models.Model):
     KIND_TEXT, KIND_IMAGE = "text", "image"
 
@@ -25,7 +44,10 @@ class Question(models.Model):
     text = models.TextField()
     answers = models.JSONField(help_text="Two or more answer options, in their canonical order.")
     correct_index = models.PositiveSmallIntegerField()
-    hidden_material = models.TextField(blank=True, help_text="What only the debaters see (a passage).")
+    hidden_material = models.TextField(blank=True, help_text="What only the debaters see (a passage); empty when "
+                                                             "the passage is a shared story.")
+    story = models.ForeignKey(Story, null=True, blank=True, on_delete=models.PROTECT, related_name="questions",
+                              help_text="The shared story that is this question's passage, if any.")
     hidden_image = models.JSONField(null=True, blank=True, help_text="Image debates: 28x28 grey levels 0..255.")
     public_material = models.TextField(blank=True, help_text="What the judge may see.")
     title = models.CharField(max_length=300, blank=True)
@@ -42,6 +64,11 @@ class Question(models.Model):
 
     def __str__(self):
         return self.title or self.text[:80]
+
+    @property
+    def passage(self) -> str:
+        """What only the debaters see: the shared story, or the question's own hidden material."""
+        return self.story.text if self.story_id else self.hidden_material
 
     def revealable_pixels(self) -> frozenset | None:
         """Image questions: the nonzero pixels (row * 28 + column), the only ones a debater may reveal."""

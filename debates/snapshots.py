@@ -156,7 +156,7 @@ def state_for(debate: Debate, viewer: Viewer) -> dict:
     state["quotes"] = _quotes_panel(state["turns"])
     state["judge_question"] = judge_question(state["turns"])
     if viewer.view in (DEBATER, OBSERVER):
-        state["hidden"] = {"material": question.hidden_material, "image": question.hidden_image}
+        state["hidden"] = {"material": question.passage, "image": question.hidden_image}
     if viewer.view == DEBATER:
         state["my_answer"] = shown_position[viewer.participant.answer_index]
     if viewer.view == OBSERVER:

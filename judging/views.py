@@ -2,7 +2,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
 
-from debates import live, quotes, services, snapshots
+from debates import quotes, services, snapshots
 from debates.models import Debate
 from debates.protocol import Refused
 
@@ -28,9 +28,8 @@ def verdict_form(request, debate_id):
         try:
             if probabilities is None:
                 raise Refused("bad_probabilities", "give a percentage for every answer")
-            verdict, events = submit_verdict(debate.pk, request.user, probabilities, request.POST.get("reason", ""),
-                                             request.POST.get("seconds_spent"), request.POST.get("client_id", ""))
-            live.publish(debate.pk, events)
+            submit_verdict(debate.pk, request.user, probabilities, request.POST.get("reason", ""),
+                           request.POST.get("seconds_spent"), request.POST.get("client_id", ""))
             return redirect("verdict_form", debate_id=debate.pk)
         except Refused as refused:
             error = refused.message
