@@ -58,12 +58,14 @@ def _argued_by(state, shown_index):
 
 
 def _slider_rows(state, posted):
-    """One row per answer in shown order, starting from an even split or what was just posted."""
+    """One row per answer in shown order, starting from what was just posted, else the judge's last
+    probability report in the debate, else an even split."""
     answers = state["question"]["answers"]
-    even = [100 // len(answers) + (1 if i < 100 % len(answers) else 0) for i in range(len(answers))]
+    start = _last_report_percents(state) or [100 // len(answers) + (1 if i < 100 % len(answers) else 0)
+                                              for i in range(len(answers))]
     rows = []
     for i, answer in enumerate(answers):
-        value = even[i]
+        value = start[i]
         if posted is not None:
             try:
                 value = max(0, min(100, round(float(posted.get(f"p{i}", value)))))
@@ -71,6 +73,19 @@ def _slider_rows(state, posted):
                 pass
         rows.append({"index": i, "answer": answer, "argued_by": _argued_by(state, i), "value": value})
     return rows
+
+
+def _last_report_percents(state) -> list[int] | None:
+    """The judge's latest feedback in whole percentages adding up to 100 (largest remainders win)."""
+    reports = [t["probabilities"] for t in state["turns"] if t["seat"] == "judge" and t.get("probabilities")]
+    if not reports or len(reports[-1]) != len(state["question"]["answers"]):
+        return None
+    shares = [p * 100 for p in reports[-1]]
+    percents = [int(s) for s in shares]
+    by_remainder = sorted(range(len(shares)), key=lambda i: (-(shares[i] - percents[i]), i))
+    for i in by_remainder[:100 - sum(percents)]:
+        percents[i] += 1
+    return percents
 
 
 def _recorded_rows(debate, state, verdict):

@@ -29,11 +29,16 @@ function tied(values) {
   return leaders(values).length > 1;
 }
 
+// Before the judge touches anything a tie is a hint, not an error.
+let touched = false;
+form.addEventListener("input", (event) => { if (event.target.matches("[data-prob]")) touched = true; }, { capture: true });
+
 function describe(values) {
   const top = leaders(values);
   if (top.length > 1) {
-    lean.textContent = "Undecided: a verdict must favour one answer. Move a slider.";
-    lean.classList.add("tied");
+    lean.textContent = touched ? "Undecided: a verdict must favour one answer. Move a slider."
+      : "Move the sliders towards the answer you believe.";
+    lean.classList.toggle("tied", touched);
   } else {
     lean.textContent = `You lean towards ${labels[top[0]]} (${values[top[0]]}%).`;
     lean.classList.remove("tied");
