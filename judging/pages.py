@@ -7,6 +7,7 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.handlers.asgi import ASGIRequest
+from django.db import connection
 from django.db.models import Count, Q
 from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
@@ -83,6 +84,7 @@ def experiment_detail(request, experiment_id):
         "experiment": experiment, "versions": versions, "statuses": statuses,
         "verdict_count": verdicts.count(), "human_verdicts": verdicts.filter(judge_kind=Verdict.HUMAN).count(),
         "may_see_identities": may_see_identities(request.user), "formats": export.FORMATS,
+        "csv_available": connection.vendor == "postgresql", "database_vendor": connection.vendor,
     })
 
 

@@ -217,6 +217,12 @@ def test_the_summary_counts_debates_verdicts_and_progress(rhea, people):
     page = rhea.get(reverse("experiment_detail", args=[experiment.pk])).content.decode()
     assert "Live dashboard" in page and 'data-status-count="complete">1<' in page
     assert "1 / 4" in page and reverse("debate_room", args=[summary["in_progress"][0]["id"]]) in page
+    # The Versions table counts the verdict too, and the live summary carries its numbers so the
+    # dashboard script keeps it current (it once stayed at 0 while the dashboard said 1).
+    assert summary["versions"][0] | {"frozen_at": None} == {
+        "number": 1, "started": True, "frozen_at": None, "debates": 2, "complete": 1, "verdicts": 1, "target": 4,
+        "progress": 0.25}
+    assert '<td data-version-verdicts>1</td>' in page and '<td data-version-complete>1</td>' in page
 
 
 def play_and_judge(debate):
