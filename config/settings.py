@@ -138,6 +138,10 @@ STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
 
+# E-mail (password resets, notices): printed on the console unless a back-end is configured.
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "debatelab@localhost")
+
 # Websocket frames larger than this are refused with an error frame.
 DEBATELAB_MAX_MESSAGE_BYTES = 32_000
 

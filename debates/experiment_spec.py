@@ -19,6 +19,8 @@ DEBATER_KINDS = ("human", "ai")
 JUDGE_KINDS = ("human", "ai")
 BACKENDS = ("offline", "openai", "anthropic", "pixel_mcts")
 OFFLINE_MODES = ("none", "stepwise", "all_at_once")
+STUDY_PLATFORMS = ("prolific", "mturk", "lab")
+COMPLETION_OUTCOMES = ("completed", "no_consent", "screened_out", "timed_out", "failed_checks")
 
 
 class SpecError(Exception):
@@ -119,7 +121,7 @@ class _Checker:
             "name": (True, None), "description": (False, ""), "dataset": (True, None), "protocols": (True, None),
             "debaters": (False, None), "judges": (False, None), "counterbalance": (False, None),
             "blinding": (False, None), "time_limits": (False, None), "target_verdicts": (False, None),
-            "prompts": (False, None)})
+            "prompts": (False, None), "study": (False, None)})
         definition = {
             "name": self.value(top, "name", "", "str"),
             "description": self.value(top, "description", "", "str", default=""),
@@ -136,7 +138,67 @@ class _Checker:
         definition["judges"] = self.judges(top.get("judges"))
         definition["counterbalance"] = self.counterbalance(top.get("counterbalance"))
         definition["blinding"] = self.blinding(top.get("blinding"))
+        if "study" in top:  # optional: definitions without one stay exactly as they were
+            definition["study"] = self.study(top["study"])
         return definition
+
+    def study(self, located):
+        """Crowd studies: where participants come from, what they see before judging, their codes and pay."""
+        s = self.mapping(located, "study", {
+            "platform": (False, "prolific"), "consent": (False, None), "instructions": (False, None),
+            "quiz": (False, None), "debates_per_judge": (False, 1), "show_answer_after_verdict": (False, True),
+            "completion_codes": (False, None), "bonus": (False, None)})
+        return {
+            "platform": self.value(s, "platform", "study", "str", default="prolific", choices=STUDY_PLATFORMS),
+            "consent": self.value(s, "consent", "study", "str"),
+            "instructions": self.value(s, "instructions", "study", "str"),
+            "quiz": self.quiz(s.get("quiz")),
+            "debates_per_judge": self.value(s, "debates_per_judge", "study", "int", default=1, low=1, high=100),
+            "show_answer_after_verdict": self.value(s, "show_answer_after_verdict", "study", "bool", default=True),
+            "completion_codes": self.completion_codes(s.get("completion_codes")),
+            "bonus": self.bonus(s.get("bonus")),
+        }
+
+    def quiz(self, located):
+        if located is None:
+            return []
+        if not isinstance(located.value, list):
+            self.fail(located, "study.quiz", "must be a list of questions")
+            return []
+        questions = []
+        for i, item in enumerate(located.value):
+            path = f"study.quiz[{i}]"
+            q = self.mapping(item, path, {"question": (True, None), "options": (True, None), "answer": (True, None)})
+            options = q.get("options")
+            if options is not None and (not isinstance(options.value, list) or len(options.value) < 2 or not all(
+                    isinstance(o.value, str) and o.value.strip() for o in options.value)):
+                self.fail(options, f"{path}.options", "must be a list of two or more non-empty strings")
+                options = None
+            count = len(options.value) if options is not None else 2
+            questions.append({"question": self.value(q, "question", path, "str"),
+                              "options": [o.value for o in options.value] if options is not None else [],
+                              "answer": self.value(q, "answer", path, "int", low=0, high=count - 1)})
+        return questions
+
+    def completion_codes(self, located):
+        if located is None:
+            return {}
+        c = self.mapping(located, "study.completion_codes", {o: (False, None) for o in COMPLETION_OUTCOMES})
+        codes = {}
+        for outcome in COMPLETION_OUTCOMES:
+            code = self.value(c, outcome, "study.completion_codes", "str")
+            if code is not None and not code.replace("-", "").replace("_", "").isalnum():
+                self.fail(c[outcome], f"study.completion_codes.{outcome}", "use letters, digits, - and _ only")
+            elif code is not None:
+                codes[outcome] = code
+        return codes
+
+    def bonus(self, located):
+        if located is None:
+            return {"per_correct": 0.0, "maximum": None}
+        b = self.mapping(located, "study.bonus", {"per_correct": (False, 0.0), "maximum": (False, None)})
+        return {"per_correct": self.value(b, "per_correct", "study.bonus", "number", default=0.0, low=0, high=1000),
+                "maximum": self.value(b, "maximum", "study.bonus", "number", low=0, high=10_000)}
 
     def dataset(self, located):
         d = self.mapping(located, "dataset", {"source": (True, None), "ids": (False, None), "limit": (False, None),

@@ -3,6 +3,7 @@ import json
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
+from django import forms
 from django.contrib.auth.forms import UserCreationForm
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
@@ -109,13 +110,21 @@ def _refusal(refused: Refused, status=400):
     return JsonResponse({"error": {"code": refused.code, "message": refused.message}}, status=status)
 
 
+class JoinForm(UserCreationForm):
+    """Sign-up with an optional e-mail address, which is what a password reset is sent to."""
+    email = forms.EmailField(required=False, help_text="Optional: lets you reset your password and get notices.")
+
+    class Meta(UserCreationForm.Meta):
+        fields = ("username", "email")
+
+
 def join(request, token):
     """Sign-up by invitation link: creates an account with the invitation's role."""
     invitation = Invitation.objects.filter(token=token).first()
     if invitation is None or invitation.uses_left == 0 or (
             invitation.expires_at and invitation.expires_at < timezone.now()):
         raise Http404("This invitation link is not valid any more.")
-    form = UserCreationForm(request.POST or None)
+    form = JoinForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         with transaction.atomic():
             updated = Invitation.objects.filter(pk=invitation.pk, uses_left__gt=0).update(uses_left=F("uses_left") - 1)

@@ -80,3 +80,41 @@ def test_csv_download_says_why_before_the_click_where_the_database_cannot_make_i
     page = client.get(url).content.decode()
     assert f'href="{export_url}"' not in page
     assert 'disabled aria-describedby="csv-why">Download CSV' in page and "embedded\n      sqlite database" in page
+
+
+@pytest.fixture
+def cheap_hashing(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def test_a_forgotten_password_is_reset_by_an_emailed_link(client, make_user, cheap_hashing, mailoutbox):
+    user = make_user("forgetful", "judge")
+    user.email = "forgetful@example.org"
+    user.save()
+    assert 'href="/accounts/password-reset/"' in client.get(reverse("login")).content.decode()
+    sent = client.post(reverse("password_reset"), {"email": "forgetful@example.org"})
+    assert sent.status_code == 302 and sent["Location"] == reverse("password_reset_done")
+    assert len(mailoutbox) == 1 and mailoutbox[0].subject == "Reset your DebateLab password"
+    link = next(line for line in mailoutbox[0].body.splitlines() if "/accounts/reset/" in line)
+    form = client.get(link.split("testserver", 1)[1], follow=True)
+    assert b"Choose a new password" in form.content
+    done = client.post(form.redirect_chain[-1][0], {"new_password1": "a-new-long-password-7",
+                                                     "new_password2": "a-new-long-password-7"})
+    assert done.status_code == 302 and done["Location"] == reverse("password_reset_complete")
+    user.refresh_from_db()
+    assert user.check_password("a-new-long-password-7")
+    client.post(reverse("password_reset"), {"email": "nobody@example.org"})
+    assert len(mailoutbox) == 1  # an unknown address gets no mail (and the page does not say so)
+
+
+def test_joining_by_invitation_keeps_an_email_for_resets(client, cheap_hashing):
+    from django.contrib.auth.models import User
+
+    from debates.models import Invitation
+
+    invitation = Invitation.objects.create(role="judge")
+    response = client.post(reverse("join", args=[invitation.token]), {
+        "username": "newjudge", "email": "new@example.org", "password1": "long-enough-pass-9",
+        "password2": "long-enough-pass-9"})
+    assert response.status_code == 302
+    assert User.objects.get(username="newjudge").email == "new@example.org"
