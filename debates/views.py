@@ -133,6 +133,9 @@ def join(request, token):
             user = form.save()
             user.groups.add(Group.objects.get_or_create(name=invitation.role)[0])
         login(request, user)
+        if invitation.experiment_id:  # an experiment's invitation: straight into its study
+            request.session["invited_to_experiment"] = invitation.experiment_id
+            return redirect("study", experiment_id=invitation.experiment_id)
         return redirect("lobby")
     return render(request, "registration/join.html", {"form": form, "invitation": invitation})
 

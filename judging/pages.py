@@ -85,7 +85,22 @@ def experiment_detail(request, experiment_id):
         "verdict_count": verdicts.count(), "human_verdicts": verdicts.filter(judge_kind=Verdict.HUMAN).count(),
         "may_see_identities": may_see_identities(request.user), "formats": export.FORMATS,
         "csv_available": connection.vendor == "postgresql", "database_vendor": connection.vendor,
+        **_study_context(request, experiment),
     })
+
+
+def _study_context(request, experiment):
+    from . import crowd
+    from .study_views import study_link
+
+    version = crowd.study_version(experiment) or experiment.latest_version()
+    platform = crowd.study_settings(version)["platform"]
+    participants = experiment.study_participants.select_related("user").order_by("-id")
+    return {"study_platform": platform, "study_link": study_link(request, experiment, platform),
+            "study_counts": crowd.status_counts(experiment), "study_participants": participants[:200],
+            "bonus_batches": sorted({b for b in participants.values_list("bonus_batch", flat=True) if b}),
+            "bonus_owed": participants.filter(status="completed", bonus__gt=0, bonus_batch=None).count(),
+            "invitations": experiment.invitations.order_by("-id")[:20]}
 
 
 # ---------------------------------------------------------------------------------------------

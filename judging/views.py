@@ -6,7 +6,7 @@ from debates import live, quotes, services, snapshots
 from debates.models import Debate
 from debates.protocol import Refused
 
-from .models import Verdict
+from .models import StudyParticipant, Verdict
 from .services import submit_verdict
 
 
@@ -31,6 +31,8 @@ def verdict_form(request, debate_id):
             verdict, events = submit_verdict(debate.pk, request.user, probabilities, request.POST.get("reason", ""),
                                              request.POST.get("seconds_spent"), request.POST.get("client_id", ""))
             live.publish(debate.pk, events)
+            if _study_of(debate, request.user):  # crowd judges go on with their study (answer, score, next step)
+                return redirect("study", experiment_id=debate.experiment_version.experiment_id)
             return redirect("verdict_form", debate_id=debate.pk)
         except Refused as refused:
             error = refused.message
@@ -42,7 +44,15 @@ def verdict_form(request, debate_id):
         "recorded": _recorded_rows(debate, state, existing) if existing else None,
         "transcript": _transcript_rows(state),
         "time_spent": _duration(existing.seconds_spent) if existing and existing.seconds_spent else "",
+        "study": _study_of(debate, request.user),
     }, status=400 if error else 200)
+
+
+def _study_of(debate, user):
+    """The crowd study this judge takes part in through this debate, if any."""
+    if debate.experiment_version_id is None:
+        return None
+    return StudyParticipant.objects.filter(experiment_id=debate.experiment_version.experiment_id, user=user).first()
 
 
 def _duration(seconds: float) -> str:
