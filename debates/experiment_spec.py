@@ -147,7 +147,8 @@ class _Checker:
         s = self.mapping(located, "study", {
             "platform": (False, "prolific"), "consent": (False, None), "instructions": (False, None),
             "quiz": (False, None), "debates_per_judge": (False, 1), "show_answer_after_verdict": (False, True),
-            "completion_codes": (False, None), "bonus": (False, None)})
+            "completion_codes": (False, None), "bonus": (False, None), "practice": (False, None),
+            "survey": (False, None), "wait_limit_seconds": (False, None), "min_verdict_seconds": (False, None)})
         return {
             "platform": self.value(s, "platform", "study", "str", default="prolific", choices=STUDY_PLATFORMS),
             "consent": self.value(s, "consent", "study", "str"),
@@ -157,7 +158,57 @@ class _Checker:
             "show_answer_after_verdict": self.value(s, "show_answer_after_verdict", "study", "bool", default=True),
             "completion_codes": self.completion_codes(s.get("completion_codes")),
             "bonus": self.bonus(s.get("bonus")),
+            "practice": self.practice(s.get("practice")),
+            "survey": self.survey(s.get("survey")),
+            "wait_limit_seconds": self.value(s, "wait_limit_seconds", "study", "int", low=10, high=86_400),
+            "min_verdict_seconds": self.value(s, "min_verdict_seconds", "study", "int", low=1, high=86_400),
         }
+
+    def practice(self, located):
+        """A worked example with a known answer: a short transcript to read, scored and explained."""
+        if located is None:
+            return None
+        p = self.mapping(located, "study.practice", {"question": (True, None), "answers": (True, None),
+                                                     "correct": (True, None), "transcript": (True, None),
+                                                     "explanation": (True, None)})
+        answers = self.strings(p.get("answers"), "study.practice.answers", minimum=2)
+        transcript = self.strings(p.get("transcript"), "study.practice.transcript", minimum=1)
+        return {"question": self.value(p, "question", "study.practice", "str"), "answers": answers,
+                "correct": self.value(p, "correct", "study.practice", "int", low=0, high=max(1, len(answers) - 1)),
+                "transcript": transcript, "explanation": self.value(p, "explanation", "study.practice", "str")}
+
+    def strings(self, located, path, minimum):
+        if located is None:
+            return []
+        if not isinstance(located.value, list) or len(located.value) < minimum or not all(
+                isinstance(item.value, str) and item.value.strip() for item in located.value):
+            self.fail(located, path, f"must be a list of at least {minimum} non-empty strings")
+            return []
+        return [item.value for item in located.value]
+
+    def survey(self, located):
+        """Post-study questions: free text, a 1-to-5 scale, or a choice among options."""
+        if located is None:
+            return []
+        if not isinstance(located.value, list):
+            self.fail(located, "study.survey", "must be a list of questions")
+            return []
+        questions, ids = [], set()
+        for i, item in enumerate(located.value):
+            path = f"study.survey[{i}]"
+            q = self.mapping(item, path, {"id": (True, None), "question": (True, None), "kind": (False, "text"),
+                                          "options": (False, None)})
+            question_id = self.value(q, "id", path, "str")
+            if question_id in ids:
+                self.fail(q["id"], f"{path}.id", f"survey id {question_id!r} is used twice")
+            ids.add(question_id)
+            kind = self.value(q, "kind", path, "str", default="text", choices=("text", "scale", "choice"))
+            options = self.strings(q.get("options"), f"{path}.options", minimum=2)
+            if kind == "choice" and not options:
+                self.fail(item, path, "a choice question needs options")
+            questions.append({"id": question_id, "question": self.value(q, "question", path, "str"), "kind": kind,
+                              "options": options})
+        return questions
 
     def quiz(self, located):
         if located is None:

@@ -24,7 +24,8 @@ MTURK_PREVIEW = "ASSIGNMENT_ID_NOT_AVAILABLE"
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 DEFAULT_STUDY = {"platform": StudyParticipant.LAB, "consent": None, "instructions": None, "quiz": [],
                  "debates_per_judge": 1, "show_answer_after_verdict": True, "completion_codes": {},
-                 "bonus": {"per_correct": 0.0, "maximum": None}}
+                 "bonus": {"per_correct": 0.0, "maximum": None}, "practice": None, "survey": [],
+                 "wait_limit_seconds": None, "min_verdict_seconds": None}
 BEFORE_JUDGING = (StudyParticipant.ALLOCATED, StudyParticipant.CONSENTED, StudyParticipant.QUALIFIED)
 
 
@@ -145,8 +146,78 @@ def answer_quiz(participant: StudyParticipant, answers: list) -> tuple[StudyPart
         participant.quiz_attempts += 1
         participant.save(update_fields=["quiz_attempts"])
         if not wrong:
-            _move(participant, StudyParticipant.QUALIFIED)
+            participant.responses = dict(participant.responses, quiz_passed=True)
+            participant.save(update_fields=["responses"])
+            if not study_settings(study_version(participant.experiment))["practice"]:
+                _move(participant, StudyParticipant.QUALIFIED)
         return participant, wrong
+
+
+def practice_due(participant: StudyParticipant, study: dict) -> bool:
+    return (participant.status == StudyParticipant.CONSENTED and bool(study["practice"])
+            and participant.responses.get("quiz_passed", False))
+
+
+def answer_practice(participant: StudyParticipant, probabilities: list[float]) -> StudyParticipant:
+    """The practice debate's judgment (probabilities in the practice's answer order), scored with the
+    study's scoring rule and stored with the participant; it qualifies them to judge."""
+    from debates.protocol import validate_probabilities
+
+    from . import scoring
+
+    with transaction.atomic():
+        participant = _locked(participant)
+        version = study_version(participant.experiment)
+        study = study_settings(version)
+        if not practice_due(participant, study):
+            raise Refused("not_now", "the practice debate comes after the quiz, once")
+        practice = study["practice"]
+        probabilities = list(validate_probabilities(probabilities, len(practice["answers"])))
+        rule = (version.definition["protocols"][0]["protocol"].get("scoring_rule") or "log")
+        chosen = max(range(len(probabilities)), key=probabilities.__getitem__)
+        if sum(abs(p - probabilities[chosen]) < 1e-9 for p in probabilities) > 1:
+            raise Refused("no_choice", "a judgment must favour one answer: the top percentages are tied")
+        participant.responses = dict(participant.responses, practice={
+            "probabilities": probabilities, "chosen": chosen, "correct": chosen == practice["correct"],
+            "score": round(scoring.score(rule, probabilities, practice["correct"]), 4), "scoring_rule": rule})
+        participant.save(update_fields=["responses"])
+        _move(participant, StudyParticipant.QUALIFIED)
+        return participant
+
+
+def survey_due(participant: StudyParticipant, study: dict) -> bool:
+    return bool(study["survey"]) and "survey" not in participant.responses
+
+
+def answer_survey(participant: StudyParticipant, answers: dict) -> StudyParticipant:
+    """Stores the post-debate survey (every question answered; scales 1 to 5) and completes the study."""
+    with transaction.atomic():
+        participant = _locked(participant)
+        study = study_settings(study_version(participant.experiment))
+        if participant.status != StudyParticipant.JUDGING or not survey_due(participant, study) or not _enough_verdicts(
+                participant, study):
+            raise Refused("not_now", "the survey comes once, after your last verdict")
+        stored = {}
+        for question in study["survey"]:
+            value = (answers.get(question["id"]) or "").strip()
+            if not value:
+                raise Refused("survey_incomplete", f"answer “{question['question']}”")
+            if question["kind"] == "scale" and value not in ("1", "2", "3", "4", "5"):
+                raise Refused("bad_survey", f"“{question['question']}” takes a number from 1 to 5")
+            if question["kind"] == "choice" and value not in question["options"]:
+                raise Refused("bad_survey", f"choose one of the options for “{question['question']}”")
+            if len(value) > 5000:
+                raise Refused("too_long", "a survey answer may have at most 5000 characters")
+            stored[question["id"]] = int(value) if question["kind"] == "scale" else value
+        participant.responses = dict(participant.responses, survey=stored)
+        participant.save(update_fields=["responses"])
+        return _finish(participant, StudyParticipant.COMPLETED, "completed")
+
+
+def _enough_verdicts(participant: StudyParticipant, study: dict) -> bool:
+    version = study_version(participant.experiment)
+    return Verdict.objects.filter(debate__experiment_version=version, judge=participant.user).count() >= study[
+        "debates_per_judge"]
 
 
 def skip_empty_steps(participant: StudyParticipant, study: dict) -> StudyParticipant:
@@ -180,16 +251,44 @@ def progress(participant: StudyParticipant) -> StudyParticipant:
                 _move(_locked(participant), StudyParticipant.JUDGING)
             participant.refresh_from_db()
         return participant
-    verdicts = Verdict.objects.filter(debate__in=done, judge=participant.user).count()
-    if verdicts >= study["debates_per_judge"]:
+    if _enough_verdicts(participant, study):
         with transaction.atomic():
-            return _finish(_locked(participant), StudyParticipant.COMPLETED, "completed")
+            locked = _locked(participant)
+            if survey_due(locked, study):  # the survey page comes next; completing waits for it
+                if locked.status != StudyParticipant.JUDGING:
+                    _move(locked, StudyParticipant.JUDGING)
+                return locked
+            return _finish(locked, StudyParticipant.COMPLETED, "completed")
+    if _waited_too_long(participant, study):
+        return finish(participant, StudyParticipant.TIMED_OUT, "timed_out")
     debate = seat_judge(participant, version)
+    wanted = StudyParticipant.JUDGING if debate else StudyParticipant.WAITING
     with transaction.atomic():
         locked = _locked(participant)
-        _move(locked, StudyParticipant.JUDGING if debate else StudyParticipant.WAITING)
+        if locked.status != wanted:  # a waiting participant keeps the time they started waiting
+            _move(locked, wanted)
     participant.refresh_from_db()
     return participant
+
+
+def _waited_too_long(participant: StudyParticipant, study: dict) -> bool:
+    limit = study["wait_limit_seconds"]
+    return (limit is not None and participant.status == StudyParticipant.WAITING
+            and (timezone.now() - participant.status_changed_at).total_seconds() > limit)
+
+
+def waiting_room(experiment: Experiment) -> dict:
+    """Who is waiting now and for how long (seconds), longest first."""
+    now = timezone.now()
+    waiting = StudyParticipant.objects.filter(experiment=experiment, status__in=(
+        StudyParticipant.WAITING, StudyParticipant.QUALIFIED)).order_by("status_changed_at")
+    waits = [(p.external_id, round((now - p.status_changed_at).total_seconds())) for p in waiting]
+    version = study_version(experiment)
+    open_seats = Debate.objects.filter(experiment_version=version, status=Debate.SCHEDULED).exclude(
+        participants__seat=JUDGE).count() if version else 0
+    return {"waiting": len(waits), "longest_wait": waits[0][1] if waits else 0,
+            "median_wait": sorted(w for _, w in waits)[len(waits) // 2] if waits else 0, "open_debates": open_seats,
+            "people": waits}
 
 
 def seat_judge(participant: StudyParticipant, version: ExperimentVersion) -> Debate | None:

@@ -28,6 +28,8 @@ class Verdict(models.Model):
     scoring_rule = models.CharField(max_length=20, default="log")
     score = models.FloatField()
     client_id = models.CharField(max_length=64, blank=True)
+    hidden_seconds = models.FloatField(null=True, blank=True,
+                                       help_text="Time the judge's debate and verdict pages were hidden (quality).")
     provenance = models.JSONField(default=dict, blank=True, help_text="What produced this verdict (AI judges, imports).")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -137,6 +139,8 @@ class StudyParticipant(models.Model):
     outcome = models.CharField(max_length=20, blank=True, help_text="How the study ended: a completion code's key.")
     completion_code = models.CharField(max_length=100, blank=True)
     quiz_attempts = models.PositiveIntegerField(default=0)
+    responses = models.JSONField(default=dict, blank=True,
+                                 help_text="What the participant answered: quiz_passed, practice, survey.")
     bonus = models.DecimalField(max_digits=8, decimal_places=2, null=True, blank=True)
     bonus_batch = models.PositiveIntegerField(null=True, blank=True,
                                               help_text="The bonus file this person was paid in; never paid twice.")

@@ -91,13 +91,18 @@ def experiment_detail(request, experiment_id):
 
 def _study_context(request, experiment):
     from . import crowd
+    from .quality import participant_quality, quality_label
     from .study_views import study_link
 
     version = crowd.study_version(experiment) or experiment.latest_version()
     platform = crowd.study_settings(version)["platform"]
     participants = experiment.study_participants.select_related("user").order_by("-id")
+    shown = list(participants[:200])
+    for participant in shown:
+        participant.quality = quality_label(participant_quality(participant, version))
     return {"study_platform": platform, "study_link": study_link(request, experiment, platform),
-            "study_counts": crowd.status_counts(experiment), "study_participants": participants[:200],
+            "study_counts": crowd.status_counts(experiment), "study_participants": shown,
+            "waiting_room": crowd.waiting_room(experiment),
             "bonus_batches": sorted({b for b in participants.values_list("bonus_batch", flat=True) if b}),
             "bonus_owed": participants.filter(status="completed", bonus__gt=0, bonus_batch=None).count(),
             "invitations": experiment.invitations.order_by("-id")[:20]}

@@ -74,6 +74,13 @@ def _step(request, participant, version):
     if participant.status == StudyParticipant.JUDGING:
         context["debate"] = crowd.judged_debates(participant, version).exclude(
             status__in=("complete", "abandoned")).first()
+        context["survey_due"] = context["debate"] is None and crowd.survey_due(participant, study_settings)
+    context["practice_due"] = crowd.practice_due(participant, study_settings)
+    context["practice_done"] = participant.responses.get("practice")
+    if study_settings["practice"]:
+        context["practice_answer"] = study_settings["practice"]["answers"][study_settings["practice"]["correct"]]
+    if participant.status in (StudyParticipant.QUALIFIED, StudyParticipant.WAITING):
+        context["room"] = crowd.waiting_room(participant.experiment)
     return render(request, "judging/study/step.html", context)
 
 
@@ -118,7 +125,91 @@ def study_quiz(request, experiment_id):
     return redirect("study", experiment_id=experiment_id)
 
 
+@login_required
+@require_POST
+def study_practice(request, experiment_id):
+    participant = _own_participant(request, experiment_id)
+    practice = crowd.study_settings(crowd.study_version(participant.experiment))["practice"] or {}
+    try:
+        probabilities = [float(request.POST.get(f"p{i}", "")) / 100 for i in range(len(practice.get("answers", [])))]
+    except ValueError:
+        probabilities = None
+    try:
+        if probabilities is None:
+            raise Refused("bad_probabilities", "give a percentage for every answer")
+        crowd.answer_practice(participant, probabilities)
+    except Refused as refused:
+        messages.error(request, refused.message[:1].upper() + refused.message[1:] + ".")
+    return redirect("study", experiment_id=experiment_id)
+
+
+@login_required
+@require_POST
+def study_survey(request, experiment_id):
+    participant = _own_participant(request, experiment_id)
+    try:
+        crowd.answer_survey(participant, {key: value for key, value in request.POST.items()})
+    except Refused as refused:
+        messages.error(request, refused.message[:1].upper() + refused.message[1:] + ".")
+    return redirect("study", experiment_id=experiment_id)
+
+
 # ------------------------------------------------------------------------------------ researchers
+
+
+RELEASES = {"timed_out": (StudyParticipant.TIMED_OUT, "timed_out"),
+            "screened_out": (StudyParticipant.SCREENED_OUT, "screened_out"),
+            "failed_checks": (StudyParticipant.SCREENED_OUT, "failed_checks")}
+
+
+@researcher_required
+@require_POST
+def release_participant(request, experiment_id, participant_id):
+    """The monitor's release: ends someone's study with the chosen outcome's code (e.g. a person
+    who waited too long gets the completed code and leaves; one who failed checks is screened out)."""
+    experiment = owned_experiment(request.user, experiment_id)
+    participant = get_object_or_404(StudyParticipant, pk=participant_id, experiment=experiment)
+    choice = RELEASES.get(request.POST.get("outcome", ""))
+    if choice is None:
+        messages.error(request, "Choose how to release the participant.")
+    else:
+        try:
+            crowd.finish(participant, *choice)
+            messages.success(request, f"{participant.external_id} released ({request.POST['outcome'].replace('_', ' ')}).")
+        except Refused as refused:
+            messages.error(request, f"{participant.external_id}: {refused.message}.")
+    return redirect("experiment_detail", experiment_id=experiment.pk)
+
+
+@researcher_required
+def study_export(request, experiment_id):
+    """Every participant with status, outcome, code, bonus, quality figures, practice and survey answers."""
+    import csv
+    import io
+    import json
+
+    from .quality import participant_quality
+
+    experiment = owned_experiment(request.user, experiment_id)
+    version = crowd.study_version(experiment)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["participant", "platform", "study_id", "session_id", "status", "outcome", "completion_code",
+                     "bonus", "bonus_file", "verdicts", "correct", "quiz_attempts", "practice_correct",
+                     "hidden_seconds", "fastest_verdict_seconds", "practice_json", "survey_json", "created_at",
+                     "finished_at"])
+    for p in experiment.study_participants.order_by("id"):
+        q = participant_quality(p, version)
+        writer.writerow([p.external_id, p.platform, p.study_id, p.session_id, p.status, p.outcome, p.completion_code,
+                         p.bonus if p.bonus is not None else "", p.bonus_batch or "", q["verdicts"], q["correct"],
+                         q["quiz_attempts"], "" if q["practice_correct"] is None else q["practice_correct"],
+                         q["hidden_seconds"], q["fastest_verdict_seconds"] or "",
+                         json.dumps(p.responses.get("practice"), ensure_ascii=False) if p.responses.get("practice") else "",
+                         json.dumps(p.responses.get("survey"), ensure_ascii=False) if p.responses.get("survey") else "",
+                         p.created_at.isoformat(), p.finished_at.isoformat() if p.finished_at else ""])
+    response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="experiment-{experiment.pk}-participants.csv"'
+    return response
 
 
 @researcher_required

@@ -6,6 +6,7 @@ from debates import live, quotes, services, snapshots
 from debates.models import Debate
 from debates.protocol import Refused
 
+from . import crowd, quality
 from .models import StudyParticipant, Verdict
 from .services import submit_verdict
 
@@ -28,8 +29,12 @@ def verdict_form(request, debate_id):
         try:
             if probabilities is None:
                 raise Refused("bad_probabilities", "give a percentage for every answer")
+            study = _study_of(debate, request.user)
+            if study and not existing:
+                quality.check_minimum_time(debate, crowd.study_settings(debate.experiment_version))
             verdict, events = submit_verdict(debate.pk, request.user, probabilities, request.POST.get("reason", ""),
                                              request.POST.get("seconds_spent"), request.POST.get("client_id", ""))
+            quality.record_hidden_time(verdict, request.POST.get("hidden_seconds"))
             live.publish(debate.pk, events)
             if _study_of(debate, request.user):  # crowd judges go on with their study (answer, score, next step)
                 return redirect("study", experiment_id=debate.experiment_version.experiment_id)

@@ -1,6 +1,7 @@
 // The verdict form: sliders that stay summed to 100%, a tie at the top refused before sending,
 // a required reason, and the time the judge spent on this page.
 import { bindSliders, leaders } from "./probability-sliders.js";
+import { hiddenSeconds } from "./hidden-time.js";
 
 const form = document.querySelector("[data-verdict-form]");
 const debateKey = location.pathname;
@@ -64,6 +65,7 @@ form.addEventListener("submit", (event) => {
     return;
   }
   form.querySelector("[data-seconds]").value = ((Date.now() - startedAt) / 1000).toFixed(1);
+  form.querySelector("[data-hidden-seconds]").value = hiddenSeconds().toFixed(1);
   submit.disabled = true;
   submit.textContent = "Submitting…";
 });
