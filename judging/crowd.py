@@ -7,16 +7,19 @@ import re
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import IntegrityError, transaction
 from django.db.models import Max, Q
+from django.urls import reverse
 from django.utils import timezone
 
 from debates import live, services
 from debates.models import JUDGE_ROLE, Debate, Experiment, ExperimentVersion, Participant
 from debates.protocol import JUDGE, Refused
 
+from . import notices
 from .models import StudyParticipant, Verdict
 
 PROLIFIC_COMPLETION = "https://app.prolific.com/submissions/complete?cc="
@@ -303,6 +306,8 @@ def seat_judge(participant: StudyParticipant, version: ExperimentVersion) -> Deb
         except IntegrityError:
             continue
         _start_when_ready(debate)
+        notices.you_can_judge_now(user, participant.experiment.name,
+                                  settings.DEBATELAB_SITE_URL + reverse("study", args=[participant.experiment_id]))
         return debate
     return None
 

@@ -4,7 +4,7 @@ The steps themselves are judging.crowd; these views only read requests and rende
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -80,8 +80,23 @@ def _step(request, participant, version):
     if study_settings["practice"]:
         context["practice_answer"] = study_settings["practice"]["answers"][study_settings["practice"]["correct"]]
     if participant.status in (StudyParticipant.QUALIFIED, StudyParticipant.WAITING):
-        context["room"] = crowd.waiting_room(participant.experiment)
+        context["room_text"] = room_text(crowd.waiting_room(participant.experiment))
     return render(request, "judging/study/step.html", context)
+
+
+def room_text(room: dict) -> str:
+    people = "1 person is" if room["waiting"] == 1 else f"{room['waiting']} people are"
+    debates = "1 debate" if room["open_debates"] == 1 else f"{room['open_debates']} debates"
+    return f"{people} waiting (the longest for {room['longest_wait']} s); {debates} waiting for a judge."
+
+
+@login_required
+def study_status(request, experiment_id):
+    """The waiting page's check: moves the participant on if a debate is free, and says where they are."""
+    participant = _own_participant(request, experiment_id)
+    participant = crowd.progress(participant)
+    return JsonResponse({"status": participant.status, "room_text": room_text(crowd.waiting_room(participant.experiment)),
+                         "waiting_since": participant.status_changed_at.isoformat()})
 
 
 def _own_participant(request, experiment_id) -> StudyParticipant:

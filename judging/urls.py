@@ -13,6 +13,7 @@ urlpatterns = [
     path("study/<int:experiment_id>/quiz/", study_views.study_quiz, name="study_quiz"),
     path("study/<int:experiment_id>/practice/", study_views.study_practice, name="study_practice"),
     path("study/<int:experiment_id>/survey/", study_views.study_survey, name="study_survey"),
+    path("study/<int:experiment_id>/status.json", study_views.study_status, name="study_status"),
     path("experiments/<int:experiment_id>/participants/<int:participant_id>/release/",
          study_views.release_participant, name="study_release"),
     path("experiments/<int:experiment_id>/participants.csv", study_views.study_export, name="study_export"),

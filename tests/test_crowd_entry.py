@@ -281,3 +281,20 @@ def test_the_admin_makes_invitations_without_asking_who_made_them(client, make_u
     response = client.post(reverse("admin:debates_invitation_add"), {"role": "judge", "uses_left": "3", "note": ""})
     assert response.status_code == 302, response.content.decode()[:2000]
     assert Invitation.objects.get().created_by == admin
+
+
+def test_a_lab_judge_with_an_email_is_told_when_they_can_judge(study, mailoutbox, django_capture_on_commit_callbacks):
+    user = User.objects.create_user("mailed", email="mailed@example.org")
+    participant = crowd.join_as_user(study, user)
+    crowd.give_consent(participant, True)
+    crowd.answer_quiz(participant, [1])
+    with django_capture_on_commit_callbacks(execute=True):
+        crowd.seat_judge(participant, crowd.study_version(study))
+    assert len(mailoutbox) == 1 and mailoutbox[0].to == ["mailed@example.org"]
+    assert mailoutbox[0].subject == "You can judge now" and f"/study/{study.pk}/" in mailoutbox[0].body
+    nomail = crowd.enter(study, crowd.Entry("prolific", "NOMAIL"))
+    crowd.give_consent(nomail, True)
+    crowd.answer_quiz(nomail, [1])
+    with django_capture_on_commit_callbacks(execute=True):
+        crowd.seat_judge(nomail, crowd.study_version(study))
+    assert len(mailoutbox) == 1  # no address, no mail

@@ -120,6 +120,8 @@ def test_a_participant_who_waits_past_the_limit_is_released_with_a_code(client, 
     waiter.refresh_from_db()
     assert waiter.status == "waiting" and "Waiting for a debate to judge" in page
     assert "1 person is waiting" in page and "0 debates waiting for a judge" in page
+    status = client.get(reverse("study_status", args=[study.pk])).json()
+    assert status["status"] == "waiting" and status["room_text"].startswith("1 person is waiting")
     started = waiter.status_changed_at
     client.get(reverse("study", args=[study.pk]))
     waiter.refresh_from_db()
