@@ -129,8 +129,8 @@ class DebateEventAdmin(admin.ModelAdmin):
 
 @admin.register(Invitation)
 class InvitationAdmin(admin.ModelAdmin):
-    list_display = ("role", "uses_left", "expires_at", "note", "link")
-    readonly_fields = ("token",)
+    list_display = ("role", "experiment", "uses_left", "expires_at", "note", "link")
+    readonly_fields = ("token", "created_by")
 
     def save_model(self, request, obj, form, change):
         if not change:

@@ -287,7 +287,11 @@ class Invitation(models.Model):
 
     token = models.CharField(max_length=64, unique=True, default=new_invitation_token)
     role = models.CharField(max_length=20, choices=[(r, r) for r in ROLE_GROUPS], default=JUDGE_ROLE)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    # Set by whoever makes it (admin or experiment page), never typed in a form.
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, editable=False,
+                                   on_delete=models.SET_NULL, related_name="+")
+    experiment = models.ForeignKey(Experiment, null=True, blank=True, on_delete=models.CASCADE, related_name="invitations",
+                                   help_text="People who sign up with this link join this experiment's study.")
     uses_left = models.PositiveIntegerField(default=100)
     expires_at = models.DateTimeField(null=True, blank=True)
     note = models.CharField(max_length=200, blank=True)

@@ -5,6 +5,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
+from django import forms
 from django.contrib.auth.forms import UserCreationForm
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
@@ -114,11 +115,11 @@ def _refusal(refused: Refused, status=400):
 
 
 class JoinForm(UserCreationForm):
-    """Sign-up with an optional e-mail address, which password reset sends its link to."""
+    """Sign-up with an optional e-mail address, which is what a password reset is sent to."""
+    email = forms.EmailField(required=False, help_text="Optional: lets you reset your password and get notices.")
 
     class Meta(UserCreationForm.Meta):
         fields = ("username", "email")
-        help_texts = {"email": "Optional: lets you reset a forgotten password."}
 
 
 def join(request, token):
@@ -136,6 +137,9 @@ def join(request, token):
             user = form.save()
             user.groups.add(Group.objects.get_or_create(name=invitation.role)[0])
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        if invitation.experiment_id:  # an experiment's invitation: straight into its study
+            request.session["invited_to_experiment"] = invitation.experiment_id
+            return redirect("study", experiment_id=invitation.experiment_id)
         return redirect("lobby")
     return render(request, "registration/join.html", {"form": form, "invitation": invitation})
 

@@ -321,6 +321,9 @@ def test_verdict_form_flow(client, people, two_round_debate):
     form = judge.get(url).content.decode()
     assert 'name="p0"' in form and 'name="p1"' in form and 'name="reason"' in form
     assert 'type="range"' in form and "verdict.js" in form
+    # The sliders start from the judge's last report (60/40), not an even split.
+    assert 'id="p0" name="p0" min="0" max="100" step="1" value="60"' in form
+    assert 'id="p1" name="p1" min="0" max="100" step="1" value="40"' in form
 
     tie = judge.post(url, {"p0": "50", "p1": "50", "reason": "cannot decide", "seconds_spent": "12"})
     assert tie.status_code == 400 and b"tied" in tie.content

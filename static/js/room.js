@@ -401,7 +401,7 @@ function quoteMark({ quote, status, open = false }) {
 
 function judgeComment(text) {
   const paragraph = element("p", "text judge-comment");
-  paragraph.append(element("strong", null, state.view === "judge" ? "You asked: " : "Judge asks: "), text);
+  paragraph.append(element("strong", null, state.view === "judge" ? "Your comment: " : "Judge asks: "), text);
   return paragraph;
 }
 
