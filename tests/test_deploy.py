@@ -155,13 +155,14 @@ def test_worker_can_be_scaled():
 def test_web_publishes_the_port_daphne_listens_on():
     (mapping,) = SERVICES["web"]["ports"]
     assert mapping.rsplit(":", 1)[1] == "8000"
-    assert re.search(r"daphne -b 0\.0\.0\.0 -p \"\$\{PORT:-8000\}\"", ENTRYPOINT.read_text())
+    assert re.search(r"platform/serve\.py --host 0\.0\.0\.0 --port \"\$\{PORT:-8000\}\"", ENTRYPOINT.read_text())
 
 
 @pytest.mark.parametrize("service", APP_SERVICES)
 def test_app_environment_is_read_by_the_settings(service):
     read = environment_names_read_by(ROOT / "config" / "settings.py")
     assert {"SECRET_KEY", "DEBUG", "HTTPS"} <= read  # the scan sees direct reads and env_bool(...)
+    read |= environment_names_read_by(ROOT / "platform" / "serve.py")  # WEB_PROCESSES
     unread = set(SERVICES[service]["environment"]) - read
     assert not unread, f"{service} sets variables config/settings.py never reads: {sorted(unread)}"
 
@@ -225,7 +226,7 @@ def test_dockerfile_copies_files_that_exist_and_enters_through_the_entrypoint():
 
 def test_the_entrypoint_runs_the_project_asgi_application_and_celery_app():
     text = ENTRYPOINT.read_text()
-    (asgi_target,) = re.findall(r"daphne .*?(\w+(?:\.\w+)*:\w+)", text)
+    (asgi_target,) = re.findall(r"\"(\w+(?:\.\w+)*:\w+)\"", (ROOT / "platform" / "serve.py").read_text())
     (celery_target,) = re.findall(r"celery -A (\S+) worker", text)
     module, attribute = asgi_target.split(":")
 
@@ -268,7 +269,7 @@ def test_migrate_role_applies_migrations(django_db_setup):
 @pytest.mark.slow
 def test_web_role_passes_the_compose_health_check_behind_https(django_db_setup, tmp_path):
     port = _free_port()
-    env = role_env(PORT=str(port), HTTPS="1", ALLOWED_HOSTS="debatelab.example.org")
+    env = role_env(PORT=str(port), HTTPS="1", ALLOWED_HOSTS="debatelab.example.org", WEB_PROCESSES="2")
     log_path = tmp_path / "web.log"
     process = subprocess.Popen(["sh", str(ENTRYPOINT), "web"], env=env, stdout=open(log_path, "w"),
                                stderr=subprocess.STDOUT)
@@ -283,6 +284,7 @@ def test_web_role_passes_the_compose_health_check_behind_https(django_db_setup, 
             assert time.time() < deadline, f"never healthy: {check.stderr} {log_path.read_text()[-2000:]}"
             time.sleep(0.5)
         assert json.loads(check.stdout) == {"status": "ok", "database": "ok", "channel_layer": "ok"}
+        assert "with 2 daphne processes" in log_path.read_text()
         # Without the proxy's X-Forwarded-Proto the same request is redirected to HTTPS.
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
         connection.request("GET", "/healthz", headers={"Host": "debatelab.example.org"})
