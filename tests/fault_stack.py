@@ -117,7 +117,8 @@ class Stack:
         self.redis = RedisServer(folder).start()
         env = dict(os.environ)
         env.update(DATABASE_URL=self.postgres.url, REDIS_URL=self.redis.url, PYTHONUNBUFFERED="1",
-                   CHANNEL_PREFIX=f"faults{self.redis.port}", SWEEP_INTERVAL="2", HEALTH_WORKER_MAX_AGE="30")
+                   CHANNEL_PREFIX=f"faults{self.redis.port}", SWEEP_INTERVAL="2", HEALTH_WORKER_MAX_AGE="30",
+                   DEBATELAB_PRESENCE_SECONDS="6")
         self.env = env
         migrate = subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env,
                                  capture_output=True, text=True, timeout=300)

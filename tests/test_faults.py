@@ -211,8 +211,9 @@ def test_no_seat_is_online_after_the_web_process_is_killed(stack):
     for socket in sockets:
         socket.wait_for_type("state")
     stack.restart_web(kill=True)
-    wait_until(lambda: online_seats(stack, debate, sessions["judy"]) <= {"judge"}, 30, "A and B go offline",
-               interval=2)
+    # The dead process's entries lapse after DEBATELAB_PRESENCE_SECONDS (6 s on this stack).
+    wait_until(lambda: online_seats(stack, debate, sessions["judy"]) <= {"judge"}, 20, "A and B go offline",
+               interval=1)
 
 
 # --- health -----------------------------------------------------------------------------------
