@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import dj_database_url
+from django.conf import global_settings
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -119,6 +120,14 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "debatelab")
+
+# Production keeps Django's default hashers (PBKDF2 first). The test settings set
+# DEBATELAB_FAST_PASSWORD_HASHING=1, which puts MD5 first: fixtures create hundreds of users and each
+# PBKDF2 hash costs about a second here. It is an environment variable, not a test-only setting, so
+# the daphne and Celery subprocesses the live tests start can check the passwords of those users.
+# Never set it in production.
+if env_bool("DEBATELAB_FAST_PASSWORD_HASHING"):
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", *global_settings.PASSWORD_HASHERS]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
