@@ -2,14 +2,16 @@
 and REDIS_URL); live tests start a real daphne server and a real Celery worker as subprocesses
 pointed at the test database."""
 import os
+import re
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from urllib.request import urlopen
 
 import pytest
+
+from tests.polling import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
@@ -70,17 +72,38 @@ def _serve(env, tmp_path_factory):
 
 
 def _wait_until_healthy(url, process, log_name, seconds=60):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
+    def healthy():
         if process.poll() is not None:
             raise RuntimeError(f"daphne exited: {Path(log_name).read_text()[-2000:]}")
         try:
             with urlopen(url + "/healthz", timeout=2) as response:
-                if response.status == 200:
-                    return
+                return response.status == 200
         except OSError:
-            time.sleep(0.3)
-    raise RuntimeError(f"daphne did not become healthy: {Path(log_name).read_text()[-2000:]}")
+            return False
+
+    wait_until(healthy, seconds, lambda: f"daphne to become healthy: {Path(log_name).read_text()[-2000:]}",
+               interval=0.3)
+
+
+class CeleryWorker:
+    """A running worker and what its log says about the tasks it ran."""
+
+    def __init__(self, process, log_path):
+        self.process = process
+        self.log_path = log_path
+
+    def log_size(self) -> int:
+        return len(self.log_path.read_text())
+
+    def received(self, task_name, since=0) -> list[str]:
+        """Ids of the `task_name` tasks received after log position `since`."""
+        pattern = rf"Task {re.escape(task_name)}\[([^\]]+)\] received"
+        return re.findall(pattern, self.log_path.read_text()[since:])
+
+    def results(self, task_name, since=0) -> dict[str, str]:
+        """Task id -> logged return value of the `task_name` tasks that succeeded after `since`."""
+        pattern = rf"Task {re.escape(task_name)}\[([^\]]+)\] succeeded in [\d.e-]+s: (.*)"
+        return dict(re.findall(pattern, self.log_path.read_text()[since:]))
 
 
 @pytest.fixture(scope="session")
@@ -91,12 +114,14 @@ def celery_worker(django_db_setup, tmp_path_factory):
     process = subprocess.Popen([sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo",
                                 "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
                                cwd=ROOT, env=_subprocess_env(), stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.time() + 60
-    while "ready" not in log_path.read_text():
-        if process.poll() is not None or time.time() > deadline:
-            raise RuntimeError(f"celery worker did not start: {log_path.read_text()[-2000:]}")
-        time.sleep(0.3)
-    yield process
+
+    def ready():
+        if process.poll() is not None:
+            raise RuntimeError(f"celery worker exited: {log_path.read_text()[-2000:]}")
+        return "ready" in log_path.read_text()
+
+    wait_until(ready, 60, lambda: f"the celery worker to start: {log_path.read_text()[-2000:]}", interval=0.3)
+    yield CeleryWorker(process, log_path)
     process.terminate()
     process.wait(timeout=20)
 
