@@ -128,34 +128,26 @@ def celery_worker(django_db_setup, tmp_path_factory):
 
 @pytest.fixture
 def make_user(db):
-    from django.contrib.auth.models import Group, User
+    """make_user(username, role=None, password=...): a user with a real password, in `role`'s group."""
+    from tests.factories import TEST_PASSWORD, UserFactory
 
-    def make(username, role=None, password="pass-for-tests-1"):
-        user = User.objects.create_user(username=username, password=password)
-        if role:
-            user.groups.add(Group.objects.get_or_create(name=role)[0])
-        return user
+    def make(username, role=None, password=TEST_PASSWORD):
+        return UserFactory(username=username, role=role, password=password)
 
     return make
 
 
 @pytest.fixture
 def question(db):
-    from debates.models import Question
+    from tests.factories import QuestionFactory
 
-    return Question.objects.create(
-        text="Why does the captain open the airlock?", answers=["To save the crew", "To escape the ship"],
-        correct_index=0, hidden_material="SECRET PASSAGE: the captain opens the airlock to vent the fire.",
-        public_material="A short story about a spaceship.")
+    return QuestionFactory()
 
 
 @pytest.fixture
 def two_round_debate(make_user, question):
     """Debaters alice (A, correct answer) and bob (B), judge judy; simultaneous round then sequential."""
-    from debates import services
-    from debates.protocol import Protocol
+    from tests.factories import DebateFactory
 
-    alice, bob, judy = make_user("alice", "debater"), make_user("bob", "debater"), make_user("judy", "judge")
-    protocol = Protocol(rounds=("simultaneous", "judge_feedback", "sequential"), char_limit=500)
-    debate = services.create_debate(question, protocol, {"A": (alice, 0), "B": (bob, 1)}, judge=judy, seed=7)
-    return debate
+    return DebateFactory(question=question, debater_a=make_user("alice", "debater"),
+                         debater_b=make_user("bob", "debater"), judge=make_user("judy", "judge"))
