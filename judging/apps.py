@@ -7,10 +7,7 @@ class JudgingConfig(AppConfig):
     def ready(self):
         from debates.signals import debate_finished
 
-        from .pixel_judge import on_debate_finished
+        from .signals import assign_offline_judges, give_pixel_verdict
 
-        debate_finished.connect(on_debate_finished, dispatch_uid="judging.pixel_judge.on_debate_finished")
-
-        from .signals import assign_offline_judges
-
+        debate_finished.connect(give_pixel_verdict, dispatch_uid="judging.signals.give_pixel_verdict")
         debate_finished.connect(assign_offline_judges, dispatch_uid="judging.offline.assign_offline_judges")
