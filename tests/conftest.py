@@ -17,6 +17,17 @@ ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 
 
+# Tests that use these fixtures need PostgreSQL and Redis servers: marked "services", so
+# make test-fast can leave them out instead of skipping them one by one.
+SERVICE_FIXTURES = {"daphne_server", "embedded_daphne_server", "celery_worker", "real_redis_url"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if SERVICE_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.services)
+
+
 def pytest_runtest_setup(item):
     if item.get_closest_marker("postgresql"):
         from django.conf import settings

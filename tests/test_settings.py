@@ -14,6 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PRODUCTION_DATABASE_URL = "postgres://debatelab:secret@db.internal:5432/debatelab"
 PRODUCTION_REDIS_URL = "redis://redis.internal:6379/0"
 
+pytestmark = pytest.mark.subprocess
+
 
 def production_env(**overrides) -> dict:
     """What docker-compose.yml gives the web service, with HTTPS left to its default. Variables the test
