@@ -21,6 +21,8 @@ import math
 import numpy as np
 from scipy import linalg, sparse, stats
 
+from debates import proportions
+
 LOG_FLOOR = 1e-12  # the same floor judging.scoring uses, so a 0 on the right answer is finite
 
 
@@ -235,28 +237,15 @@ def _joined(first, second):
 
 
 @lru_cache(maxsize=16)
-def _z(level: float) -> float:
-    return float(stats.norm.ppf(0.5 + level / 2))
-
-
 # ---------------------------------------------------------------------------------------------
 # Accuracy
 
 
 def wilson_interval(successes: float, total: int, level: float = 0.95) -> Interval:
-    """Wilson score interval for a binomial proportion; well behaved at 0 and at `total`."""
-    _check_level(level)
-    if total <= 0:
-        raise ValueError("a proportion needs at least one observation")
-    if not 0 <= successes <= total:
-        raise ValueError(f"successes must be between 0 and total ({total}), got {successes}")
-    z = _z(level)
-    p = successes / total
-    denominator = 1 + z * z / total
-    centre = (p + z * z / (2 * total)) / denominator
-    half = z / denominator * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total))
-    # At 0 or `total` successes one bound is exactly p; rounding must not push it past p.
-    return Interval(min(p, max(0.0, centre - half)), max(p, min(1.0, centre + half)), "wilson")
+    """Wilson score interval for a binomial proportion (debates.proportions, shared with the pixel
+    self-play tables); well behaved at 0 and at `total`."""
+    low, high = proportions.wilson_interval(successes, total, level)
+    return Interval(low, high, "wilson")
 
 
 def accuracy(correct, question_ids=None, level: float = 0.95, n_boot: int = 2000, seed: int = 0) -> Proportion:
