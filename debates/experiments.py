@@ -97,7 +97,7 @@ def _create(version, question, protocol_spec, condition, people, seed) -> Debate
         agent["prompts"] = definition.get("prompts", {})
         Participant.objects.filter(debate=debate).exclude(seat__in=(JUDGE, Participant.OBSERVER)).update(agent=agent)
     if definition["blinding"]["aliases"]:
-        for i, participant in enumerate(debate.participants.exclude(seat__in=(JUDGE, Participant.OBSERVER))):
+        for participant in debate.participants.exclude(seat__in=(JUDGE, Participant.OBSERVER)):
             participant.alias = f"Debater {participant.seat}"
             participant.save(update_fields=["alias"])
     return debate

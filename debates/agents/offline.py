@@ -97,7 +97,7 @@ def best_window(passage: str, span: tuple[int, int], query: dict, max_chars: int
     best, best_value = None, -1.0
     for i, (first, _, _) in enumerate(found):
         value = 0.0
-        for last_start, last_end, weight in found[i:]:
+        for _, last_end, weight in found[i:]:
             if last_end - first > max_chars:
                 break
             value += weight
