@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-SIDE = 28
-PIXEL_COUNT = SIDE * SIDE
+from .board import PIXEL_COUNT, SIDE
+
 LABELS = 10
 HONEST = "honest"
 LIAR = "liar"
