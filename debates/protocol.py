@@ -214,8 +214,9 @@ class DebateEngine:
             raise Refused("already_revealed", f"pixel {row_column(pixel)} is already revealed")
         if self.revealable is not None and pixel not in self.revealable:
             raise Refused("not_revealable", f"pixel {row_column(pixel)} is black: only nonzero pixels can be revealed")
-        if self.reveals_by_seat.get(action.seat, 0) >= self.protocol.reveals_per_debater:
-            raise Refused("no_reveals_left", f"you have revealed all {self.protocol.reveals_per_debater} of your pixels")
+        allowed = self.protocol.reveals_per_debater or 0  # always set in pixel debates (validate)
+        if self.reveals_by_seat.get(action.seat, 0) >= allowed:
+            raise Refused("no_reveals_left", f"you have revealed all {allowed} of your pixels")
 
     def _speech(self, action: Action) -> list[Event]:
         self._check_reveal(action)

@@ -148,7 +148,7 @@ class BradleyTerry:
                 "games": int(self.games[i]),
                 "wins": float(self.wins[i]),
             }
-            if self.low is not None:
+            if self.low is not None and self.high is not None:
                 row.update(low=float(self.low[i]), high=float(self.high[i]),
                            elo_low=float(self.elo(self.low[i])), elo_high=float(self.elo(self.high[i])))
             rows.append(row)
@@ -219,7 +219,7 @@ def _codes(keys) -> tuple[np.ndarray, list]:
         rank = np.empty_like(appearance)
         rank[appearance] = np.arange(appearance.size)
         return rank[inverse].astype(np.int64), keys_sorted[appearance].tolist()
-    index = {}
+    index: dict = {}
     try:
         codes = np.fromiter((index.setdefault(k, len(index)) for k in keys), dtype=np.int64, count=len(keys))
     except TypeError:
@@ -354,7 +354,7 @@ def compare_accuracies(correct_a, correct_b, question_ids_a=None, question_ids_b
     return Difference(a, b, estimate, newcombe, bootstrap, test, p_value)
 
 
-def _two_proportion_test(x1: int, n1: int, x2: int, n2: int) -> tuple[str, float]:
+def _two_proportion_test(x1: float, n1: int, x2: float, n2: int) -> tuple[str, float]:
     pooled = (x1 + x2) / (n1 + n2)
     expected = (n1 * pooled, n1 * (1 - pooled), n2 * pooled, n2 * (1 - pooled))
     if min(expected) < 5:
@@ -432,8 +432,12 @@ def reliability_diagram(p_correct, bins: int = 10) -> tuple[ReliabilityBin, ...]
 def expected_calibration_error(p_correct, bins: int = 10) -> float:
     """Sum over the reliability diagram's bins of (share of judgments) * |accuracy - mean confidence|."""
     diagram = reliability_diagram(p_correct, bins)
-    total = sum(b.count for b in diagram)
-    return float(sum(b.count / total * abs(b.accuracy - b.mean_confidence) for b in diagram if b.count))
+    return _calibration_gap(diagram, sum(b.count for b in diagram))
+
+
+def _calibration_gap(diagram: tuple[ReliabilityBin, ...], total: int) -> float:
+    return float(sum(b.count / total * abs(b.accuracy - b.mean_confidence) for b in diagram
+                     if b.accuracy is not None and b.mean_confidence is not None))
 
 
 def accuracy_at_confidence(p_correct, threshold: float = 0.9, level: float = 0.95) -> HighConfidence:
@@ -454,8 +458,7 @@ def calibration(p_correct, bins: int = 10, threshold: float = 0.9, level: float 
     high confidence, in one result."""
     p = _as_probabilities(p_correct)
     diagram = reliability_diagram(p, bins)
-    ece = sum(b.count / p.size * abs(b.accuracy - b.mean_confidence) for b in diagram if b.count)
-    return Calibration(int(p.size), brier_score(p), log_score(p), float(ece), diagram,
+    return Calibration(int(p.size), brier_score(p), log_score(p), _calibration_gap(diagram, p.size), diagram,
                        accuracy_at_confidence(p, threshold, level))
 
 
@@ -674,13 +677,13 @@ def bradley_terry(winners, losers, ties=None, prior: float = 0.01, n_boot: int =
         total = int(pairings.counts.sum())
         p = len(pairings.players)
         chunk = max(1, 4_000_000 // (p * p))  # keeps the batched Hessians under ~32 MB
-        replicates = []
+        batches = []
         for start in range(0, n_boot, chunk):
             draws = rng.multinomial(total, pairings.counts / total, size=min(chunk, n_boot - start))
             # Replicates lie near the full-data fit, so starting there saves Newton steps.
-            replicates.append(_fit_bradley_terry(*pairings.per_pair(draws.astype(float)), pairings, prior,
-                                                 start=ratings))
-        replicates = np.concatenate(replicates)
+            batches.append(_fit_bradley_terry(*pairings.per_pair(draws.astype(float)), pairings, prior,
+                                              start=ratings))
+        replicates = np.concatenate(batches)
         tail = (1 - level) / 2
         low, high = np.quantile(replicates, [tail, 1 - tail], axis=0)
     return BradleyTerry(tuple(pairings.players), ratings, low, high, pairings.games_per_player,

@@ -116,7 +116,8 @@ def pick_evidence(index: SentenceIndex, query: dict, chars: int, already_quoted:
         ranking = np.argsort(-(scores + noise * max(scores.std(), 0.1)), kind="stable")
     else:
         ranking = np.argsort(-scores, kind="stable")
-    chosen, left = [], chars
+    chosen: list = []
+    left = chars
     for i in ranking:
         if len(chosen) == most or left < 20:
             break
