@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import dj_database_url
+from django.conf import global_settings
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -86,6 +87,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "judging.context_processors.offline_assignments",  # the lobby's offline judging list
             ],
         },
     },
@@ -143,6 +145,14 @@ if REDIS_URL and DEBATELAB_SWEEP_INTERVAL > 0:
 # /healthz fails when no Celery worker has reported in for this many seconds (production only; the
 # embedded default has no worker). 0 turns the check off.
 DEBATELAB_WORKER_MAX_AGE = float(os.environ.get("HEALTH_WORKER_MAX_AGE", "60"))
+
+# Production keeps Django's default hashers (PBKDF2 first). The test settings set
+# DEBATELAB_FAST_PASSWORD_HASHING=1, which puts MD5 first: fixtures create hundreds of users and each
+# PBKDF2 hash costs about a second here. It is an environment variable, not a test-only setting, so
+# the daphne and Celery subprocesses the live tests start can check the passwords of those users.
+# Never set it in production.
+if env_bool("DEBATELAB_FAST_PASSWORD_HASHING"):
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", *global_settings.PASSWORD_HASHERS]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -127,7 +127,7 @@ def _create(version, question, protocol_spec, condition, people, seed) -> Debate
     if definition["judges"]["kind"] == "ai" and judge is None:
         Participant.objects.create(debate=debate, seat=JUDGE, agent=ai_judge_agent(definition))
     if definition["blinding"]["aliases"]:
-        for i, participant in enumerate(debate.participants.exclude(seat__in=(JUDGE, Participant.OBSERVER))):
+        for participant in debate.participants.exclude(seat__in=(JUDGE, Participant.OBSERVER)):
             participant.alias = f"Debater {participant.seat}"
             participant.save(update_fields=["alias"])
     return debate

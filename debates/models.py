@@ -4,6 +4,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from .pixel.board import SIDE
 from .protocol import JUDGE, Action, DebateEngine, Protocol
 
 RESEARCHER, DEBATER, JUDGE_ROLE = "researcher", "debater", "judge"
@@ -71,13 +72,14 @@ class Question(models.Model):
         return self.story.text if self.story_id else self.hidden_material
 
     def revealable_pixels(self) -> frozenset | None:
-        """Image questions: the nonzero pixels (row * 28 + column), the only ones a debater may reveal."""
+        """Image questions: the nonzero pixels (row * SIDE + column), the only ones a debater may reveal."""
         if self.kind != self.KIND_IMAGE or not self.hidden_image:
             return None
-        return frozenset(r * 28 + c for r, row in enumerate(self.hidden_image) for c, v in enumerate(row) if v)
+        return frozenset(r * SIDE + c for r, row in enumerate(self.hidden_image) for c, v in enumerate(row) if v)
 
     def pixel_value(self, pixel: int) -> int:
-        return int(self.hidden_image[pixel // 28][pixel % 28])
+        row, column = divmod(pixel, SIDE)
+        return int(self.hidden_image[row][column])
 
     def clean(self):
         from django.core.exceptions import ValidationError
@@ -185,7 +187,7 @@ class Debate(models.Model):
 
     def replayed_engine(self) -> DebateEngine:
         actions = [t.as_action() for t in self.turns.order_by("id")]
-        return DebateEngine.replay(self.get_protocol(), len(self.question.answers), actions, 
+        return DebateEngine.replay(self.get_protocol(), len(self.question.answers), actions,
                                    revealable=self.question.revealable_pixels())
 
     def seat_of(self, user):

@@ -15,6 +15,8 @@ Round kinds:
 """
 from dataclasses import asdict, dataclass, field
 
+from .pixel.board import PIXEL_COUNT, SIDE, row_column
+
 SEQUENTIAL = "sequential"
 SIMULTANEOUS = "simultaneous"
 JUDGE_FEEDBACK = "judge_feedback"
@@ -82,8 +84,8 @@ class Protocol:
         if self.evidence == "pixels":
             if SIMULTANEOUS in self.rounds:
                 found.append("pixel debates use sequential rounds (a sealed speech cannot hold a reveal)")
-            if not isinstance(self.reveals_per_debater, int) or not 1 <= self.reveals_per_debater <= 784:
-                found.append("reveals_per_debater must be between 1 and 784 in a pixel debate")
+            if not isinstance(self.reveals_per_debater, int) or not 1 <= self.reveals_per_debater <= PIXEL_COUNT:
+                found.append(f"reveals_per_debater must be between 1 and {PIXEL_COUNT} in a pixel debate")
         elif self.reveals_per_debater is not None or self.reveal_each_turn:
             found.append("reveals_per_debater and reveal_each_turn need evidence: pixels")
         for name in ("quote_chars_per_turn", "quote_chars_per_debate"):
@@ -229,14 +231,15 @@ class DebateEngine:
         if self.protocol.evidence != "pixels":
             raise Refused("no_reveals", "this debate has no pixels to reveal")
         pixel = action.reveal
-        if isinstance(pixel, bool) or not isinstance(pixel, int) or not 0 <= pixel < 784:
-            raise Refused("bad_reveal", "a reveal is a pixel number 0..783 (row * 28 + column)")
+        if isinstance(pixel, bool) or not isinstance(pixel, int) or not 0 <= pixel < PIXEL_COUNT:
+            raise Refused("bad_reveal", f"a reveal is a pixel number 0..{PIXEL_COUNT - 1} (row * {SIDE} + column)")
         if pixel in self.revealed:
-            raise Refused("already_revealed", f"pixel ({pixel // 28}, {pixel % 28}) is already revealed")
+            raise Refused("already_revealed", f"pixel {row_column(pixel)} is already revealed")
         if self.revealable is not None and pixel not in self.revealable:
-            raise Refused("not_revealable", f"pixel ({pixel // 28}, {pixel % 28}) is black: only nonzero pixels can be revealed")
-        if self.reveals_by_seat.get(action.seat, 0) >= self.protocol.reveals_per_debater:
-            raise Refused("no_reveals_left", f"you have revealed all {self.protocol.reveals_per_debater} of your pixels")
+            raise Refused("not_revealable", f"pixel {row_column(pixel)} is black: only nonzero pixels can be revealed")
+        allowed = self.protocol.reveals_per_debater or 0  # always set in pixel debates (validate)
+        if self.reveals_by_seat.get(action.seat, 0) >= allowed:
+            raise Refused("no_reveals_left", f"you have revealed all {allowed} of your pixels")
 
     def _speech(self, action: Action) -> list[Event]:
         self._check_reveal(action)

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from . import quotes, signals
 from .models import Debate, DebateEvent, Participant, Question, Turn
+from .pixel.board import SIDE
 from .protocol import JUDGE, JUDGE_FEEDBACK, SIMULTANEOUS, Action, Event, Protocol, Refused
 
 MAX_CLIENT_ID = 64
@@ -250,8 +251,9 @@ def _checked_rectangles(debate: Debate, rectangles) -> list[list[int]]:
     checked = []
     for r in rectangles:
         if (not isinstance(r, list) or len(r) != 4 or any(isinstance(v, bool) or not isinstance(v, int) for v in r)
-                or not all(0 <= v < 28 for v in r) or r[0] > r[2] or r[1] > r[3]):
-            raise Refused("bad_rectangles", "a rectangle is [top, left, bottom, right] with 0 <= top <= bottom <= 27")
+                or not all(0 <= v < SIDE for v in r) or r[0] > r[2] or r[1] > r[3]):
+            raise Refused("bad_rectangles",
+                          f"a rectangle is [top, left, bottom, right] with 0 <= top <= bottom <= {SIDE - 1}")
         checked.append(list(r))
     return checked
 

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from tests.conftest import _free_port, _subprocess_env
+from tests.polling import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -274,15 +275,14 @@ def test_web_role_passes_the_compose_health_check_behind_https(django_db_setup, 
     process = subprocess.Popen(["sh", str(ENTRYPOINT), "web"], env=env, stdout=open(log_path, "w"),
                                stderr=subprocess.STDOUT)
     try:
-        deadline = time.time() + 120
-        while True:
+        def health_check():
             check = subprocess.run([sys.executable, str(HEALTHCHECK)], env=env, capture_output=True, text=True,
                                    timeout=15)
-            if check.returncode == 0:
-                break
-            assert process.poll() is None, f"web exited: {log_path.read_text()[-2000:]}"
-            assert time.time() < deadline, f"never healthy: {check.stderr} {log_path.read_text()[-2000:]}"
-            time.sleep(0.5)
+            assert check.returncode == 0 or process.poll() is None, f"web exited: {log_path.read_text()[-2000:]}"
+            return check if check.returncode == 0 else None
+
+        check = wait_until(health_check, 120, lambda: f"the health check to pass: {log_path.read_text()[-2000:]}",
+                           interval=0.5)
         assert json.loads(check.stdout) == {"status": "ok", "database": "ok", "channel_layer": "ok"}
         assert "with 2 daphne processes" in log_path.read_text()
         # Without the proxy's X-Forwarded-Proto the same request is redirected to HTTPS.
@@ -302,11 +302,11 @@ def test_worker_role_starts_a_celery_worker(django_db_setup, tmp_path):
     process = subprocess.Popen(["sh", str(ENTRYPOINT), "worker", "--pool", "solo", "--without-gossip",
                                 "--without-mingle"], env=env, stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
     try:
-        deadline = time.time() + 90
-        while "ready." not in log_path.read_text():
+        def ready():
             assert process.poll() is None, f"worker exited: {log_path.read_text()[-2000:]}"
-            assert time.time() < deadline, f"worker not ready: {log_path.read_text()[-2000:]}"
-            time.sleep(0.3)
+            return "ready." in log_path.read_text()
+
+        wait_until(ready, 90, lambda: f"the worker to be ready: {log_path.read_text()[-2000:]}", interval=0.3)
         assert env["CELERY_QUEUE"] in log_path.read_text()
     finally:
         process.terminate()

@@ -273,7 +273,7 @@ def test_a_speech_saved_during_a_redis_outage_reaches_the_other_screens_within_1
         stack.redis.start()
     for name in ("bob", "judy"):
         socket = sockets[name]
-        heal(socket, lambda: any(e["kind"] == "speech" for e in socket.events()), 15)
+        heal(socket, lambda socket=socket: any(e["kind"] == "speech" for e in socket.events()), 15)
     newcomer = LiveSocket(stack.url, debate.pk, sessions["judy"])  # new connections work again
     assert newcomer.wait_for_type("state")["seq"] == sockets["judy"].seq
     bob = sockets["bob"]

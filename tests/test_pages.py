@@ -12,11 +12,6 @@ from judging.models import Verdict
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    """Hashing stays real but cheap: the default hasher makes every login take a second on this machine."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
 SECRET = "SECRET PASSAGE"
 PRIVATE_NOTE = "PRIVATE-NOTE-only-alice-sees-this"
 
