@@ -14,7 +14,7 @@ from tests.conftest import ROOT
 from tests.fault_stack import Stack, wait_until
 from tests.live_clients import LiveSocket, session_for
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.services]
 NEEDS_HEARTBEAT = pytest.mark.xfail(strict=False, reason="needs the lead's heartbeat: pong carries the debate's "
                                                          "latest seq, publish never raises (issue 9, item 1)")
 NEEDS_PRESENCE = pytest.mark.xfail(strict=False, reason="needs the lead's presence that cannot leak (issue 9, item 1)")

@@ -57,6 +57,7 @@ def test_the_clock_does_not_time_out_an_ai_seat(db, debate_with):
         assert sweep.sweep()["ai_turns"] == 0  # its lease says a task is on it
 
 
+@pytest.mark.postgresql  # the turn's thread and this test share the database
 def test_an_ai_turn_with_no_task_is_played_again_exactly_once(transactional_db, debate_with, settings):
     settings.RUN_TASKS_IN_PROCESS = True  # the turn runs in a thread, as in the embedded default
     debate = debate_with(ai=("A",))
