@@ -11,8 +11,9 @@ import uuid
 import pytest
 
 from tests.conftest import ROOT
-from tests.fault_stack import Stack, wait_until
+from tests.fault_stack import Stack
 from tests.live_clients import LiveSocket, session_for
+from tests.polling import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
 
