@@ -101,7 +101,17 @@ class Stack:
 
     def __init__(self, folder: Path):
         self.folder = folder
-        self.postgres = PostgresCluster(folder).create()
+        self.postgres = self.redis = self.worker = self.web = self.beat = None
+        try:
+            self._start()
+        except BaseException:
+            self.close()  # whatever did start must not outlive the test run
+            raise
+
+    def _start(self) -> None:
+        folder = self.folder
+        self.postgres = PostgresCluster(folder)
+        self.postgres.create()
         self.redis = RedisServer(folder).start()
         env = dict(os.environ)
         env.update(DATABASE_URL=self.postgres.url, REDIS_URL=self.redis.url, PYTHONUNBUFFERED="1",
@@ -135,16 +145,21 @@ class Stack:
         return (self.folder / name).read_text()
 
     def close(self) -> None:
-        for process in (self.beat, self.worker, self.web):
+        processes = [p for p in (self.beat, self.worker, self.web) if p is not None]
+        for process in processes:
             if process.poll() is None:
                 process.terminate()
-        for process in (self.beat, self.worker, self.web):
+        for process in processes:
             try:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
-        self.redis.stop()
-        self.postgres.stop("immediate")
+        if self.redis is not None and self.redis.process is not None:
+            self.redis.stop()
+        if self.postgres is None:
+            return
+        if (self.postgres.data / "postmaster.pid").exists():
+            self.postgres.stop("immediate")
         if self.postgres.folder != self.folder:
             import shutil
 
