@@ -87,3 +87,26 @@ def test_the_in_process_sweep_runs_only_in_the_embedded_default(settings):
     assert sweep.start_in_process() is False  # production: Celery beat runs it
     settings.RUN_TASKS_IN_PROCESS, settings.DEBATELAB_SWEEP_INTERVAL = True, 0
     assert sweep.start_in_process() is False  # turned off
+
+
+@pytest.mark.slow
+@pytest.mark.services
+@pytest.mark.postgresql
+def test_the_embedded_default_sweeps_in_its_web_process(transactional_db, debate_with, tmp_path):
+    """`make run` after a restart: the in-process timers died with the old process; the new one's
+    sweep thread records the deadline that passed meanwhile."""
+    from tests.conftest import _subprocess_env, start_daphne
+    from tests.polling import wait_until
+
+    debate = debate_with()
+    pass_deadline(debate)  # as if its timer had been lost
+    env = _subprocess_env()
+    del env["REDIS_URL"]  # the embedded default: no broker, no beat
+    env["SWEEP_INTERVAL"] = "1"
+    process, _ = start_daphne(env, tmp_path / "daphne.log")
+    try:
+        wait_until(lambda: turns(debate), 20, "the sweep thread records the timeout")
+        assert turns(debate) == [(0, "A", "timeout")]
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
