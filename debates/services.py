@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from . import quotes, signals
 from .models import Debate, DebateEvent, Participant, Question, Turn
+from .pixel.board import SIDE
 from .protocol import JUDGE, JUDGE_FEEDBACK, SIMULTANEOUS, Action, Event, Protocol, Refused
 
 MAX_CLIENT_ID = 64
@@ -48,7 +49,7 @@ def record_events(debate: Debate, events: list[Event]) -> list[DebateEvent]:
     """Number and save events for a debate locked by the caller (select_for_update)."""
     stored = number_events(debate, events)
     DebateEvent.objects.bulk_create(stored)
-    debate.save(update_fields=["last_seq", "status", "turn_deadline", "started_at", "ended_at"])
+    debate.save(update_fields=["last_seq", "status", "turn_deadline", "started_at", "ended_at", "engine_state"])
     return stored
 
 
@@ -107,7 +108,8 @@ def submit_action(debate_id: int, user, *, kind: str, text: str = "", probabilit
         raise Refused("too_long", f"a private note may have at most {MAX_PRIVATE_NOTE} characters")
     check_text(text=text, private_note=private_note, client_id=client_id)
     with transaction.atomic():
-        debate = Debate.objects.select_for_update().select_related("question").get(pk=debate_id)
+        debate = (Debate.objects.select_for_update().select_related("question").prefetch_related("participants")
+                  .get(pk=debate_id))
         participant = _seat_for(debate, user, seat)
         if client_id:
             existing = debate.turns.filter(seat=participant.seat, client_id=client_id).first()
@@ -126,16 +128,21 @@ def submit_action(debate_id: int, user, *, kind: str, text: str = "", probabilit
 
 
 def time_out_turn(debate_id: int) -> list[DebateEvent]:
-    """Called when a turn's deadline may have passed: records every waiting debater as timed out."""
+    """Called when a turn's deadline may have passed: records every waiting person debater as timed
+    out. AI seats are not held to the clock: their turn ends with a speech or a recorded failure
+    (see debates.sweep for why and how a lost AI turn is run again)."""
     with transaction.atomic():
         debate = Debate.objects.select_for_update().select_related("question").get(pk=debate_id)
         if debate.status != Debate.LIVE or debate.turn_deadline is None or debate.turn_deadline > timezone.now():
             return []
         events = []
         engine = debate.engine()
+        ai_seats = set(debate.participants.filter(agent__isnull=False).values_list("seat", flat=True))
         for seat in engine.expected_seats():
             if seat == JUDGE:
                 break
+            if seat in ai_seats:
+                continue
             events += _apply(debate, Action(seat=seat, kind="timeout"), author=None)[1]
             engine = debate.engine()
         return events
@@ -200,6 +207,7 @@ def _apply(debate: Debate, action: Action, author, client_id="", private_note=""
     if action.kind == "speech" and action.seat in expected_before:
         action, payload = _check_quotes(debate, action, payload)
     events = engine.apply(action)
+    debate.engine_state = engine.to_state()
     if action.reveal is not None:
         payload = dict(payload or {}, reveal=_revealed_pixel(debate, action.reveal))
         events = [Event(e.kind, e.audience, dict(e.data, reveal=payload["reveal"])) if "reveal" in e.data else e
@@ -243,8 +251,9 @@ def _checked_rectangles(debate: Debate, rectangles) -> list[list[int]]:
     checked = []
     for r in rectangles:
         if (not isinstance(r, list) or len(r) != 4 or any(isinstance(v, bool) or not isinstance(v, int) for v in r)
-                or not all(0 <= v < 28 for v in r) or r[0] > r[2] or r[1] > r[3]):
-            raise Refused("bad_rectangles", "a rectangle is [top, left, bottom, right] with 0 <= top <= bottom <= 27")
+                or not all(0 <= v < SIDE for v in r) or r[0] > r[2] or r[1] > r[3]):
+            raise Refused("bad_rectangles",
+                          f"a rectangle is [top, left, bottom, right] with 0 <= top <= bottom <= {SIDE - 1}")
         checked.append(list(r))
     return checked
 
@@ -297,8 +306,7 @@ def _schedule_agent_turns(debate: Debate, engine, newly_expected) -> None:
     """AI seats that have just become expected get their turn run after the commit."""
     if engine.finished or not newly_expected:
         return
-    ai_seats = {seat for seat, agent in debate.participants.filter(seat__in=list(newly_expected))
-                .values_list("seat", "agent") if agent}
+    ai_seats = {p.seat for p in debate.participants.all() if p.seat in newly_expected and p.agent}
     if not ai_seats:
         return
     from .tasks import schedule_ai_turn  # tasks import this module

@@ -44,7 +44,7 @@ def judge_debate(debate_id: int, config: dict, seated: bool = False, spent: Usag
     state = snapshots.state_for(debate, snapshots.Viewer(snapshots.JUDGE_VIEW, None))
     fields = {"question": state["question"]["text"], "transcript": judge_transcript(state),
               "answers": "\n".join(f"{i + 1}. {a}" for i, a in enumerate(state["question"]["answers"]))}
-    if agent.backend == "offline":
+    if agent.kind == "offline":
         shown, reason, exchange = _offline_judgment(state), "more verified quotation for this side", {}
     else:
         shown, reason, exchange = _model_judgment(agent, fields, len(state["question"]["answers"]), spent)

@@ -31,6 +31,7 @@ from debates.models import Participant, Turn
 from debates.protocol import JUDGE
 
 from . import stats, svg
+from .csv_safety import safe_cell
 from .models import Verdict
 
 LEVEL = 0.95
@@ -225,7 +226,7 @@ class Figure:
         out = io.StringIO()
         writer = csv.DictWriter(out, fieldnames=self.columns, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
-        writer.writerows(self.rows)
+        writer.writerows({k: safe_cell(v) for k, v in row.items()} for row in self.rows)
         return out.getvalue()
 
     def cells(self, limit: int = 50) -> list[list]:

@@ -26,6 +26,7 @@ from django.db import connection
 
 from debates.models import Experiment, ExperimentVersion
 
+from .csv_safety import safe_cell_sql
 from .models import Verdict
 
 JSONL_NAME = "verdicts.jsonl"
@@ -618,15 +619,32 @@ def versions_of(options: ExportOptions):
 
 def version_lines(options: ExportOptions):
     for version in versions_of(options).select_related("experiment").order_by("id"):
+        definition, source_text = version.definition, version.source_text
+        if not options.identities:
+            definition, source_text = pseudonymised_definition(definition, options.key), None
         yield (json.dumps({
             "experiment_version_id": version.pk, "experiment_id": version.experiment_id,
-            "experiment": version.experiment.name, "number": version.number, "definition": version.definition,
-            "source_text": version.source_text, "source_name": version.source_name,
+            "experiment": version.experiment.name, "number": version.number, "definition": definition,
+            "source_text": source_text, "source_name": version.source_name,
             "frozen_at": version.frozen_at.isoformat() if version.frozen_at else None,
             "code_version": version.code_version,
             "created_at": version.created_at.isoformat(),
             "experiment_created_at": version.experiment.created_at.isoformat(),
         }) + "\n").encode()
+
+
+def pseudonymised_definition(definition: dict, key: bytes) -> dict:
+    """An experiment definition as a pseudonymised export shows it: the judge and debater pools
+    name people, so their usernames become the same pseudonyms as in the records. (The file as
+    written, source_text, names them too: it is left out.)"""
+    definition = json.loads(json.dumps(definition or {}))
+    pools = [section for section in (definition.get("debaters"), definition.get("judges"))
+             if isinstance(section, dict) and isinstance(section.get("pool"), list)]
+    names = {name for section in pools for name in section["pool"]}
+    ids = dict(get_user_model().objects.filter(username__in=names).values_list("username", "id"))
+    for section in pools:
+        section["pool"] = [pseudonym(ids[name], key) if name in ids else "unknown" for name in section["pool"]]
+    return definition
 
 
 def verdict_queryset(options: ExportOptions):
@@ -720,11 +738,29 @@ def csv_table_sql(table: str, options: ExportOptions) -> tuple[str, list]:
 
 def csv_lines(table: str, options: ExportOptions):
     check_postgresql()
-    sql, params = csv_table_sql(table, options)
+    sql, params = formula_safe_sql(*csv_table_sql(table, options))
     with connection.cursor() as cursor:
         with cursor.cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv, HEADER)", params) as copy:
             for row in copy:
                 yield bytes(row)
+
+
+def formula_safe_sql(sql: str, params: list) -> tuple[str, list]:
+    """The query with every text column neutralised against spreadsheet formulas
+    (judging.csv_safety): the columns and their types come from the query itself, so a column
+    added later is covered too."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT * FROM ({sql}) AS t LIMIT 0", params)
+        columns = [(c.name, c.type_code) for c in cursor.description]
+    text_types = {25, 1043, 1042}  # text, varchar, char
+    selected = ", ".join(
+        f'{safe_cell_sql(_quoted(name))} AS {_quoted(name)}' if type_code in text_types else _quoted(name)
+        for name, type_code in columns)
+    return f"SELECT {selected} FROM ({sql}) AS t", params
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 # ---------------------------------------------------------------------------------------------
@@ -834,6 +870,5 @@ def _parquet_chunks(options: ExportOptions):
 
 
 def experiments_of(user):
-    """The experiments a user may export: their own, or all for a superuser."""
-    experiments = Experiment.objects.all()
-    return experiments if user.is_superuser else experiments.filter(owner=user)
+    """The experiments a user may export: their own and those shared with them, or all for a superuser."""
+    return Experiment.visible_to(user)

@@ -104,11 +104,3 @@ def _verdict_options(debate: Debate, logits, mask: list[int], judge: dict, turns
         provenance={"judge": judge, "mask": [int(p) for p in mask], "logits": [float(x) for x in logits],
                     "code_version": provenance.code_version()})
 
-
-def on_debate_finished(sender, debate_id: int, **kwargs) -> None:
-    """debates.signals.debate_finished receiver: image debates get the pixel judge's verdict."""
-    is_image = Debate.objects.filter(pk=debate_id, question__kind="image", protocol__evidence="pixels").exists()
-    if is_image:
-        from .tasks import schedule_pixel_verdict
-
-        schedule_pixel_verdict(debate_id)

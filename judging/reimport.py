@@ -132,7 +132,7 @@ class _Importer:
         if version is None:
             version = ExperimentVersion.objects.create(
                 experiment=experiment, number=record["experiment_version"], definition=about.get("definition", {}),
-                source_text=about.get("source_text", ""), source_name=about.get("source_name", ""),
+                source_text=about.get("source_text") or "", source_name=about.get("source_name", ""),
                 frozen_at=_when(about.get("frozen_at"), line, "frozen_at"), code_version=about.get("code_version", ""),
                 created_by=self.owner)
             if about.get("created_at"):

@@ -3,7 +3,7 @@ from django.db import transaction
 
 from debates.models import Debate
 from debates.protocol import JUDGE, Refused, validate_probabilities
-from debates.services import check_text, to_canonical
+from debates.services import MAX_CLIENT_ID, check_text, to_canonical
 
 from .models import Verdict
 from .verdicts import record_verdict, tied
@@ -38,6 +38,8 @@ def checked_judgment(debate: Debate, probabilities, reason: str, seconds_spent, 
     """Validates a person's final judgment, live or offline: (canonical probabilities, reason,
     seconds). Raises Refused with a clear message for anything wrong. A person is asked to favour
     one answer, so a tie is refused here (judging.verdicts has the rule for ties that reach it)."""
+    if len(client_id or "") > MAX_CLIENT_ID:
+        raise Refused("bad_client_id", f"client_id may have at most {MAX_CLIENT_ID} characters")
     canonical = list(validate_probabilities(to_canonical(debate, probabilities), len(debate.question.answers)))
     if tied(canonical):
         raise Refused("no_choice", "a verdict must favour one answer: the top probabilities are tied")

@@ -7,7 +7,6 @@ The judge networks here are untrained stand-ins (tests/pixel_helpers.py), except
 the stored judges, which skips while their weights are not in the repository yet."""
 import io
 import json
-import time
 
 import numpy as np
 import pytest
@@ -21,6 +20,7 @@ from judging.models import Verdict
 from judging.services import submit_verdict
 
 from . import pixel_helpers
+from .polling import wait_until
 
 FIRST_TEST_LABELS = [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]  # as docs/mnist-debate.md states
 WAIT_SECONDS = 120  # a busy 2-core machine: be patient, never flaky
@@ -34,14 +34,8 @@ def tiny_judges():
 pytestmark = pytest.mark.usefixtures("tiny_judges")
 
 
-def wait_for(condition, what, seconds=WAIT_SECONDS):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        found = condition()
-        if found:
-            return found
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
+def wait_for(condition, what):
+    return wait_until(condition, WAIT_SECONDS, what, interval=0.3)
 
 
 def softmax(values):
