@@ -3,6 +3,7 @@ in every judge feedback round and the verdict at the end, through a real Celery 
 budgets and retries of AI debaters. The LLM judge talks to tests/fake_llm_server.py, the TEST
 DOUBLE for a paid model API (no network, no key)."""
 import json
+import os
 import time
 
 import pytest
@@ -50,7 +51,8 @@ def questions(transactional_db):
 
 @pytest.fixture
 def llm():
-    server = FakeLLMServer().start()  # like a self-hosted server: no API key
+    # The operator's back-end "fake-local" (tests/settings.py): a self-hosted server, no API key.
+    server = FakeLLMServer(port=int(os.environ["FAKE_LOCAL_LLM_PORT"])).start()
     yield server
     server.stop()
 
@@ -101,9 +103,8 @@ def test_an_llm_judge_retries_keeps_its_budget_and_judges_through_the_worker(
     reply = json.dumps({"probabilities": [0.3, 0.7], "comment": "Where does the story say so?",
                         "end_debate": False, "reason": "Only one side quoted the story."})
     llm.script([Fail(500), Reply("I am not sure yet."), Reply(reply)], default=Reply(reply))
-    parameters = {"base_url": llm.url + "/v1", "retry_base_delay": 0.01, "retry_max_delay": 0.05,
-                  "token_budget": 100_000, "temperature": 0}
-    judges = f"  kind: ai\n  backend: openai\n  model: fake-judge\n  parameters: {json.dumps(parameters)}"
+    parameters = {"retry_base_delay": 0.01, "retry_max_delay": 0.05, "token_budget": 100_000, "temperature": 0}
+    judges = f"  kind: ai\n  backend: fake-local\n  model: fake-judge\n  parameters: {json.dumps(parameters)}"
     debates = _start(make_user, "llm", judges)
     _wait_until_complete(debates)
     for debate in debates:
@@ -116,7 +117,7 @@ def test_an_llm_judge_retries_keeps_its_budget_and_judges_through_the_worker(
         assert all(u["input_tokens"] > 0 for u in usage)  # counted against the judge's budget
         verdict = Verdict.objects.get(debate=debate)
         assert (verdict.ai_judge, verdict.live, verdict.reason) == ("fake-judge", True, "Only one side quoted the story.")
-        assert verdict.provenance["base_url"] == llm.url + "/v1" and len(verdict.provenance["replies"]) >= 1
+        assert verdict.provenance["backend"] == "fake-local" and len(verdict.provenance["replies"]) >= 1
     sent = json.dumps([r["body"] for r in llm.requests])
     assert "report your current belief" in sent and "How likely is each answer to be correct?" in sent
     assert STORY not in sent  # the judge never sees the story
@@ -126,8 +127,8 @@ def test_an_llm_judge_out_of_budget_forfeits_its_reports_and_the_debate_goes_on(
         celery_worker, make_user, questions, llm):
     questions("budget", 1)
     llm.script([], default=Reply("{}"))
-    parameters = {"base_url": llm.url + "/v1", "token_budget": 5, "retry_base_delay": 0.01}
-    judges = f"  kind: ai\n  backend: openai\n  model: fake-judge\n  parameters: {json.dumps(parameters)}"
+    parameters = {"token_budget": 5, "retry_base_delay": 0.01}
+    judges = f"  kind: ai\n  backend: fake-local\n  model: fake-judge\n  parameters: {json.dumps(parameters)}"
     debates = _start(make_user, "budget", judges)
     deadline = time.time() + 90
     while time.time() < deadline and Debate.objects.filter(pk__in=[d.pk for d in debates],

@@ -181,6 +181,12 @@ def test_the_whole_nyu_dataset_exports_in_every_format_and_validates(db, tmp_pat
         call_command("export_verdicts", str(tmp_path / name), "--protocol", name, verbosity=0)
         assert len((tmp_path / name / export.JSONL_NAME).read_text().splitlines()) == count
         assert f"Protocol `{name}`: {count:,} verdicts" in (tmp_path / name / export.DATASHEET_NAME).read_text()
+    from judging import analysis  # the reproduction's counts print as integers
+
+    reproduction = analysis.nyu_reproduction(n_boot=200)
+    rows = {row["group"]: row for row in reproduction.rows}
+    assert (rows["human debate"]["correct"], rows["human debate"]["judgments"]) == (130, 154)
+    assert "human debate,130,154," in reproduction.csv() and "130.0" not in reproduction.csv()
     with capsys.disabled():
         print(f"\nNYU export: {total} verdicts; jsonl {counts['jsonl']}, parquet {counts['parquet']}, csv "
               f"{counts['csv']} rows; {len(counts['records'])} records validated; {len(quotes)} quotes; "
