@@ -1,7 +1,9 @@
 """The debate protocol engine: who may act now, what an action does, when the debate ends.
 
-Pure module (no Django). A Protocol is a value object stored with each debate; a DebateEngine is
-rebuilt by replaying the stored actions, so the database stays the one source of truth.
+Pure module (no Django). A Protocol is a value object stored with each debate. A DebateEngine's
+state is stored with the debate after every action (to_state / from_state), so an action never
+has to replay the whole history; replaying the stored actions gives the same engine, which the
+tests check.
 
 Seats are the debaters' letters ("A", "B"; one seat for consultancy) and "judge".
 Round kinds:
@@ -136,7 +138,10 @@ def validate_probabilities(probabilities, answer_count: int) -> tuple[float, ...
     # Strings and booleans would pass float() and then be stored as sent.
     if any(isinstance(p, bool) or not isinstance(p, (int, float)) for p in probabilities):
         raise Refused("bad_probabilities", "probabilities must be numbers")
-    values = tuple(float(p) for p in probabilities)
+    try:
+        values = tuple(float(p) for p in probabilities)
+    except OverflowError:  # a whole number too large for a float
+        raise Refused("bad_probabilities", "each probability must be between 0 and 1") from None
     if any(not 0.0 <= p <= 1.0 for p in values):
         raise Refused("bad_probabilities", "each probability must be between 0 and 1")
     if abs(sum(values) - 1.0) > 1e-6:
@@ -163,6 +168,24 @@ class DebateEngine:
         engine = cls(protocol, answer_count, revealable)
         for action in actions:
             engine.apply(action)
+        return engine
+
+    def to_state(self) -> dict:
+        """Everything the engine has learnt from the actions so far, as JSON."""
+        return {"round_index": self.round_index, "finished": self.finished, "ended_by_judge": self.ended_by_judge,
+                "acted": list(self._acted), "sealed": dict(self._sealed), "revealed": list(self.revealed),
+                "reveals_by_seat": dict(self.reveals_by_seat)}
+
+    @classmethod
+    def from_state(cls, protocol: Protocol, answer_count: int, state: dict, revealable=None) -> "DebateEngine":
+        engine = cls(protocol, answer_count, revealable)
+        engine.round_index = state["round_index"]
+        engine.finished = state["finished"]
+        engine.ended_by_judge = state["ended_by_judge"]
+        engine._acted = list(state["acted"])
+        engine._sealed = dict(state["sealed"])
+        engine.revealed = list(state["revealed"])
+        engine.reveals_by_seat = dict(state["reveals_by_seat"])
         return engine
 
     @property

@@ -34,9 +34,9 @@ def token_required(view):
         scheme, _, key = header.partition(" ")
         if scheme != "Token" or not key.strip():
             return _error(401, "send an API token: Authorization: Token <key>")
-        token = ApiToken.objects.select_related("user").filter(key_hash=ApiToken.hash_key(key.strip())).first()
+        token = ApiToken.usable().select_related("user").filter(key_hash=ApiToken.hash_key(key.strip())).first()
         if token is None or not token.user.is_active:
-            return _error(401, "this API token is not valid")
+            return _error(401, "this API token is not valid (unknown, expired or revoked)")
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
         request.user, request.api_token = token.user, token
         if not has_role(token.user, RESEARCHER):
@@ -67,9 +67,18 @@ def _experiment_json(experiment, request) -> dict:
                           "debates": v.debates.count()}
                          for v in experiment.versions.order_by("number")],
             "verdicts": analysis.experiment_verdicts(experiment).count(),
+            "study_link": _study_link(experiment, request),
             "links": {"analysis": base + "analysis/", "verdicts": base + "verdicts/",
                       "datasheet": base + "datasheet.md", **{f"export_{f}": base + f"export.{f}.zip"
                                                              for f in export.FORMATS}}}
+
+
+def _study_link(experiment, request) -> str:
+    from . import crowd
+    from .study_views import study_link
+
+    version = crowd.study_version(experiment) or experiment.latest_version()
+    return study_link(request, experiment, crowd.study_settings(version)["platform"])
 
 
 @token_required

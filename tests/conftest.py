@@ -78,16 +78,22 @@ def embedded_daphne_server(django_db_setup, tmp_path_factory):
 
 
 def _serve(env, tmp_path_factory):
-    port = _free_port()
-    log = open(tmp_path_factory.mktemp("daphne") / "daphne.log", "w")
+    process, url = start_daphne(env, tmp_path_factory.mktemp("daphne") / "daphne.log")
+    yield url
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def start_daphne(env, log_path, port=None):
+    """A daphne process serving the platform with `env`; returns (process, base URL) once healthy."""
+    port = port or _free_port()
+    log = open(log_path, "a")
     process = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
                                 "config.asgi:application"], cwd=ROOT, env=env,
                                stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     _wait_until_healthy(url, process, log.name)
-    yield url
-    process.terminate()
-    process.wait(timeout=10)
+    return process, url
 
 
 def _wait_until_healthy(url, process, log_name, seconds=60):
@@ -129,20 +135,27 @@ class CeleryWorker:
 def celery_worker(django_db_setup, tmp_path_factory):
     """A real Celery worker on the test database and the test Redis broker."""
     log_path = tmp_path_factory.mktemp("celery") / "worker.log"
-    log = open(log_path, "w")
+    process = start_celery_worker(_subprocess_env(), log_path)
+    yield CeleryWorker(process, log_path)
+    process.terminate()
+    process.wait(timeout=20)
+
+
+def start_celery_worker(env, log_path):
+    """A Celery worker (solo pool) with `env`; returns the process once it is ready."""
+    start = log_path.stat().st_size if log_path.exists() else 0
+    log = open(log_path, "a")
     process = subprocess.Popen([sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo",
                                 "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
-                               cwd=ROOT, env=_subprocess_env(), stdout=log, stderr=subprocess.STDOUT)
+                               cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
     def ready():
         if process.poll() is not None:
             raise RuntimeError(f"celery worker exited: {log_path.read_text()[-2000:]}")
-        return "ready" in log_path.read_text()
+        return "ready" in log_path.read_text()[start:]
 
     wait_until(ready, 60, lambda: f"the celery worker to start: {log_path.read_text()[-2000:]}", interval=0.3)
-    yield CeleryWorker(process, log_path)
-    process.terminate()
-    process.wait(timeout=20)
+    return process
 
 
 @pytest.fixture

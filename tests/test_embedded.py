@@ -11,6 +11,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def start_in_server(url, debate, researcher):
+    debate.created_by = researcher  # a researcher starts the debates of their own space
+    debate.save(update_fields=["created_by"])
     status, body, _ = Browser(url, session_for(researcher)).post(f"/debates/{debate.pk}/start/")
     assert status == 302, body[:300]
 
