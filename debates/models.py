@@ -187,7 +187,7 @@ class Debate(models.Model):
 
     def replayed_engine(self) -> DebateEngine:
         actions = [t.as_action() for t in self.turns.order_by("id")]
-        return DebateEngine.replay(self.get_protocol(), len(self.question.answers), actions, 
+        return DebateEngine.replay(self.get_protocol(), len(self.question.answers), actions,
                                    revealable=self.question.revealable_pixels())
 
     def seat_of(self, user):

@@ -198,7 +198,7 @@ def test_a_speech_saved_during_a_redis_outage_reaches_the_other_screens_within_1
         stack.redis.start()
     for name in ("bob", "judy"):
         socket = sockets[name]
-        heal(socket, lambda: any(e["kind"] == "speech" for e in socket.events()), 15)
+        heal(socket, lambda socket=socket: any(e["kind"] == "speech" for e in socket.events()), 15)
     bob = sockets["bob"]
     assert bob.act({"type": "speech", "text": "And the debate goes on.", "client_id": "b1"})["type"] == "ack"
     assert turns(debate) == [(0, "A", "speech"), (0, "B", "speech")]

@@ -8,7 +8,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 
 from debates import presence, services
-from debates.models import Debate, DebateEvent, Participant, Turn
+from debates.models import Debate, DebateEvent, Turn
 from debates.protocol import Protocol
 from judging.models import Verdict
 from tests.live_clients import Browser, LiveSocket, session_for

@@ -175,9 +175,9 @@ def test_an_engine_restored_from_its_stored_state_equals_the_replay_and_goes_on_
     for _ in range(data.draw(st.integers(0, 10))):
         action = data.draw(an_action(engine, answer_count))
         outcomes = []
-        for copy in (engine, restored):
+        for twin in (engine, restored):
             try:
-                outcomes.append(("accepted", copy.apply(action)))
+                outcomes.append(("accepted", twin.apply(action)))
             except Refused as refused:
                 outcomes.append(("refused", refused.code))
         assert outcomes[0] == outcomes[1]
