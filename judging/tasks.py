@@ -65,7 +65,7 @@ def ai_judge_feedback(self, debate_id: int, expected_round: int) -> str:
         return ai_judges.give_feedback(debate_id, expected_round)
     except AgentUnavailable as error:
         if self.request.retries < self.max_retries:
-            raise self.retry(exc=error, countdown=_backoff(self.request.retries))
+            raise self.retry(exc=error, countdown=_backoff(self.request.retries)) from error
         return ai_judges.forfeit_feedback(debate_id, expected_round, error)
     except AgentError as error:
         return ai_judges.forfeit_feedback(debate_id, expected_round, error)
@@ -84,7 +84,7 @@ def ai_judge_verdict(self, debate_id: int) -> str:
         verdict = ai_judges.seated_verdict(debate_id)
     except AgentUnavailable as error:
         if self.request.retries < self.max_retries:
-            raise self.retry(exc=error, countdown=_backoff(self.request.retries))
+            raise self.retry(exc=error, countdown=_backoff(self.request.retries)) from error
         log.warning("no AI judge verdict for debate %s: %s", debate_id, error)
         return f"failed: {error.code}"
     except (AgentError, Refused) as error:
