@@ -6,24 +6,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT, _free_port, start_celery_worker, start_daphne
-
-
-def wait_until(condition, seconds, what, interval=0.2):
-    """Polls `condition` until it returns something truthy; fails after `seconds`. Returns it."""
-    deadline = time.monotonic() + seconds
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {seconds} s: {what}")
-        time.sleep(interval)
+from tests.polling import wait_until
 
 
 def _postgres_bin() -> Path:

@@ -4,7 +4,6 @@ budgets and retries of AI debaters. The LLM judge talks to tests/fake_llm_server
 DOUBLE for a paid model API (no network, no key)."""
 import json
 import os
-import time
 
 import pytest
 
@@ -16,6 +15,7 @@ from judging.models import Verdict
 from judging.verdicts import TIE_RULE
 
 from .fake_llm_server import Fail, FakeLLMServer, Reply
+from .polling import wait_until
 
 STORY = ("The storm reached the lighthouse at dusk. The keeper lit the lamp and kept it burning all night, "
          "so the fishing boats found the harbour safely. In the morning the keeper slept.")
@@ -64,14 +64,13 @@ def _start(make_user, tag: str, judges: str) -> list[Debate]:
 
 
 def _wait_until_complete(debates, seconds=120):
-    deadline = time.time() + seconds
     ids = [d.pk for d in debates]
-    while time.time() < deadline:
-        if not Debate.objects.filter(pk__in=ids).exclude(status=Debate.COMPLETE).exists():
-            return
-        time.sleep(0.3)
-    stuck = {d.pk: (d.status, d.turns.count()) for d in Debate.objects.filter(pk__in=ids)}
-    raise AssertionError(f"debates did not complete in {seconds} s: {stuck}")
+
+    def stuck():
+        return {d.pk: (d.status, d.turns.count()) for d in Debate.objects.filter(pk__in=ids)}
+
+    wait_until(lambda: not Debate.objects.filter(pk__in=ids).exclude(status=Debate.COMPLETE).exists(), seconds,
+               lambda: f"the debates to complete: {stuck()}", interval=0.3)
 
 
 def test_an_offline_ai_judge_is_seated_gives_feedback_and_the_verdict_through_the_worker(
@@ -130,10 +129,8 @@ def test_an_llm_judge_out_of_budget_forfeits_its_reports_and_the_debate_goes_on(
     parameters = {"token_budget": 5, "retry_base_delay": 0.01}
     judges = f"  kind: ai\n  backend: fake-local\n  model: fake-judge\n  parameters: {json.dumps(parameters)}"
     debates = _start(make_user, "budget", judges)
-    deadline = time.time() + 90
-    while time.time() < deadline and Debate.objects.filter(pk__in=[d.pk for d in debates],
-                                                           status=Debate.LIVE).exists():
-        time.sleep(0.3)
+    wait_until(lambda: not Debate.objects.filter(pk__in=[d.pk for d in debates], status=Debate.LIVE).exists(), 90,
+               "every round to run", interval=0.3)
     for debate in Debate.objects.filter(pk__in=[d.pk for d in debates]):
         assert debate.status == Debate.AWAITING_VERDICT  # every round ran; the verdict needs budget too
         feedback = list(Turn.objects.filter(debate=debate, seat=JUDGE).order_by("id"))

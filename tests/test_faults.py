@@ -11,7 +11,8 @@ import uuid
 import pytest
 
 from tests.conftest import ROOT
-from tests.fault_stack import Stack, wait_until
+from tests.fault_stack import Stack
+from tests.polling import wait_until
 from tests.live_clients import LiveSocket, session_for
 
 pytestmark = pytest.mark.slow
