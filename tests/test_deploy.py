@@ -353,7 +353,7 @@ def worker_check_on(settings):
     from debates import worker_health
 
     settings.DEBATELAB_WORKER_MAX_AGE = 60
-    settings.RUN_TASKS_IN_PROCESS = False  # production, where workers run the tasks
+    settings.RUN_TASKS_IN_PROCESS = False  # a deployment with workers, whether or not REDIS_URL is set here
     yield lambda seconds_ago: cache.set(worker_health.HEARTBEAT_KEY, time.time() - seconds_ago, timeout=None)
     cache.delete(worker_health.HEARTBEAT_KEY)
 
