@@ -148,7 +148,8 @@ class _Checker:
             "platform": (False, "prolific"), "consent": (False, None), "instructions": (False, None),
             "quiz": (False, None), "debates_per_judge": (False, 1), "show_answer_after_verdict": (False, True),
             "completion_codes": (False, None), "bonus": (False, None), "practice": (False, None),
-            "survey": (False, None), "wait_limit_seconds": (False, None), "min_verdict_seconds": (False, None)})
+            "survey": (False, None), "wait_limit_seconds": (False, None), "min_verdict_seconds": (False, None),
+            "judge_timeout_seconds": (False, None), "exclusion": (False, None)})
         return {
             "platform": self.value(s, "platform", "study", "str", default="prolific", choices=STUDY_PLATFORMS),
             "consent": self.value(s, "consent", "study", "str"),
@@ -162,7 +163,20 @@ class _Checker:
             "survey": self.survey(s.get("survey")),
             "wait_limit_seconds": self.value(s, "wait_limit_seconds", "study", "int", low=10, high=86_400),
             "min_verdict_seconds": self.value(s, "min_verdict_seconds", "study", "int", low=1, high=86_400),
+            "judge_timeout_seconds": self.value(s, "judge_timeout_seconds", "study", "int", low=10, high=86_400),
+            "exclusion": self.exclusion(s.get("exclusion")),
         }
+
+    def exclusion(self, located):
+        """Rules that screen a participant out with the failed_checks code."""
+        if located is None:
+            return {"practice_must_be_right": False, "max_hidden_seconds": None}
+        e = self.mapping(located, "study.exclusion", {"practice_must_be_right": (False, False),
+                                                      "max_hidden_seconds": (False, None)})
+        return {"practice_must_be_right": self.value(e, "practice_must_be_right", "study.exclusion", "bool",
+                                                     default=False),
+                "max_hidden_seconds": self.value(e, "max_hidden_seconds", "study.exclusion", "int", low=0,
+                                                 high=86_400)}
 
     def practice(self, located):
         """A worked example with a known answer: a short transcript to read, scored and explained."""

@@ -5,6 +5,7 @@ shows (debates.experiment_spec). Pages call these functions; a status only ever 
 between the steps before judging, and a finished participant stays finished."""
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
@@ -28,7 +29,8 @@ ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 DEFAULT_STUDY = {"platform": StudyParticipant.LAB, "consent": None, "instructions": None, "quiz": [],
                  "debates_per_judge": 1, "show_answer_after_verdict": True, "completion_codes": {},
                  "bonus": {"per_correct": 0.0, "maximum": None}, "practice": None, "survey": [],
-                 "wait_limit_seconds": None, "min_verdict_seconds": None}
+                 "wait_limit_seconds": None, "min_verdict_seconds": None, "judge_timeout_seconds": None,
+                 "exclusion": {"practice_must_be_right": False, "max_hidden_seconds": None}}
 BEFORE_JUDGING = (StudyParticipant.ALLOCATED, StudyParticipant.CONSENTED, StudyParticipant.QUALIFIED)
 
 
@@ -82,14 +84,19 @@ def enter(experiment: Experiment, entry: Entry) -> StudyParticipant:
     if found:
         return found
     User = get_user_model()
+    banned = StudyParticipant.objects.filter(experiment__owner=experiment.owner, platform=entry.platform,
+                                             external_id=entry.external_id, outcome="failed_checks").exists()
     try:
         with transaction.atomic():
             username = f"{entry.platform}-{experiment.pk}-{entry.external_id}"
             user = User.objects.filter(username=username).first() or User.objects.create_user(username=username)
             user.groups.add(Group.objects.get_or_create(name=JUDGE_ROLE)[0])
-            return StudyParticipant.objects.create(
+            participant = StudyParticipant.objects.create(
                 experiment=experiment, user=user, platform=entry.platform, external_id=entry.external_id,
                 study_id=entry.study_id, session_id=entry.session_id, submit_to=entry.submit_to)
+            if banned:  # failed this researcher's checks in an earlier study: screened out at once
+                return _finish(participant, StudyParticipant.SCREENED_OUT, "screened_out")
+            return participant
     except IntegrityError:  # the same person opened the link twice at once: the other request made it
         return StudyParticipant.objects.select_related("user").get(
             experiment=experiment, platform=entry.platform, external_id=entry.external_id)
@@ -184,6 +191,8 @@ def answer_practice(participant: StudyParticipant, probabilities: list[float]) -
             "probabilities": probabilities, "chosen": chosen, "correct": chosen == practice["correct"],
             "score": round(scoring.score(rule, probabilities, practice["correct"]), 4), "scoring_rule": rule})
         participant.save(update_fields=["responses"])
+        if study["exclusion"]["practice_must_be_right"] and chosen != practice["correct"]:
+            return _finish(participant, StudyParticipant.SCREENED_OUT, "failed_checks")
         _move(participant, StudyParticipant.QUALIFIED)
         return participant
 
@@ -245,6 +254,8 @@ def progress(participant: StudyParticipant) -> StudyParticipant:
                                                       StudyParticipant.JUDGING):
         return participant
     study = study_settings(version)
+    if _hid_too_long(participant, version, study):
+        return finish(participant, StudyParticipant.SCREENED_OUT, "failed_checks")
     seated = list(judged_debates(participant, version))
     done = [d for d in seated if d.status in (Debate.COMPLETE, Debate.ABANDONED)]
     open_seat = [d for d in seated if d not in done]
@@ -264,6 +275,7 @@ def progress(participant: StudyParticipant) -> StudyParticipant:
             return _finish(locked, StudyParticipant.COMPLETED, "completed")
     if _waited_too_long(participant, study):
         return finish(participant, StudyParticipant.TIMED_OUT, "timed_out")
+    free_dropped_seats(version, study)
     debate = seat_judge(participant, version)
     wanted = StudyParticipant.JUDGING if debate else StudyParticipant.WAITING
     with transaction.atomic():
@@ -272,6 +284,42 @@ def progress(participant: StudyParticipant) -> StudyParticipant:
             _move(locked, wanted)
     participant.refresh_from_db()
     return participant
+
+
+def _hid_too_long(participant: StudyParticipant, version, study: dict) -> bool:
+    limit = study["exclusion"]["max_hidden_seconds"]
+    return limit is not None and Verdict.objects.filter(debate__experiment_version=version, judge=participant.user,
+                                                        hidden_seconds__gt=limit).exists()
+
+
+def free_dropped_seats(version: ExperimentVersion, study: dict) -> int:
+    """Judges who were seated judge_timeout_seconds ago, are not connected and have done nothing in
+    their debate yet count as dropped out: their seat is freed for the next person waiting and their
+    study ends with the timed_out code. (A judge who has already given feedback keeps the seat: the
+    next judge would inherit their reports. The researcher can release them.) Returns how many."""
+    limit = study.get("judge_timeout_seconds")
+    if not limit:
+        return 0
+    cutoff = timezone.now() - timedelta(seconds=limit)
+    stale = StudyParticipant.objects.filter(experiment=version.experiment, status=StudyParticipant.JUDGING,
+                                            status_changed_at__lt=cutoff)
+    freed = 0
+    for participant in stale:
+        with transaction.atomic():
+            participant = _locked(participant)
+            if participant.status != StudyParticipant.JUDGING:
+                continue
+            seats = Participant.objects.select_for_update().filter(
+                debate__experiment_version=version, seat=JUDGE, user=participant.user, online_connections__lte=0,
+                debate__status__in=(Debate.SCHEDULED, Debate.LIVE, Debate.AWAITING_VERDICT))
+            idle = [s for s in seats if not s.debate.turns.filter(seat=JUDGE).exists()
+                    and not Verdict.objects.filter(debate=s.debate, judge=participant.user).exists()]
+            if not idle:
+                continue
+            Participant.objects.filter(pk__in=[s.pk for s in idle]).delete()
+            _finish(participant, StudyParticipant.TIMED_OUT, "timed_out")
+            freed += len(idle)
+    return freed
 
 
 def _waited_too_long(participant: StudyParticipant, study: dict) -> bool:
@@ -287,8 +335,8 @@ def waiting_room(experiment: Experiment) -> dict:
         StudyParticipant.WAITING, StudyParticipant.QUALIFIED)).order_by("status_changed_at")
     waits = [(p.external_id, round((now - p.status_changed_at).total_seconds())) for p in waiting]
     version = study_version(experiment)
-    open_seats = Debate.objects.filter(experiment_version=version, status=Debate.SCHEDULED).exclude(
-        participants__seat=JUDGE).count() if version else 0
+    open_seats = Debate.objects.filter(experiment_version=version, status__in=(
+        Debate.SCHEDULED, Debate.LIVE, Debate.AWAITING_VERDICT)).exclude(participants__seat=JUDGE).count() if version else 0
     return {"waiting": len(waits), "longest_wait": waits[0][1] if waits else 0,
             "median_wait": sorted(w for _, w in waits)[len(waits) // 2] if waits else 0, "open_debates": open_seats,
             "people": waits}
@@ -317,11 +365,15 @@ def open_debates(version: ExperimentVersion, user):
     debated, observed nor judged, oldest first."""
     seen = set(Participant.objects.filter(user=user).values_list("debate__question_id", flat=True))
     seen |= set(Verdict.objects.filter(judge=user).values_list("debate__question_id", flat=True))
-    return (Debate.objects.filter(experiment_version=version, status=Debate.SCHEDULED)
+    # Live and finished-but-unjudged debates appear here only when their judge dropped out.
+    return (Debate.objects.filter(experiment_version=version,
+                                  status__in=(Debate.SCHEDULED, Debate.LIVE, Debate.AWAITING_VERDICT))
             .exclude(participants__seat=JUDGE).exclude(question_id__in=seen).order_by("id"))
 
 
 def _start_when_ready(debate: Debate) -> None:
+    if debate.status != Debate.SCHEDULED:
+        return
     speaks = debate.get_protocol().has_speeches
     debaters = debate.participants.exclude(seat__in=(JUDGE, Participant.OBSERVER))
     if all(p.user_id or p.agent or not speaks for p in debaters):

@@ -198,3 +198,76 @@ def test_the_researcher_releases_a_participant_with_the_outcomes_code(client, st
     assert "already finished" in again.content.decode()
     participant.refresh_from_db()
     assert participant.status == "screened_out"
+
+
+CHECKED = DEFINITION.replace("  wait_limit_seconds: 60\n", """  wait_limit_seconds: 600
+  judge_timeout_seconds: 120
+  exclusion:
+    practice_must_be_right: true
+    max_hidden_seconds: 60
+""")
+
+
+@pytest.fixture
+def checked_study(make_user):
+    owner = make_user("cara", "researcher")
+    make_user("sdeb1", "debater")
+    make_user("sdeb2", "debater")
+    Question.objects.create(text="Only question?", answers=["yes", "no"], correct_index=0,
+                            hidden_material="passage", source="steps-unit", external_id="1")
+    version, _ = load_experiment(CHECKED, owner)
+    start_experiment(version.pk)
+    return version.experiment
+
+
+def qualified(study, pid, right=True):
+    participant = crowd.enter(study, crowd.Entry("prolific", pid))
+    crowd.give_consent(participant, True)
+    crowd.answer_quiz(participant, [1])
+    return crowd.answer_practice(participant, [0.8, 0.2] if right else [0.2, 0.8])
+
+
+def test_a_wrong_practice_screens_out_and_the_researcher_bans_across_studies(checked_study, make_user):
+    wrong = qualified(checked_study, "SLOPPY", right=False)
+    assert (wrong.status, wrong.outcome, wrong.completion_code) == ("screened_out", "failed_checks", "FAILED1")
+    # The same person arriving at another study of this researcher is screened out at once.
+    Question.objects.create(text="Another?", answers=["a", "b"], correct_index=0, source="other-unit")
+    version, _ = load_experiment(CHECKED.replace("Stepwise study", "Second study").replace("steps-unit", "other-unit"),
+                                 checked_study.owner)
+    start_experiment(version.pk)
+    again = crowd.enter(version.experiment, crowd.Entry("prolific", "SLOPPY"))
+    assert (again.status, again.outcome) == ("screened_out", "screened_out")
+    fresh = crowd.enter(version.experiment, crowd.Entry("prolific", "CAREFUL"))
+    assert fresh.status == "allocated"
+
+
+def test_a_verdict_with_too_much_hidden_time_screens_out(checked_study):
+    participant = crowd.progress(qualified(checked_study, "HIDER"))
+    debate = Debate.objects.get(participants__user=participant.user, participants__seat="judge")
+    for seat in debate.get_protocol().order:
+        services.submit_action(debate.pk, debate.participants.get(seat=seat).user, kind="speech", text="Speech.")
+    from judging.services import submit_verdict
+
+    verdict, _ = submit_verdict(debate.pk, participant.user, [0.8, 0.2], "sure")
+    Verdict.objects.filter(pk=verdict.pk).update(hidden_seconds=61)
+    participant = crowd.progress(participant)
+    assert (participant.status, participant.outcome) == ("screened_out", "failed_checks")
+
+
+def test_a_judge_who_drops_out_is_replaced_from_the_waiting_room(checked_study):
+    gone = crowd.progress(qualified(checked_study, "GONE"))
+    debate = Debate.objects.get(participants__user=gone.user, participants__seat="judge")
+    assert debate.status == "live"
+    waiting = crowd.progress(qualified(checked_study, "NEXT"))
+    assert waiting.status == "waiting"
+    StudyParticipant.objects.filter(pk=gone.pk).update(status_changed_at=timezone.now() - timedelta(seconds=121))
+    # Connected judges keep their seat however long they take.
+    from debates.models import Participant
+
+    Participant.objects.filter(debate=debate, seat="judge").update(online_connections=1)
+    assert crowd.progress(waiting).status == "waiting"
+    Participant.objects.filter(debate=debate, seat="judge").update(online_connections=0)
+    waiting = crowd.progress(waiting)
+    gone.refresh_from_db()
+    assert (gone.status, gone.completion_code) == ("timed_out", "WAITED1")
+    assert waiting.status == "judging" and debate.participants.get(seat="judge").user == waiting.user
