@@ -3,9 +3,21 @@ from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
 
-from . import live, services
+from . import experiment_spec, live, pixel_debates, services
+from .agents.config import AgentConfig
+from .agents.errors import AgentError
 from .models import Debate, DebateEvent, Invitation, Participant, Question, Turn
 from .protocol import Protocol, Refused
+
+
+def _platform_administrator(request) -> bool:
+    """The admin is for platform administrators (superusers) only: it shows every researcher's
+    experiments, debates and verdicts, so researchers, even with staff status and model
+    permissions, work through the platform's own pages, which keep each to their own space."""
+    return request.user.is_active and request.user.is_superuser
+
+
+admin.site.has_permission = _platform_administrator
 
 
 @admin.register(Question)
@@ -38,8 +50,33 @@ class DebateForm(forms.ModelForm):
         return cleaned
 
 
+class ParticipantForm(forms.ModelForm):
+    class Meta:
+        model = Participant
+        fields = ("seat", "user", "answer_index", "alias", "agent")
+
+    def clean_agent(self):
+        """The same check as experiment files: a back-end the operator configured and a model,
+        never an address or a key variable."""
+        agent = self.cleaned_data.get("agent")
+        if agent in (None, ""):
+            return None
+        if isinstance(agent, dict) and agent.get("backend") in experiment_spec.PLAYED_ELSEWHERE:
+            try:
+                pixel_debates.PixelAgent.from_dict(agent)
+            except (TypeError, ValueError) as error:
+                raise forms.ValidationError(str(error)) from None
+            return agent
+        try:
+            AgentConfig.from_dict(agent)
+        except AgentError as error:
+            raise forms.ValidationError(error.message) from None
+        return agent
+
+
 class ParticipantInline(admin.TabularInline):
     model = Participant
+    form = ParticipantForm
     fields = ("seat", "user", "answer_index", "alias", "agent")
     extra = 3
 

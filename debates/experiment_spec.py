@@ -6,18 +6,25 @@ per debate, counterbalancing, blinding and time limits; docs/experiments.md docu
 """
 import itertools
 import json
+import math
 import random
 from dataclasses import dataclass
 
 import yaml
 
+from .agents import backends
+from .agents.config import MODEL_PARAMETERS, AgentConfig
+from .agents.errors import AgentError
 from .agents.prompts import prompt_problems
 from .protocol import Protocol
 
 FORMATS = ("debate", "consultancy", "direct", "interactive")
 DEBATER_KINDS = ("human", "ai")
 JUDGE_KINDS = ("human", "ai")
-BACKENDS = ("offline", "openai", "anthropic", "pixel_mcts")
+PLAYED_ELSEWHERE = ("pixel_mcts",)  # image debates' tree search (debates/pixel_player.py)
+BACKENDS = (backends.OFFLINE,) + PLAYED_ELSEWHERE  # built in; the operator names the others
+MAX_NAME = 200  # Experiment.name
+MAX_PROTOCOL_NAME = 100  # Debate.protocol_name
 OFFLINE_MODES = ("none", "stepwise", "all_at_once")
 STUDY_PLATFORMS = ("prolific", "mturk", "lab")
 COMPLETION_OUTCOMES = ("completed", "no_consent", "screened_out", "timed_out", "failed_checks")
@@ -36,13 +43,80 @@ class _Located:
     line: int
 
 
+MAX_BYTES = 1_000_000
+MAX_DEPTH = 20  # an experiment file nests about five levels
+MAX_INT_DIGITS = 18
+_YAML = "tag:yaml.org,2002:"
+_SCALAR_TAGS = {_YAML + t for t in ("str", "int", "float", "bool", "null")}
+
+
+class _Refused(Exception):
+    def __init__(self, line: int, message: str):
+        super().__init__(message)
+        self.line, self.message = line, message
+
+
+class _Loader(yaml.SafeLoader):
+    """Composes the YAML node tree, refusing what an experiment file never needs: aliases (which
+    can make a few hundred bytes expand into billions of values) and deep nesting."""
+
+    depth = 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise _Refused(event.start_mark.line + 1, "YAML aliases (*name) are not allowed in experiment files; "
+                                                      "write the value out")
+        event = self.peek_event()
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise _Refused(event.start_mark.line + 1, f"nested more than {MAX_DEPTH} levels deep")
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
 def _locate(node) -> _Located:
     line = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
-        return _Located({k.value: _locate(v) for k, v in node.value}, line)
+        if node.tag != _YAML + "map":
+            raise _Refused(line, f"the tag {node.tag} is not allowed here (use a plain mapping)")
+        found = {}
+        for key, value in node.value:
+            if not isinstance(key, yaml.ScalarNode) or key.tag != _YAML + "str" and key.tag not in _SCALAR_TAGS:
+                raise _Refused(key.start_mark.line + 1, "a field name must be plain text")
+            found[str(_scalar(key))] = _locate(value)
+        return _Located(found, line)
     if isinstance(node, yaml.SequenceNode):
+        if node.tag != _YAML + "seq":
+            raise _Refused(line, f"the tag {node.tag} is not allowed here (use a plain list)")
         return _Located([_locate(v) for v in node.value], line)
-    return _Located(yaml.safe_load(yaml.serialize(node)), line)
+    return _Located(_scalar(node), line)
+
+
+def _scalar(node):
+    """A scalar's value; only strings, numbers, true/false and null (no dates, sets or Python tags)."""
+    line = node.start_mark.line + 1
+    if node.tag not in _SCALAR_TAGS:
+        hint = " (put dates in quotes)" if node.tag == _YAML + "timestamp" else ""
+        raise _Refused(line, f"the tag {node.tag} is not allowed in experiment files{hint}")
+    if node.tag == _YAML + "int" and len(node.value.lstrip("+-").replace("_", "")) > MAX_INT_DIGITS:
+        raise _Refused(line, f"whole numbers have at most {MAX_INT_DIGITS} digits")
+    value = yaml.safe_load(yaml.serialize(node))
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _Refused(line, "numbers must be finite (not .inf, .nan or too large)")
+    if isinstance(value, str) and not _storable(value):
+        raise _Refused(line, "text may not contain NUL characters or broken Unicode surrogates")
+    return value
+
+
+def _storable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
 
 
 def _plain(located: _Located):
@@ -55,16 +129,24 @@ def _plain(located: _Located):
 
 def parse(text: str) -> dict:
     """YAML (JSON is valid YAML) -> normalised definition. Raises SpecError listing every problem."""
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
+        raise SpecError([f"line 1: the definition is larger than {MAX_BYTES // 1000} kB"])
+    loader = _Loader(text)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = loader.get_single_node()
+        if node is None or not isinstance(node, yaml.MappingNode):
+            raise SpecError(["line 1: an experiment definition is a mapping (name: ..., protocols: ...)"])
+        root = _locate(node)
+    except _Refused as refused:
+        raise SpecError([f"line {refused.line}: {refused.message}"]) from None
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark else ""
-        raise SpecError([f"{where}not valid YAML/JSON: {getattr(error, 'problem', error)}"]) from None
-    if node is None or not isinstance(node, yaml.MappingNode):
-        raise SpecError(["line 1: an experiment definition is a mapping (name: ..., protocols: ...)"])
+        mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+        where = f"line {mark.line + 1}: " if mark else "line 1: "
+        raise SpecError([f"{where}not valid YAML/JSON: {getattr(error, 'problem', None) or error}"]) from None
+    finally:
+        loader.dispose()
     checker = _Checker()
-    definition = checker.experiment(_locate(node))
+    definition = checker.experiment(root)
     if checker.errors:
         raise SpecError(checker.errors)
     return definition
@@ -90,7 +172,7 @@ class _Checker:
                 self.fail(located, path or "experiment", f"missing required field '{key}'")
         return located.value
 
-    def value(self, children, key, path, kind, default=None, choices=None, low=None, high=None):
+    def value(self, children, key, path, kind, default=None, choices=None, low=None, high=None, max_length=None):
         if key not in children:
             return default
         child = children[key]
@@ -114,6 +196,9 @@ class _Checker:
         if low is not None and value < low or high is not None and value > high:
             self.fail(child, where, f"must be between {low} and {high}")
             return default
+        if max_length is not None and len(value) > max_length:
+            self.fail(child, where, f"may have at most {max_length} characters")
+            return default
         return value
 
     def experiment(self, root):
@@ -123,7 +208,7 @@ class _Checker:
             "blinding": (False, None), "time_limits": (False, None), "target_verdicts": (False, None),
             "prompts": (False, None), "study": (False, None)})
         definition = {
-            "name": self.value(top, "name", "", "str"),
+            "name": self.value(top, "name", "", "str", max_length=MAX_NAME),
             "description": self.value(top, "description", "", "str", default=""),
             "target_verdicts": self.value(top, "target_verdicts", "", "int", default=None, low=1, high=10_000_000),
             "prompts": self.value(top, "prompts", "", "dict", default={}),
@@ -274,7 +359,7 @@ class _Checker:
                 self.fail(d["ids"], "dataset.ids", "must be a list of question ids")
             else:
                 ids = [str(i.value) for i in d["ids"].value]
-        return {"source": self.value(d, "source", "dataset", "str"), "ids": ids,
+        return {"source": self.value(d, "source", "dataset", "str", max_length=200), "ids": ids,
                 "limit": self.value(d, "limit", "dataset", "int", low=1, high=1_000_000),
                 "sample_seed": self.value(d, "sample_seed", "dataset", "int")}
 
@@ -298,7 +383,7 @@ class _Checker:
                 "turn_seconds": (False, None), "judge_may_end": (False, True), "scoring_rule": (False, "log"),
                 "turn_penalty": (False, 0.0), "speaking_order": (False, None),
                 "quote_chars_per_turn": (False, None), "quote_chars_per_debate": (False, None)})
-            name = self.value(p, "name", path, "str")
+            name = self.value(p, "name", path, "str", max_length=MAX_PROTOCOL_NAME)
             if name in names:
                 self.fail(p["name"], f"{path}.name", f"protocol name {name!r} is used twice")
             names.add(name)
@@ -332,25 +417,68 @@ class _Checker:
                                                "parameters": (False, None), "best_of_n": (False, 1),
                                                "pool": (False, None)})
         kind = self.value(d, "kind", "debaters", "str", choices=DEBATER_KINDS)
-        backend = self.value(d, "backend", "debaters", "str", choices=BACKENDS)
+        backend = self.backend(d, "debaters")
         if kind == "ai" and backend is None:
-            self.fail(located, "debaters", "AI debaters need a backend (" + ", ".join(BACKENDS) + ")")
-        return {"kind": kind, "backend": backend, "model": self.value(d, "model", "debaters", "str"),
-                "parameters": self.value(d, "parameters", "debaters", "dict", default={}),
-                "best_of_n": self.value(d, "best_of_n", "debaters", "int", default=1, low=1, high=16),
-                "pool": self.usernames(d.get("pool"), "debaters.pool")}
+            self.fail(located, "debaters", "AI debaters need a backend (" + ", ".join(self.backend_names()) + ")")
+        found = {"kind": kind, "backend": backend, "model": self.value(d, "model", "debaters", "str"),
+                 "parameters": self.value(d, "parameters", "debaters", "dict", default={}),
+                 "best_of_n": self.value(d, "best_of_n", "debaters", "int", default=1, low=1, high=16),
+                 "pool": self.usernames(d.get("pool"), "debaters.pool")}
+        if kind == "ai" and backend is not None:
+            self.agent(located, d, "debaters", found)
+        return found
 
     def judges(self, located):
         if located is None:
-            return {"kind": "human", "per_debate": 1, "offline": "none", "backend": None, "model": None, "pool": None}
+            return {"kind": "human", "per_debate": 1, "offline": "none", "backend": None, "model": None,
+                    "parameters": {}, "pool": None}
         j = self.mapping(located, "judges", {"kind": (True, None), "per_debate": (False, 1), "offline": (False, "none"),
-                                             "backend": (False, None), "model": (False, None), "pool": (False, None)})
-        return {"kind": self.value(j, "kind", "judges", "str", choices=JUDGE_KINDS),
-                "per_debate": self.value(j, "per_debate", "judges", "int", default=1, low=1, high=100),
-                "offline": self.value(j, "offline", "judges", "str", default="none", choices=OFFLINE_MODES),
-                "backend": self.value(j, "backend", "judges", "str", choices=BACKENDS),
-                "model": self.value(j, "model", "judges", "str"),
-                "pool": self.usernames(j.get("pool"), "judges.pool")}
+                                             "backend": (False, None), "model": (False, None),
+                                             "parameters": (False, None), "pool": (False, None)})
+        kind = self.value(j, "kind", "judges", "str", choices=JUDGE_KINDS)
+        judge_backends = tuple(n for n in self.backend_names() if n not in PLAYED_ELSEWHERE)
+        backend = self.value(j, "backend", "judges", "str", choices=judge_backends)
+        if kind == "ai" and backend is None:
+            self.fail(located, "judges", "AI judges need a backend (" + ", ".join(judge_backends) + ")")
+        found = {"kind": kind,
+                 "per_debate": self.value(j, "per_debate", "judges", "int", default=1, low=1, high=100),
+                 "offline": self.value(j, "offline", "judges", "str", default="none", choices=OFFLINE_MODES),
+                 "backend": backend, "model": self.value(j, "model", "judges", "str"),
+                 "parameters": self.value(j, "parameters", "judges", "dict", default={}),
+                 "pool": self.usernames(j.get("pool"), "judges.pool")}
+        if backend is not None:
+            self.agent(located, j, "judges", found)
+        return found
+
+    @staticmethod
+    def backend_names() -> tuple[str, ...]:
+        return tuple(dict.fromkeys(backends.names() + PLAYED_ELSEWHERE))
+
+    def backend(self, children, path):
+        """A back-end the server's operator configured (by name: addresses and keys are not
+        written in experiment files)."""
+        return self.value(children, "backend", path, "str", choices=self.backend_names())
+
+    def agent(self, located, children, path, found):
+        """The model and parameters must suit the back-end; every problem points at its line."""
+        if found["backend"] in PLAYED_ELSEWHERE:
+            return
+        endpoint = backends.get(found["backend"])
+        problem = backends.model_problem(endpoint, found["model"])
+        if problem:
+            self.fail(children.get("model", located), f"{path}.model", problem)
+        parameters = children.get("parameters")
+        if parameters is None or not isinstance(parameters.value, dict):
+            return
+        some_model = endpoint.models[0] if endpoint.models else "model"
+        for key, child in parameters.value.items():
+            try:
+                AgentConfig.from_dict({"backend": endpoint.name, "model": some_model, "parameters": {key: _plain(child)}})
+            except AgentError as error:
+                refused = key not in MODEL_PARAMETERS and "parameters may not set" in error.message
+                self.fail(child, f"{path}.parameters.{key}", "not allowed: parameters are model settings and "
+                                                             "budgets; the server's operator chooses addresses and "
+                                                             "keys" if refused else error.message)
 
     def usernames(self, located, path):
         if located is None:

@@ -124,18 +124,28 @@ def _create(version, question, protocol_spec, condition, people, seed) -> Debate
         agent = {k: definition["debaters"][k] for k in ("backend", "model", "parameters", "best_of_n")}
         agent["prompts"] = definition.get("prompts", {})
         Participant.objects.filter(debate=debate).exclude(seat__in=(JUDGE, Participant.OBSERVER)).update(agent=agent)
+    if definition["judges"]["kind"] == "ai" and judge is None:
+        Participant.objects.create(debate=debate, seat=JUDGE, agent=ai_judge_agent(definition))
     if definition["blinding"]["aliases"]:
-        for i, participant in enumerate(debate.participants.exclude(seat__in=(JUDGE, Participant.OBSERVER))):
+        for participant in debate.participants.exclude(seat__in=(JUDGE, Participant.OBSERVER)):
             participant.alias = f"Debater {participant.seat}"
             participant.save(update_fields=["alias"])
     return debate
+
+
+def ai_judge_agent(definition: dict) -> dict:
+    """The agent settings of an experiment's AI judge seat (judging plays it: feedback in each
+    judge feedback round, then the verdict)."""
+    judges = definition["judges"]
+    return {"backend": judges["backend"], "model": judges.get("model"), "parameters": judges.get("parameters") or {},
+            "prompts": definition.get("prompts", {})}
 
 
 def _ready_to_start(debate: Debate) -> bool:
     seats = list(debate.participants.exclude(seat=Participant.OBSERVER))
     speaks = debate.get_protocol().has_speeches
     debaters_ready = all(p.user_id or p.agent or not speaks for p in seats if p.is_debater)
-    judge_ready = any(p.seat == JUDGE and p.user_id for p in seats)
+    judge_ready = any(p.seat == JUDGE and (p.user_id or p.agent) for p in seats)
     return debaters_ready and judge_ready
 
 

@@ -1,7 +1,10 @@
 """What each role may see of a debate. Every page, API response and websocket frame about a
 debate is built here, so the rule 'a judge never sees hidden material, the correct answer, which
 side is honest, or anything private' is enforced in one place."""
-from .models import RESEARCHER, Debate, DebateEvent, Participant, has_role
+from django.db.models import Q
+
+from . import presence
+from .models import RESEARCHER, Debate, DebateEvent, Experiment, Participant, has_role
 from .protocol import EVERYONE, JUDGE, SIMULTANEOUS
 
 DEBATER, JUDGE_VIEW, OBSERVER = "debater", "judge", "observer"
@@ -14,20 +17,30 @@ class Viewer:
     """Who is looking: their view (debater, judge, observer) and seat, if any. An offline judge
     has the judge's view without a seat; `user` says whose verdict may lift the blinding."""
 
-    def __init__(self, view: str, participant: Participant | None, user=None, blind: bool = False):
+    def __init__(self, view: str, participant: Participant | None, user=None, blind: bool = False, seat=None):
         self.view = view
         self.participant = participant
         self.user = user if user is not None else (participant.user if participant else None)
         self.blind = blind
+        self._seat = seat
 
     @property
     def seat(self):
-        return self.participant.seat if self.participant else None
+        return self.participant.seat if self.participant else self._seat
+
+    @property
+    def audience(self) -> str:
+        """Viewers with the same audience see every event alike (see frames_by_audience)."""
+        if self.view == OBSERVER:
+            return OBSERVER
+        return f"{self.view}:{self.seat or ''}:{'blind' if self.blind else ''}"
 
 
 def viewer_for(debate: Debate, user) -> Viewer | None:
-    """None when the user may not see this debate at all."""
-    participant = debate.seat_of(user)
+    """None when the user may not see this debate at all. A seated person gets their seat's view;
+    a researcher observes only the debates of their own space (see `manages`), a platform
+    administrator every debate; anybody else sees nothing."""
+    participant = debate.seat_of(user) if user.is_authenticated else None
     blind = bool(blinding_of(debate)["aliases"])
     if participant is not None:
         if participant.is_debater:
@@ -35,9 +48,34 @@ def viewer_for(debate: Debate, user) -> Viewer | None:
         if participant.seat == JUDGE:
             return Viewer(JUDGE_VIEW, participant, blind=blind)
         return Viewer(OBSERVER, participant)
-    if user.is_authenticated and (user.is_staff or has_role(user, RESEARCHER)):
+    if manages(debate, user):
         return Viewer(OBSERVER, None)
     return None
+
+
+def manages(debate: Debate, user) -> bool:
+    """Whether the user may observe and run (start) this debate without a seat: a researcher for the
+    debates they created and those of experiments they own or were given (Experiment.shared_with);
+    a platform administrator (superuser) for every debate. Staff status grants nothing."""
+    if not user.is_authenticated:
+        return False
+    if user.is_superuser:
+        return True
+    if not has_role(user, RESEARCHER):
+        return False
+    if debate.created_by_id == user.pk:
+        return True
+    version = debate.experiment_version
+    return version is not None and Experiment.visible_to(user).filter(pk=version.experiment_id).exists()
+
+
+def managed_debates(user):
+    """The debates `manages` allows, as a queryset (the lobby's list)."""
+    if user.is_superuser:
+        return Debate.objects.all()
+    if not has_role(user, RESEARCHER):
+        return Debate.objects.none()
+    return Debate.objects.filter(Q(created_by=user) | Q(experiment_version__experiment__in=Experiment.visible_to(user)))
 
 
 def blinding_of(debate: Debate) -> dict:
@@ -57,6 +95,22 @@ def event_for(event: DebateEvent, viewer: Viewer) -> dict:
         data = dict(data, waiting_for=_simultaneous_waiting(event.debate))
     return {"type": "event", "seq": event.seq, "kind": event.kind, "data": data,
             "at": event.created_at.isoformat()}
+
+
+def frames_by_audience(debate: Debate, event: DebateEvent) -> tuple[list[dict], dict[str, int]]:
+    """An event as every audience of the debate sees it, computed once for all its sockets: the
+    distinct frames, and for each audience the index of its frame."""
+    viewers = [Viewer(OBSERVER, None)] + [
+        Viewer(view, None, blind=blind, seat=seat)
+        for blind in (False, True)
+        for view, seat in [(JUDGE_VIEW, JUDGE), (JUDGE_VIEW, None)] + [(DEBATER, s) for s in debate.get_protocol().debaters]]
+    frames, index = [], {}
+    for viewer in viewers:
+        frame = event_for(event, viewer)
+        if frame not in frames:
+            frames.append(frame)
+        index[viewer.audience] = frames.index(frame)
+    return frames, index
 
 
 def _simultaneous_waiting(debate: Debate) -> list[str]:
@@ -102,7 +156,7 @@ def state_for(debate: Debate, viewer: Viewer) -> dict:
     state["quotes"] = _quotes_panel(state["turns"])
     state["judge_question"] = judge_question(state["turns"])
     if viewer.view in (DEBATER, OBSERVER):
-        state["hidden"] = {"material": question.hidden_material, "image": question.hidden_image}
+        state["hidden"] = {"material": question.passage, "image": question.hidden_image}
     if viewer.view == DEBATER:
         state["my_answer"] = shown_position[viewer.participant.answer_index]
     if viewer.view == OBSERVER:
@@ -161,11 +215,12 @@ def identity(participant: Participant) -> str:
 
 def _seats(debate: Debate, viewer: Viewer, participants: list, shown_position: dict) -> list[dict]:
     revealed = identities_revealed(debate, viewer)
-    return [_seat(p, shown_position, revealed) for p in participants]
+    online = set(presence.online_seats(debate.pk))
+    return [_seat(p, shown_position, revealed, p.seat in online) for p in participants]
 
 
-def _seat(participant: Participant, shown_position: dict, revealed: bool = True) -> dict:
-    seat = {"seat": participant.seat, "name": participant.display_name, "online": participant.online_connections > 0}
+def _seat(participant: Participant, shown_position: dict, revealed: bool = True, online: bool = False) -> dict:
+    seat = {"seat": participant.seat, "name": participant.display_name, "online": online}
     if revealed:  # a blinded viewer is not even told which seats are AIs
         seat["ai"] = participant.agent is not None
         if participant.is_debater:
@@ -216,9 +271,14 @@ def _in_reading_order(turns, protocol, simultaneous_rounds) -> list:
 
 
 def ephemeral_for(frame: dict, viewer: Viewer) -> dict | None:
-    """Frames that are not stored (presence, AI writing progress): a blinded viewer gets no
-    back-end errors, which would say which back-end plays a seat."""
-    if viewer.blind and frame.get("type") in ("ai_turn_retry", "ai_turn_failed"):
+    """Frames that are not stored (presence, AI writing progress), as this viewer may see them.
+    A blinded viewer gets no AI frames at all: a person's writing is never streamed, so any of them
+    would tell that a seat is an AI (and retries and failures which back-end plays it). Other
+    seats get nothing of a sealed (simultaneous) round, not even its progress; observers get
+    everything."""
+    if not frame.get("type", "").startswith("ai_") or viewer.view == OBSERVER:
+        return frame
+    if viewer.blind or frame.get("sealed"):
         return None
     return frame
 

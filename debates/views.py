@@ -1,5 +1,7 @@
 import json
+import re
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
@@ -14,7 +16,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from . import live, pixel_player, services, snapshots
+from . import live, pixel_player, services, snapshots, worker_health
+from .consumers import action_fields
 from .models import RESEARCHER, Debate, DebateEvent, Invitation, Participant, has_role
 from .protocol import Refused
 
@@ -33,8 +36,8 @@ def lobby(request):
     judging = [s for s in seats if s.seat == "judge"]
     observing = [s for s in seats if s.seat == Participant.OBSERVER]
     recent = None
-    if has_role(request.user, RESEARCHER):
-        recent = Debate.objects.select_related("question").order_by("-created_at")[:50]
+    if has_role(request.user, RESEARCHER):  # a researcher's own space only
+        recent = snapshots.managed_debates(request.user).select_related("question").order_by("-created_at")[:50]
     return render(request, "debates/lobby.html", {"debating": debating, "judging": judging,
                                                   "observing": observing, "recent": recent})
 
@@ -54,7 +57,8 @@ def debate_room(request, debate_id):
         debate.refresh_from_db()
     state = snapshots.state_for(debate, viewer)
     return render(request, "debates/room.html", {"debate": debate, "viewer": viewer, "state": state,
-                                                 "may_start": debate.status == Debate.SCHEDULED and has_role(request.user, RESEARCHER)})
+                                                 "may_start": debate.status == Debate.SCHEDULED
+                                                 and snapshots.manages(debate, request.user)})
 
 
 @login_required
@@ -64,7 +68,7 @@ def debate_state(request, debate_id):
     viewer = _viewer_or_403(request, debate)
     after = request.GET.get("after")
     if after is not None:
-        if not after.isdigit():
+        if not re.fullmatch(r"[0-9]{1,18}", after):  # ASCII digits only: "²".isdigit() is true
             return JsonResponse({"error": {"code": "bad_after", "message": "after must be a sequence number"}}, status=400)
         return JsonResponse({"events": snapshots.events_after(debate, viewer, int(after))})
     return JsonResponse(snapshots.state_for(debate, viewer))
@@ -78,15 +82,13 @@ def debate_action(request, debate_id):
     _viewer_or_403(request, debate)
     try:
         message = json.loads(request.body or b"{}")
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: thousands of nested brackets
         return _refusal(Refused("bad_json", "the body is not valid JSON"))
     if not isinstance(message, dict) or message.get("type") not in ("speech", "feedback"):
         return _refusal(Refused("unknown_type", "type must be speech or feedback"))
-    from .consumers import _action_fields
-
     try:
         turn, events = services.submit_action(debate.pk, request.user, kind=message["type"],
-                                              client_id=message.get("client_id") or "", **_action_fields(message))
+                                              client_id=message.get("client_id") or "", **action_fields(message))
     except Refused as refused:
         return _refusal(refused)
     live.publish(debate.pk, events)
@@ -99,6 +101,8 @@ def start(request, debate_id):
     if not has_role(request.user, RESEARCHER):
         raise PermissionDenied("Only researchers start debates.")
     debate = get_object_or_404(Debate, pk=debate_id)
+    if not snapshots.manages(debate, request.user):
+        raise PermissionDenied("Only the researcher who runs this debate starts it.")
     try:
         live.publish(debate.pk, services.start_debate(debate.pk))
     except Refused as refused:
@@ -132,7 +136,7 @@ def join(request, token):
                 raise Http404("This invitation link has been used up.")
             user = form.save()
             user.groups.add(Group.objects.get_or_create(name=invitation.role)[0])
-        login(request, user)
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         if invitation.experiment_id:  # an experiment's invitation: straight into its study
             request.session["invited_to_experiment"] = invitation.experiment_id
             return redirect("study", experiment_id=invitation.experiment_id)
@@ -159,5 +163,19 @@ def healthz(request):
         checks["channel_layer"] = "ok"
     except Exception as error:  # noqa: BLE001
         checks["channel_layer"] = f"error: {error.__class__.__name__}"
+    checks.update(_worker_check(checks))
     healthy = all(v == "ok" for v in checks.values())
     return JsonResponse({"status": "ok" if healthy else "error", **checks}, status=200 if healthy else 503)
+
+
+def _worker_check(checks: dict) -> dict:
+    """{"worker": "ok" | why not} in production with the check on; nothing in the embedded default."""
+    if settings.RUN_TASKS_IN_PROCESS or not settings.DEBATELAB_WORKER_MAX_AGE:
+        return {}
+    if checks.get("channel_layer") != "ok":
+        return {"worker": "unknown: Redis is unreachable"}
+    try:
+        problem = worker_health.problem()
+    except Exception as error:  # noqa: BLE001
+        return {"worker": f"error: {error.__class__.__name__}"}
+    return {"worker": f"error: {problem}" if problem else "ok"}

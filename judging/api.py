@@ -34,9 +34,9 @@ def token_required(view):
         scheme, _, key = header.partition(" ")
         if scheme != "Token" or not key.strip():
             return _error(401, "send an API token: Authorization: Token <key>")
-        token = ApiToken.objects.select_related("user").filter(key_hash=ApiToken.hash_key(key.strip())).first()
+        token = ApiToken.usable().select_related("user").filter(key_hash=ApiToken.hash_key(key.strip())).first()
         if token is None or not token.user.is_active:
-            return _error(401, "this API token is not valid")
+            return _error(401, "this API token is not valid (unknown, expired or revoked)")
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
         request.user, request.api_token = token.user, token
         if not has_role(token.user, RESEARCHER):

@@ -1,13 +1,14 @@
 """The experiment dashboard's websocket (/ws/experiments/<id>/): the owner (or a superuser) gets the
 summary on connect and a fresh one whenever a debate of the experiment changes or an offline
 verdict comes in (debates.live.notify_experiment)."""
+import json
 import time
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from debates import live
-from debates.models import RESEARCHER, Experiment, has_role
+from debates.models import Experiment
 
 from . import dashboard
 
@@ -29,6 +30,17 @@ class ExperimentConsumer(AsyncJsonWebsocketConsumer):
         if hasattr(self, "group"):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
+    async def receive(self, text_data=None, bytes_data=None):
+        """A frame that is not JSON text (binary, broken, nested too deep) is ignored rather than
+        closing the socket with 1011."""
+        if text_data is None:
+            return
+        try:
+            content = json.loads(text_data)
+        except (ValueError, RecursionError):
+            return
+        await self.receive_json(content)
+
     async def receive_json(self, content, **kwargs):
         if isinstance(content, dict) and content.get("type") == "refresh":
             await self.send_summary()
@@ -44,11 +56,7 @@ class ExperimentConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json(await database_sync_to_async(self._summary)())
 
     def _allowed(self) -> bool:
-        user = self.scope["user"]
-        if not has_role(user, RESEARCHER):
-            return False
-        return Experiment.objects.filter(pk=self.experiment_id).filter(
-            **({} if user.is_superuser else {"owner": user})).exists()
+        return Experiment.visible_to(self.scope["user"]).filter(pk=self.experiment_id).exists()
 
     def _summary(self) -> dict:
         return dashboard.summary(Experiment.objects.get(pk=self.experiment_id))

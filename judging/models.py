@@ -1,8 +1,10 @@
 import hashlib
 import secrets
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from debates.models import Debate
 
@@ -55,20 +57,47 @@ class ApiToken(models.Model):
     key_hash = models.CharField(max_length=64, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="After this the token is refused.")
+    revoked_at = models.DateTimeField(null=True, blank=True, help_text="Set when the token is revoked.")
+
+    DEFAULT_DAYS = 90
+    MAX_DAYS = 365
 
     def __str__(self):
         return f"{self.prefix}… ({self.user}{', ' + self.name if self.name else ''})"
+
+    @property
+    def status(self) -> str:
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= timezone.now():
+            return "expired"
+        return "active"
+
+    @classmethod
+    def usable(cls):
+        """Tokens that are neither revoked nor expired."""
+        return cls.objects.filter(revoked_at__isnull=True).filter(
+            models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=timezone.now()))
 
     @staticmethod
     def hash_key(key: str) -> str:
         return hashlib.sha256(key.encode()).hexdigest()
 
     @classmethod
-    def issue(cls, user, name: str = "") -> tuple["ApiToken", str]:
-        """A new token and its key; the key cannot be recovered later."""
+    def issue(cls, user, name: str = "", days: int | None = DEFAULT_DAYS) -> tuple["ApiToken", str]:
+        """A new token and its key, valid for `days` (None: until revoked); the key cannot be
+        recovered later."""
         key = secrets.token_urlsafe(32)
-        token = cls.objects.create(user=user, name=name, prefix=key[:cls.PREFIX_LENGTH], key_hash=cls.hash_key(key))
+        expires_at = timezone.now() + timedelta(days=days) if days is not None else None
+        token = cls.objects.create(user=user, name=name, prefix=key[:cls.PREFIX_LENGTH], key_hash=cls.hash_key(key),
+                                   expires_at=expires_at)
         return token, key
+
+    def revoke(self) -> None:
+        if self.revoked_at is None:
+            self.revoked_at = timezone.now()
+            self.save(update_fields=["revoked_at"])
 
 
 class Assignment(models.Model):

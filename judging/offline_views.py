@@ -74,7 +74,7 @@ def _start_values(assignment, reports, posted):
     if posted is not None:
         try:
             return [max(0, min(100, round(float(posted.get(f"p{i}", ""))))) for i in range(answers)]
-        except ValueError:
+        except (ValueError, OverflowError):  # not a number, NaN, or infinite
             pass
     if reports:
         percents = [round(p * 100) for p in services.to_display(assignment.debate, reports[-1].probabilities)]

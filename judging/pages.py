@@ -32,8 +32,9 @@ def researcher_required(view):
 
 
 def owned_experiment(user, experiment_id: int) -> Experiment:
+    """An experiment of the user's space (owned or shared with them; any for a superuser)."""
     experiment = get_object_or_404(Experiment, pk=experiment_id)
-    if not (user.is_superuser or experiment.owner_id == user.pk):
+    if not Experiment.visible_to(user).filter(pk=experiment.pk).exists():
         raise PermissionDenied("This experiment belongs to another researcher.")
     return experiment
 

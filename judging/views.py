@@ -2,7 +2,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
 
-from debates import live, quotes, services, snapshots
+from debates import quotes, services, snapshots
 from debates.models import Debate
 from debates.protocol import Refused
 
@@ -32,10 +32,9 @@ def verdict_form(request, debate_id):
             study = _study_of(debate, request.user)
             if study and not existing:
                 quality.check_minimum_time(debate, crowd.study_settings(debate.experiment_version))
-            verdict, events = submit_verdict(debate.pk, request.user, probabilities, request.POST.get("reason", ""),
+            verdict, _ = submit_verdict(debate.pk, request.user, probabilities, request.POST.get("reason", ""),
                                              request.POST.get("seconds_spent"), request.POST.get("client_id", ""))
             quality.record_hidden_time(verdict, request.POST.get("hidden_seconds"))
-            live.publish(debate.pk, events)
             if _study_of(debate, request.user):  # crowd judges go on with their study (answer, score, next step)
                 return redirect("study", experiment_id=debate.experiment_version.experiment_id)
             return redirect("verdict_form", debate_id=debate.pk)
@@ -84,7 +83,7 @@ def _slider_rows(state, posted):
         if posted is not None:
             try:
                 value = max(0, min(100, round(float(posted.get(f"p{i}", value)))))
-            except ValueError:
+            except (ValueError, OverflowError):  # not a number, NaN, or infinite
                 pass
         rows.append({"index": i, "answer": answer, "argued_by": _argued_by(state, i), "value": value})
     return rows

@@ -28,13 +28,13 @@ class Fail:
 
 
 class FakeLLMServer:
-    def __init__(self, openai_key: str | None = None, anthropic_key: str | None = None):
+    def __init__(self, openai_key: str | None = None, anthropic_key: str | None = None, port: int = 0):
         self.openai_key, self.anthropic_key = openai_key, anthropic_key
         self.requests: list[dict] = []
         self._script: list = []
         self._default = Reply("I have nothing more to add.")
         self._lock = threading.Lock()
-        self._server = _QuietServer(("127.0.0.1", 0), self._handler())
+        self._server = _QuietServer(("127.0.0.1", port), self._handler())
 
     @property
     def url(self) -> str:

@@ -2,8 +2,8 @@
 speaks the OpenAI and Anthropic streaming protocols); everything else is real: PostgreSQL, Redis,
 a Celery worker and daphne."""
 import json
+import os
 import re
-import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -15,6 +15,7 @@ from debates.agents.debater import TurnContext, write_turn
 from debates.agents.errors import AgentError, AgentUnavailable, BudgetExhausted
 from debates.agents.llm import chat_model
 from tests.fake_llm_server import Fail, FakeLLMServer, Reply
+from tests.polling import wait_until
 from tests.test_quotes import STORY
 
 QUESTION = "Why does the captain open the airlock?"
@@ -24,7 +25,8 @@ FAST_RETRIES = {"retry_base_delay": 0.01, "retry_max_delay": 0.05}
 
 @pytest.fixture(scope="module")
 def fake_llm():
-    server = FakeLLMServer(openai_key="sk-test-openai", anthropic_key="sk-test-anthropic").start()
+    server = FakeLLMServer(openai_key="sk-test-openai", anthropic_key="sk-test-anthropic",
+                           port=int(os.environ["FAKE_LLM_PORT"])).start()
     yield server
     server.stop()
 
@@ -36,13 +38,13 @@ def keys(monkeypatch):
 
 
 def openai_config(server, **extra):
-    return dict({"backend": "openai", "model": "fake-gpt", "base_url": server.url + "/v1",
-                 "api_key_env": "FAKE_OPENAI_KEY", "parameters": {"temperature": 0.3, **FAST_RETRIES}}, **extra)
+    """The fake-openai back-end that tests/settings.py registers: the fake server, key in FAKE_OPENAI_KEY."""
+    return dict({"backend": "fake-openai", "model": "fake-gpt",
+                 "parameters": {"temperature": 0.3, **FAST_RETRIES}}, **extra)
 
 
 def anthropic_config(server, **extra):
-    return dict({"backend": "anthropic", "model": "fake-claude", "base_url": server.url + "/v1",
-                 "api_key_env": "FAKE_ANTHROPIC_KEY", "parameters": FAST_RETRIES}, **extra)
+    return dict({"backend": "fake-anthropic", "model": "fake-claude", "parameters": FAST_RETRIES}, **extra)
 
 
 def _stream(config, retries=None):
@@ -118,7 +120,7 @@ def test_a_refused_request_is_not_retried(fake_llm, monkeypatch):
 
 
 def test_an_unreachable_server_is_a_retryable_connection_error():
-    config = {"backend": "openai", "model": "m", "base_url": "http://127.0.0.1:9/v1", "parameters": {"attempts": 1}}
+    config = {"backend": "unreachable", "model": "m", "parameters": {"attempts": 1}}
     with pytest.raises(AgentUnavailable) as error:
         _stream(config)
     assert error.value.code == "connection_error"
@@ -127,7 +129,7 @@ def test_an_unreachable_server_is_a_retryable_connection_error():
 def test_a_missing_key_is_a_clear_error_before_any_request(fake_llm, monkeypatch):
     monkeypatch.delenv("FAKE_OPENAI_KEY", raising=False)
     fake_llm.script([])
-    with pytest.raises(AgentError, match="FAKE_OPENAI_KEY") as error:
+    with pytest.raises(AgentError, match="the fake-openai back-end has no API key") as error:
         _stream(openai_config(fake_llm))
     assert error.value.code == "missing_api_key" and fake_llm.requests == []
 
@@ -153,11 +155,13 @@ def test_a_cost_budget_stops_the_seat_once_spent(fake_llm, keys):
 
 
 @pytest.mark.parametrize("config, message", [
-    ({"backend": "gpt"}, "backend must be one of"),
-    ({"backend": "openai"}, "needs a model name"),
+    ({"backend": "gpt"}, "backend must be one of the back-ends this server offers: offline, fake-openai"),
+    ({"backend": "fake-openai"}, "needs a model name"),
+    ({"backend": "fake-anthropic", "model": "claude-opus"}, "offers the models fake-claude, fake-claude-large"),
     ({"backend": "offline", "best_of_n": 40}, "best_of_n"),
     ({"backend": "offline", "temperature": 1}, "unknown agent settings: temperature"),
-    ({"backend": "openai", "model": "m", "parameters": {"base_url": "ftp://x"}}, "base_url must be an http"),
+    ({"backend": "fake-openai", "model": "m", "parameters": {"base_url": "http://x"}}, "parameters may not set base_url"),
+    ({"backend": "fake-openai", "model": "m", "api_key_env": "SECRET_KEY"}, "unknown agent settings: api_key_env"),
     ({"backend": "offline", "prompts": {"debater_turn": "Say $nonsense"}}, "uses $nonsense"),
     ({"backend": "offline", "prompts": {"opening": "hi"}}, "unknown prompt 'opening'"),
 ])
@@ -401,7 +405,7 @@ def test_the_llm_judge_stores_its_probabilities_as_an_ai_verdict(finished_debate
     assert (verdict.judge_kind, verdict.ai_judge, verdict.judge, verdict.live) == (Verdict.AI, "fake-claude", None, False)
     assert verdict.probabilities == [0.8, 0.2]  # shown order was [1, 0]: back to the canonical order
     assert verdict.chosen_index == 0 and verdict.correct and verdict.reason == "A's quote is verified."
-    assert verdict.provenance["backend"] == "anthropic" and verdict.provenance["model"] == "fake-claude"
+    assert verdict.provenance["backend"] == "fake-anthropic" and verdict.provenance["model"] == "fake-claude"
     assert verdict.provenance["parameters"] == {"temperature": 0}
     assert verdict.provenance["prompts"]["judge_prompt"].startswith("Question: $question")
     assert len(verdict.provenance["replies"]) == 2  # asked once more after the unreadable reply
@@ -442,7 +446,7 @@ def test_the_ai_judge_runs_over_every_finished_debate_without_its_verdict(finish
 @pytest.fixture
 def keyless_llm():
     """Like a self-hosted vLLM or llama.cpp server: no API key."""
-    server = FakeLLMServer().start()
+    server = FakeLLMServer(port=int(os.environ["FAKE_LOCAL_LLM_PORT"])).start()
     yield server
     server.stop()
 
@@ -456,20 +460,24 @@ def _session_cookie(user):
 
 
 def _receive_until(ws, frames, done, seconds=120):
-    deadline = time.time() + seconds
-    while not done():
-        if time.time() > deadline:
-            raise AssertionError(f"timed out; last frames: {frames[-5:]}")
+    def received_enough():
+        if done():
+            return True
         try:
             frames.append(json.loads(ws.recv(timeout=1)))
         except TimeoutError:
             pass
+        return done()
+
+    wait_until(received_enough, seconds, lambda: f"the frames awaited; last frames: {frames[-5:]}", interval=0)
     return frames
 
 
 @pytest.mark.slow
-def test_an_ai_vs_ai_debate_streams_to_the_judge_through_a_real_celery_worker(
+def test_an_ai_vs_ai_debate_streams_to_the_observer_through_a_real_celery_worker(
         transactional_db, celery_worker, daphne_server, make_user, keyless_llm):
+    """The researcher running the debate watches the AIs write; the blinded judge gets no AI frame
+    at all (a person's writing is never streamed, so any would tell a seat is an AI)."""
     from websockets.sync.client import connect
 
     from debates import services
@@ -477,22 +485,27 @@ def test_an_ai_vs_ai_debate_streams_to_the_judge_through_a_real_celery_worker(
     from debates.protocol import Protocol
 
     question = Question.objects.create(text=QUESTION, answers=ANSWERS, correct_index=0, hidden_material=STORY)
-    judy = make_user("judy", "judge")
+    judy, rita = make_user("judy", "judge"), make_user("rita", "researcher")
     protocol = Protocol(rounds=("simultaneous", "judge_feedback", "sequential"), speaking_order=("A", "B"),
                         char_limit=500, quote_chars_per_turn=150)
     debate = services.create_debate(question, protocol, {"A": (None, 0), "B": (None, 1)}, judge=judy,
-                                    answer_order=[0, 1])
+                                    answer_order=[0, 1], created_by=rita)
     debate.participants.filter(seat="A").update(agent={"backend": "offline", "token_delay": 0.005})
     debate.participants.filter(seat="B").update(agent={  # a self-hosted OpenAI-compatible server: no key
-        "backend": "openai", "model": "fake-local", "base_url": keyless_llm.url + "/v1", "parameters": FAST_RETRIES})
+        "backend": "fake-local", "model": "fake-local", "parameters": FAST_RETRIES})
     keyless_llm.script([Reply("My opening: <quote>the captain's quick decision</quote>."), Fail(500),
                         Reply("Rebuttal: <quote>The ship reached the station</quote> safely, so they escaped.", chunk=6)])
 
     ws_url = daphne_server.replace("http://", "ws://") + f"/ws/debates/{debate.pk}/"
-    with connect(ws_url, additional_headers={"Cookie": f"sessionid={_session_cookie(judy)}", "Origin": daphne_server},
-                 open_timeout=10) as ws:
+
+    def socket_for(user):
+        return connect(ws_url, additional_headers={"Cookie": f"sessionid={_session_cookie(user)}",
+                                                   "Origin": daphne_server}, open_timeout=10)
+
+    with socket_for(judy) as ws, socket_for(rita) as watcher:
         frames = [json.loads(ws.recv(timeout=10))]
-        assert frames[0]["type"] == "state" and frames[0]["view"] == "judge"
+        seen = [json.loads(watcher.recv(timeout=10))]
+        assert frames[0]["type"] == "state" and frames[0]["view"] == "judge" and seen[0]["view"] == "observer"
         services.start_debate(debate.pk)  # commits; the AI turns go to the worker
 
         def kinds():
@@ -501,6 +514,7 @@ def test_an_ai_vs_ai_debate_streams_to_the_judge_through_a_real_celery_worker(
         _receive_until(ws, frames, lambda: "speeches_revealed" in kinds())
         ws.send(json.dumps({"type": "feedback", "probabilities": [0.5, 0.5], "comment": "Go on.", "client_id": "f1"}))
         _receive_until(ws, frames, lambda: "debate_finished" in kinds())
+        _receive_until(watcher, seen, lambda: "debate_finished" in [f.get("kind") for f in seen if f["type"] == "event"])
 
     debate = Debate.objects.get(pk=debate.pk)
     assert debate.status == Debate.AWAITING_VERDICT
@@ -508,20 +522,21 @@ def test_an_ai_vs_ai_debate_streams_to_the_judge_through_a_real_celery_worker(
     assert set(speeches) == {(0, "A"), (0, "B"), (2, "A"), (2, "B")}, list(debate.turns.values("seat", "kind", "payload"))
 
     def streamed(seat, round_index):
-        return "".join(f["delta"] for f in frames if f["type"] == "ai_token" and f["seat"] == seat
+        return "".join(f["delta"] for f in seen if f["type"] == "ai_token" and f["seat"] == seat
                        and f["round"] == round_index)
 
-    # Sealed round: the judge sees that the AIs are writing, not what they write.
+    # The blinded judge: no AI frame of any kind.
+    assert not any(f["type"].startswith("ai_") for f in frames)
+    # Sealed round: the observer sees that the AIs are writing, not what they write.
     assert streamed("A", 0) == "" and streamed("B", 0) == ""
-    assert any(f["type"] == "ai_token" and f["round"] == 0 and f["chars"] > 0 for f in frames)
+    assert any(f["type"] == "ai_token" and f["round"] == 0 and f["chars"] > 0 and f["sealed"] for f in seen)
     # Sequential rounds: token by token, exactly the speech that was saved.
     assert streamed("A", 2) == speeches[(2, "A")].text
     assert streamed("B", 2) == speeches[(2, "B")].text
-    # B's back-end failed once and was retried (three requests for two replies); a blinded judge
-    # is not told, since retry frames name the back-end's errors.
+    # B's back-end failed once and was retried (three requests for two replies).
     assert len(keyless_llm.requests) == 3
-    assert not any(f["type"] in ("ai_turn_retry", "ai_turn_failed") for f in frames)
-    started = [(f["seat"], f["round"]) for f in frames if f["type"] == "ai_turn_started"]
+    assert any(f["type"] == "ai_turn_retry" and f["seat"] == "B" for f in seen)
+    started = [(f["seat"], f["round"]) for f in seen if f["type"] == "ai_turn_started"]
     assert sorted(started) == [("A", 0), ("A", 2), ("B", 0), ("B", 2)]
     assert [q["status"] for q in speeches[(2, "B")].payload["quotes"]] == ["verified"]
     assert all(q["status"] == "verified" for q in speeches[(2, "A")].payload["quotes"])
@@ -539,9 +554,7 @@ def test_the_embedded_default_plays_ai_turns_in_a_background_thread(transactiona
                                     {"A": (None, 0), "B": (None, 1)}, answer_order=[0, 1])
     debate.participants.filter(seat__in=["A", "B"]).update(agent={"backend": "offline", "token_delay": 0})
     services.start_debate(debate.pk)
-    deadline = time.time() + 60
-    while Debate.objects.get(pk=debate.pk).status == Debate.LIVE and time.time() < deadline:
-        time.sleep(0.2)
+    wait_until(lambda: Debate.objects.get(pk=debate.pk).status != Debate.LIVE, 60, "the AI turns to finish")
     assert Debate.objects.get(pk=debate.pk).status == Debate.AWAITING_VERDICT
     assert list(debate.turns.values_list("round_index", "seat", "client_id")) == [
         (0, "A", "ai-0-A"), (0, "B", "ai-0-B"), (1, "A", "ai-1-A"), (1, "B", "ai-1-B")]
@@ -557,6 +570,6 @@ def test_the_ai_judge_command_judges_finished_debates_and_reports_bad_settings(f
     assert out.getvalue().strip() == "1 new AI verdicts (1 correct)"
     assert finished_debate.verdicts.get().judge_kind == "ai"
     with pytest.raises(CommandError, match="needs a model name"):
-        call_command("ai_judge", "--backend", "openai")
+        call_command("ai_judge", "--backend", "fake-openai")
     with pytest.raises(CommandError, match="--parameters is not valid JSON"):
         call_command("ai_judge", "--backend", "offline", "--parameters", "{temperature")

@@ -106,6 +106,8 @@ def test_two_debaters_and_a_judge_complete_a_debate(chromium_path, daphne_server
     researcher = make_user("rita", "researcher")
     researcher.is_staff = True
     researcher.save()
+    debate.created_by = researcher  # rita runs this debate: it is in her space
+    debate.save(update_fields=["created_by"])
     answers = [debate.question.answers[i] for i in debate.shown_answer_order()]
 
     with chromium() as browser:

@@ -56,12 +56,15 @@ def _people(make_user):
 
 
 def _ai_debate(question_text, judy, seats, protocol, agents):
+    from django.contrib.auth.models import User
+
     from debates import services
     from debates.models import Question
 
     question = Question.objects.create(text=question_text, answers=ANSWERS, correct_index=0, hidden_material=STORY,
                                        public_material="A short story about a spaceship.")
-    debate = services.create_debate(question, protocol, seats, judge=judy, answer_order=[0, 1])
+    debate = services.create_debate(question, protocol, seats, judge=judy, answer_order=[0, 1],
+                                    created_by=User.objects.get(username="rita"))  # rita runs it
     for seat, agent in agents.items():
         debate.participants.filter(seat=seat).update(agent=agent)
     return debate
@@ -100,7 +103,7 @@ def test_a_judge_watches_an_ai_vs_ai_debate_live_and_gives_the_verdict(
     assert stored_quotes and seen["panel"] == [(q["text"], q["status"]) for q in stored_quotes]
     streamed = _words(seen["streamed_A"])
     assert len(streamed) >= 3 and _words(speeches[(2, "A")].text.replace("<quote>", " ").replace("</quote>", " "))[
-        :len(streamed)] == streamed  # the words the judge saw being written are the start of the saved speech
+        :len(streamed)] == streamed  # the words the observer saw being written are the start of the saved speech
     assert "(AI)" not in seen["judge_html"] and "(AI)" in seen["observer_html"]
     assert not PAGE_ERRORS
     for name in ("ai-room-judge-sealed.png", "ai-room-judge-quotes.png", "ai-room-judge-streaming.png",
@@ -119,12 +122,12 @@ def watch_and_judge(browser, url, debate_id):
     open_room(rita, debate_id)
     rita.get_by_role("button", name="Start the debate").click()
 
-    # Round 1 is simultaneous: while an AI writes, everyone sees how much, never what.
-    writing = judy.locator(".turn.ai-progress.ai-writing")
-    expect(writing.first.locator("header .who")).to_have_text(re.compile(r"^Debater [AB] is writing…$"))
+    # Round 1 is simultaneous: the observer sees how much an AI has written, never what; the
+    # blinded judge sees nothing of AI writing at all (a person's is never streamed either).
+    writing = rita.locator(".turn.ai-progress.ai-writing")
+    expect(writing.first.locator("header .who")).to_have_text(re.compile(r"^Debater [AB] \(AI\) is writing…$"))
     expect(writing.first.locator(".ai-status")).to_have_text(re.compile(r"^writing… \(\d+ characters, sealed\)$"))
-    expect(rita.locator(".turn.ai-progress header .who").first).to_have_text(
-        re.compile(r"^Debater [AB] \(AI\) is writing…$"))
+    expect(judy.locator(".turn.ai-progress")).to_have_count(0)
     shoot(judy, "ai-room-judge-sealed.png")
 
     # Both speeches revealed: every quote marked by the server's status and listed in the panel.
@@ -151,16 +154,17 @@ def watch_and_judge(browser, url, debate_id):
     expect(rita.locator(".turn.seat-judge .judge-comment")).to_have_text(f"Judge asks: {JUDGE_COMMENT}")
     expect(judy.locator(".turn.seat-judge .judge-comment")).to_have_text(f"Your comment: {JUDGE_COMMENT}")
 
-    # Round 3 is sequential: Debater A's speech streams in word by word, then is replaced by the saved one.
-    streaming = judy.locator(".turn.ai-progress.seat-A .text.streaming")
-    expect(judy.locator(".turn.ai-progress.seat-A header .who")).to_have_text("Debater A is writing…")
+    # Round 3 is sequential: Debater A's speech streams in word by word to the observer, then is
+    # replaced by the saved one; the blinded judge only gets the saved speech.
+    streaming = rita.locator(".turn.ai-progress.seat-A .text.streaming")
+    expect(rita.locator(".turn.ai-progress.seat-A header .who")).to_have_text("Debater A (AI) is writing…")
     expect(streaming).to_have_text(re.compile(r"(\w+\W+){4}"))  # a few words in, the speech still going
     streamed_a = streaming.text_content()
-    expect(rita.locator(".turn.ai-progress.seat-A header .who")).to_have_text("Debater A (AI) is writing…")
+    expect(judy.locator(".turn.ai-progress")).to_have_count(0)
     shoot(judy, "ai-room-judge-streaming.png")
     shoot(rita, "ai-room-observer-streaming.png")
     observer_html = rita.content()
-    assert "(AI)" not in judy.content()
+    assert "(AI)" not in judy.content() and "is writing" not in judy.content()
     expect(judy.locator(".turn.seat-A:not(.ai-progress)")).to_have_count(2)
 
     # The debate ends after Debater B's speech: the judge reads the quotes again and gives the verdict.
@@ -266,9 +270,11 @@ def debate_against_the_ai(browser, url, debate_id):
     expect(budget).to_have_text(
         f"Quotes in this speech: 0 / {160 - used} characters (120 per speech, {160 - used} of 160 left in this debate).")
 
-    # The AI answers; the person sees it being written, but is not told that it is an AI.
-    expect(alice.locator(".turn.ai-progress.seat-B header .who")).to_have_text("Debater B is writing…")
-    expect(alice.locator(".turn.ai-progress.seat-B .text.streaming")).to_have_text(re.compile(r"\w+"))
+    # The AI answers. The blinded person is not told that it is an AI: nothing of its writing
+    # streams (a person's writing never does), its speech appears when it is saved.
+    expect(alice.locator(".turn.seat-B:not(.ai-progress) .text")).to_have_count(1)
+    expect(alice.locator(".turn.ai-progress")).to_have_count(0)
+    assert "(AI)" not in alice.content() and "is writing" not in alice.content()
     shoot(alice, "ai-room-debater-composer.png")
 
     # The judge sees each quote's status in words, in the speech and in the panel.
@@ -304,7 +310,7 @@ def test_an_ai_seat_that_cannot_write_is_shown_as_failed_only_to_those_who_may_k
     from debates.protocol import Protocol
 
     judy, _ = _people(make_user)
-    no_key = {"backend": "openai", "model": "gpt-4o-mini", "api_key_env": "DEBATELAB_TEST_KEY_THAT_IS_NOT_SET"}
+    no_key = {"backend": "no-key", "model": "gpt-4o-mini"}  # tests/settings.py: its key variable is not set
     debate = _ai_debate(QUESTION, judy, {"A": (None, 0), "B": (None, 1)}, Protocol(rounds=("sequential",)),
                         {"A": no_key, "B": {"backend": "offline", "token_delay": 0}})
 
@@ -318,13 +324,13 @@ def test_an_ai_seat_that_cannot_write_is_shown_as_failed_only_to_those_who_may_k
         rita.get_by_role("button", name="Start the debate").click()
         failure = rita.locator(".turn.timeout.seat-A .ai-failure")
         expect(failure).to_contain_text("Debater A (AI) could not write this turn")
-        expect(failure).to_contain_text("DEBATELAB_TEST_KEY_THAT_IS_NOT_SET")
+        expect(failure).to_contain_text("the no-key back-end has no API key")
         expect(judge.locator(".turn.timeout.seat-A .text")).to_have_text("Ran out of time: no speech this turn.")
         expect(judge.locator(".turn.seat-B .text")).to_have_count(1)
         expect(rita.locator(".turn.seat-B .text")).to_have_count(1)
         shoot(rita, "ai-room-observer-failure.png")
         rita.reload()  # after a reload the reason comes from the stored turn
-        expect(rita.locator(".turn.timeout.seat-A .ai-failure")).to_contain_text("DEBATELAB_TEST_KEY_THAT_IS_NOT_SET")
+        expect(rita.locator(".turn.timeout.seat-A .ai-failure")).to_contain_text("the no-key back-end has no API key")
         judge_html = judge.content()
         judge.reload()
         expect(judge.locator(".turn.timeout.seat-A .text")).to_have_text("Ran out of time: no speech this turn.")
@@ -332,6 +338,6 @@ def test_an_ai_seat_that_cannot_write_is_shown_as_failed_only_to_those_who_may_k
         for page in (judge, rita):
             page.context.close()
 
-    assert "could not write" not in judge_html and "DEBATELAB_TEST_KEY" not in judge_html
+    assert "could not write" not in judge_html and "no API key" not in judge_html
     assert Debate.objects.get(pk=debate.pk).status == Debate.AWAITING_VERDICT
     assert not PAGE_ERRORS

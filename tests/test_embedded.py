@@ -11,6 +11,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def start_in_server(url, debate, researcher):
+    debate.created_by = researcher  # a researcher starts the debates of their own space
+    debate.save(update_fields=["created_by"])
     status, body, _ = Browser(url, session_for(researcher)).post(f"/debates/{debate.pk}/start/")
     assert status == 302, body[:300]
 
@@ -38,8 +40,8 @@ def test_in_process_ai_turns_stream_to_connected_clients(embedded_daphne_server,
     judge.wait_for_type("state")
     start_in_server(embedded_daphne_server, debate, make_user("emr2", "researcher"))
     for seat in ("A", "B"):
-        spoken = judge.wait_for(lambda f: f["type"] == "event" and f["kind"] == "speech" and f["data"]["seat"] == seat,
-                                timeout=30)
+        spoken = judge.wait_for(lambda f, seat=seat: f["type"] == "event" and f["kind"] == "speech"
+                                and f["data"]["seat"] == seat, timeout=30)
         assert spoken["data"]["text"]
     assert any(f["type"] == "ai_token" for f in judge.frames)
     waiting = judge.wait_for(lambda f: f["type"] == "event" and f["kind"] == "turn_state"

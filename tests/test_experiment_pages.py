@@ -243,7 +243,8 @@ def play_and_judge(debate):
 @pytest.mark.django_db(transaction=True)
 def test_the_dashboard_websocket_sends_a_fresh_summary_when_a_debate_moves(daphne_server, make_user):
     owner = make_user("rhea", "researcher")
-    deb1, deb2, judge = make_user("deb1", "debater"), make_user("deb2", "debater"), make_user("jud1", "judge")
+    make_user("deb1", "debater"), make_user("deb2", "debater")
+    judge = make_user("jud1", "judge")
     make_user("jud2", "judge")
     for i in range(2):
         Question.objects.create(text=f"Question {i}?", answers=["yes", "no"], correct_index=0,

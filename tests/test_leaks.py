@@ -173,6 +173,8 @@ def test_the_judge_never_receives_hidden_material_the_answer_the_honest_side_or_
 def test_the_leak_check_catches_what_an_observer_legitimately_sees(daphne_server, debate, make_user):
     """The same checks on an observer's view must fail: they are able to see a leak."""
     researcher = make_user("rita", "researcher")
+    debate.created_by = researcher
+    debate.save(update_fields=["created_by"])
     observer = Capture(daphne_server, debate.pk, session_for(researcher))
     observer.look_around = lambda: observer.browser.get(f"/api/debates/{debate.pk}/state/")
     observer.look_around()

@@ -1,27 +1,26 @@
 """An AI seat's configuration (Participant.agent, or an experiment's `debaters` section) and its
 per-debate budget. Pure module (no Django).
 
-    {"backend": "openai", "model": "gpt-4o-mini", "base_url": "http://127.0.0.1:8000/v1",
-     "api_key_env": "OPENAI_API_KEY", "parameters": {"temperature": 0.7}, "best_of_n": 4,
+    {"backend": "openai", "model": "gpt-4o-mini", "parameters": {"temperature": 0.7}, "best_of_n": 4,
      "token_budget": 20000, "prompts": {"debater_turn": "..."}}
 
-Settings that steer the platform rather than the model (base_url, api_key_env, budgets, retries,
-timeouts) may also be written inside `parameters`, because experiment files only have that
-section; they are taken out before the parameters are sent to the model.
+`backend` names one of the back-ends the operator configured (debates.agents.backends): where the
+requests go and which key they carry are not a researcher's to choose, so base_url, api_key_env,
+headers and anything else that is neither a model parameter nor a budget or retry setting is refused.
+Budget and retry settings may also be written inside `parameters`, because experiment files only
+have that section; they are taken out before the parameters are sent to the model.
 """
 from dataclasses import dataclass, field
 
+from . import backends
+from .backends import Backend
 from .errors import AgentError, BudgetExhausted
 from .prompts import prompt_problems
 
-BACKENDS = ("offline", "openai", "anthropic")
-DEFAULT_BASE_URLS = {"openai": "https://api.openai.com/v1", "anthropic": "https://api.anthropic.com/v1"}
-DEFAULT_KEY_ENVS = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
+BACKENDS = (backends.OFFLINE,)  # built in; the operator adds the rest
 
 # name: (type check, description) for the platform's own settings
 _CONTROL = {
-    "base_url": (lambda v: isinstance(v, str) and v.startswith(("http://", "https://")), "an http(s) URL"),
-    "api_key_env": (lambda v: isinstance(v, str) and v.strip() != "", "the name of an environment variable"),
     "token_budget": (lambda v: _is_int(v) and v > 0, "a positive whole number of tokens per debate"),
     "cost_budget_usd": (lambda v: _is_number(v) and v > 0, "a positive amount in US dollars per debate"),
     "usd_per_1k_input": (lambda v: _is_number(v) and v >= 0, "a price in US dollars"),
@@ -30,10 +29,32 @@ _CONTROL = {
     "retry_base_delay": (lambda v: _is_number(v) and 0 <= v <= 600, "seconds (0 to 600)"),
     "retry_max_delay": (lambda v: _is_number(v) and 0 <= v <= 3600, "seconds (0 to 3600)"),
     "timeout_s": (lambda v: _is_number(v) and 0 < v <= 3600, "seconds (up to 3600)"),
-    "anthropic_version": (lambda v: isinstance(v, str) and v.strip() != "", "an API version string"),
     "token_delay": (lambda v: _is_number(v) and 0 <= v <= 5, "seconds between streamed words (0 to 5)"),
-    "stream_usage": (lambda v: isinstance(v, bool), "true or false"),
 }
+# The model parameters passed on to the back-end (nothing else is: no headers, URLs or keys).
+MODEL_PARAMETERS = {
+    "temperature": (lambda v: _is_number(v) and 0 <= v <= 2, "a number from 0 to 2"),
+    "top_p": (lambda v: _is_number(v) and 0 <= v <= 1, "a number from 0 to 1"),
+    "top_k": (lambda v: _is_int(v) and 1 <= v <= 1000, "a whole number from 1 to 1000"),
+    "max_tokens": (lambda v: _is_int(v) and 1 <= v <= 1_000_000, "a whole number of tokens"),
+    "max_completion_tokens": (lambda v: _is_int(v) and 1 <= v <= 1_000_000, "a whole number of tokens"),
+    "presence_penalty": (lambda v: _is_number(v) and -2 <= v <= 2, "a number from -2 to 2"),
+    "frequency_penalty": (lambda v: _is_number(v) and -2 <= v <= 2, "a number from -2 to 2"),
+    "seed": (lambda v: _is_int(v) and abs(v) < 2 ** 63, "a whole number"),
+    "stop": (lambda v: (isinstance(v, str) and len(v) <= 100) or (
+        isinstance(v, list) and len(v) <= 4 and all(isinstance(s, str) and len(s) <= 100 for s in v)),
+        "a string or a list of up to 4 strings"),
+}
+AGENT_FIELDS = ("backend", "model", "parameters", "best_of_n", "prompts", "judge")
+
+
+def agent_problems(data) -> list[str]:
+    """Every problem with an agent configuration, as "field: problem" (experiment files add the line)."""
+    try:
+        AgentConfig.from_dict(data)
+    except AgentError as error:
+        return [error.message]
+    return []
 
 
 def _is_int(v) -> bool:
@@ -46,13 +67,12 @@ def _is_number(v) -> bool:
 
 @dataclass(frozen=True)
 class AgentConfig:
-    backend: str
+    backend: str  # the operator's name for the back-end
+    endpoint: Backend = backends.BUILT_IN[backends.OFFLINE]
     model: str | None = None
     parameters: dict = field(default_factory=dict)  # sent to the model as they are
     best_of_n: int = 1
     prompts: dict = field(default_factory=dict)
-    base_url: str | None = None
-    api_key_env: str | None = None
     token_budget: int | None = None
     cost_budget_usd: float | None = None
     usd_per_1k_input: float = 0.0
@@ -61,34 +81,37 @@ class AgentConfig:
     retry_base_delay: float = 1.0
     retry_max_delay: float = 30.0
     timeout_s: float = 120.0
-    anthropic_version: str = "2023-06-01"
     token_delay: float = 0.02
-    stream_usage: bool = True  # ask OpenAI-compatible servers for token counts in the stream
     judge: "AgentConfig | None" = None  # best-of-N preference model; default: the same model
 
     @classmethod
     def from_dict(cls, data) -> "AgentConfig":
         if not isinstance(data, dict):
             raise AgentError("bad_agent_config", "an agent configuration is a mapping with a 'backend'")
-        known = {"backend", "model", "parameters", "best_of_n", "prompts", "judge"} | set(_CONTROL)
+        known = set(AGENT_FIELDS) | set(_CONTROL)
         unknown = set(data) - known
         if unknown:
-            raise AgentError("bad_agent_config", f"unknown agent settings: {', '.join(sorted(unknown))}")
-        backend = data.get("backend")
-        if backend not in BACKENDS:
-            raise AgentError("bad_agent_config", f"backend must be one of {', '.join(BACKENDS)} (got {backend!r})")
+            raise AgentError("bad_agent_config", f"unknown agent settings: {', '.join(sorted(map(str, unknown)))} "
+                                                 f"(the server's operator chooses addresses and keys: name a "
+                                                 f"backend and a model)")
+        endpoint = backends.get(data.get("backend"))
         parameters = data.get("parameters") or {}
         if not isinstance(parameters, dict):
             raise AgentError("bad_agent_config", "parameters must be a mapping")
+        refused = set(parameters) - set(_CONTROL) - set(MODEL_PARAMETERS)
+        if refused:
+            raise AgentError("bad_agent_config", f"parameters may not set {', '.join(sorted(map(str, refused)))} "
+                                                 f"(allowed: {', '.join(sorted(set(MODEL_PARAMETERS) | set(_CONTROL)))})")
         settings = {k: v for k, v in parameters.items() if k in _CONTROL}
         settings.update({k: v for k, v in data.items() if k in _CONTROL})
-        for name, value in settings.items():
-            check, wanted = _CONTROL[name]
+        for name, value in [*settings.items(), *((k, v) for k, v in parameters.items() if k in MODEL_PARAMETERS)]:
+            check, wanted = _CONTROL.get(name) or MODEL_PARAMETERS[name]
             if not check(value):
-                raise AgentError("bad_agent_config", f"{name} must be {wanted} (got {value!r})")
+                raise AgentError("bad_agent_config", f"{name} must be {wanted} (got {_short(value)})")
         model = data.get("model")
-        if backend != "offline" and not (isinstance(model, str) and model.strip()):
-            raise AgentError("bad_agent_config", f"the {backend} back-end needs a model name")
+        problem = backends.model_problem(endpoint, model)
+        if problem:
+            raise AgentError("bad_agent_config", problem)
         best_of_n = data.get("best_of_n") or 1
         if not _is_int(best_of_n) or not 1 <= best_of_n <= 16:
             raise AgentError("bad_agent_config", "best_of_n must be a whole number from 1 to 16")
@@ -97,28 +120,31 @@ class AgentConfig:
         if problems:
             raise AgentError("bad_prompt", "; ".join(problems))
         judge = data.get("judge")
-        return cls(backend=backend, model=model, best_of_n=best_of_n, prompts=dict(prompts),
-                   parameters={k: v for k, v in parameters.items() if k not in _CONTROL},
+        return cls(backend=endpoint.name, endpoint=endpoint, model=model, best_of_n=best_of_n,
+                   prompts=dict(prompts), parameters={k: v for k, v in parameters.items() if k not in _CONTROL},
                    judge=cls.from_dict(judge) if judge is not None else None, **settings)
 
+    @property
+    def kind(self) -> str:
+        """offline, openai or anthropic: the wire format."""
+        return self.endpoint.kind
+
     def key_env(self) -> str | None:
-        """Which environment variable holds the key; a self-hosted server (own base_url) may need none."""
-        if self.api_key_env:
-            return self.api_key_env
-        if self.base_url and self.backend == "openai":
-            return None
-        return DEFAULT_KEY_ENVS.get(self.backend)
+        """Which environment variable holds the key (the operator's choice; None: send no key)."""
+        return self.endpoint.api_key_env
 
     def url(self) -> str:
-        return (self.base_url or DEFAULT_BASE_URLS[self.backend]).rstrip("/")
+        return self.endpoint.url()
 
     def provenance(self) -> dict:
-        """What produced a turn or verdict (never the key itself)."""
-        found = {"backend": self.backend, "model": self.model or self.backend, "parameters": self.parameters,
-                 "best_of_n": self.best_of_n}
-        if self.backend != "offline":
-            found["base_url"] = self.url()
-        return found
+        """What produced a turn or verdict: the back-end's name, never its address or key."""
+        return {"backend": self.backend, "kind": self.kind, "model": self.model or self.backend,
+                "parameters": self.parameters, "best_of_n": self.best_of_n}
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 @dataclass

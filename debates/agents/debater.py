@@ -67,7 +67,7 @@ def write_turn(config: AgentConfig, context: TurnContext, budget: Budget, callba
     if not context.passage.strip():
         raise AgentError("no_passage", "AI debaters argue text debates: this question has no hidden passage")
     fields = context.fields()
-    if config.backend == "offline":
+    if config.kind == "offline":
         drafts, scores, chosen = _offline_drafts(config, context, fields, budget, callbacks)
         preference = {"method": "bm25_support", "scores": scores}
     else:
@@ -158,8 +158,8 @@ def find_json_object(text: str):
 
 
 def _provenance(config: AgentConfig, fields: dict, preference: dict) -> dict:
-    names = ("offline_opening", "offline_rebuttal") if config.backend == "offline" else ("debater_system", "debater_turn")
-    if config.best_of_n > 1 and config.backend != "offline":
+    names = ("offline_opening", "offline_rebuttal") if config.kind == "offline" else ("debater_system", "debater_turn")
+    if config.best_of_n > 1 and config.kind != "offline":
         names += ("preference",)
     templates = {name: template_for(name, config.prompts) for name in names}
     rendered = json.dumps([templates, {k: str(v) for k, v in fields.items()}], sort_keys=True)

@@ -1,6 +1,7 @@
 """Chat model back-ends that stream: any OpenAI-compatible chat-completions API (OpenAI, vLLM,
 llama.cpp server, Ollama, ...) and the Anthropic Messages API. Pure module (no Django)."""
 import json
+import logging
 import os
 
 from .config import AgentConfig, Budget, Usage, estimate_tokens
@@ -8,6 +9,7 @@ from .errors import AgentError, AgentUnavailable
 from .streaming import RetryPolicy, post_events, with_retries
 
 DEFAULT_MAX_TOKENS = 1024
+log = logging.getLogger(__name__)
 
 
 class ChatModel:
@@ -53,8 +55,8 @@ class ChatModel:
             return None
         key = os.environ.get(name)
         if not key:
-            raise AgentError("missing_api_key", f"set the environment variable {name} to the {self.config.backend} "
-                                                f"API key (named by api_key_env in the agent settings)")
+            raise AgentError("missing_api_key", f"the {self.config.backend} back-end has no API key: the server's "
+                                                f"operator must set the environment variable it names")
         return key
 
     def _max_tokens_name(self) -> str:
@@ -71,7 +73,8 @@ def _json(data: str) -> dict:
     try:
         return json.loads(data)
     except ValueError:
-        raise AgentUnavailable("bad_stream", f"the server sent an event that is not JSON: {data[:100]!r}") from None
+        log.warning("model server sent an event that is not JSON: %r", data[:300])
+        raise AgentUnavailable("bad_stream", "the model server sent an event that is not JSON") from None
 
 
 class OpenAIChat(ChatModel):
@@ -90,7 +93,7 @@ class OpenAIChat(ChatModel):
         body = {**self.config.parameters, "model": self.config.model, "stream": True,
                 "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
                 self._max_tokens_name(): max_tokens}
-        if self.config.stream_usage:
+        if self.config.endpoint.stream_usage:
             body["stream_options"] = {"include_usage": True}
         return f"{self.config.url()}/chat/completions", headers, body
 
@@ -100,8 +103,8 @@ class OpenAIChat(ChatModel):
                 return
             chunk = _json(data)
             if chunk.get("error"):
-                error = chunk["error"]
-                raise AgentUnavailable("stream_error", f"the model server reported: {error.get('message', error)}")
+                log.warning("model server reported an error in the stream: %r", chunk["error"])
+                raise AgentUnavailable("stream_error", "the model server reported an error in the stream")
             if chunk.get("usage"):
                 usage.input_tokens = int(chunk["usage"].get("prompt_tokens") or 0)
                 usage.output_tokens = int(chunk["usage"].get("completion_tokens") or 0)
@@ -117,9 +120,11 @@ class AnthropicMessages(ChatModel):
     token counts in message_start and message_delta, and the end in message_stop."""
 
     TRANSIENT = {"overloaded_error", "api_error", "rate_limit_error", "timeout_error"}
+    KNOWN_ERRORS = TRANSIENT | {"invalid_request_error", "authentication_error", "permission_error",
+                                "not_found_error", "request_too_large"}
 
     def request(self, system, user, max_tokens):
-        headers = {"x-api-key": self.api_key() or "", "anthropic-version": self.config.anthropic_version}
+        headers = {"x-api-key": self.api_key() or "", "anthropic-version": self.config.endpoint.anthropic_version}
         body = {**self.config.parameters, "model": self.config.model, "stream": True, "system": system,
                 "messages": [{"role": "user", "content": user}], "max_tokens": max_tokens}
         return f"{self.config.url()}/messages", headers, body
@@ -140,7 +145,9 @@ class AnthropicMessages(ChatModel):
                 return
             elif kind == "error":
                 error = message.get("error") or {}
-                text = f"the Anthropic API reported {error.get('type', 'an error')}: {error.get('message', '')}"
+                log.warning("Anthropic API reported an error in the stream: %r", error)
+                kind = error.get("type") if error.get("type") in self.KNOWN_ERRORS else "an error"
+                text = f"the Anthropic API reported {kind}"
                 if error.get("type") in self.TRANSIENT:
                     raise AgentUnavailable("stream_error", text)
                 raise AgentError("stream_error", text)
@@ -148,8 +155,8 @@ class AnthropicMessages(ChatModel):
 
 
 def chat_model(config: AgentConfig, budget: Budget | None = None) -> ChatModel:
-    if config.backend == "openai":
+    if config.kind == "openai":
         return OpenAIChat(config, budget)
-    if config.backend == "anthropic":
+    if config.kind == "anthropic":
         return AnthropicMessages(config, budget)
     raise AgentError("bad_agent_config", f"{config.backend!r} is not a chat model back-end")

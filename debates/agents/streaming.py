@@ -2,7 +2,9 @@
 exponential backoff on rate limits, server errors and lost connections. Standard library only."""
 import http.client
 import json
+import logging
 import random
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -11,33 +13,62 @@ from urllib.parse import urlsplit
 from .errors import AgentError, AgentUnavailable
 
 RETRY_STATUSES = {408, 409, 429}  # and every 5xx
+STATUS_CLASSES = {1: "unexpected", 2: "unexpected", 3: "a redirect", 4: "the request was refused",
+                  5: "a server error"}
+log = logging.getLogger(__name__)
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect would carry the key to wherever it points: a 3xx is an error instead."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+_opener = urllib.request.build_opener(_NoRedirects)
 
 
 def post_events(url: str, headers: dict, body: dict, timeout: float):
-    """Yields (event, data) for each server-sent event of the response."""
+    """Yields (event, data) for each server-sent event of the response. Failures carry a short,
+    fixed description (the status class, a timeout, a refused connection): never the server's
+    answer, which may come from anywhere the back-end's address leads; the details go to the log."""
     request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST", headers={
         "Content-Type": "application/json", "Accept": "text/event-stream", **headers})
-    host = urlsplit(url).netloc
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)
+        response = _opener.open(request, timeout=timeout)
     except urllib.error.HTTPError as error:
-        raise _status_error(error, host) from None
+        raise _status_error(error) from None
     except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
         reason = getattr(error, "reason", error)
-        raise AgentUnavailable("connection_error", f"could not reach {host}: {reason}") from None
+        log.warning("could not reach the model server %s: %s", urlsplit(url).netloc, reason)
+        raise AgentUnavailable("connection_error", f"could not reach the model server ({_failure(reason)})") from None
     with response:
         try:
             yield from server_sent_events(response)
         except (OSError, http.client.HTTPException) as error:
-            raise AgentUnavailable("connection_lost", f"the stream from {host} broke off: {error}") from None
+            log.warning("the stream from %s broke off: %s", urlsplit(url).netloc, error)
+            raise AgentUnavailable("connection_lost",
+                                   f"the stream from the model server broke off ({_failure(error)})") from None
 
 
-def _status_error(error: urllib.error.HTTPError, host: str) -> AgentError:
+def _failure(reason) -> str:
+    """A fixed description of a network failure."""
+    if isinstance(reason, (TimeoutError, socket.timeout)) or "timed out" in str(reason):
+        return "timed out"
+    if isinstance(reason, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(reason, socket.gaierror):
+        return "unknown host"
+    return "network error"
+
+
+def _status_error(error: urllib.error.HTTPError) -> AgentError:
     try:
-        detail = error.read().decode("utf-8", "replace")[:300]
+        detail = error.read(300).decode("utf-8", "replace")
     except OSError:
         detail = ""
-    message = f"{host} answered HTTP {error.code}: {detail or error.reason}"
+    log.warning("model server answered HTTP %s: %s", error.code, detail)
+    message = f"the model server answered HTTP {error.code} ({STATUS_CLASSES.get(error.code // 100, 'unexpected')})"
     if error.code in RETRY_STATUSES or error.code >= 500:
         return AgentUnavailable(f"http_{error.code}", message, retry_after=_seconds(error.headers.get("Retry-After")))
     return AgentError(f"http_{error.code}", message)

@@ -4,10 +4,10 @@ Called by the Celery task debates.tasks.run_ai_turn, or a thread in the embedded
 import logging
 import time
 
-from .. import live, services, snapshots
+from .. import live, quotes, services, snapshots
 from ..experiment_spec import BACKENDS as ALL_BACKENDS
 from ..models import Debate, Participant
-from ..protocol import SEQUENTIAL, Refused
+from ..protocol import JUDGE, SEQUENTIAL, Refused
 from .config import BACKENDS, AgentConfig, Budget, Usage
 from .debater import Callbacks, TurnContext, write_turn
 from .errors import AgentError, AgentUnavailable
@@ -30,8 +30,8 @@ def play_turn(debate_id: int, seat: str, expected_round: int) -> str:
     participant = debate.participants.filter(seat=seat).first()
     if participant is None or not participant.agent:
         return "not_an_ai_seat"
-    if participant.agent.get("backend") in set(ALL_BACKENDS) - set(BACKENDS):
-        return "played_elsewhere"  # e.g. the pixel debater, which has its own player
+    if participant.agent.get("backend") in set(ALL_BACKENDS) - set(BACKENDS) or seat == JUDGE:
+        return "played_elsewhere"  # the pixel debater has its own player; judging plays AI judges
     if debate.turns.filter(seat=seat, client_id=client_id_for(expected_round, seat)).exists():
         return "already_played"
     engine = debate.engine()
@@ -40,10 +40,12 @@ def play_turn(debate_id: int, seat: str, expected_round: int) -> str:
     room = _Room(debate_id, seat, expected_round)
     try:
         config = AgentConfig.from_dict(participant.agent)
-        room.started(streams_text=config.best_of_n == 1 and engine.round_kind == SEQUENTIAL)
         context = turn_context(debate, participant, engine)
+        room.started(streams_text=config.best_of_n == 1 and engine.round_kind == SEQUENTIAL,
+                     sealed=engine.round_kind != SEQUENTIAL, char_limit=context.char_limit,
+                     quote_chars=context.quote_chars)
         result = write_turn(config, context, Budget(config, spent_by(debate, seat)), room)
-        room.flush()
+        room.flush(final=result.text)
     except AgentUnavailable as error:
         room.send({"type": "ai_turn_retry", "code": error.code, "message": error.message})
         raise
@@ -71,6 +73,11 @@ def give_up(debate_id: int, seat: str, expected_round: int, error: AgentError) -
     return f"failed: {error.code}"
 
 
+def withdraw(debate_id: int, seat: str, expected_round: int) -> None:
+    """An attempt at the turn failed or is being restarted: every screen drops the text it streamed."""
+    _Room(debate_id, seat, expected_round).send({"type": "ai_turn_withdrawn"})
+
+
 def spent_by(debate: Debate, seat: str) -> Usage:
     """Tokens this seat's earlier turns used (the per-debate budget counts them)."""
     spent = Usage()
@@ -90,7 +97,7 @@ def turn_context(debate: Debate, participant: Participant, engine) -> TurnContex
     protocol = engine.protocol
     return TurnContext(
         seat=participant.seat, question=question.text, answers=answers, my_answer=my_answer,
-        opponent_answer=" or ".join(others), passage=question.hidden_material,
+        opponent_answer=" or ".join(others), passage=question.passage,
         transcript=render_transcript(state, participant.seat), round=engine.round_index + 1,
         char_limit=protocol.char_limit, quote_chars=services.quote_chars_left(debate, participant.seat),
         already_quoted=[q["text"] for t in state["turns"] if t["seat"] == participant.seat
@@ -119,46 +126,80 @@ def render_transcript(state: dict, my_seat: str | None) -> str:
 
 
 class _Room(Callbacks):
-    """Frames about an AI turn in progress for everyone in the debate's room (not stored). Text
-    goes out only when the speech will be public as soon as it is saved: not in sealed
-    (simultaneous) rounds and not for best-of-N drafts, which only the author may see."""
+    """Frames about an AI turn in progress for the debate's room (not stored). Text goes out only
+    when the speech will be public as soon as it is saved: not in sealed (simultaneous) rounds and
+    not for best-of-N drafts, which only the author may see. What streams is what will be stored:
+    the draft as the protocol will cut it (quotes.fit_speech), never past the character limit, and
+    never a word or quote that is still being written. Frames of a sealed round say so ("sealed"),
+    and debates.snapshots.ephemeral_for decides who gets which frame (blinded viewers get none)."""
 
     def __init__(self, debate_id: int, seat: str, round_index: int):
         self.debate_id, self.seat, self.round = debate_id, seat, round_index
-        self.streams_text = False
+        self.streams_text, self.sealed = False, False
+        self.char_limit, self.quote_chars = None, None
         self.chars = 0
-        self.pending, self.candidate, self.last_sent = "", 0, 0.0
+        self.raw, self.sent = "", ""
+        self.pending, self.candidate, self.last_sent = False, 0, 0.0
 
-    def started(self, streams_text: bool) -> None:
-        self.streams_text = streams_text
+    def started(self, streams_text: bool, sealed: bool = False, char_limit: int | None = None,
+                quote_chars: int | None = None) -> None:
+        self.streams_text, self.sealed = streams_text, sealed
+        self.char_limit, self.quote_chars = char_limit, quote_chars
         self.send({"type": "ai_turn_started", "streams_text": streams_text})
 
     def delta(self, candidate: int, text: str) -> None:
         if candidate != self.candidate:
             self.flush()
-            self.chars = 0
+            self.chars, self.raw, self.sent = 0, "", ""
         self.chars += len(text)
+        self.raw += text
         self.candidate = candidate
-        self.pending += text
+        self.pending = True
         if time.monotonic() - self.last_sent >= FRAME_INTERVAL:
             self.flush()
 
-    def flush(self) -> None:
-        if not self.pending:
+    def flush(self, final: str | None = None) -> None:
+        """final: the speech as it will be stored, once it is written."""
+        if not self.pending and final is None:
             return
         if self.streams_text:
-            self.send({"type": "ai_token", "delta": self.pending, "chars": self.chars})
-        else:
-            self.send({"type": "ai_token", "delta": "", "chars": self.chars, "candidate": self.candidate})
-        self.pending, self.last_sent = "", time.monotonic()
+            visible = final if final is not None else streamable(self.raw, self.char_limit, self.quote_chars)
+            if visible.startswith(self.sent) and len(visible) > len(self.sent):
+                self.send({"type": "ai_token", "delta": visible[len(self.sent):], "chars": len(visible)})
+                self.sent = visible
+        elif self.pending:
+            chars = self.chars if self.char_limit is None else min(self.chars, self.char_limit)
+            self.send({"type": "ai_token", "delta": "", "chars": chars, "candidate": self.candidate})
+        self.pending, self.last_sent = False, time.monotonic()
 
     def retry(self, candidate: int, failures: int, error, delay: float) -> None:
-        self.chars, self.pending = 0, ""
+        self.chars, self.raw, self.sent, self.pending = 0, "", "", False
         self.send({"type": "ai_turn_retry", "code": error.code, "message": error.message,
                    "attempt": failures + 1, "delay": round(delay, 2), "candidate": candidate})
 
     def send(self, frame: dict) -> None:
+        frame = dict(frame, seat=self.seat, round=self.round)
+        if self.sealed:
+            frame["sealed"] = True
         try:
-            live.publish_ephemeral(self.debate_id, dict(frame, seat=self.seat, round=self.round))
+            live.publish_ephemeral(self.debate_id, frame)
         except Exception:  # a lost progress frame must not lose the turn
             log.exception("could not publish an AI progress frame for debate %s", self.debate_id)
+
+
+def streamable(raw: str, char_limit: int | None, quote_chars: int | None) -> str:
+    """The part of a draft that will be stored whatever comes next: the draft without an
+    unfinished tag or quote and without its last word (which may still grow), cut as the
+    protocol will cut it."""
+    lowered = raw.lower()
+    opened, closed = lowered.rfind("<quote"), lowered.rfind("</quote")
+    if opened > closed:
+        raw = raw[:opened]
+    tag = raw.rfind("<")
+    if tag != -1 and ">" not in raw[tag:]:
+        raw = raw[:tag]
+    if raw and not raw[-1].isspace():
+        raw = raw[:len(raw) - len(raw.split()[-1])] if raw.split() else ""
+    if char_limit is None:
+        return quotes.fit_speech(raw, len(raw), quote_chars)
+    return quotes.fit_speech(raw, char_limit, quote_chars)

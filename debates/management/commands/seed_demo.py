@@ -29,7 +29,7 @@ class Command(BaseCommand):
             questions = [self.question(q) for q in json.loads(QUESTIONS_FILE.read_text())]
             self.debates(users, questions)
         self.image_debates(users)
-        self.stdout.write("Demo logins (password for all: %s):" % DEMO_PASSWORD)
+        self.stdout.write(f"Demo logins (password for all: {DEMO_PASSWORD}):")
         for name, role in DEMO_USERS:
             self.stdout.write(f"  {name:<11} {role}")
 
@@ -39,9 +39,10 @@ class Command(BaseCommand):
             user.set_password(DEMO_PASSWORD)
         group, _ = Group.objects.get_or_create(name=role)
         user.groups.add(group)
-        if role == RESEARCHER:
-            user.is_staff = True
-            group.permissions.set(Permission.objects.filter(content_type__app_label__in=["debates", "judging"]))
+        if role == RESEARCHER:  # no staff status: the admin is for platform administrators (docs/security.md)
+            user.is_staff = False
+            group.permissions.set(Permission.objects.filter(content_type__app_label="judging",
+                                                            codename="export_identities"))
         user.save()
         return user
 

@@ -3,7 +3,6 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from debates.agents.config import BACKENDS
 from debates.agents.errors import AgentError
 from debates.models import Debate
 from judging.ai_judges import judge_finished_debates
@@ -14,10 +13,9 @@ class Command(BaseCommand):
             "verified-quote baseline. Each verdict is stored with judge_kind=ai and its provenance.")
 
     def add_arguments(self, parser):
-        parser.add_argument("--backend", choices=BACKENDS, required=True)
-        parser.add_argument("--model", help="Model name (OpenAI-compatible and Anthropic back-ends).")
-        parser.add_argument("--base-url", help="API base URL, e.g. http://127.0.0.1:8000/v1 for a local vLLM.")
-        parser.add_argument("--api-key-env", help="Environment variable that holds the API key.")
+        parser.add_argument("--backend", required=True,
+                            help="A back-end named in DEBATELAB_AI_BACKENDS, or offline.")
+        parser.add_argument("--model", help="Model name (one the back-end offers).")
         parser.add_argument("--parameters", default="{}", help='Model parameters as JSON, e.g. \'{"temperature": 0}\'.')
         parser.add_argument("--prompts", default="{}", help="Prompt overrides as JSON (judge_system, judge_prompt).")
         parser.add_argument("--source", help="Only debates imported from this source.")
@@ -26,9 +24,8 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         config = {"backend": options["backend"], "parameters": self._json(options, "parameters"),
                   "prompts": self._json(options, "prompts")}
-        for name in ("model", "base_url", "api_key_env"):
-            if options[name]:
-                config[name] = options[name]
+        if options["model"]:
+            config["model"] = options["model"]
         debates = Debate.objects.all()
         if options["source"]:
             debates = debates.filter(source=options["source"])
