@@ -16,7 +16,7 @@ from django.db.models import Max, Q
 from django.urls import reverse
 from django.utils import timezone
 
-from debates import live, services
+from debates import live, presence, services
 from debates.models import JUDGE_ROLE, Debate, Experiment, ExperimentVersion, Participant
 from debates.protocol import JUDGE, Refused
 
@@ -310,9 +310,10 @@ def free_dropped_seats(version: ExperimentVersion, study: dict) -> int:
             if participant.status != StudyParticipant.JUDGING:
                 continue
             seats = Participant.objects.select_for_update().filter(
-                debate__experiment_version=version, seat=JUDGE, user=participant.user, online_connections__lte=0,
+                debate__experiment_version=version, seat=JUDGE, user=participant.user,
                 debate__status__in=(Debate.SCHEDULED, Debate.LIVE, Debate.AWAITING_VERDICT))
-            idle = [s for s in seats if not s.debate.turns.filter(seat=JUDGE).exists()
+            idle = [s for s in seats if JUDGE not in presence.online_seats(s.debate_id)
+                    and not s.debate.turns.filter(seat=JUDGE).exists()
                     and not Verdict.objects.filter(debate=s.debate, judge=participant.user).exists()]
             if not idle:
                 continue

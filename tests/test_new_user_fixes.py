@@ -94,7 +94,7 @@ def test_a_forgotten_password_is_reset_by_an_emailed_link(client, make_user, che
     assert 'href="/accounts/password-reset/"' in client.get(reverse("login")).content.decode()
     sent = client.post(reverse("password_reset"), {"email": "forgetful@example.org"})
     assert sent.status_code == 302 and sent["Location"] == reverse("password_reset_done")
-    assert len(mailoutbox) == 1 and mailoutbox[0].subject == "Reset your DebateLab password"
+    assert len(mailoutbox) == 1 and "reset your password" in mailoutbox[0].subject
     link = next(line for line in mailoutbox[0].body.splitlines() if "/accounts/reset/" in line)
     form = client.get(link.split("testserver", 1)[1], follow=True)
     assert b"Choose a new password" in form.content
