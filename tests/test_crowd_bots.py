@@ -51,6 +51,7 @@ study:
 """
 
 
+@pytest.mark.timeout(600)  # about a minute here; room for a busier machine
 def test_a_hundred_bots_run_a_study_from_link_to_bonus_file(daphne_server, make_user, tmp_path, capsys):
     owner = make_user("botmaster", "researcher")
     for i in range(JUDGES):

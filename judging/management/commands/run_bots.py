@@ -1,6 +1,7 @@
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
 
 from debates.models import Debate, Experiment
 from judging import bots, crowd
@@ -49,5 +50,10 @@ class Command(BaseCommand):
 
 
 def _truth(debate_id: int) -> int:
-    debate = Debate.objects.select_related("question").get(pk=debate_id)
-    return debate.shown_answer_order().index(debate.question.correct_index)
+    """Runs in the bots' threads: each hands its database connection back at once, so many bots
+    never hold more connections than the pool has (DATABASE_POOL_SIZE)."""
+    try:
+        debate = Debate.objects.select_related("question").get(pk=debate_id)
+        return debate.shown_answer_order().index(debate.question.correct_index)
+    finally:
+        connection.close()
