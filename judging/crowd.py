@@ -454,6 +454,19 @@ def status_counts(experiment: Experiment) -> list[tuple[str, str, int]]:
     return [(status, label, counts.get(status, 0)) for status, label in StudyParticipant.STATUSES]
 
 
+def monitor(experiment: Experiment) -> dict:
+    """The researcher's live view of a study: people by status, the waiting room, dropouts and how
+    many of the debates have their judgment."""
+    version = study_version(experiment)
+    debates = Debate.objects.filter(experiment_version=version) if version else Debate.objects.none()
+    judged = Verdict.objects.filter(debate__in=debates, live=True).values("debate").distinct().count()
+    counts = {status: count for status, _, count in status_counts(experiment)}
+    return {"by_status": counts, "waiting_room": {k: v for k, v in waiting_room(experiment).items() if k != "people"},
+            "dropouts": StudyParticipant.objects.filter(experiment=experiment, outcome="timed_out").count(),
+            "debates": debates.count(), "debates_judged": judged,
+            "debates_with_judge": debates.filter(participants__seat=JUDGE).distinct().count()}
+
+
 def latest_verdict_recap(participant: StudyParticipant) -> dict | None:
     """The participant's last verdict with the correct answer and score, where the study allows it."""
     version = study_version(participant.experiment)

@@ -103,7 +103,7 @@ def _study_context(request, experiment):
         participant.quality = quality_label(participant_quality(participant, version))
     return {"study_platform": platform, "study_link": study_link(request, experiment, platform),
             "study_counts": crowd.status_counts(experiment), "study_participants": shown,
-            "waiting_room": crowd.waiting_room(experiment),
+            "waiting_room": crowd.waiting_room(experiment), "monitor": crowd.monitor(experiment),
             "bonus_batches": sorted({b for b in participants.values_list("bonus_batch", flat=True) if b}),
             "bonus_owed": participants.filter(status="completed", bonus__gt=0, bonus_batch=None).count(),
             "invitations": experiment.invitations.order_by("-id")[:20]}

@@ -197,6 +197,23 @@ def release_participant(request, experiment_id, participant_id):
 
 
 @researcher_required
+def study_monitor(request, experiment_id):
+    return JsonResponse(crowd.monitor(owned_experiment(request.user, experiment_id)))
+
+
+@researcher_required
+@require_POST
+def advance_participant(request, experiment_id, participant_id):
+    """The monitor's advance: moves a qualified or waiting participant on now (seats them if a
+    debate is free) instead of at their page's next check."""
+    experiment = owned_experiment(request.user, experiment_id)
+    participant = get_object_or_404(StudyParticipant, pk=participant_id, experiment=experiment)
+    moved = crowd.progress(participant)
+    messages.info(request, f"{participant.external_id}: {moved.get_status_display()}.")
+    return redirect("experiment_detail", experiment_id=experiment.pk)
+
+
+@researcher_required
 def study_export(request, experiment_id):
     """Every participant with status, outcome, code, bonus, quality figures, practice and survey answers."""
     import csv

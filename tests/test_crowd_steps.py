@@ -15,6 +15,7 @@ from debates.experiments import load_experiment, start_experiment
 from debates.models import Debate, Question
 from judging import crowd
 from judging.models import StudyParticipant, Verdict
+from django.contrib.auth.models import User
 
 pytestmark = pytest.mark.django_db
 
@@ -271,3 +272,25 @@ def test_a_judge_who_drops_out_is_replaced_from_the_waiting_room(checked_study, 
     gone.refresh_from_db()
     assert (gone.status, gone.completion_code) == ("timed_out", "WAITED1")
     assert waiting.status == "judging" and debate.participants.get(seat="judge").user == waiting.user
+
+
+def test_the_monitor_counts_people_waits_dropouts_and_judged_debates_and_advances_people(client, study):
+    first = crowd.progress(crowd.answer_practice(crowd.answer_quiz(enter(client, study, "MON1"), [1])[0], [0.8, 0.2]))
+    client.logout()
+    second = crowd.answer_practice(crowd.answer_quiz(enter(client, study, "MON2"), [1])[0], [0.8, 0.2])
+    assert (first.status, second.status) == ("judging", "qualified")
+    client.force_login(study.owner)
+    monitor = client.get(reverse("study_monitor", args=[study.pk])).json()
+    assert monitor["by_status"]["judging"] == 1 and monitor["by_status"]["qualified"] == 1
+    assert monitor["waiting_room"]["waiting"] == 1 and monitor["waiting_room"]["open_debates"] == 0
+    assert (monitor["debates"], monitor["debates_with_judge"], monitor["debates_judged"], monitor["dropouts"]) == (
+        1, 1, 0, 0)
+    client.post(reverse("study_advance", args=[study.pk, second.pk]))
+    second.refresh_from_db()
+    assert second.status == "waiting"  # advanced: no debate is free, so into the waiting room now
+    page = client.get(reverse("experiment_detail", args=[study.pk])).content.decode()
+    assert "0 of 1 debates judged, 1 with a judge; 0 timed out or dropped out." in page and "study-monitor.js" in page
+    other = client.get(reverse("study_monitor", args=[study.pk]))
+    assert other.status_code == 200
+    client.force_login(User.objects.create_user("nosy2"))
+    assert client.get(reverse("study_monitor", args=[study.pk])).status_code in (302, 403)
