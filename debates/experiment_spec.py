@@ -234,7 +234,7 @@ class _Checker:
             "quiz": (False, None), "debates_per_judge": (False, 1), "show_answer_after_verdict": (False, True),
             "completion_codes": (False, None), "bonus": (False, None), "practice": (False, None),
             "survey": (False, None), "wait_limit_seconds": (False, None), "min_verdict_seconds": (False, None),
-            "judge_timeout_seconds": (False, None), "exclusion": (False, None)})
+            "judge_timeout_seconds": (False, None), "exclusion": (False, None), "on_wait_limit": (False, "release")})
         return {
             "platform": self.value(s, "platform", "study", "str", default="prolific", choices=STUDY_PLATFORMS),
             "consent": self.value(s, "consent", "study", "str"),
@@ -249,6 +249,8 @@ class _Checker:
             "wait_limit_seconds": self.value(s, "wait_limit_seconds", "study", "int", low=10, high=86_400),
             "min_verdict_seconds": self.value(s, "min_verdict_seconds", "study", "int", low=1, high=86_400),
             "judge_timeout_seconds": self.value(s, "judge_timeout_seconds", "study", "int", low=10, high=86_400),
+            "on_wait_limit": self.value(s, "on_wait_limit", "study", "str", default="release",
+                                        choices=("release", "offline")),
             "exclusion": self.exclusion(s.get("exclusion")),
         }
 

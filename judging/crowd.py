@@ -12,7 +12,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import IntegrityError, transaction
-from django.db.models import Max, Q
+from django.db.models import Count, Max, Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -21,7 +21,7 @@ from debates.models import JUDGE_ROLE, Debate, Experiment, ExperimentVersion, Pa
 from debates.protocol import JUDGE, Refused
 
 from . import notices
-from .models import StudyParticipant, Verdict
+from .models import Assignment, StudyParticipant, Verdict
 
 PROLIFIC_COMPLETION = "https://app.prolific.com/submissions/complete?cc="
 MTURK_PREVIEW = "ASSIGNMENT_ID_NOT_AVAILABLE"
@@ -30,6 +30,7 @@ DEFAULT_STUDY = {"platform": StudyParticipant.LAB, "consent": None, "instruction
                  "debates_per_judge": 1, "show_answer_after_verdict": True, "completion_codes": {},
                  "bonus": {"per_correct": 0.0, "maximum": None}, "practice": None, "survey": [],
                  "wait_limit_seconds": None, "min_verdict_seconds": None, "judge_timeout_seconds": None,
+                 "on_wait_limit": "release",
                  "exclusion": {"practice_must_be_right": False, "max_hidden_seconds": None}}
 BEFORE_JUDGING = (StudyParticipant.ALLOCATED, StudyParticipant.CONSENTED, StudyParticipant.QUALIFIED)
 
@@ -258,7 +259,7 @@ def progress(participant: StudyParticipant) -> StudyParticipant:
         return finish(participant, StudyParticipant.SCREENED_OUT, "failed_checks")
     seated = list(judged_debates(participant, version))
     done = [d for d in seated if d.status in (Debate.COMPLETE, Debate.ABANDONED)]
-    open_seat = [d for d in seated if d not in done]
+    open_seat = [d for d in seated if d not in done] or open_offline_assignment(participant, version)
     if open_seat:
         if participant.status != StudyParticipant.JUDGING:
             with transaction.atomic():
@@ -274,6 +275,11 @@ def progress(participant: StudyParticipant) -> StudyParticipant:
                 return locked
             return _finish(locked, StudyParticipant.COMPLETED, "completed")
     if _waited_too_long(participant, study):
+        if study["on_wait_limit"] == "offline" and offer_offline_judging(participant, version):
+            with transaction.atomic():
+                _move(_locked(participant), StudyParticipant.JUDGING)
+            participant.refresh_from_db()
+            return participant
         return finish(participant, StudyParticipant.TIMED_OUT, "timed_out")
     free_dropped_seats(version, study)
     debate = seat_judge(participant, version)
@@ -321,6 +327,26 @@ def free_dropped_seats(version: ExperimentVersion, study: dict) -> int:
             _finish(participant, StudyParticipant.TIMED_OUT, "timed_out")
             freed += len(idle)
     return freed
+
+
+def open_offline_assignment(participant: StudyParticipant, version):
+    return (Assignment.objects.filter(judge=participant.user, debate__experiment_version=version)
+            .exclude(status=Assignment.DONE).order_by("id").first())
+
+
+def offer_offline_judging(participant: StudyParticipant, version) -> Assignment | None:
+    """Instead of more waiting: judge a finished debate of the study from its transcript (step by
+    step), the least judged first. None when there is no debate they may judge."""
+    from . import offline
+
+    finished = (Debate.objects.filter(experiment_version=version, status=Debate.COMPLETE)
+                .annotate(judgments=Count("verdicts")).order_by("judgments", "id"))
+    for debate in finished[:50]:
+        try:
+            return offline.assign(debate.pk, participant.user, Assignment.STEPWISE)
+        except (Refused, IntegrityError):
+            continue
+    return None
 
 
 def _waited_too_long(participant: StudyParticipant, study: dict) -> bool:
@@ -447,8 +473,6 @@ def bonus_csv(experiment: Experiment, batch: int) -> str:
 
 
 def status_counts(experiment: Experiment) -> list[tuple[str, str, int]]:
-    from django.db.models import Count
-
     counts = dict(StudyParticipant.objects.filter(experiment=experiment).values_list("status")
                   .annotate(n=Count("id")).order_by())
     return [(status, label, counts.get(status, 0)) for status, label in StudyParticipant.STATUSES]

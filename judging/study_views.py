@@ -74,7 +74,9 @@ def _step(request, participant, version):
     if participant.status == StudyParticipant.JUDGING:
         context["debate"] = crowd.judged_debates(participant, version).exclude(
             status__in=("complete", "abandoned")).first()
-        context["survey_due"] = context["debate"] is None and crowd.survey_due(participant, study_settings)
+        context["assignment"] = None if context["debate"] else crowd.open_offline_assignment(participant, version)
+        context["survey_due"] = (context["debate"] is None and context["assignment"] is None
+                                 and crowd.survey_due(participant, study_settings))
     context["practice_due"] = crowd.practice_due(participant, study_settings)
     context["practice_done"] = participant.responses.get("practice")
     if study_settings["practice"]:

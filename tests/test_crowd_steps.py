@@ -294,3 +294,39 @@ def test_the_monitor_counts_people_waits_dropouts_and_judged_debates_and_advance
     assert other.status_code == 200
     client.force_login(User.objects.create_user("nosy2"))
     assert client.get(reverse("study_monitor", args=[study.pk])).status_code in (302, 403)
+
+
+def test_past_the_wait_limit_a_participant_can_judge_a_finished_debate_offline_instead(client, make_user):
+    owner = make_user("olga", "researcher")
+    make_user("sdeb1", "debater")
+    make_user("sdeb2", "debater")
+    Question.objects.create(text="Only question?", answers=["yes", "no"], correct_index=0,
+                            hidden_material="The answer is yes.", source="steps-unit", external_id="1")
+    version, _ = load_experiment(DEFINITION.replace("  wait_limit_seconds: 60\n",
+                                                    "  wait_limit_seconds: 60\n  on_wait_limit: offline\n"), owner)
+    start_experiment(version.pk)
+    study = version.experiment
+    first, debate = judge_to_the_verdict(client, study, "LIVEJUDGE")
+    Debate.objects.filter(pk=debate.pk).update(started_at=timezone.now() - timedelta(seconds=60))
+    client.post(reverse("verdict_form", args=[debate.pk]), verdict_form(debate))
+    client.logout()
+    late = enter(client, study, "LATECOMER")
+    crowd.answer_quiz(late, [1])
+    late = crowd.progress(crowd.answer_practice(late, [0.8, 0.2]))
+    assert late.status == "waiting"
+    StudyParticipant.objects.filter(pk=late.pk).update(status_changed_at=timezone.now() - timedelta(seconds=61))
+    page = client.get(reverse("study", args=[study.pk])).content.decode()
+    late.refresh_from_db()
+    assert late.status == "judging" and "Judge the transcript" in page
+    from judging import offline
+    from judging.models import Assignment
+
+    assignment = Assignment.objects.get(judge=late.user)
+    assert assignment.debate_id == debate.pk
+    while not offline.ready_for_verdict(assignment):
+        offline.report_step(assignment.pk, late.user, assignment.position, [0.6, 0.4])
+        assignment.refresh_from_db()
+    offline.submit_offline_verdict(assignment.pk, late.user, [0.7, 0.3], "From the transcript.")
+    assert "Continue the study" in client.get(reverse("offline_judging", args=[assignment.pk])).content.decode()
+    page = client.get(reverse("study", args=[study.pk])).content.decode()
+    assert "A few questions about the debates" in page  # the offline verdict counts as their judgment
