@@ -1,6 +1,7 @@
 """Quality checks for crowd judges, kept apart from verdict recording (judging.services): the study's
 minimum time per verdict, the time the judge's pages were hidden (recorded with the verdict), and
 the per-participant quality figures shown on the experiment page and in the study export."""
+
 from django.db.models import Max, Min, Sum
 from django.utils import timezone
 
@@ -19,8 +20,11 @@ def check_minimum_time(debate, study: dict | None) -> None:
         return
     spent = (timezone.now() - debate.started_at).total_seconds()
     if spent < minimum:
-        raise Refused("too_fast", f"take at least {minimum} seconds over a debate before your verdict "
-                                  f"({round(minimum - spent)} seconds to go)")
+        raise Refused(
+            "too_fast",
+            f"take at least {minimum} seconds over a debate before your verdict "
+            f"({round(minimum - spent)} seconds to go)",
+        )
 
 
 def hidden_seconds(value) -> float | None:
@@ -40,13 +44,18 @@ def record_hidden_time(verdict: Verdict, value) -> None:
 
 def participant_quality(participant: StudyParticipant, version) -> dict:
     verdicts = Verdict.objects.filter(debate__experiment_version=version, judge=participant.user)
-    figures = verdicts.aggregate(hidden=Sum("hidden_seconds"), fastest=Min("seconds_spent"),
-                                 slowest=Max("seconds_spent"))
+    figures = verdicts.aggregate(
+        hidden=Sum("hidden_seconds"), fastest=Min("seconds_spent"), slowest=Max("seconds_spent")
+    )
     practice = participant.responses.get("practice") or {}
-    return {"verdicts": verdicts.count(), "correct": verdicts.filter(correct=True).count(),
-            "quiz_attempts": participant.quiz_attempts, "practice_correct": practice.get("correct"),
-            "hidden_seconds": round(figures["hidden"] or 0, 1),
-            "fastest_verdict_seconds": figures["fastest"]}
+    return {
+        "verdicts": verdicts.count(),
+        "correct": verdicts.filter(correct=True).count(),
+        "quiz_attempts": participant.quiz_attempts,
+        "practice_correct": practice.get("correct"),
+        "hidden_seconds": round(figures["hidden"] or 0, 1),
+        "fastest_verdict_seconds": figures["fastest"],
+    }
 
 
 def quality_label(figures: dict) -> str:

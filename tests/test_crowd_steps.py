@@ -2,6 +2,7 @@
 (scored and explained), the post-debate survey (stored and exported), the wait limit that releases
 a waiting participant with a code, the minimum time per verdict, hidden-page time recorded with the
 verdict, the researcher's release and the participants export with its quality columns."""
+
 import csv
 import io
 from datetime import timedelta
@@ -66,15 +67,23 @@ def study(make_user):
     owner = make_user("sara", "researcher")
     make_user("sdeb1", "debater")
     make_user("sdeb2", "debater")
-    Question.objects.create(text="Only question?", answers=["yes", "no"], correct_index=0,
-                            hidden_material="passage", source="steps-unit", external_id="1")
+    Question.objects.create(
+        text="Only question?",
+        answers=["yes", "no"],
+        correct_index=0,
+        hidden_material="passage",
+        source="steps-unit",
+        external_id="1",
+    )
     version, _ = load_experiment(DEFINITION, owner)
     start_experiment(version.pk)
     return version.experiment
 
 
 def enter(client, study, pid):
-    client.get(reverse("study", args=[study.pk]), {"PROLIFIC_PID": pid, "STUDY_ID": "S", "SESSION_ID": "X"}, follow=True)
+    client.get(
+        reverse("study", args=[study.pk]), {"PROLIFIC_PID": pid, "STUDY_ID": "S", "SESSION_ID": "X"}, follow=True
+    )
     return StudyParticipant.objects.get(external_id=pid)
 
 
@@ -99,7 +108,7 @@ def test_the_practice_debate_is_scored_explained_and_qualifies(client, study):
     participant.refresh_from_db()
     practice = participant.responses["practice"]
     assert practice["correct"] is False and practice["scoring_rule"] == "quadratic"
-    assert practice["score"] == pytest.approx(2 * 0.3 - (0.3 ** 2 + 0.7 ** 2))
+    assert practice["score"] == pytest.approx(2 * 0.3 - (0.3**2 + 0.7**2))
     shown = page.content.decode()
     assert participant.status == "judging"  # qualified, then seated in the one open debate
     assert client.get(reverse("study", args=[study.pk])).status_code == 200
@@ -164,13 +173,15 @@ def test_a_verdict_sooner_than_the_minimum_is_refused_and_hidden_time_is_kept(cl
 def test_the_survey_comes_after_the_last_verdict_and_is_stored_and_exported(client, study):
     participant, debate = judge_to_the_verdict(client, study, "SURVEYED")
     Debate.objects.filter(pk=debate.pk).update(started_at=timezone.now() - timedelta(seconds=60))
-    page = client.post(reverse("verdict_form", args=[debate.pk]), verdict_form(debate, hidden_seconds="3"),
-                       follow=True).content.decode()
-    assert "A few questions about the debates" in page and 'data-correct-answer>yes<' in page
+    page = client.post(
+        reverse("verdict_form", args=[debate.pk]), verdict_form(debate, hidden_seconds="3"), follow=True
+    ).content.decode()
+    assert "A few questions about the debates" in page and "data-correct-answer>yes<" in page
     participant.refresh_from_db()
     assert participant.status == "judging"
-    bad = client.post(reverse("study_survey", args=[study.pk]), {"evidence": "7", "interface": "Bigger font."},
-                      follow=True)
+    bad = client.post(
+        reverse("study_survey", args=[study.pk]), {"evidence": "7", "interface": "Bigger font."}, follow=True
+    )
     assert "takes a number from 1 to 5" in bad.content.decode()
     client.post(reverse("study_survey", args=[study.pk]), {"evidence": "4", "interface": "Bigger font."})
     participant.refresh_from_db()
@@ -182,7 +193,11 @@ def test_the_survey_comes_after_the_last_verdict_and_is_stored_and_exported(clie
     assert len(rows) == 1 and rows[0]["participant"] == "SURVEYED" and rows[0]["status"] == "completed"
     assert rows[0]["survey_json"] == '{"evidence": 4, "interface": "Bigger font."}'
     assert (rows[0]["verdicts"], rows[0]["correct"], rows[0]["hidden_seconds"], rows[0]["practice_correct"]) == (
-        "1", "1", "3.0", "True")
+        "1",
+        "1",
+        "3.0",
+        "True",
+    )
     page = client.get(reverse("experiment_detail", args=[study.pk])).content.decode()
     assert "1/1 correct, quiz tries 1, practice right, hidden 3 s" in page
 
@@ -194,19 +209,25 @@ def test_the_researcher_releases_a_participant_with_the_outcomes_code(client, st
     client.post(url, {"outcome": "failed_checks"})
     participant.refresh_from_db()
     assert (participant.status, participant.outcome, participant.completion_code) == (
-        "screened_out", "failed_checks", "FAILED1")
+        "screened_out",
+        "failed_checks",
+        "FAILED1",
+    )
     again = client.post(url, {"outcome": "timed_out"}, follow=True)
     assert "already finished" in again.content.decode()
     participant.refresh_from_db()
     assert participant.status == "screened_out"
 
 
-CHECKED = DEFINITION.replace("  wait_limit_seconds: 60\n", """  wait_limit_seconds: 600
+CHECKED = DEFINITION.replace(
+    "  wait_limit_seconds: 60\n",
+    """  wait_limit_seconds: 600
   judge_timeout_seconds: 120
   exclusion:
     practice_must_be_right: true
     max_hidden_seconds: 60
-""")
+""",
+)
 
 
 @pytest.fixture
@@ -214,8 +235,14 @@ def checked_study(make_user):
     owner = make_user("cara", "researcher")
     make_user("sdeb1", "debater")
     make_user("sdeb2", "debater")
-    Question.objects.create(text="Only question?", answers=["yes", "no"], correct_index=0,
-                            hidden_material="passage", source="steps-unit", external_id="1")
+    Question.objects.create(
+        text="Only question?",
+        answers=["yes", "no"],
+        correct_index=0,
+        hidden_material="passage",
+        source="steps-unit",
+        external_id="1",
+    )
     version, _ = load_experiment(CHECKED, owner)
     start_experiment(version.pk)
     return version.experiment
@@ -233,8 +260,9 @@ def test_a_wrong_practice_screens_out_and_the_researcher_bans_across_studies(che
     assert (wrong.status, wrong.outcome, wrong.completion_code) == ("screened_out", "failed_checks", "FAILED1")
     # The same person arriving at another study of this researcher is screened out at once.
     Question.objects.create(text="Another?", answers=["a", "b"], correct_index=0, source="other-unit")
-    version, _ = load_experiment(CHECKED.replace("Stepwise study", "Second study").replace("steps-unit", "other-unit"),
-                                 checked_study.owner)
+    version, _ = load_experiment(
+        CHECKED.replace("Stepwise study", "Second study").replace("steps-unit", "other-unit"), checked_study.owner
+    )
     start_experiment(version.pk)
     again = crowd.enter(version.experiment, crowd.Entry("prolific", "SLOPPY"))
     assert (again.status, again.outcome) == ("screened_out", "screened_out")
@@ -284,7 +312,11 @@ def test_the_monitor_counts_people_waits_dropouts_and_judged_debates_and_advance
     assert monitor["by_status"]["judging"] == 1 and monitor["by_status"]["qualified"] == 1
     assert monitor["waiting_room"]["waiting"] == 1 and monitor["waiting_room"]["open_debates"] == 0
     assert (monitor["debates"], monitor["debates_with_judge"], monitor["debates_judged"], monitor["dropouts"]) == (
-        1, 1, 0, 0)
+        1,
+        1,
+        0,
+        0,
+    )
     client.post(reverse("study_advance", args=[study.pk, second.pk]))
     second.refresh_from_db()
     assert second.status == "waiting"  # advanced: no debate is free, so into the waiting room now
@@ -300,10 +332,17 @@ def test_past_the_wait_limit_a_participant_can_judge_a_finished_debate_offline_i
     owner = make_user("olga", "researcher")
     make_user("sdeb1", "debater")
     make_user("sdeb2", "debater")
-    Question.objects.create(text="Only question?", answers=["yes", "no"], correct_index=0,
-                            hidden_material="The answer is yes.", source="steps-unit", external_id="1")
-    version, _ = load_experiment(DEFINITION.replace("  wait_limit_seconds: 60\n",
-                                                    "  wait_limit_seconds: 60\n  on_wait_limit: offline\n"), owner)
+    Question.objects.create(
+        text="Only question?",
+        answers=["yes", "no"],
+        correct_index=0,
+        hidden_material="The answer is yes.",
+        source="steps-unit",
+        external_id="1",
+    )
+    version, _ = load_experiment(
+        DEFINITION.replace("  wait_limit_seconds: 60\n", "  wait_limit_seconds: 60\n  on_wait_limit: offline\n"), owner
+    )
     start_experiment(version.pk)
     study = version.experiment
     first, debate = judge_to_the_verdict(client, study, "LIVEJUDGE")

@@ -8,8 +8,10 @@ from judging import bots, crowd
 
 
 class Command(BaseCommand):
-    help = ("Simulated judges take part in an experiment's crowd study through the real pages and "
-            "websocket of a running server, then the bonus file is written. For dry runs and tests.")
+    help = (
+        "Simulated judges take part in an experiment's crowd study through the real pages and "
+        "websocket of a running server, then the bonus file is written. For dry runs and tests."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("experiment", type=int, help="experiment id")
@@ -31,8 +33,18 @@ class Command(BaseCommand):
             raise CommandError(f"{found} has not started: start it first")
         if not 1 <= judges <= 10_000:
             raise CommandError("--judges must be between 1 and 10000")
-        run = bots.run_bots(url, found.pk, crowd.study_settings(version), judges, concurrency=concurrency,
-                            accuracy=accuracy, seed=seed, timeout=timeout, prefix=prefix, truth_for=_truth)
+        run = bots.run_bots(
+            url,
+            found.pk,
+            crowd.study_settings(version),
+            judges,
+            concurrency=concurrency,
+            accuracy=accuracy,
+            seed=seed,
+            timeout=timeout,
+            prefix=prefix,
+            truth_for=_truth,
+        )
         for result in run["results"]:
             if result.error:
                 self.stderr.write(f"{result.pid}: {result.error}")
