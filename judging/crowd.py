@@ -4,6 +4,7 @@ completion code and a bonus. The experiment file's optional `study:` section say
 shows (debates.experiment_spec). Pages call these functions; a status only ever moves forward
 between the steps before judging, and a finished participant stays finished."""
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import timedelta
@@ -42,7 +43,8 @@ DEFAULT_STUDY = {
     "min_verdict_seconds": None,
     "judge_timeout_seconds": None,
     "on_wait_limit": "release",
-    "exclusion": {"practice_must_be_right": False, "max_hidden_seconds": None},
+    "exclusion": {"practice_must_be_right": False, "max_hidden_seconds": None, "min_gold_accuracy": None},
+    "gold": None,
 }
 BEFORE_JUDGING = (StudyParticipant.ALLOCATED, StudyParticipant.CONSENTED, StudyParticipant.QUALIFIED)
 
@@ -281,11 +283,49 @@ def answer_survey(participant: StudyParticipant, answers: dict) -> StudyParticip
 
 
 def _enough_verdicts(participant: StudyParticipant, study: dict) -> bool:
+    """Gold judgments are checks, not part of the work: they do not count here."""
     version = study_version(participant.experiment)
-    return (
-        Verdict.objects.filter(debate__experiment_version=version, judge=participant.user).count()
-        >= study["debates_per_judge"]
+    real = Verdict.objects.filter(debate__experiment_version=version, judge=participant.user)
+    return real.exclude(debate_id__in=gold_ids(study)).count() >= study["debates_per_judge"]
+
+
+def gold_ids(study: dict) -> list[int]:
+    return (study.get("gold") or {}).get("debates") or []
+
+
+def gold_verdicts(participant: StudyParticipant, study: dict):
+    return Verdict.objects.filter(judge=participant.user, debate_id__in=gold_ids(study))
+
+
+def gold_due(participant: StudyParticipant, version, study: dict) -> bool:
+    """About one gold debate per 1/rate real judgments, the first after the first real one."""
+    if not study.get("gold"):
+        return False
+    real = (
+        Verdict.objects.filter(debate__experiment_version=version, judge=participant.user)
+        .exclude(debate_id__in=gold_ids(study))
+        .count()
     )
+    return gold_verdicts(participant, study).count() < math.ceil(real * study["gold"]["rate"] - 1e-9)
+
+
+def offer_gold(participant: StudyParticipant, study: dict) -> Assignment | None:
+    """A gold debate this person may judge (never a question they have seen), all at once."""
+    from . import offline
+
+    for debate_id in gold_ids(study):
+        try:
+            return offline.assign(debate_id, participant.user, Assignment.ALL_AT_ONCE)
+        except (Refused, IntegrityError, Debate.DoesNotExist):
+            continue
+    return None
+
+
+def _failed_gold(participant: StudyParticipant, study: dict) -> bool:
+    minimum = study["exclusion"].get("min_gold_accuracy")
+    judged = gold_verdicts(participant, study)
+    count = judged.count()
+    return minimum is not None and count > 0 and judged.filter(correct=True).count() / count < minimum
 
 
 def skip_empty_steps(participant: StudyParticipant, study: dict) -> StudyParticipant:
@@ -314,7 +354,7 @@ def progress(participant: StudyParticipant) -> StudyParticipant:
     ):
         return participant
     study = study_settings(version)
-    if _hid_too_long(participant, version, study):
+    if _hid_too_long(participant, version, study) or _failed_gold(participant, study):
         return finish(participant, StudyParticipant.SCREENED_OUT, "failed_checks")
     seated = list(judged_debates(participant, version))
     done = [d for d in seated if d.status in (Debate.COMPLETE, Debate.ABANDONED)]
@@ -324,6 +364,11 @@ def progress(participant: StudyParticipant) -> StudyParticipant:
             with transaction.atomic():
                 _move(_locked(participant), StudyParticipant.JUDGING)
             participant.refresh_from_db()
+        return participant
+    if gold_due(participant, version, study) and offer_gold(participant, study):
+        with transaction.atomic():
+            _move(_locked(participant), StudyParticipant.JUDGING)
+        participant.refresh_from_db()
         return participant
     if _enough_verdicts(participant, study):
         with transaction.atomic():
@@ -401,8 +446,10 @@ def free_dropped_seats(version: ExperimentVersion, study: dict) -> int:
 
 
 def open_offline_assignment(participant: StudyParticipant, version):
+    """An unfinished transcript to judge: a debate of the study, or one of its gold debates."""
+    gold = gold_ids(study_settings(version))
     return (
-        Assignment.objects.filter(judge=participant.user, debate__experiment_version=version)
+        Assignment.objects.filter(Q(debate__experiment_version=version) | Q(debate_id__in=gold), judge=participant.user)
         .exclude(status=Assignment.DONE)
         .order_by("id")
         .first()

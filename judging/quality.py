@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from debates.protocol import Refused
 
+from .crowd import gold_verdicts, study_settings
 from .models import StudyParticipant, Verdict
 
 MAX_HIDDEN_SECONDS = 7 * 24 * 3600
@@ -48,7 +49,10 @@ def participant_quality(participant: StudyParticipant, version) -> dict:
         hidden=Sum("hidden_seconds"), fastest=Min("seconds_spent"), slowest=Max("seconds_spent")
     )
     practice = participant.responses.get("practice") or {}
+    gold = gold_verdicts(participant, study_settings(version))
     return {
+        "gold": gold.count(),
+        "gold_correct": gold.filter(correct=True).count(),
         "verdicts": verdicts.count(),
         "correct": verdicts.filter(correct=True).count(),
         "quiz_attempts": participant.quiz_attempts,
@@ -61,6 +65,8 @@ def participant_quality(participant: StudyParticipant, version) -> dict:
 def quality_label(figures: dict) -> str:
     """One line for the researcher's table."""
     parts = [f"{figures['correct']}/{figures['verdicts']} correct", f"quiz tries {figures['quiz_attempts']}"]
+    if figures["gold"]:
+        parts.append(f"gold {figures['gold_correct']}/{figures['gold']}")
     if figures["practice_correct"] is not None:
         parts.append("practice right" if figures["practice_correct"] else "practice wrong")
     if figures["hidden_seconds"]:

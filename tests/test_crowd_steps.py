@@ -369,3 +369,84 @@ def test_past_the_wait_limit_a_participant_can_judge_a_finished_debate_offline_i
     assert "Continue the study" in client.get(reverse("offline_judging", args=[assignment.pk])).content.decode()
     page = client.get(reverse("study", args=[study.pk])).content.decode()
     assert "A few questions about the debates" in page  # the offline verdict counts as their judgment
+
+
+def finished_gold_debate(make_user):
+    """A finished debate with a known answer, from outside the study, to serve as gold."""
+    from debates.protocol import Protocol
+
+    question = Question.objects.create(
+        text="Gold: is water wet?",
+        answers=["yes", "no"],
+        correct_index=0,
+        hidden_material="Water is wet.",
+        source="gold-unit",
+    )
+    a, b, judge = make_user("gold_a", "debater"), make_user("gold_b", "debater"), make_user("gold_j", "judge")
+    debate = services.create_debate(
+        question, Protocol(rounds=("sequential",)), {"A": (a, 0), "B": (b, 1)}, judge=judge, answer_order=[0, 1]
+    )
+    services.start_debate(debate.pk)
+    for seat in debate.get_protocol().order:
+        services.submit_action(debate.pk, debate.participants.get(seat=seat).user, kind="speech", text="Speech.")
+    from judging.services import submit_verdict
+
+    submit_verdict(debate.pk, judge, [0.9, 0.1], "Obvious.")
+    return debate
+
+
+def test_gold_debates_are_mixed_in_checked_and_not_counted_as_work(client, make_user):
+    gold = finished_gold_debate(make_user)
+    owner = make_user("gina", "researcher")
+    make_user("sdeb1", "debater")
+    make_user("sdeb2", "debater")
+    for i in range(2):
+        Question.objects.create(
+            text=f"Real {i}?",
+            answers=["yes", "no"],
+            correct_index=0,
+            hidden_material="passage",
+            source="steps-unit",
+            external_id=str(i),
+        )
+    text = DEFINITION.replace(
+        "  wait_limit_seconds: 60\n",
+        f"""  wait_limit_seconds: 60
+  gold:
+    debates: [{gold.pk}]
+    rate: 1
+  exclusion:
+    min_gold_accuracy: 1
+""",
+    )
+    client.force_login(owner)
+    assert (
+        "no finished debates with ids 999999"
+        in client.post(
+            reverse("experiment_new"), {"definition": text.replace(f"[{gold.pk}]", "[999999]")}
+        ).content.decode()
+    )
+    version, _ = load_experiment(text, owner)
+    start_experiment(version.pk)
+    study = version.experiment
+    from judging import offline
+    from judging.models import Assignment
+
+    outcomes = {}
+    for pid, right in (("GOLDEN", True), ("LEADEN", False)):
+        client.logout()
+        participant, debate = judge_to_the_verdict(client, study, pid)
+        Debate.objects.filter(pk=debate.pk).update(started_at=timezone.now() - timedelta(seconds=60))
+        page = client.post(reverse("verdict_form", args=[debate.pk]), verdict_form(debate), follow=True)
+        participant.refresh_from_db()
+        assignment = Assignment.objects.get(judge=participant.user)
+        assert participant.status == "judging" and assignment.debate_id == gold.pk  # gold before the survey
+        assert "Judge the transcript" in page.content.decode()
+        offline.submit_offline_verdict(assignment.pk, participant.user, [0.8, 0.2] if right else [0.2, 0.8], "Gold.")
+        page = client.get(reverse("study", args=[study.pk])).content.decode()
+        participant.refresh_from_db()
+        outcomes[pid] = (participant.status, participant.outcome, "A few questions" in page)
+    assert outcomes == {"GOLDEN": ("judging", "", True), "LEADEN": ("screened_out", "failed_checks", False)}
+    client.force_login(owner)
+    page = client.get(reverse("experiment_detail", args=[study.pk])).content.decode()
+    assert "gold 1/1" in page and "gold 0/1" in page
