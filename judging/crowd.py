@@ -386,7 +386,7 @@ def progress(participant: StudyParticipant) -> StudyParticipant:
             return participant
         return finish(participant, StudyParticipant.TIMED_OUT, "timed_out")
     free_dropped_seats(version, study)
-    debate = seat_judge(participant, version)
+    debate = seat_judge(participant, version) or offer_further_judgment(participant, version)
     wanted = StudyParticipant.JUDGING if debate else StudyParticipant.WAITING
     with transaction.atomic():
         locked = _locked(participant)
@@ -454,6 +454,34 @@ def open_offline_assignment(participant: StudyParticipant, version):
         .order_by("id")
         .first()
     )
+
+
+def offer_further_judgment(participant: StudyParticipant, version) -> Assignment | None:
+    """A finished debate of the study that still wants judgments (judges.per_debate, the live judge
+    counting as one), judged offline as judges.offline says. The debate's row is locked while its
+    judgments are counted and one is added, so racing participants never exceed the number."""
+    from . import offline
+
+    judges = version.definition.get("judges") or {}
+    mode, per_debate = judges.get("offline", "none"), judges.get("per_debate", 1)
+    if mode not in offline.MODES or per_debate <= 1:
+        return None
+    wanting = (
+        Debate.objects.filter(experiment_version=version, status=Debate.COMPLETE)
+        .annotate(assigned=Count("offline_assignments", distinct=True))
+        .filter(assigned__lt=per_debate - 1)
+        .order_by("assigned", "id")
+    )
+    for candidate in wanting[:50]:
+        with transaction.atomic():
+            debate = Debate.objects.select_for_update().get(pk=candidate.pk)
+            if debate.offline_assignments.count() >= per_debate - 1:
+                continue
+            try:
+                return offline.assign(debate.pk, participant.user, mode)
+            except (Refused, IntegrityError):
+                continue
+    return None
 
 
 def offer_offline_judging(participant: StudyParticipant, version) -> Assignment | None:

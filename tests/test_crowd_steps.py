@@ -450,3 +450,40 @@ def test_gold_debates_are_mixed_in_checked_and_not_counted_as_work(client, make_
     client.force_login(owner)
     page = client.get(reverse("experiment_detail", args=[study.pk])).content.decode()
     assert "gold 1/1" in page and "gold 0/1" in page
+
+
+def test_further_judgments_go_to_the_waiting_room_exactly_k_per_debate(client, make_user):
+    owner = make_user("kara", "researcher")
+    make_user("sdeb1", "debater")
+    make_user("sdeb2", "debater")
+    make_user("bystander", "judge")  # a judge outside the study never gets the study's judgments
+    Question.objects.create(
+        text="Only question?",
+        answers=["yes", "no"],
+        correct_index=0,
+        hidden_material="passage",
+        source="steps-unit",
+        external_id="1",
+    )
+    text = DEFINITION.replace(
+        "judges:\n  kind: human\n", "judges:\n  kind: human\n  per_debate: 3\n  offline: all_at_once\n"
+    )
+    version, _ = load_experiment(text, owner)
+    start_experiment(version.pk)
+    study = version.experiment
+    live_judge, debate = judge_to_the_verdict(client, study, "LIVE")
+    Debate.objects.filter(pk=debate.pk).update(started_at=timezone.now() - timedelta(seconds=60))
+    client.post(reverse("verdict_form", args=[debate.pk]), verdict_form(debate))
+    from judging.models import Assignment
+
+    assert not Assignment.objects.exists()  # nothing handed to judges outside the study
+    later = []
+    for pid in ("SECOND", "THIRD", "FOURTH"):
+        participant = crowd.enter(study, crowd.Entry("prolific", pid))
+        crowd.give_consent(participant, True)
+        crowd.answer_quiz(participant, [1])
+        later.append(crowd.progress(crowd.answer_practice(participant, [0.8, 0.2])))
+    assert [p.status for p in later] == ["judging", "judging", "waiting"]  # K = 3: the live judge and two more
+    assigned = Assignment.objects.filter(debate=debate)
+    assert assigned.count() == 2 and {a.judge_id for a in assigned} == {later[0].user_id, later[1].user_id}
+    assert assigned.filter(mode="all_at_once").count() == 2
