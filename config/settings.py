@@ -103,6 +103,9 @@ elif env_bool("DATABASE_POOL", default=True):
     # instead of opening one per call; DATABASE_POOL_SIZE bounds what one process holds.
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 1, "max_size": int(os.environ.get("DATABASE_POOL_SIZE", "12")), "timeout": 30}
+    # After a PostgreSQL restart the pool's idle connections are dead: the pool checks each one as
+    # it lends it out and replaces it, instead of failing one request or task per dead connection.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "")

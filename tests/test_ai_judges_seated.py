@@ -3,7 +3,7 @@ in every judge feedback round and the verdict at the end, through a real Celery 
 budgets and retries of AI debaters. The LLM judge talks to tests/fake_llm_server.py, the TEST
 DOUBLE for a paid model API (no network, no key)."""
 import json
-import time
+import os
 
 import pytest
 
@@ -15,6 +15,7 @@ from judging.models import Verdict
 from judging.verdicts import TIE_RULE
 
 from .fake_llm_server import Fail, FakeLLMServer, Reply
+from .polling import wait_until
 
 STORY = ("The storm reached the lighthouse at dusk. The keeper lit the lamp and kept it burning all night, "
          "so the fishing boats found the harbour safely. In the morning the keeper slept.")
@@ -50,7 +51,8 @@ def questions(transactional_db):
 
 @pytest.fixture
 def llm():
-    server = FakeLLMServer().start()  # like a self-hosted server: no API key
+    # The operator's back-end "fake-local" (tests/settings.py): a self-hosted server, no API key.
+    server = FakeLLMServer(port=int(os.environ["FAKE_LOCAL_LLM_PORT"])).start()
     yield server
     server.stop()
 
@@ -62,14 +64,13 @@ def _start(make_user, tag: str, judges: str) -> list[Debate]:
 
 
 def _wait_until_complete(debates, seconds=120):
-    deadline = time.time() + seconds
     ids = [d.pk for d in debates]
-    while time.time() < deadline:
-        if not Debate.objects.filter(pk__in=ids).exclude(status=Debate.COMPLETE).exists():
-            return
-        time.sleep(0.3)
-    stuck = {d.pk: (d.status, d.turns.count()) for d in Debate.objects.filter(pk__in=ids)}
-    raise AssertionError(f"debates did not complete in {seconds} s: {stuck}")
+
+    def stuck():
+        return {d.pk: (d.status, d.turns.count()) for d in Debate.objects.filter(pk__in=ids)}
+
+    wait_until(lambda: not Debate.objects.filter(pk__in=ids).exclude(status=Debate.COMPLETE).exists(), seconds,
+               lambda: f"the debates to complete: {stuck()}", interval=0.3)
 
 
 def test_an_offline_ai_judge_is_seated_gives_feedback_and_the_verdict_through_the_worker(
@@ -101,9 +102,8 @@ def test_an_llm_judge_retries_keeps_its_budget_and_judges_through_the_worker(
     reply = json.dumps({"probabilities": [0.3, 0.7], "comment": "Where does the story say so?",
                         "end_debate": False, "reason": "Only one side quoted the story."})
     llm.script([Fail(500), Reply("I am not sure yet."), Reply(reply)], default=Reply(reply))
-    parameters = {"base_url": llm.url + "/v1", "retry_base_delay": 0.01, "retry_max_delay": 0.05,
-                  "token_budget": 100_000, "temperature": 0}
-    judges = f"  kind: ai\n  backend: openai\n  model: fake-judge\n  parameters: {json.dumps(parameters)}"
+    parameters = {"retry_base_delay": 0.01, "retry_max_delay": 0.05, "token_budget": 100_000, "temperature": 0}
+    judges = f"  kind: ai\n  backend: fake-local\n  model: fake-judge\n  parameters: {json.dumps(parameters)}"
     debates = _start(make_user, "llm", judges)
     _wait_until_complete(debates)
     for debate in debates:
@@ -116,7 +116,7 @@ def test_an_llm_judge_retries_keeps_its_budget_and_judges_through_the_worker(
         assert all(u["input_tokens"] > 0 for u in usage)  # counted against the judge's budget
         verdict = Verdict.objects.get(debate=debate)
         assert (verdict.ai_judge, verdict.live, verdict.reason) == ("fake-judge", True, "Only one side quoted the story.")
-        assert verdict.provenance["base_url"] == llm.url + "/v1" and len(verdict.provenance["replies"]) >= 1
+        assert verdict.provenance["backend"] == "fake-local" and len(verdict.provenance["replies"]) >= 1
     sent = json.dumps([r["body"] for r in llm.requests])
     assert "report your current belief" in sent and "How likely is each answer to be correct?" in sent
     assert STORY not in sent  # the judge never sees the story
@@ -126,13 +126,11 @@ def test_an_llm_judge_out_of_budget_forfeits_its_reports_and_the_debate_goes_on(
         celery_worker, make_user, questions, llm):
     questions("budget", 1)
     llm.script([], default=Reply("{}"))
-    parameters = {"base_url": llm.url + "/v1", "token_budget": 5, "retry_base_delay": 0.01}
-    judges = f"  kind: ai\n  backend: openai\n  model: fake-judge\n  parameters: {json.dumps(parameters)}"
+    parameters = {"token_budget": 5, "retry_base_delay": 0.01}
+    judges = f"  kind: ai\n  backend: fake-local\n  model: fake-judge\n  parameters: {json.dumps(parameters)}"
     debates = _start(make_user, "budget", judges)
-    deadline = time.time() + 90
-    while time.time() < deadline and Debate.objects.filter(pk__in=[d.pk for d in debates],
-                                                           status=Debate.LIVE).exists():
-        time.sleep(0.3)
+    wait_until(lambda: not Debate.objects.filter(pk__in=[d.pk for d in debates], status=Debate.LIVE).exists(), 90,
+               "every round to run", interval=0.3)
     for debate in Debate.objects.filter(pk__in=[d.pk for d in debates]):
         assert debate.status == Debate.AWAITING_VERDICT  # every round ran; the verdict needs budget too
         feedback = list(Turn.objects.filter(debate=debate, seat=JUDGE).order_by("id"))

@@ -78,10 +78,13 @@ def speech(text, client_id, **extra):
 
 @pytest.fixture
 def seated(two_round_debate, make_user):
-    """The debate's users by view: A and B debate, judy judges, rita (a researcher) observes."""
+    """The debate's users by view: A and B debate, judy judges, rita (the researcher who created
+    it) observes."""
     users = {p.seat: p.user for p in two_round_debate.participants.select_related("user")}
+    researcher = make_user("rita", "researcher")
+    Debate.objects.filter(pk=two_round_debate.pk).update(created_by=researcher)
     return {"debate": two_round_debate, "A": users["A"], "B": users["B"], "judge": users["judge"],
-            "observer": make_user("rita", "researcher")}
+            "observer": researcher}
 
 
 def test_each_role_gets_the_state_its_view_allows(seated):
@@ -185,7 +188,7 @@ def test_bad_input_gets_an_error_frame_stores_nothing_and_the_connection_keeps_w
     assert [(a["type"], a["code"]) for a in answers] == [("error", code) for code in expected]
     assert all(a["message"] and a["seq"] == start_seq for a in answers)
     assert answers[2]["client_id"] == "u-1"
-    assert pong == {"type": "pong", "seq": start_seq}
+    assert (pong["type"], pong["seq"]) == ("pong", start_seq)
     assert not Turn.objects.filter(debate=debate).exists()
     assert DebateEvent.objects.filter(debate=debate).count() == start_seq
 

@@ -80,6 +80,7 @@ def _booleans_are_words(tables: dict) -> None:
             assert values <= {"true", "false", ""} and values & {"true", "false"}, (table, name, values)
 
 
+@pytest.mark.postgresql
 def test_the_module_experiment_exports_in_every_format_and_validates(experiment, tmp_path):
     counts = export_everything(tmp_path, experiment=[experiment.pk])
     assert counts["jsonl"] == Verdict.objects.filter(debate__experiment_version__experiment=experiment).count() > 0
@@ -88,6 +89,7 @@ def test_the_module_experiment_exports_in_every_format_and_validates(experiment,
     assert quotes and all(set(q) == {f.name for f in export.QUOTE_FIELDS} for q in quotes)
 
 
+@pytest.mark.postgresql
 def test_a_synthetic_experiment_exports_in_every_format_and_validates(db, tmp_path):
     owner = User.objects.create_user("synthetic-owner")
     made = synthetic.generate(60, owner=owner, seed=3, judges=10, debaters=6)
@@ -96,6 +98,7 @@ def test_a_synthetic_experiment_exports_in_every_format_and_validates(db, tmp_pa
     _booleans_are_words(counts["csv_tables"])
 
 
+@pytest.mark.postgresql
 def test_odd_quotes_keep_every_key_and_come_back_on_reimport(experiment, tmp_path):
     turn = Turn.objects.filter(debate__experiment_version__experiment=experiment, kind="speech").order_by("id").first()
     turn.payload = dict(turn.payload, quotes=ODD_QUOTES, model="some-model")
@@ -148,6 +151,7 @@ def test_reimported_accounts_are_inactive_like_the_nyu_import(experiment, tmp_pa
     assert not any(u.has_usable_password() for u in imported)
 
 
+@pytest.mark.postgresql
 def test_nyu_fixture_rooms_are_named_by_protocol_and_export_their_token_spans(db, tmp_path):
     call_command("import_nyu", str(NYU_FIXTURE), verbosity=0)
     names = set(Debate.objects.filter(source="nyu-debate-2023").values_list("protocol_name", flat=True))
@@ -181,12 +185,19 @@ def test_the_whole_nyu_dataset_exports_in_every_format_and_validates(db, tmp_pat
         call_command("export_verdicts", str(tmp_path / name), "--protocol", name, verbosity=0)
         assert len((tmp_path / name / export.JSONL_NAME).read_text().splitlines()) == count
         assert f"Protocol `{name}`: {count:,} verdicts" in (tmp_path / name / export.DATASHEET_NAME).read_text()
+    from judging import analysis  # the reproduction's counts print as integers
+
+    reproduction = analysis.nyu_reproduction(n_boot=200)
+    rows = {row["group"]: row for row in reproduction.rows}
+    assert (rows["human debate"]["correct"], rows["human debate"]["judgments"]) == (130, 154)
+    assert "human debate,130,154," in reproduction.csv() and "130.0" not in reproduction.csv()
     with capsys.disabled():
         print(f"\nNYU export: {total} verdicts; jsonl {counts['jsonl']}, parquet {counts['parquet']}, csv "
               f"{counts['csv']} rows; {len(counts['records'])} records validated; {len(quotes)} quotes; "
               f"by protocol {by_protocol}")
 
 
+@pytest.mark.postgresql
 def test_khan_debates_export_in_every_format_and_validate(db, tmp_path):
     call_command("import_quality", str(DATA / "quality" / "good.jsonl"), verbosity=0)
     call_command("import_khan", str(DATA / "khan" / "judged.csv"), verbosity=0)

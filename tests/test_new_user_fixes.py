@@ -80,6 +80,7 @@ def test_the_new_experiment_form_links_documentation_that_exists(client, make_us
         assert f"`{field}`" in documentation, field
 
 
+@pytest.mark.postgresql  # the first page is PostgreSQL's, which makes the CSV tables
 def test_csv_download_says_why_before_the_click_where_the_database_cannot_make_it(client, make_user, monkeypatch):
     from types import SimpleNamespace
 
