@@ -69,6 +69,16 @@ def study_settings(version: ExperimentVersion | None) -> dict:
     return dict(DEFAULT_STUDY, **((version.definition or {}).get("study") or {})) if version else dict(DEFAULT_STUDY)
 
 
+def study_link(request, experiment: Experiment) -> tuple[str, str]:
+    """(platform, the full study link to paste into the crowd platform, with its placeholders)."""
+    version = study_version(experiment) or experiment.latest_version()
+    platform = study_settings(version)["platform"]
+    base = request.build_absolute_uri(reverse("study", args=[experiment.pk]))
+    if platform == StudyParticipant.PROLIFIC:
+        base += "?PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}}"
+    return platform, base
+
+
 def entry_from(params) -> Entry | None:
     """An Entry from Prolific's or MTurk's link parameters; None when there are none. An MTurk
     preview (assignmentId ASSIGNMENT_ID_NOT_AVAILABLE) raises Refused('preview'). Bad ids are refused."""

@@ -20,14 +20,6 @@ from .pages import owned_experiment, researcher_required
 BACKEND = "django.contrib.auth.backends.ModelBackend"
 
 
-def study_link(request, experiment: Experiment, platform: str) -> str:
-    """The full study link to paste into the crowd platform, with its placeholders."""
-    base = request.build_absolute_uri(reverse("study", args=[experiment.pk]))
-    if platform == StudyParticipant.PROLIFIC:
-        return base + "?PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}}"
-    return base
-
-
 def study(request, experiment_id):
     """The study link. With Prolific's or MTurk's parameters it signs the person in as their
     participant (made on the first visit) and sends them on to the clean URL; without, it shows the
