@@ -222,9 +222,6 @@ def _ai_backends(value: str) -> dict:
 
 DEBATELAB_AI_BACKENDS = _ai_backends(os.environ.get("DEBATELAB_AI_BACKENDS", ""))
 
-# E-mail (password resets, notices): printed on the console unless a back-end is configured.
-EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
-DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "debatelab@localhost")
 # The address people reach this site at, for links in e-mails (pages build theirs from the request).
 DEBATELAB_SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 
