@@ -74,7 +74,6 @@ def wait_healthy(url: str, processes, seconds=90) -> None:
 
 def prepare_debates(count: int) -> list[dict]:
     """`count` live debates with five signed-in people each: [{id, sessions: {seat: key}}]."""
-    from django.conf import settings
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
     from django.contrib.auth.hashers import make_password
     from django.contrib.auth.models import User
@@ -96,7 +95,7 @@ def prepare_debates(count: int) -> list[dict]:
     rows = []
     for user in users:
         key = secrets.token_hex(16)
-        data = {SESSION_KEY: str(user.pk), BACKEND_SESSION_KEY: settings.AUTHENTICATION_BACKENDS[0],
+        data = {SESSION_KEY: str(user.pk), BACKEND_SESSION_KEY: "django.contrib.auth.backends.ModelBackend",
                 HASH_SESSION_KEY: user.get_session_auth_hash()}
         rows.append(Session(session_key=key, session_data=store.encode(data), expire_date=expiry))
         sessions[user.pk] = key
@@ -193,7 +192,9 @@ async def run_clients(url_for, headers_for, debates, rate, seconds, platform: bo
             try:
                 ws = await websockets.connect(url_for(debates[index], seat), additional_headers=headers_for(debates[index], seat),
                                               origin=headers_for.origin, open_timeout=60, max_size=2 ** 22)
-            except Exception:  # noqa: BLE001 - counted, the run goes on
+            except Exception as error:  # noqa: BLE001 - counted, the run goes on
+                if not tally.connect_failures:
+                    print(f"connect failed: {error!r}", file=sys.stderr)
                 tally.connect_failures += 1
                 ready[name].set()
                 return

@@ -10,6 +10,7 @@ import asyncio
 import json
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.consumer import get_handler_name
 from django.conf import settings
 
 from . import live, presence, services, snapshots
@@ -19,6 +20,16 @@ from .rooms import rooms, run_db
 
 class DebateConsumer(AsyncJsonWebsocketConsumer):
     viewer = None
+
+    async def dispatch(self, message):
+        """As Channels dispatches, without the hop to its one thread for synchronous code that it
+        makes before every message to close stale database connections: with a thousand sockets
+        every frame would queue on that thread. This consumer reads and writes the database only
+        through run_db, whose threads close their own connections."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def connect(self):
         self.debate_id = int(self.scope["url_route"]["kwargs"]["debate_id"])
