@@ -258,18 +258,20 @@ def cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
     return sum(after[pid] - before[pid] for pid in before if pid in after)
 
 
-def service_pids(processes) -> list[int]:
-    """The server's processes: ours with their children, PostgreSQL's and Redis's."""
-    pids = []
-    for process in processes:
-        pids.append(process.pid)
+def service_pids(web, worker) -> dict[str, list[int]]:
+    """The server's processes by part: web (serve.py and its daphne processes), the worker (and
+    its pool), PostgreSQL's and Redis's."""
+    parts = {}
+    for name, process in (("web", web), ("worker", worker)):
+        pids = [process.pid]
         children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
         if children.exists():
             pids += [int(p) for p in children.read_text().split()]
-    for name in ("postgres", "redis-server"):
-        found = subprocess.run(["pgrep", "-f", name], capture_output=True, text=True).stdout.split()
-        pids += [int(p) for p in found]
-    return pids
+        parts[name] = pids
+    for name, pattern in (("postgres", "postgres"), ("redis", "redis-server")):
+        parts[name] = [int(p) for p in subprocess.run(["pgrep", "-f", pattern], capture_output=True,
+                                                      text=True).stdout.split()]
+    return parts
 
 
 # --- the two servers ----------------------------------------------------------------------------
@@ -288,11 +290,15 @@ def run_platform(debate_count, rate, seconds, processes) -> tuple[Tally, float]:
         wait_healthy(base, [web, worker])
         debates = prepare_debates(debate_count)
         headers = Headers(base, lambda d, seat: {"Cookie": f"sessionid={d['sessions'][seat]}"})
-        pids = service_pids([web, worker])
-        cpu_before, wall_before = cpu_seconds(pids), time.monotonic()
+        parts = service_pids(web, worker)
+        before, wall_before, client_before = {k: cpu_seconds(v) for k, v in parts.items()}, time.monotonic(), \
+            time.process_time()
         tally = asyncio.run(run_clients(lambda d, seat: f"ws://127.0.0.1:{port}/ws/debates/{d['id']}/",
                                         headers, debates, rate, seconds, platform=True))
-        cpu = cpu_used(cpu_before, cpu_seconds(service_pids([web, worker]))) / (time.monotonic() - wall_before)
+        wall = time.monotonic() - wall_before
+        after = service_pids(web, worker)
+        cpu = {k: round(cpu_used(before[k], cpu_seconds(after[k])) / wall, 2) for k in parts}
+        cpu["client"] = round((time.process_time() - client_before) / wall, 2)
         return tally, cpu
     finally:
         for process in (web, worker):
@@ -357,7 +363,8 @@ def report(label, tally: Tally, cpu=None) -> dict:
            "speeches": len(tally.sent), "acked": len(tally.acked), "deliveries": len(tally.deliveries),
            "lost": lost, "duplicated": duplicated, "refused": tally.refused, "gaps": tally.out_of_order,
            "connect_failures": tally.connect_failures,
-           "server_cpu_cores": round(cpu, 2) if cpu is not None else None}
+           "server_cpu_cores": round(sum(v for k, v in cpu.items() if k != "client"), 2) if cpu else None,
+           "cpu_by_part": cpu}
     print(json.dumps(row), flush=True)
     return row
 
