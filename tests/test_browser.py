@@ -62,6 +62,9 @@ def sign_in(browser, base_url, username, viewport=None, wait_ms=WAIT_MS):
     context.set_default_timeout(wait_ms)
     page = context.new_page()
     page.on("pageerror", lambda error: PAGE_ERRORS.append(f"{username}: {error}"))
+    # The Content-Security-Policy blocks what a page loads against it, and says so on the console.
+    page.on("console", lambda message: PAGE_ERRORS.append(f"{username}: {message.text}")
+            if "Content Security Policy" in message.text else None)
     page.goto(f"{base_url}/accounts/login/")
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(PASSWORD)
