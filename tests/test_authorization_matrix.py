@@ -217,3 +217,24 @@ def test_each_websocket_route_answers_each_role_as_its_rule_says(daphne_server, 
                 assert accepted and first is not None, f"{role} was refused {route}"
             else:
                 assert not accepted and code == 4403, f"{role} reached {route}: {first}"
+
+
+def test_an_experiment_given_to_another_researcher_opens_its_space_to_them(world, client):
+    """Experiment.shared_with (set by a platform administrator): the other researcher then sees
+    and runs the experiment and its debates like the owner; staff status alone never did."""
+    other = world["people"]["other_researcher"]
+    client.force_login(other)
+    debate, experiment_id = world["debate"], world["values"]["experiment_id"]
+    assert client.get(f"/debates/{debate.pk}/").status_code == 403
+    assert client.get(f"/experiments/{experiment_id}/").status_code == 403
+    Experiment.objects.get(pk=experiment_id).shared_with.add(other)
+    assert client.get(f"/debates/{debate.pk}/").status_code == 200
+    assert client.get(f"/experiments/{experiment_id}/").status_code == 200
+    assert f"/debates/{debate.pk}/" in client.get("/").content.decode()  # and the lobby lists it
+
+
+def test_the_lobby_lists_only_the_researchers_own_debates(world, client):
+    client.force_login(world["people"]["other_researcher"])
+    assert f"/debates/{world['debate'].pk}/" not in client.get("/").content.decode()
+    client.force_login(world["people"]["owner"])
+    assert f"/debates/{world['debate'].pk}/" in client.get("/").content.decode()
