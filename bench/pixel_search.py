@@ -39,8 +39,8 @@ from debates.pixel.evaluator import JudgeEvaluator  # noqa: E402
 from debates.pixel.judge_net import PixelJudge  # noqa: E402
 from debates.pixel.judges import load_judge, weights_path  # noqa: E402
 from debates.pixel.mcts import DriverStats, SearchConfig, play_moves, run_plain  # noqa: E402
-from debates.pixel.selfplay import (play_games, random_nonzero_masks, table2_games,  # noqa: E402
-                                    wilson_interval)
+from debates.pixel.selfplay import play_games, random_nonzero_masks, table2_games  # noqa: E402
+from debates.proportions import wilson_interval  # noqa: E402
 from debates.pixel.game import batch_judge_planes  # noqa: E402
 
 PAPER_IMAGES, PAPER_LIES, PAPER_SEEDS, PAPER_ORDERS, PAPER_ROLLOUTS = 10_000, 9, 3, 2, 10_000

@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import dj_database_url
+from django.conf import global_settings
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -86,6 +87,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "judging.context_processors.offline_assignments",  # the lobby's offline judging list
             ],
         },
     },
@@ -96,20 +98,26 @@ DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Live pages write from several threads; wait for the lock instead of failing at once.
     DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+elif env_bool("DATABASE_POOL", default=True):
+    # A process's threads (sockets' database work, requests) borrow connections from a pool
+    # instead of opening one per call; DATABASE_POOL_SIZE bounds what one process holds.
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1, "max_size": int(os.environ.get("DATABASE_POOL_SIZE", "12")), "timeout": 30}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 # Embedded mode: no broker, so AI work and turn timers run inside the web process.
 RUN_TASKS_IN_PROCESS = not REDIS_URL
 
+# Keeps deployments (or test runs) that share a Redis server apart.
+DEBATELAB_LIVE_PREFIX = os.environ.get("CHANNEL_PREFIX") or "debatelab" + urlsplit(REDIS_URL).path.replace("/", "-")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             # Pub/sub channels ignore Redis database numbers: the prefix keeps deployments (or test
             # runs) that share a Redis server apart.
-            "CONFIG": {"hosts": [{"address": REDIS_URL, "max_connections": 1000}],
-                       "prefix": os.environ.get("CHANNEL_PREFIX") or "debatelab" + urlsplit(REDIS_URL).path.replace("/", "-")},
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "max_connections": 1000}], "prefix": DEBATELAB_LIVE_PREFIX},
         }
     }
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
@@ -124,6 +132,27 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "debatelab")
+
+# The sweep (debates.sweep) reschedules overdue turn deadlines and AI turns that lost their task:
+# Celery beat runs it in production (`platform/entrypoint.sh beat`), a timer thread in the embedded
+# default. 0 turns it off.
+DEBATELAB_SWEEP_INTERVAL = float(os.environ.get("SWEEP_INTERVAL", "10"))
+if REDIS_URL and DEBATELAB_SWEEP_INTERVAL > 0:
+    CELERY_BEAT_SCHEDULE = {"sweep-owed-work": {
+        "task": "debates.tasks.sweep_owed_work", "schedule": DEBATELAB_SWEEP_INTERVAL,
+        # A sweep that waited out a worker outage in the queue is stale: the next one does its work.
+        "options": {"expires": max(5.0, DEBATELAB_SWEEP_INTERVAL * 2)}}}
+# /healthz fails when no Celery worker has reported in for this many seconds (production only; the
+# embedded default has no worker). 0 turns the check off.
+DEBATELAB_WORKER_MAX_AGE = float(os.environ.get("HEALTH_WORKER_MAX_AGE", "60"))
+
+# Production keeps Django's default hashers (PBKDF2 first). The test settings set
+# DEBATELAB_FAST_PASSWORD_HASHING=1, which puts MD5 first: fixtures create hundreds of users and each
+# PBKDF2 hash costs about a second here. It is an environment variable, not a test-only setting, so
+# the daphne and Celery subprocesses the live tests start can check the passwords of those users.
+# Never set it in production.
+if env_bool("DEBATELAB_FAST_PASSWORD_HASHING"):
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", *global_settings.PASSWORD_HASHERS]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -190,8 +219,20 @@ def _ai_backends(value: str) -> dict:
 
 DEBATELAB_AI_BACKENDS = _ai_backends(os.environ.get("DEBATELAB_AI_BACKENDS", ""))
 
+# E-mail (password resets, notices): printed on the console unless a back-end is configured.
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "debatelab@localhost")
+# The address people reach this site at, for links in e-mails (pages build theirs from the request).
+DEBATELAB_SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+
 # Websocket frames larger than this are refused with an error frame.
 DEBATELAB_MAX_MESSAGE_BYTES = 32_000
+# The live layer (debates.rooms): threads for the sockets' database work per web process, how
+# often a web process checks that its sockets have every saved event, and how long a connection
+# counts as online after its process was last heard of.
+DEBATELAB_DB_THREADS = int(os.environ.get("DEBATELAB_DB_THREADS", "12"))
+DEBATELAB_LIVE_POLL_SECONDS = float(os.environ.get("DEBATELAB_LIVE_POLL_SECONDS", "2"))
+DEBATELAB_PRESENCE_SECONDS = float(os.environ.get("DEBATELAB_PRESENCE_SECONDS", "30"))
 
 # Production is served over HTTPS (behind a TLS-terminating proxy); HTTPS=0 serves plain HTTP
 # with production settings otherwise, as the test suite does on 127.0.0.1.

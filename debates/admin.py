@@ -6,7 +6,7 @@ from django.utils.html import format_html
 from . import experiment_spec, live, pixel_debates, services
 from .agents.config import AgentConfig
 from .agents.errors import AgentError
-from .models import Debate, DebateEvent, Experiment, Invitation, Participant, Question, Turn
+from .models import Debate, DebateEvent, Experiment, Invitation, Participant, Question, Story, Turn
 from .protocol import Protocol, Refused
 
 
@@ -25,6 +25,14 @@ class QuestionAdmin(admin.ModelAdmin):
     list_display = ("id", "__str__", "kind", "source", "created_at")
     list_filter = ("kind", "source")
     search_fields = ("text", "title", "external_id")
+    raw_id_fields = ("story",)
+
+
+@admin.register(Story)
+class StoryAdmin(admin.ModelAdmin):
+    list_display = ("id", "__str__", "source", "external_id", "created_at")
+    list_filter = ("source",)
+    search_fields = ("title", "external_id")
 
 
 class DebateForm(forms.ModelForm):
@@ -129,8 +137,8 @@ class DebateEventAdmin(admin.ModelAdmin):
 
 @admin.register(Invitation)
 class InvitationAdmin(admin.ModelAdmin):
-    list_display = ("role", "uses_left", "expires_at", "note", "link")
-    readonly_fields = ("token",)
+    list_display = ("role", "experiment", "uses_left", "expires_at", "note", "link")
+    readonly_fields = ("token", "created_by")
 
     def save_model(self, request, obj, form, change):
         if not change:

@@ -1,49 +1,63 @@
 """One websocket per debate. Thin: it checks who is connected, calls the services and forwards
-what the viewer's role may see (debates.snapshots)."""
+what the viewer's role may see (debates.snapshots).
+
+Sequence numbers are gapless per connection: the state frame sets the number, each event frame is
+the next one, and every other frame repeats the last number sent. New events arrive already cut
+for each audience (debates.live); the database is read only on connect, on a gap and on a
+client's sync request. Database work runs on debates.rooms' thread pool.
+"""
+import asyncio
 import json
 
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
-from django.db.models import F
 
-from . import live, services, snapshots
+from . import live, presence, services, snapshots
 from .models import Debate, Participant
 from .protocol import Refused
-
+from .rooms import rooms, run_db
 
 class DebateConsumer(AsyncJsonWebsocketConsumer):
+    viewer = None
+
     async def connect(self):
         self.debate_id = int(self.scope["url_route"]["kwargs"]["debate_id"])
         self.user = self.scope["user"]
-        self.viewer = await database_sync_to_async(self._find_viewer)()
+        self.sent_seq = 0
+        self.lock = asyncio.Lock()
+        self.group = live.group_name(self.debate_id)
+        # Joining the group before reading the state means no event falls between the two:
+        # events the state already holds are skipped by their numbers.
+        await self._join_group()
+        self.viewer, state = await run_db(self._viewer_and_state)
+        await self.accept()
         if self.viewer is None:
             # Closing before accepting makes daphne answer HTTP 403, and a browser cannot tell that
             # from a network error: accept, then close with a code the page can read.
-            await self.accept()
+            await self._leave_group()
             await self.close(code=4403)
             return
-        self.group = live.group_name(self.debate_id)
-        await self.channel_layer.group_add(self.group, self.channel_name)
-        await self.accept()
-        self.sent_seq = 0
-        await self.send_state()
-        await self._change_presence(+1)
+        async with self.lock:
+            self.sent_seq = state["seq"]
+            rooms.heard(self.debate_id, self.sent_seq)
+            await self.send_json(state)
+        rooms.join(self)
+        await self._change_presence(presence.store().join)
 
     async def disconnect(self, code):
-        if getattr(self, "viewer", None) is None:
+        if self.viewer is None:
             return
-        await self.channel_layer.group_discard(self.group, self.channel_name)
-        await self._change_presence(-1)
+        rooms.leave(self)
+        await self._leave_group()
+        await self._change_presence(presence.store().leave)
 
     async def receive(self, text_data=None, bytes_data=None):
         if bytes_data is not None or text_data is None:
             return await self.send_error("bad_message", "send JSON text frames")
-        if len(text_data.encode()) > settings.DEBATELAB_MAX_MESSAGE_BYTES:
+        if len(text_data.encode("utf-8", "surrogatepass")) > settings.DEBATELAB_MAX_MESSAGE_BYTES:
             return await self.send_error("too_large", f"messages may have at most {settings.DEBATELAB_MAX_MESSAGE_BYTES} bytes")
-        try:
-            message = json.loads(text_data)
-        except (ValueError, RecursionError):  # RecursionError: thousands of nested brackets
+        message = parse_message(text_data)
+        if message is None:
             return await self.send_error("bad_json", "that message is not valid JSON")
         if not isinstance(message, dict):
             return await self.send_error("bad_message", "a message is a JSON object with a 'type'")
@@ -51,30 +65,35 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
         handler = {"speech": self.act, "feedback": self.act, "sync": self.sync, "ping": self.pong}.get(kind) \
             if isinstance(kind, str) else None
         if handler is None:
+            client_id = message.get("client_id")
             return await self.send_error("unknown_type", "type must be speech, feedback, sync or ping",
-                                         message.get("client_id"))
+                                         client_id if isinstance(client_id, str) else None)
         await handler(message)
 
     async def act(self, message):
         client_id = message.get("client_id") or ""
         try:
-            fields = _action_fields(message)
-            turn, events = await database_sync_to_async(services.submit_action)(
-                self.debate_id, self.user, kind=message["type"], client_id=client_id, **fields)
+            fields = action_fields(message)
+            turn_id, announcement = await run_db(self._submit, message["type"], client_id, fields)
         except Refused as refused:
-            return await self.send_error(refused.code, refused.message, client_id)
-        await self.send_json({"type": "ack", "client_id": client_id, "turn_id": turn.pk})
-        await live.apublish(self.debate_id, events)
+            return await self.send_error(refused.code, refused.message, client_id if isinstance(client_id, str) else None)
+        await self.send_json({"type": "ack", "client_id": client_id, "turn_id": turn_id})
+        if announcement is not None:
+            await live.send_announcement(self.debate_id, announcement)
 
     async def sync(self, message):
         after = message.get("after")
-        if not isinstance(after, int) or after < 0 or after > self.sent_seq:
-            return await self.send_state()
-        self.sent_seq = after
-        await self.send_events()
+        async with self.lock:
+            if isinstance(after, bool) or not isinstance(after, int) or not 0 <= after <= self.sent_seq:
+                await self._send_state()
+            else:
+                self.sent_seq = after
+                await self._send_events_from_database()
 
     async def pong(self, message):
-        await self.send_json({"type": "pong"})
+        """Carries the debate's latest event number as this process knows it, so a client that
+        missed an announcement asks for what it lacks by itself."""
+        await self.send_json({"type": "pong", "latest": max(rooms.latest_seq(self.debate_id), self.sent_seq)})
 
     async def send_error(self, code, text, client_id=None):
         await self.send_json({"type": "error", "code": code, "message": text, "client_id": client_id})
@@ -82,58 +101,110 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
     async def send_json(self, content, close=False):
         """Every frame carries a sequence number: events their own, other frames the last one sent
         on this connection, so a client can always tell whether it has missed something."""
-        if "seq" not in content and hasattr(self, "sent_seq"):
+        if "seq" not in content:
             content = dict(content, seq=self.sent_seq)
         await super().send_json(content, close)
 
-    async def send_state(self):
-        state = await database_sync_to_async(self._state)()
-        self.sent_seq = state["seq"]
-        await self.send_json(state)
+    async def catch_up(self):
+        """Reads and sends the events this connection has not had (rooms' poll found it behind)."""
+        async with self.lock:
+            await self._send_events_from_database()
 
-    async def send_events(self):
-        frames = await database_sync_to_async(self._events_after)(self.sent_seq)
-        for frame in frames:
-            await self.send_json(frame)
-        if frames:
-            self.sent_seq = frames[-1]["seq"]
+    def presence_entry(self):
+        participant = self.viewer.participant if self.viewer else None
+        if participant is None or participant.seat == Participant.OBSERVER:
+            return None
+        return self.debate_id, participant.seat, self.channel_name
 
     # Group messages.
+    async def debate_events(self, message):
+        """Saved events, cut for every audience: forward ours if it is the next number; read
+        from the database on a gap."""
+        async with self.lock:
+            for event in message["events"]:
+                rooms.heard(self.debate_id, event["seq"])
+                if event["seq"] <= self.sent_seq:
+                    continue
+                if event["seq"] != self.sent_seq + 1:
+                    await self._send_events_from_database()
+                    return
+                self.sent_seq = event["seq"]
+                await self.send(text_data=event["frames"][event["audiences"][self.viewer.audience]])
+
     async def debate_changed(self, message):
         if message["seq"] > self.sent_seq:
-            await self.send_events()
+            await self.catch_up()
 
     async def debate_ephemeral(self, message):
         frame = snapshots.ephemeral_for(message["message"], self.viewer)
-        if frame is not None:
+        if frame is None:
+            return
+        if frame.get("type") == "presence":
+            rooms.online[self.debate_id] = frame["seats"]
+        await self.send_json(frame)
+
+    # Helpers.
+    async def _send_state(self):
+        state = await run_db(self._state)
+        self.sent_seq = state["seq"]
+        await self.send_json(state)
+
+    async def _send_events_from_database(self):
+        for frame in await run_db(self._events_after, self.sent_seq):
+            self.sent_seq = frame["seq"]
+            rooms.heard(self.debate_id, frame["seq"])
             await self.send_json(frame)
 
-    # Database work, run in a thread.
-    def _find_viewer(self):
-        debate = Debate.objects.filter(pk=self.debate_id).first()
-        return snapshots.viewer_for(debate, self.user) if debate else None
+    async def _join_group(self):
+        try:
+            await self.channel_layer.group_add(self.group, self.channel_name)
+        except Exception:  # noqa: BLE001 - without the layer, rooms' poll still brings the news
+            pass
+
+    async def _leave_group(self):
+        try:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+        except Exception:  # noqa: BLE001 - as in _join_group
+            pass
+
+    async def _change_presence(self, change):
+        entry = self.presence_entry()
+        if entry is None:
+            return
+        try:
+            seats = await change(*entry)
+        except Exception:  # noqa: BLE001 - presence is a hint; rooms' poll repairs it
+            return
+        await live._asend(self.group, live.ephemeral_message({"type": "presence", "seats": seats}))
+
+    # Database work, run on the pool's threads.
+    def _viewer_and_state(self):
+        debate = Debate.objects.select_related("question", "experiment_version").filter(pk=self.debate_id).first()
+        viewer = snapshots.viewer_for(debate, self.user) if debate else None
+        return viewer, (snapshots.state_for(debate, viewer) if viewer else None)
 
     def _state(self):
-        debate = Debate.objects.select_related("question").get(pk=self.debate_id)
+        debate = Debate.objects.select_related("question", "experiment_version").get(pk=self.debate_id)
         return snapshots.state_for(debate, self.viewer)
 
     def _events_after(self, seq):
-        return snapshots.events_after(Debate.objects.get(pk=self.debate_id), self.viewer, seq)
+        debate = Debate.objects.select_related("experiment_version").get(pk=self.debate_id)
+        return snapshots.events_after(debate, self.viewer, seq)
 
-    async def _change_presence(self, delta):
-        if self.viewer.participant is None:
-            return
-        seats = await database_sync_to_async(self._update_presence)(delta)
-        await self.channel_layer.group_send(self.group, {"type": "debate.ephemeral",
-                                                         "message": {"type": "presence", "seats": seats}})
-
-    def _update_presence(self, delta):
-        Participant.objects.filter(pk=self.viewer.participant.pk).update(online_connections=F("online_connections") + delta)
-        return list(Participant.objects.filter(debate_id=self.debate_id, online_connections__gt=0)
-                    .exclude(seat=Participant.OBSERVER).values_list("seat", flat=True))
+    def _submit(self, kind, client_id, fields):
+        turn, events = services.submit_action(self.debate_id, self.user, kind=kind, client_id=client_id, **fields)
+        return turn.pk, live.announcement_of(events)
 
 
-def _action_fields(message: dict) -> dict:
+def parse_message(text: str):
+    """The frame as JSON, or None when it is not JSON (or nests too deep for the parser)."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+
+
+def action_fields(message: dict) -> dict:
     """The fields a client may send with an action, type-checked."""
     text = message.get("text", message.get("comment", ""))
     if not isinstance(text, str):

@@ -26,6 +26,8 @@ BACKENDS = (backends.OFFLINE,) + PLAYED_ELSEWHERE  # built in; the operator name
 MAX_NAME = 200  # Experiment.name
 MAX_PROTOCOL_NAME = 100  # Debate.protocol_name
 OFFLINE_MODES = ("none", "stepwise", "all_at_once")
+STUDY_PLATFORMS = ("prolific", "mturk", "lab")
+COMPLETION_OUTCOMES = ("completed", "no_consent", "screened_out", "timed_out", "failed_checks")
 
 
 class SpecError(Exception):
@@ -204,7 +206,7 @@ class _Checker:
             "name": (True, None), "description": (False, ""), "dataset": (True, None), "protocols": (True, None),
             "debaters": (False, None), "judges": (False, None), "counterbalance": (False, None),
             "blinding": (False, None), "time_limits": (False, None), "target_verdicts": (False, None),
-            "prompts": (False, None)})
+            "prompts": (False, None), "study": (False, None)})
         definition = {
             "name": self.value(top, "name", "", "str", max_length=MAX_NAME),
             "description": self.value(top, "description", "", "str", default=""),
@@ -221,7 +223,118 @@ class _Checker:
         definition["judges"] = self.judges(top.get("judges"))
         definition["counterbalance"] = self.counterbalance(top.get("counterbalance"))
         definition["blinding"] = self.blinding(top.get("blinding"))
+        if "study" in top:  # optional: definitions without one stay exactly as they were
+            definition["study"] = self.study(top["study"])
         return definition
+
+    def study(self, located):
+        """Crowd studies: where participants come from, what they see before judging, their codes and pay."""
+        s = self.mapping(located, "study", {
+            "platform": (False, "prolific"), "consent": (False, None), "instructions": (False, None),
+            "quiz": (False, None), "debates_per_judge": (False, 1), "show_answer_after_verdict": (False, True),
+            "completion_codes": (False, None), "bonus": (False, None), "practice": (False, None),
+            "survey": (False, None), "wait_limit_seconds": (False, None), "min_verdict_seconds": (False, None)})
+        return {
+            "platform": self.value(s, "platform", "study", "str", default="prolific", choices=STUDY_PLATFORMS),
+            "consent": self.value(s, "consent", "study", "str"),
+            "instructions": self.value(s, "instructions", "study", "str"),
+            "quiz": self.quiz(s.get("quiz")),
+            "debates_per_judge": self.value(s, "debates_per_judge", "study", "int", default=1, low=1, high=100),
+            "show_answer_after_verdict": self.value(s, "show_answer_after_verdict", "study", "bool", default=True),
+            "completion_codes": self.completion_codes(s.get("completion_codes")),
+            "bonus": self.bonus(s.get("bonus")),
+            "practice": self.practice(s.get("practice")),
+            "survey": self.survey(s.get("survey")),
+            "wait_limit_seconds": self.value(s, "wait_limit_seconds", "study", "int", low=10, high=86_400),
+            "min_verdict_seconds": self.value(s, "min_verdict_seconds", "study", "int", low=1, high=86_400),
+        }
+
+    def practice(self, located):
+        """A worked example with a known answer: a short transcript to read, scored and explained."""
+        if located is None:
+            return None
+        p = self.mapping(located, "study.practice", {"question": (True, None), "answers": (True, None),
+                                                     "correct": (True, None), "transcript": (True, None),
+                                                     "explanation": (True, None)})
+        answers = self.strings(p.get("answers"), "study.practice.answers", minimum=2)
+        transcript = self.strings(p.get("transcript"), "study.practice.transcript", minimum=1)
+        return {"question": self.value(p, "question", "study.practice", "str"), "answers": answers,
+                "correct": self.value(p, "correct", "study.practice", "int", low=0, high=max(1, len(answers) - 1)),
+                "transcript": transcript, "explanation": self.value(p, "explanation", "study.practice", "str")}
+
+    def strings(self, located, path, minimum):
+        if located is None:
+            return []
+        if not isinstance(located.value, list) or len(located.value) < minimum or not all(
+                isinstance(item.value, str) and item.value.strip() for item in located.value):
+            self.fail(located, path, f"must be a list of at least {minimum} non-empty strings")
+            return []
+        return [item.value for item in located.value]
+
+    def survey(self, located):
+        """Post-study questions: free text, a 1-to-5 scale, or a choice among options."""
+        if located is None:
+            return []
+        if not isinstance(located.value, list):
+            self.fail(located, "study.survey", "must be a list of questions")
+            return []
+        questions, ids = [], set()
+        for i, item in enumerate(located.value):
+            path = f"study.survey[{i}]"
+            q = self.mapping(item, path, {"id": (True, None), "question": (True, None), "kind": (False, "text"),
+                                          "options": (False, None)})
+            question_id = self.value(q, "id", path, "str")
+            if question_id in ids:
+                self.fail(q["id"], f"{path}.id", f"survey id {question_id!r} is used twice")
+            ids.add(question_id)
+            kind = self.value(q, "kind", path, "str", default="text", choices=("text", "scale", "choice"))
+            options = self.strings(q.get("options"), f"{path}.options", minimum=2)
+            if kind == "choice" and not options:
+                self.fail(item, path, "a choice question needs options")
+            questions.append({"id": question_id, "question": self.value(q, "question", path, "str"), "kind": kind,
+                              "options": options})
+        return questions
+
+    def quiz(self, located):
+        if located is None:
+            return []
+        if not isinstance(located.value, list):
+            self.fail(located, "study.quiz", "must be a list of questions")
+            return []
+        questions = []
+        for i, item in enumerate(located.value):
+            path = f"study.quiz[{i}]"
+            q = self.mapping(item, path, {"question": (True, None), "options": (True, None), "answer": (True, None)})
+            options = q.get("options")
+            if options is not None and (not isinstance(options.value, list) or len(options.value) < 2 or not all(
+                    isinstance(o.value, str) and o.value.strip() for o in options.value)):
+                self.fail(options, f"{path}.options", "must be a list of two or more non-empty strings")
+                options = None
+            count = len(options.value) if options is not None else 2
+            questions.append({"question": self.value(q, "question", path, "str"),
+                              "options": [o.value for o in options.value] if options is not None else [],
+                              "answer": self.value(q, "answer", path, "int", low=0, high=count - 1)})
+        return questions
+
+    def completion_codes(self, located):
+        if located is None:
+            return {}
+        c = self.mapping(located, "study.completion_codes", {o: (False, None) for o in COMPLETION_OUTCOMES})
+        codes = {}
+        for outcome in COMPLETION_OUTCOMES:
+            code = self.value(c, outcome, "study.completion_codes", "str")
+            if code is not None and not code.replace("-", "").replace("_", "").isalnum():
+                self.fail(c[outcome], f"study.completion_codes.{outcome}", "use letters, digits, - and _ only")
+            elif code is not None:
+                codes[outcome] = code
+        return codes
+
+    def bonus(self, located):
+        if located is None:
+            return {"per_correct": 0.0, "maximum": None}
+        b = self.mapping(located, "study.bonus", {"per_correct": (False, 0.0), "maximum": (False, None)})
+        return {"per_correct": self.value(b, "per_correct", "study.bonus", "number", default=0.0, low=0, high=1000),
+                "maximum": self.value(b, "maximum", "study.bonus", "number", low=0, high=10_000)}
 
     def dataset(self, located):
         d = self.mapping(located, "dataset", {"source": (True, None), "ids": (False, None), "limit": (False, None),
@@ -303,16 +416,23 @@ class _Checker:
 
     def judges(self, located):
         if located is None:
-            return {"kind": "human", "per_debate": 1, "offline": "none", "backend": None, "model": None, "pool": None}
+            return {"kind": "human", "per_debate": 1, "offline": "none", "backend": None, "model": None,
+                    "parameters": {}, "pool": None}
         j = self.mapping(located, "judges", {"kind": (True, None), "per_debate": (False, 1), "offline": (False, "none"),
-                                             "backend": (False, None), "model": (False, None), "pool": (False, None)})
-        found = {"kind": self.value(j, "kind", "judges", "str", choices=JUDGE_KINDS),
+                                             "backend": (False, None), "model": (False, None),
+                                             "parameters": (False, None), "pool": (False, None)})
+        kind = self.value(j, "kind", "judges", "str", choices=JUDGE_KINDS)
+        judge_backends = tuple(n for n in self.backend_names() if n not in PLAYED_ELSEWHERE)
+        backend = self.value(j, "backend", "judges", "str", choices=judge_backends)
+        if kind == "ai" and backend is None:
+            self.fail(located, "judges", "AI judges need a backend (" + ", ".join(judge_backends) + ")")
+        found = {"kind": kind,
                  "per_debate": self.value(j, "per_debate", "judges", "int", default=1, low=1, high=100),
                  "offline": self.value(j, "offline", "judges", "str", default="none", choices=OFFLINE_MODES),
-                 "backend": self.backend(j, "judges"),
-                 "model": self.value(j, "model", "judges", "str"),
+                 "backend": backend, "model": self.value(j, "model", "judges", "str"),
+                 "parameters": self.value(j, "parameters", "judges", "dict", default={}),
                  "pool": self.usernames(j.get("pool"), "judges.pool")}
-        if found["backend"] is not None:
+        if backend is not None:
             self.agent(located, j, "judges", found)
         return found
 

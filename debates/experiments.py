@@ -32,6 +32,34 @@ def load_experiment(text: str, owner, source_name: str = "") -> tuple[Experiment
         return version, True
 
 
+def availability_problems(definition: dict, text: str = "") -> list[str]:
+    """What a parsed definition names that this platform does not have: a dataset source with no
+    questions, pool members with no account. Each problem points at its line in `text` when found
+    there, so a save can be refused with errors like the parser's."""
+    problems = []
+    source = (definition.get("dataset") or {}).get("source")
+    if source and not Question.objects.filter(source=source).exists():
+        known = sorted(Question.objects.order_by().values_list("source", flat=True).distinct()[:20])
+        problems.append(f"line {_line_of(text, 'source')}: dataset.source: no questions with source {source!r} "
+                        f"(available: {', '.join(repr(k) for k in known if k) or 'none; import questions first'})")
+    User = get_user_model()
+    for role in ("debaters", "judges"):
+        names = (definition.get(role) or {}).get("pool") or []
+        missing = sorted(set(names) - set(User.objects.filter(username__in=names).values_list("username", flat=True)))
+        if missing:
+            line = _line_of(text, "pool", start=_line_of(text, role))
+            problems.append(f"line {line}: {role}.pool: no such users: {', '.join(missing)}")
+    return problems
+
+
+def _line_of(text: str, key: str, start: int = 1) -> int:
+    """The first line at or after `start` whose field is `key` (YAML or JSON); `start` when none is."""
+    for number, row in enumerate(text.splitlines()[start - 1:], start):
+        if row.strip().lstrip("-{ ").strip().strip('"').startswith(key):
+            return number
+    return start
+
+
 def select_questions(dataset: dict) -> list[Question]:
     questions = Question.objects.filter(source=dataset["source"]).order_by("id")
     if dataset.get("ids"):
@@ -96,18 +124,28 @@ def _create(version, question, protocol_spec, condition, people, seed) -> Debate
         agent = {k: definition["debaters"][k] for k in ("backend", "model", "parameters", "best_of_n")}
         agent["prompts"] = definition.get("prompts", {})
         Participant.objects.filter(debate=debate).exclude(seat__in=(JUDGE, Participant.OBSERVER)).update(agent=agent)
+    if definition["judges"]["kind"] == "ai" and judge is None:
+        Participant.objects.create(debate=debate, seat=JUDGE, agent=ai_judge_agent(definition))
     if definition["blinding"]["aliases"]:
-        for i, participant in enumerate(debate.participants.exclude(seat__in=(JUDGE, Participant.OBSERVER))):
+        for participant in debate.participants.exclude(seat__in=(JUDGE, Participant.OBSERVER)):
             participant.alias = f"Debater {participant.seat}"
             participant.save(update_fields=["alias"])
     return debate
+
+
+def ai_judge_agent(definition: dict) -> dict:
+    """The agent settings of an experiment's AI judge seat (judging plays it: feedback in each
+    judge feedback round, then the verdict)."""
+    judges = definition["judges"]
+    return {"backend": judges["backend"], "model": judges.get("model"), "parameters": judges.get("parameters") or {},
+            "prompts": definition.get("prompts", {})}
 
 
 def _ready_to_start(debate: Debate) -> bool:
     seats = list(debate.participants.exclude(seat=Participant.OBSERVER))
     speaks = debate.get_protocol().has_speeches
     debaters_ready = all(p.user_id or p.agent or not speaks for p in seats if p.is_debater)
-    judge_ready = any(p.seat == JUDGE and p.user_id for p in seats)
+    judge_ready = any(p.seat == JUDGE and (p.user_id or p.agent) for p in seats)
     return debaters_ready and judge_ready
 
 

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from .pixel.board import SIDE
 from .protocol import JUDGE, Action, DebateEngine, Protocol
 
 RESEARCHER, DEBATER, JUDGE_ROLE = "researcher", "debater", "judge"
@@ -18,6 +19,25 @@ def has_role(user, role: str) -> bool:
     return user.groups.filter(name=role).exists()
 
 
+class Story(models.Model):
+    """A passage many questions are asked about (a QuALITY article), stored once; its questions
+    point at it instead of holding a copy in hidden_material."""
+
+    source = models.CharField(max_length=200)
+    external_id = models.CharField(max_length=200)
+    title = models.CharField(max_length=300, blank=True)
+    text = models.TextField()
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "stories"
+        constraints = [models.UniqueConstraint(fields=["source", "external_id"], name="story_unique_external_id")]
+
+    def __str__(self):
+        return self.title or f"{self.source} {self.external_id}"
+
+
 class Question(models.Model):
     KIND_TEXT, KIND_IMAGE = "text", "image"
 
@@ -25,7 +45,10 @@ class Question(models.Model):
     text = models.TextField()
     answers = models.JSONField(help_text="Two or more answer options, in their canonical order.")
     correct_index = models.PositiveSmallIntegerField()
-    hidden_material = models.TextField(blank=True, help_text="What only the debaters see (a passage).")
+    hidden_material = models.TextField(blank=True, help_text="What only the debaters see (a passage); empty when "
+                                                             "the passage is a shared story.")
+    story = models.ForeignKey(Story, null=True, blank=True, on_delete=models.PROTECT, related_name="questions",
+                              help_text="The shared story that is this question's passage, if any.")
     hidden_image = models.JSONField(null=True, blank=True, help_text="Image debates: 28x28 grey levels 0..255.")
     public_material = models.TextField(blank=True, help_text="What the judge may see.")
     title = models.CharField(max_length=300, blank=True)
@@ -43,14 +66,20 @@ class Question(models.Model):
     def __str__(self):
         return self.title or self.text[:80]
 
+    @property
+    def passage(self) -> str:
+        """What only the debaters see: the shared story, or the question's own hidden material."""
+        return self.story.text if self.story_id else self.hidden_material
+
     def revealable_pixels(self) -> frozenset | None:
-        """Image questions: the nonzero pixels (row * 28 + column), the only ones a debater may reveal."""
+        """Image questions: the nonzero pixels (row * SIDE + column), the only ones a debater may reveal."""
         if self.kind != self.KIND_IMAGE or not self.hidden_image:
             return None
-        return frozenset(r * 28 + c for r, row in enumerate(self.hidden_image) for c, v in enumerate(row) if v)
+        return frozenset(r * SIDE + c for r, row in enumerate(self.hidden_image) for c, v in enumerate(row) if v)
 
     def pixel_value(self, pixel: int) -> int:
-        return int(self.hidden_image[pixel // 28][pixel % 28])
+        row, column = divmod(pixel, SIDE)
+        return int(self.hidden_image[row][column])
 
     def clean(self):
         from django.core.exceptions import ValidationError
@@ -125,6 +154,8 @@ class Debate(models.Model):
     answer_order = models.JSONField(default=list, blank=True,
                                     help_text="Order in which answers are shown (indices into question.answers).")
     last_seq = models.PositiveIntegerField(default=0, help_text="Sequence number of the last event.")
+    engine_state = models.JSONField(null=True, blank=True, editable=False,
+                                    help_text="The protocol engine's state after the last turn (empty: replay the turns).")
     turn_deadline = models.DateTimeField(null=True, blank=True)
     source = models.CharField(max_length=200, blank=True, help_text="Imported debates: the dataset they came from.")
     external_id = models.CharField(max_length=200, blank=True)
@@ -146,14 +177,24 @@ class Debate(models.Model):
         return self.answer_order or list(range(len(self.question.answers)))
 
     def engine(self) -> DebateEngine:
+        """The protocol engine where the debate stands: restored from the state stored with the
+        debate by the last action, or replayed from the turns for debates stored without one."""
+        revealable = self.question.revealable_pixels()
+        if self.engine_state is not None:
+            return DebateEngine.from_state(self.get_protocol(), len(self.question.answers), self.engine_state,
+                                           revealable=revealable)
+        return self.replayed_engine()
+
+    def replayed_engine(self) -> DebateEngine:
         actions = [t.as_action() for t in self.turns.order_by("id")]
         return DebateEngine.replay(self.get_protocol(), len(self.question.answers), actions,
                                    revealable=self.question.revealable_pixels())
 
     def seat_of(self, user):
+        """The user's seat; reads the participants once (or uses them when prefetched)."""
         if not user.is_authenticated:
             return None
-        return self.participants.filter(user=user).first()
+        return next((p for p in self.participants.all() if p.user_id == user.pk), None)
 
 
     class Meta:
@@ -175,7 +216,6 @@ class Participant(models.Model):
     answer_index = models.PositiveSmallIntegerField(null=True, blank=True)
     alias = models.CharField(max_length=60, blank=True, help_text="Name shown to others.")
     agent = models.JSONField(null=True, blank=True, help_text="AI seat: back-end and parameters.")
-    online_connections = models.IntegerField(default=0)
 
     class Meta:
         constraints = [
@@ -249,7 +289,11 @@ class Invitation(models.Model):
 
     token = models.CharField(max_length=64, unique=True, default=new_invitation_token)
     role = models.CharField(max_length=20, choices=[(r, r) for r in ROLE_GROUPS], default=JUDGE_ROLE)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    # Set by whoever makes it (admin or experiment page), never typed in a form.
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, editable=False,
+                                   on_delete=models.SET_NULL, related_name="+")
+    experiment = models.ForeignKey(Experiment, null=True, blank=True, on_delete=models.CASCADE, related_name="invitations",
+                                   help_text="People who sign up with this link join this experiment's study.")
     uses_left = models.PositiveIntegerField(default=100)
     expires_at = models.DateTimeField(null=True, blank=True)
     note = models.CharField(max_length=200, blank=True)

@@ -377,17 +377,15 @@ def record_finished_games(games: list[FinishedGame]) -> list[Debate]:
     games = [g for g in games if (g.source, g.external_id) not in stored]
     replays = [_replay(g) for g in games]
     now = timezone.now()
-    debates = Debate.objects.bulk_create([
-        Debate(question=g.question, protocol=g.protocol.to_dict(), status=Debate.AWAITING_VERDICT,
-               answer_order=list(range(len(g.question.answers))), source=g.source, external_id=g.external_id,
-               provenance=g.provenance, started_at=now, ended_at=now, last_seq=len(events))
-        for g, (_, events) in zip(games, replays)])
+    debates = [Debate(question=g.question, protocol=g.protocol.to_dict(), status=Debate.AWAITING_VERDICT,
+                      answer_order=list(range(len(g.question.answers))), source=g.source, external_id=g.external_id,
+                      provenance=g.provenance, started_at=now, ended_at=now) for g in games]
+    numbered = [e for d, (_, events) in zip(debates, replays) for e in services.number_events(d, events)]
+    Debate.objects.bulk_create(debates)
     Participant.objects.bulk_create([Participant(debate=d, seat=seat, answer_index=answer, agent=agent)
                                      for d, g in zip(debates, games) for seat, (answer, agent) in g.seats.items()])
     Turn.objects.bulk_create([Turn(debate=d, **turn) for d, (turns, _) in zip(debates, replays) for turn in turns])
-    DebateEvent.objects.bulk_create([DebateEvent(debate=d, seq=seq, kind=e.kind, audience=e.audience, data=e.data)
-                                     for d, (_, events) in zip(debates, replays)
-                                     for seq, e in enumerate(events, start=1)])
+    DebateEvent.objects.bulk_create(numbered)
     return debates
 
 

@@ -1,7 +1,9 @@
 """The debate protocol engine: who may act now, what an action does, when the debate ends.
 
-Pure module (no Django). A Protocol is a value object stored with each debate; a DebateEngine is
-rebuilt by replaying the stored actions, so the database stays the one source of truth.
+Pure module (no Django). A Protocol is a value object stored with each debate. A DebateEngine's
+state is stored with the debate after every action (to_state / from_state), so an action never
+has to replay the whole history; replaying the stored actions gives the same engine, which the
+tests check.
 
 Seats are the debaters' letters ("A", "B"; one seat for consultancy) and "judge".
 Round kinds:
@@ -12,6 +14,8 @@ Round kinds:
   debate early when the protocol allows it.
 """
 from dataclasses import asdict, dataclass, field
+
+from .pixel.board import PIXEL_COUNT, SIDE, row_column
 
 SEQUENTIAL = "sequential"
 SIMULTANEOUS = "simultaneous"
@@ -80,8 +84,8 @@ class Protocol:
         if self.evidence == "pixels":
             if SIMULTANEOUS in self.rounds:
                 found.append("pixel debates use sequential rounds (a sealed speech cannot hold a reveal)")
-            if not isinstance(self.reveals_per_debater, int) or not 1 <= self.reveals_per_debater <= 784:
-                found.append("reveals_per_debater must be between 1 and 784 in a pixel debate")
+            if not isinstance(self.reveals_per_debater, int) or not 1 <= self.reveals_per_debater <= PIXEL_COUNT:
+                found.append(f"reveals_per_debater must be between 1 and {PIXEL_COUNT} in a pixel debate")
         elif self.reveals_per_debater is not None or self.reveal_each_turn:
             found.append("reveals_per_debater and reveal_each_turn need evidence: pixels")
         for name in ("quote_chars_per_turn", "quote_chars_per_debate"):
@@ -166,6 +170,24 @@ class DebateEngine:
             engine.apply(action)
         return engine
 
+    def to_state(self) -> dict:
+        """Everything the engine has learnt from the actions so far, as JSON."""
+        return {"round_index": self.round_index, "finished": self.finished, "ended_by_judge": self.ended_by_judge,
+                "acted": list(self._acted), "sealed": dict(self._sealed), "revealed": list(self.revealed),
+                "reveals_by_seat": dict(self.reveals_by_seat)}
+
+    @classmethod
+    def from_state(cls, protocol: Protocol, answer_count: int, state: dict, revealable=None) -> "DebateEngine":
+        engine = cls(protocol, answer_count, revealable)
+        engine.round_index = state["round_index"]
+        engine.finished = state["finished"]
+        engine.ended_by_judge = state["ended_by_judge"]
+        engine._acted = list(state["acted"])
+        engine._sealed = dict(state["sealed"])
+        engine.revealed = list(state["revealed"])
+        engine.reveals_by_seat = dict(state["reveals_by_seat"])
+        return engine
+
     @property
     def round_kind(self) -> str | None:
         return None if self.finished else self.protocol.rounds[self.round_index]
@@ -209,14 +231,15 @@ class DebateEngine:
         if self.protocol.evidence != "pixels":
             raise Refused("no_reveals", "this debate has no pixels to reveal")
         pixel = action.reveal
-        if isinstance(pixel, bool) or not isinstance(pixel, int) or not 0 <= pixel < 784:
-            raise Refused("bad_reveal", "a reveal is a pixel number 0..783 (row * 28 + column)")
+        if isinstance(pixel, bool) or not isinstance(pixel, int) or not 0 <= pixel < PIXEL_COUNT:
+            raise Refused("bad_reveal", f"a reveal is a pixel number 0..{PIXEL_COUNT - 1} (row * {SIDE} + column)")
         if pixel in self.revealed:
-            raise Refused("already_revealed", f"pixel ({pixel // 28}, {pixel % 28}) is already revealed")
+            raise Refused("already_revealed", f"pixel {row_column(pixel)} is already revealed")
         if self.revealable is not None and pixel not in self.revealable:
-            raise Refused("not_revealable", f"pixel ({pixel // 28}, {pixel % 28}) is black: only nonzero pixels can be revealed")
-        if self.reveals_by_seat.get(action.seat, 0) >= self.protocol.reveals_per_debater:
-            raise Refused("no_reveals_left", f"you have revealed all {self.protocol.reveals_per_debater} of your pixels")
+            raise Refused("not_revealable", f"pixel {row_column(pixel)} is black: only nonzero pixels can be revealed")
+        allowed = self.protocol.reveals_per_debater or 0  # always set in pixel debates (validate)
+        if self.reveals_by_seat.get(action.seat, 0) >= allowed:
+            raise Refused("no_reveals_left", f"you have revealed all {allowed} of your pixels")
 
     def _speech(self, action: Action) -> list[Event]:
         self._check_reveal(action)

@@ -3,6 +3,7 @@ debate is built here, so the rule 'a judge never sees hidden material, the corre
 side is honest, or anything private' is enforced in one place."""
 from django.db.models import Q
 
+from . import presence
 from .models import RESEARCHER, Debate, DebateEvent, Experiment, Participant, has_role
 from .protocol import EVERYONE, JUDGE, SIMULTANEOUS
 
@@ -16,15 +17,23 @@ class Viewer:
     """Who is looking: their view (debater, judge, observer) and seat, if any. An offline judge
     has the judge's view without a seat; `user` says whose verdict may lift the blinding."""
 
-    def __init__(self, view: str, participant: Participant | None, user=None, blind: bool = False):
+    def __init__(self, view: str, participant: Participant | None, user=None, blind: bool = False, seat=None):
         self.view = view
         self.participant = participant
         self.user = user if user is not None else (participant.user if participant else None)
         self.blind = blind
+        self._seat = seat
 
     @property
     def seat(self):
-        return self.participant.seat if self.participant else None
+        return self.participant.seat if self.participant else self._seat
+
+    @property
+    def audience(self) -> str:
+        """Viewers with the same audience see every event alike (see frames_by_audience)."""
+        if self.view == OBSERVER:
+            return OBSERVER
+        return f"{self.view}:{self.seat or ''}:{'blind' if self.blind else ''}"
 
 
 def viewer_for(debate: Debate, user) -> Viewer | None:
@@ -88,6 +97,22 @@ def event_for(event: DebateEvent, viewer: Viewer) -> dict:
             "at": event.created_at.isoformat()}
 
 
+def frames_by_audience(debate: Debate, event: DebateEvent) -> tuple[list[dict], dict[str, int]]:
+    """An event as every audience of the debate sees it, computed once for all its sockets: the
+    distinct frames, and for each audience the index of its frame."""
+    viewers = [Viewer(OBSERVER, None)] + [
+        Viewer(view, None, blind=blind, seat=seat)
+        for blind in (False, True)
+        for view, seat in [(JUDGE_VIEW, JUDGE), (JUDGE_VIEW, None)] + [(DEBATER, s) for s in debate.get_protocol().debaters]]
+    frames, index = [], {}
+    for viewer in viewers:
+        frame = event_for(event, viewer)
+        if frame not in frames:
+            frames.append(frame)
+        index[viewer.audience] = frames.index(frame)
+    return frames, index
+
+
 def _simultaneous_waiting(debate: Debate) -> list[str]:
     """The judge does not learn who handed in a simultaneous speech first: until the round closes,
     every debater is shown as still writing, and no sealed speech is announced or timed."""
@@ -131,7 +156,7 @@ def state_for(debate: Debate, viewer: Viewer) -> dict:
     state["quotes"] = _quotes_panel(state["turns"])
     state["judge_question"] = judge_question(state["turns"])
     if viewer.view in (DEBATER, OBSERVER):
-        state["hidden"] = {"material": question.hidden_material, "image": question.hidden_image}
+        state["hidden"] = {"material": question.passage, "image": question.hidden_image}
     if viewer.view == DEBATER:
         state["my_answer"] = shown_position[viewer.participant.answer_index]
     if viewer.view == OBSERVER:
@@ -190,11 +215,12 @@ def identity(participant: Participant) -> str:
 
 def _seats(debate: Debate, viewer: Viewer, participants: list, shown_position: dict) -> list[dict]:
     revealed = identities_revealed(debate, viewer)
-    return [_seat(p, shown_position, revealed) for p in participants]
+    online = set(presence.online_seats(debate.pk))
+    return [_seat(p, shown_position, revealed, p.seat in online) for p in participants]
 
 
-def _seat(participant: Participant, shown_position: dict, revealed: bool = True) -> dict:
-    seat = {"seat": participant.seat, "name": participant.display_name, "online": participant.online_connections > 0}
+def _seat(participant: Participant, shown_position: dict, revealed: bool = True, online: bool = False) -> dict:
+    seat = {"seat": participant.seat, "name": participant.display_name, "online": online}
     if revealed:  # a blinded viewer is not even told which seats are AIs
         seat["ai"] = participant.agent is not None
         if participant.is_debater:

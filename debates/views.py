@@ -1,9 +1,11 @@
 import json
 import re
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
+from django import forms
 from django.contrib.auth.forms import UserCreationForm
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
@@ -14,7 +16,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from . import live, pixel_player, services, snapshots
+from . import live, pixel_player, services, snapshots, worker_health
+from .consumers import action_fields
 from .models import RESEARCHER, Debate, DebateEvent, Invitation, Participant, has_role
 from .protocol import Refused
 
@@ -84,11 +87,9 @@ def debate_action(request, debate_id):
         return _refusal(Refused("bad_json", "the body is not valid JSON"))
     if not isinstance(message, dict) or message.get("type") not in ("speech", "feedback"):
         return _refusal(Refused("unknown_type", "type must be speech or feedback"))
-    from .consumers import _action_fields
-
     try:
         turn, events = services.submit_action(debate.pk, request.user, kind=message["type"],
-                                              client_id=message.get("client_id") or "", **_action_fields(message))
+                                              client_id=message.get("client_id") or "", **action_fields(message))
     except Refused as refused:
         return _refusal(refused)
     live.publish(debate.pk, events)
@@ -115,11 +116,11 @@ def _refusal(refused: Refused, status=400):
 
 
 class JoinForm(UserCreationForm):
-    """Sign-up with an optional e-mail address, which password reset sends its link to."""
+    """Sign-up with an optional e-mail address, which is what a password reset is sent to."""
+    email = forms.EmailField(required=False, help_text="Optional: lets you reset your password and get notices.")
 
     class Meta(UserCreationForm.Meta):
         fields = ("username", "email")
-        help_texts = {"email": "Optional: lets you reset a forgotten password."}
 
 
 def join(request, token):
@@ -137,6 +138,9 @@ def join(request, token):
             user = form.save()
             user.groups.add(Group.objects.get_or_create(name=invitation.role)[0])
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        if invitation.experiment_id:  # an experiment's invitation: straight into its study
+            request.session["invited_to_experiment"] = invitation.experiment_id
+            return redirect("study", experiment_id=invitation.experiment_id)
         return redirect("lobby")
     return render(request, "registration/join.html", {"form": form, "invitation": invitation})
 
@@ -160,5 +164,19 @@ def healthz(request):
         checks["channel_layer"] = "ok"
     except Exception as error:  # noqa: BLE001
         checks["channel_layer"] = f"error: {error.__class__.__name__}"
+    checks.update(_worker_check(checks))
     healthy = all(v == "ok" for v in checks.values())
     return JsonResponse({"status": "ok" if healthy else "error", **checks}, status=200 if healthy else 503)
+
+
+def _worker_check(checks: dict) -> dict:
+    """{"worker": "ok" | why not} in production with the check on; nothing in the embedded default."""
+    if settings.RUN_TASKS_IN_PROCESS or not settings.DEBATELAB_WORKER_MAX_AGE:
+        return {}
+    if checks.get("channel_layer") != "ok":
+        return {"worker": "unknown: Redis is unreachable"}
+    try:
+        problem = worker_health.problem()
+    except Exception as error:  # noqa: BLE001
+        return {"worker": f"error: {error.__class__.__name__}"}
+    return {"worker": f"error: {problem}" if problem else "ok"}

@@ -243,13 +243,18 @@ def _r(value, digits=4):
 
 
 def _proportion_row(label, proportion: stats.Proportion, **extra) -> dict:
-    row = {"group": label, "correct": _r(proportion.successes, 2), "judgments": proportion.total,
+    row = {"group": label, "correct": _count(proportion.successes), "judgments": _count(proportion.total),
            "accuracy": _r(proportion.estimate), "wilson_low": _r(proportion.wilson.low),
            "wilson_high": _r(proportion.wilson.high)}
     if proportion.bootstrap is not None:
         row.update(bootstrap_low=_r(proportion.bootstrap.low), bootstrap_high=_r(proportion.bootstrap.high))
     row.update(extra)
     return row
+
+
+def _count(value):
+    """Counts print as integers (130, not 130.0); a weighted count keeps two decimals."""
+    return int(value) if float(value).is_integer() else _r(value, 2)
 
 
 ACCURACY_COLUMNS = ["group", "correct", "judgments", "accuracy", "wilson_low", "wilson_high", "bootstrap_low",

@@ -67,9 +67,18 @@ def _experiment_json(experiment, request) -> dict:
                           "debates": v.debates.count()}
                          for v in experiment.versions.order_by("number")],
             "verdicts": analysis.experiment_verdicts(experiment).count(),
+            "study_link": _study_link(experiment, request),
             "links": {"analysis": base + "analysis/", "verdicts": base + "verdicts/",
                       "datasheet": base + "datasheet.md", **{f"export_{f}": base + f"export.{f}.zip"
                                                              for f in export.FORMATS}}}
+
+
+def _study_link(experiment, request) -> str:
+    from . import crowd
+    from .study_views import study_link
+
+    version = crowd.study_version(experiment) or experiment.latest_version()
+    return study_link(request, experiment, crowd.study_settings(version)["platform"])
 
 
 @token_required

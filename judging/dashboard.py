@@ -25,6 +25,7 @@ def summary(experiment: Experiment) -> dict:
                        .values_list("status").annotate(n=Count("id")).order_by())
     versions = [_version(v) for v in experiment.versions.annotate(
         debate_count=Count("debates", distinct=True), verdict_count=Count("debates__verdicts", distinct=True),
+        complete=Count("debates", filter=Q(debates__status=Debate.COMPLETE), distinct=True),
     ).order_by("-number")]
     current = next((v for v in versions if v["started"]), versions[0] if versions else None)
     latest_turn_state = (DebateEvent.objects.filter(debate=OuterRef("pk"), kind="turn_state")
@@ -52,7 +53,8 @@ def _version(version) -> dict:
     target = (version.definition or {}).get("target_verdicts")
     return {"number": version.number, "started": version.frozen_at is not None,
             "frozen_at": version.frozen_at.isoformat() if version.frozen_at else None,
-            "debates": version.debate_count, "verdicts": version.verdict_count, "target": target,
+            "debates": version.debate_count, "complete": version.complete, "verdicts": version.verdict_count,
+            "target": target,
             "progress": round(min(1.0, version.verdict_count / target), 4) if target else None}
 
 

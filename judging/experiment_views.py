@@ -8,7 +8,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from debates import experiment_spec
-from debates.experiments import load_experiment, start_experiment
+from debates.experiments import availability_problems, load_experiment, start_experiment
 from debates.models import Debate, Experiment
 from debates.protocol import Refused
 
@@ -18,7 +18,7 @@ MAX_DEFINITION_BYTES = 1_000_000
 EXAMPLE = """name: My experiment
 description: Debate against consultancy on the demo questions
 dataset:
-  source: demo
+  source: debatelab-demo
 protocols:
   - name: debate
     format: debate
@@ -125,6 +125,12 @@ def _save(request, text: str, owner, source_name: str, experiment: Experiment | 
             return error.errors
         existing = Experiment.objects.filter(owner=owner, name=name).first()
         previous = existing.latest_version() if existing else None
+    try:
+        problems = availability_problems(experiment_spec.parse(text), text)
+    except experiment_spec.SpecError as error:
+        return error.errors
+    if problems:
+        return problems
     try:
         version, created = load_experiment(text, owner, source_name or "web form")
     except experiment_spec.SpecError as error:

@@ -51,15 +51,23 @@ class Field:
     kind: str  # int, float, bool, string, list<int>, list<float>, struct, list<struct>
     description: str
     children: tuple = ()
+    optional: bool = False  # stored JSON leaves the key out when it has no value (exported as null)
 
 
+EXTRA = "extra"
 QUOTE_FIELDS = (
     Field("text", "string", "The quoted words as they appear in the speech (spans written out by the server)."),
     Field("status", "string", "Server check against the hidden passage: verified (exact after normalising case, "
                               "punctuation and white space), near (a few edits away) or unverified."),
     Field("start", "int", "First character of the matched stretch of the passage; null when not found."),
     Field("end", "int", "One past the last character of the matched stretch; null when not found."),
-    Field("edits", "int", "Near matches: how many edits away; null otherwise."),
+    Field("edits", "int", "Near matches: how many edits away; null otherwise.", optional=True),
+    Field("tokens", "list<int>", "NYU debates: the quote's token span [first, one past last] in the dataset's "
+                                 "tokenised story; null otherwise.", optional=True),
+    Field("cut_from_tokens", "list<int>", "NYU debates: the token span the dataset gave when it ran past the end of "
+                                          "the story (the quote was cut there); null otherwise.", optional=True),
+    Field(EXTRA, "string", "Any other key stored with the quote (or a declared key whose value has another type), "
+                           "as a JSON object; null when there is none. Nothing is dropped.", optional=True),
 )
 
 QUESTION_FIELDS = (
@@ -158,6 +166,155 @@ RECORD_FIELDS = (
 )
 
 
+def record_json_schema() -> dict:
+    """The JSON Schema (draft 2020-12) every exported JSONL record satisfies: every declared key
+    present, nothing undeclared, each value of its declared type or null."""
+    types = {"int": "integer", "float": "number", "bool": "boolean", "string": "string"}
+
+    def schema_of(f: Field) -> dict:
+        if f.kind in types:
+            schema = {"type": [types[f.kind], "null"]}
+        elif f.kind.startswith("list<") and f.kind[5:-1] in types:
+            schema = {"type": ["array", "null"], "items": {"type": types[f.kind[5:-1]]}}
+        else:
+            schema = object_schema(f.children)
+            schema["type"] = ["object", "null"]
+            if f.kind == "list<struct>":
+                schema = {"type": ["array", "null"], "items": dict(schema, type="object")}
+        return dict(schema, description=f.description)
+
+    def object_schema(fields) -> dict:
+        return {"type": "object", "properties": {f.name: schema_of(f) for f in fields},
+                "required": [f.name for f in fields], "additionalProperties": False}
+
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "DebateLab verdict record",
+            **object_schema(RECORD_FIELDS)}
+
+
+def declared(stored: dict, fields) -> dict:
+    """A stored JSON object as its declared fields: every declared key (null when absent), values of
+    another type and undeclared keys moved into `extra` (a JSON object as text). The Python twin
+    of _declared_sql."""
+    out, extra = {}, {}
+    for f in fields:
+        if f.name == EXTRA:
+            continue
+        value = stored.get(f.name)
+        if value is None or _conforms(value, f.kind):
+            out[f.name] = int(value) if f.kind == "int" and value is not None else (
+                [int(v) for v in value] if f.kind == "list<int>" and value is not None else value)
+        else:
+            out[f.name], extra[f.name] = None, value
+    names = {f.name for f in fields}
+    extra.update({k: v for k, v in stored.items() if k not in names or k == EXTRA})
+    out[EXTRA] = json.dumps(_jsonb_order(extra), ensure_ascii=False) if extra else None
+    return out
+
+
+def _jsonb_order(value):
+    """Objects with their keys in PostgreSQL's jsonb order (shorter first, then bytewise), so both
+    export paths write `extra` alike."""
+    if isinstance(value, dict):
+        return {k: _jsonb_order(value[k]) for k in sorted(value, key=lambda k: (len(k.encode()), k.encode()))}
+    if isinstance(value, list):
+        return [_jsonb_order(v) for v in value]
+    return value
+
+
+def undeclared(exported: dict, fields) -> dict:
+    """The stored JSON object back from its exported form (the inverse of `declared`): optional
+    keys without a value left out again, `extra` merged back."""
+    names = {f.name for f in fields}
+    stored = {f.name: exported.get(f.name) for f in fields
+              if f.name != EXTRA and not (f.optional and exported.get(f.name) is None)}
+    stored.update({k: v for k, v in exported.items() if k not in names})  # exports made before `extra`
+    if exported.get(EXTRA):
+        stored.update(json.loads(exported[EXTRA]))
+    return stored
+
+
+def _conforms(value, kind: str) -> bool:
+    def integral(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and float(v).is_integer() and abs(v) < 9e18
+
+    checks = {"int": integral, "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+              "bool": lambda v: isinstance(v, bool), "string": lambda v: isinstance(v, str)}
+    if kind.startswith("list<"):
+        return isinstance(value, list) and all(checks[kind[5:-1]](v) for v in value)
+    return checks[kind](value)
+
+
+_JSON_TYPES = {"int": "number", "float": "number", "bool": "boolean", "string": "string"}
+
+
+def _integral_sql(e: str) -> str:
+    number = f"({e} #>> '{{}}')::numeric"
+    return f"({number} = trunc({number}) AND abs({number}) < 9e18)"
+
+
+def _conforms_sql(v: str, kind: str) -> str:
+    """SQL true when the jsonb value v has the declared kind (CASE keeps casts from running early)."""
+    def element(e: str, scalar: str) -> str:
+        typed = f"jsonb_typeof({e}) = '{_JSON_TYPES[scalar]}'"
+        return f"CASE WHEN {typed} THEN {_integral_sql(e)} ELSE FALSE END" if scalar == "int" else typed
+
+    if kind.startswith("list<"):
+        return (f"CASE WHEN jsonb_typeof({v}) = 'array' THEN NOT EXISTS (SELECT 1 FROM jsonb_array_elements({v}) el "
+                f"WHERE NOT ({element('el', kind[5:-1])})) ELSE FALSE END")
+    return element(v, kind)
+
+
+def _declared_sql(x: str, fields) -> str:
+    """json_build_object of a jsonb object x as its declared fields (see `declared`)."""
+    parts, kept = [], []
+    for f in fields:
+        if f.name == EXTRA:
+            continue
+        v = f"({x} -> '{f.name}')"
+        conforms = _conforms_sql(v, f.kind)
+        if f.kind == "int":
+            value = f"to_jsonb(({v} #>> '{{}}')::numeric::bigint)"
+        elif f.kind == "list<int>":
+            value = (f"(SELECT COALESCE(jsonb_agg(to_jsonb((el #>> '{{}}')::numeric::bigint) ORDER BY n), '[]') "
+                     f"FROM jsonb_array_elements({v}) WITH ORDINALITY AS els(el, n))")
+        else:
+            value = v
+        parts.append(f"'{f.name}', CASE WHEN {conforms} THEN {value} END")
+        kept.append(f"CASE WHEN {v} IS NULL OR jsonb_typeof({v}) = 'null' OR {conforms} THEN '{f.name}' END")
+    others = f"({x} - array_remove(ARRAY[{', '.join(kept)}]::text[], NULL))"
+    parts.append(f"'{EXTRA}', NULLIF({others}, '{{}}'::jsonb)::text")
+    return f"json_build_object({', '.join(parts)})"
+
+
+def _quotes_are_objects_sql(quotes: str) -> str:
+    return (f"(jsonb_typeof({quotes}) = 'array' AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements({quotes}) qo "
+            f"WHERE jsonb_typeof(qo) <> 'object'))")
+
+
+def _quotes_sql(payload: str) -> str:
+    """A turn's quotes as declared structs, in order; null when the turn has no list of quote objects
+    (its payload_json then keeps whatever `quotes` holds)."""
+    quotes = f"{payload} -> 'quotes'"
+    return (f"CASE WHEN {_quotes_are_objects_sql(quotes)} THEN COALESCE((SELECT json_agg("
+            f"{_declared_sql('qx', QUOTE_FIELDS)} ORDER BY qn) FROM jsonb_array_elements({quotes}) "
+            f"WITH ORDINALITY AS qs(qx, qn)), '[]') END")
+
+
+def _payload_sql(payload: str) -> str:
+    declared_quotes = _quotes_are_objects_sql(f"{payload} -> 'quotes'")
+    return f"(CASE WHEN {declared_quotes} THEN {payload} - 'quotes' ELSE {payload} END)::text"
+
+
+def quotes_of(payload: dict | None) -> tuple[list | None, dict]:
+    """(the declared quotes, the rest of the payload) of a stored turn payload; quotes is None
+    when the payload has no list of quote objects (the payload then keeps its `quotes`)."""
+    payload = payload or {}
+    quotes = payload.get("quotes")
+    if not (isinstance(quotes, list) and all(isinstance(q, dict) for q in quotes)):
+        return None, payload
+    return [declared(q, QUOTE_FIELDS) for q in quotes], {k: v for k, v in payload.items() if k != "quotes"}
+
+
 def arrow_schema():
     import pyarrow as pa
 
@@ -251,6 +408,9 @@ def _where(options: ExportOptions, params: list) -> str:
     return " AND ".join(clauses)
 
 
+# A question's passage: its shared story (stored once), else its own hidden material.
+PASSAGE_SQL = "COALESCE((SELECT st.text FROM debates_story st WHERE st.id = q.story_id), q.hidden_material)"
+
 FROM_VERDICTS = """
     FROM judging_verdict v
     JOIN debates_debate d ON d.id = v.debate_id
@@ -290,7 +450,7 @@ def record_sql(options: ExportOptions, after_id: int | None = None, limit: int |
       'question', json_build_object(
         'kind', q.kind, 'title', q.title, 'text', q.text, 'answers', q.answers, 'correct_index', q.correct_index,
         'public_material', q.public_material,
-        'hidden_material', CASE WHEN {hidden} THEN q.hidden_material END,
+        'hidden_material', CASE WHEN {hidden} THEN {PASSAGE_SQL} END,
         'hidden_image_json', CASE WHEN {hidden} THEN q.hidden_image::text END,
         'source', q.source, 'external_id', q.external_id, 'metadata_json', q.metadata::text,
         'created_at', q.created_at),
@@ -302,8 +462,8 @@ def record_sql(options: ExportOptions, after_id: int | None = None, limit: int |
       'turns', COALESCE((
         SELECT json_agg(json_build_object(
           'round', t.round_index, 'seat', t.seat, 'kind', t.kind, 'text', t.text, 'probabilities', t.probabilities,
-          'end_debate', t.end_debate, 'quotes', t.payload->'quotes',
-          'payload_json', (t.payload - 'quotes')::text,
+          'end_debate', t.end_debate, 'quotes', {_quotes_sql('t.payload')},
+          'payload_json', {_payload_sql('t.payload')},
           'private_note', CASE WHEN {hidden} THEN t.private_note END, 'client_id', t.client_id,
           'author', {author}, 'created_at', t.created_at) ORDER BY t.id)
         FROM debates_turn t WHERE t.debate_id = d.id), '[]'),
@@ -411,7 +571,7 @@ def python_records(options: ExportOptions, after_id: int | None = None, limit: i
                 "question": {
                     "kind": q.kind, "title": q.title, "text": q.text, "answers": q.answers,
                     "correct_index": q.correct_index, "public_material": q.public_material,
-                    "hidden_material": q.hidden_material if options.include_hidden else None,
+                    "hidden_material": q.passage if options.include_hidden else None,
                     "hidden_image_json": text(q.hidden_image) if options.include_hidden else None,
                     "source": q.source, "external_id": q.external_id, "metadata_json": text(q.metadata),
                     "created_at": when(q.created_at)},
@@ -422,8 +582,7 @@ def python_records(options: ExportOptions, after_id: int | None = None, limit: i
                 "turns": [{
                     "round": t.round_index, "seat": t.seat, "kind": t.kind, "text": t.text,
                     "probabilities": t.probabilities, "end_debate": t.end_debate,
-                    "quotes": (t.payload or {}).get("quotes"),
-                    "payload_json": text({k: x for k, x in (t.payload or {}).items() if k != "quotes"}),
+                    "quotes": quotes_of(t.payload)[0], "payload_json": text(quotes_of(t.payload)[1]),
                     "private_note": t.private_note if options.include_hidden else None, "client_id": t.client_id,
                     "author": person(t.author_id), "created_at": when(t.created_at)} for t in turns.get(d.pk, [])],
                 "judge": person(v.judge_id), "judge_kind": v.judge_kind, "ai_judge": v.ai_judge, "live": v.live,
@@ -508,6 +667,11 @@ def verdict_queryset(options: ExportOptions):
 # Tidy CSV tables
 
 
+def _csv_bool(expression: str) -> str:
+    """COPY writes booleans as t/f; the tables say true/false (empty for null)."""
+    return f"CASE WHEN ({expression}) THEN 'true' WHEN NOT ({expression}) THEN 'false' END"
+
+
 def csv_table_sql(table: str, options: ExportOptions) -> tuple[str, list]:
     params: list = []
     hidden = "TRUE" if options.include_hidden else "FALSE"
@@ -522,7 +686,7 @@ def csv_table_sql(table: str, options: ExportOptions) -> tuple[str, list]:
             d.protocol_name, d.provenance->>'format' AS protocol_format, d.status, d.source, d.external_id,
             d.answer_order::text AS answer_order, q.kind AS question_kind, q.title, q.text AS question,
             q.answers::text AS answers, q.correct_index, q.public_material,
-            CASE WHEN {hidden} THEN q.hidden_material END AS hidden_material,
+            CASE WHEN {hidden} THEN {PASSAGE_SQL} END AS hidden_material,
             q.source AS question_source, q.external_id AS question_external_id,
             COALESCE(d.provenance->>'code_version', ev.code_version) AS code_version, {created_by} AS created_by,
             d.created_at, d.started_at, d.ended_at, d.protocol::text AS protocol_json,
@@ -537,8 +701,8 @@ def csv_table_sql(table: str, options: ExportOptions) -> tuple[str, list]:
         inner = selected.format(from_=FROM_VERDICTS, where=_where(options, inner_params))
         params += inner_params
         return f"""{names}SELECT p.debate_id, p.seat, {person} AS participant, p.answer_index,
-            CASE WHEN p.answer_index IS NULL THEN NULL ELSE p.answer_index = q.correct_index END AS honest,
-            p.alias, p.agent IS NOT NULL AS ai, p.agent::text AS agent_json
+            {_csv_bool("p.answer_index = q.correct_index")} AS honest,
+            p.alias, {_csv_bool("p.agent IS NOT NULL")} AS ai, p.agent::text AS agent_json
             FROM debates_participant p JOIN debates_debate d ON d.id = p.debate_id
             JOIN debates_question q ON q.id = d.question_id
             WHERE p.debate_id IN ({inner}) ORDER BY p.debate_id, p.id""", params
@@ -547,12 +711,14 @@ def csv_table_sql(table: str, options: ExportOptions) -> tuple[str, list]:
         inner_params = []
         inner = selected.format(from_=FROM_VERDICTS, where=_where(options, inner_params))
         params += inner_params
+        quotes_listed = _quotes_are_objects_sql("t.payload->'quotes'")
         return f"""{names}SELECT t.debate_id, row_number() OVER (PARTITION BY t.debate_id ORDER BY t.id) - 1 AS turn_number,
             t.round_index AS round, t.seat, t.kind, t.text, t.probabilities::text AS probabilities,
-            (t.probabilities->>q.correct_index)::double precision AS p_correct, t.end_debate,
-            jsonb_array_length(COALESCE(t.payload->'quotes', '[]')) AS quotes,
-            (SELECT count(*) FROM jsonb_array_elements(COALESCE(t.payload->'quotes', '[]')) x
-             WHERE x->>'status' = 'verified') AS quotes_verified,
+            (t.probabilities->>q.correct_index)::double precision AS p_correct,
+            {_csv_bool("t.end_debate")} AS end_debate,
+            CASE WHEN {quotes_listed} THEN jsonb_array_length(t.payload->'quotes') ELSE 0 END AS quotes,
+            CASE WHEN {quotes_listed} THEN (SELECT count(*) FROM jsonb_array_elements(t.payload->'quotes') x
+             WHERE x->>'status' = 'verified') ELSE 0 END AS quotes_verified,
             t.payload::text AS payload_json, CASE WHEN {hidden} THEN t.private_note END AS private_note,
             {author} AS author, t.created_at
             FROM debates_turn t JOIN debates_debate d ON d.id = t.debate_id
@@ -561,9 +727,10 @@ def csv_table_sql(table: str, options: ExportOptions) -> tuple[str, list]:
     if table == "judgments":
         judge = _identity("v.judge_id", options)
         where = _where(options, params)
-        return f"""{names}SELECT v.id AS verdict_id, v.debate_id, {judge} AS judge, v.judge_kind, v.ai_judge, v.live,
+        return f"""{names}SELECT v.id AS verdict_id, v.debate_id, {judge} AS judge, v.judge_kind, v.ai_judge,
+            {_csv_bool("v.live")} AS live,
             v.probabilities::text AS probabilities, (v.probabilities->>q.correct_index)::double precision AS p_correct,
-            v.chosen_index, v.correct, v.reason, v.seconds_spent, v.after_turn, v.after_seq, v.scoring_rule, v.score,
+            v.chosen_index, {_csv_bool("v.correct")} AS correct, v.reason, v.seconds_spent, v.after_turn, v.after_seq, v.scoring_rule, v.score,
             v.created_at, v.provenance::text AS provenance_json
             {FROM_VERDICTS} WHERE {where} ORDER BY v.id""", params
     raise ExportError(f"unknown table {table!r}; the tables are {', '.join(CSV_TABLES)}")

@@ -30,6 +30,8 @@ class Verdict(models.Model):
     scoring_rule = models.CharField(max_length=20, default="log")
     score = models.FloatField()
     client_id = models.CharField(max_length=64, blank=True)
+    hidden_seconds = models.FloatField(null=True, blank=True,
+                                       help_text="Time the judge's debate and verdict pages were hidden (quality).")
     provenance = models.JSONField(default=dict, blank=True, help_text="What produced this verdict (AI judges, imports).")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -140,3 +142,47 @@ class StepReport(models.Model):
     class Meta:
         ordering = ["assignment", "step"]
         constraints = [models.UniqueConstraint(fields=["assignment", "step"], name="one_report_per_step")]
+
+
+class StudyParticipant(models.Model):
+    """A person taking part in an experiment's crowd study (Prolific, MTurk or an invitation link).
+    One per person per experiment: reopening the study link returns them to where they were, and a
+    status only moves forward (nobody restarts once started)."""
+
+    PROLIFIC, MTURK, LAB = "prolific", "mturk", "lab"
+    PLATFORMS = [(PROLIFIC, "Prolific"), (MTURK, "Amazon MTurk"), (LAB, "invitation link")]
+    ALLOCATED, CONSENTED, QUALIFIED, WAITING, JUDGING = "allocated", "consented", "qualified", "waiting", "judging"
+    COMPLETED, RETURNED, TIMED_OUT, SCREENED_OUT = "completed", "returned", "timed_out", "screened_out"
+    STATUSES = [(s, s.replace("_", " ")) for s in (ALLOCATED, CONSENTED, QUALIFIED, WAITING, JUDGING, COMPLETED,
+                                                   RETURNED, TIMED_OUT, SCREENED_OUT)]
+    FINISHED = (COMPLETED, RETURNED, TIMED_OUT, SCREENED_OUT)
+
+    experiment = models.ForeignKey("debates.Experiment", on_delete=models.CASCADE, related_name="study_participants")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="studies")
+    platform = models.CharField(max_length=20, choices=PLATFORMS)
+    external_id = models.CharField(max_length=100, help_text="PROLIFIC_PID, MTurk workerId, or the username.")
+    study_id = models.CharField(max_length=100, blank=True, help_text="Prolific STUDY_ID or MTurk hitId.")
+    session_id = models.CharField(max_length=100, blank=True, help_text="Prolific SESSION_ID or MTurk assignmentId.")
+    submit_to = models.URLField(blank=True, help_text="MTurk turkSubmitTo.")
+    status = models.CharField(max_length=20, choices=STATUSES, default=ALLOCATED)
+    outcome = models.CharField(max_length=20, blank=True, help_text="How the study ended: a completion code's key.")
+    completion_code = models.CharField(max_length=100, blank=True)
+    quiz_attempts = models.PositiveIntegerField(default=0)
+    responses = models.JSONField(default=dict, blank=True,
+                                 help_text="What the participant answered: quiz_passed, practice, survey.")
+    bonus = models.DecimalField(max_digits=8, decimal_places=2, null=True, blank=True)
+    bonus_batch = models.PositiveIntegerField(null=True, blank=True,
+                                              help_text="The bonus file this person was paid in; never paid twice.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    status_changed_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["experiment", "platform", "external_id"], name="one_participant_per_id"),
+            models.UniqueConstraint(fields=["experiment", "user"], name="one_participation_per_user"),
+        ]
+        ordering = ["id"]
+
+    def __str__(self):
+        return f"{self.get_platform_display()} {self.external_id} in {self.experiment_id} ({self.status})"

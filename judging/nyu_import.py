@@ -20,13 +20,17 @@ from django.utils import timezone
 from debates.models import Debate, DebateEvent, Participant, Question, Turn
 from debates.provenance import code_version
 
-from debates.importers.nyu_format import AI_NAMES, SOURCE, RoomPlan, RoomProblem, article_id, plan_room
+from debates.importers.nyu_format import (AI_NAMES, SOURCE, RoomPlan, RoomProblem, article_id, plan_room,
+                                          protocol_name)
 
+from . import verdicts
 from .models import Verdict
 
 USER_PREFIX = "nyu:"
 ROOMS_FOLDER = Path("debates") / "official"
 METADATA_FILE = "debates-metadata.jsonl"
+# The dataset's own rule, kept for its verdicts (the paper counts p(correct) > 0.5 as correct).
+TIE_RULE = "nyu-debate-2023: correct only when p(correct) > 0.5, so a tie is wrong"
 
 
 class DatasetMissing(Exception):
@@ -105,7 +109,6 @@ class _Store:
         self.users = {}
         self.questions = {}
         self.stories = {}  # QuALITY article id -> the story text stored for it
-        self.Verdict = Verdict
 
     def room(self, plan: RoomPlan):
         try:
@@ -127,7 +130,8 @@ class _Store:
     def _room(self, plan: RoomPlan):
         question = self._question(plan)
         debate = Debate.objects.create(
-            question=question, protocol=plan.protocol.to_dict(), status=plan.status, answer_order=plan.answer_order,
+            question=question, protocol=plan.protocol.to_dict(), protocol_name=protocol_name(plan.provenance["setting"]),
+            status=plan.status, answer_order=plan.answer_order,
             last_seq=len(plan.events), source=SOURCE, external_id=plan.name,
             provenance=dict(plan.provenance, code_version=code_version(), imported_at=timezone.now().isoformat()),
             started_at=_time(plan.started_ms), ended_at=_time(plan.ended_ms))
@@ -148,9 +152,9 @@ class _Store:
             DebateEvent(debate=debate, seq=seq, kind=e.kind, audience=e.audience, data=e.data)
             for seq, e in enumerate(plan.events, start=1)])
         _keep_times(DebateEvent, events, [e.at_ms for e in plan.events])
-        verdicts = self.Verdict.objects.bulk_create([self._verdict(debate, v) for v in plan.verdicts])
-        _keep_times(self.Verdict, verdicts, [v.at_ms for v in plan.verdicts])
-        self.result.verdicts_created += len(verdicts)
+        stored = Verdict.objects.bulk_create([self._verdict(debate, v) for v in plan.verdicts])
+        _keep_times(Verdict, stored, [v.at_ms for v in plan.verdicts])
+        self.result.verdicts_created += len(stored)
 
     def _question(self, plan: RoomPlan) -> Question:
         wanted = plan.question
@@ -190,13 +194,13 @@ class _Store:
 
     def _verdict(self, debate: Debate, verdict):
         ai = verdict.judge_name in AI_NAMES
-        return self.Verdict(
-            debate=debate, judge=None if ai else self._user(verdict.judge_name),
-            judge_kind=self.Verdict.AI if ai else self.Verdict.HUMAN, ai_judge=verdict.judge_name if ai else "",
-            live=verdict.live, probabilities=verdict.probabilities, chosen_index=verdict.chosen_index,
-            correct=verdict.correct, reason=verdict.reason, seconds_spent=verdict.seconds_spent,
-            after_turn=verdict.after_turn, after_seq=verdict.after_seq, scoring_rule="log", score=verdict.score,
-            provenance=dict(verdict.provenance, code_version=code_version()))
+        return verdicts.build_verdict(
+            debate, verdict.probabilities, judge=None if ai else self._user(verdict.judge_name),
+            judge_kind=Verdict.AI if ai else Verdict.HUMAN, ai_judge=verdict.judge_name if ai else "",
+            live=verdict.live, reason=verdict.reason, seconds_spent=verdict.seconds_spent,
+            after_turn=verdict.after_turn, after_seq=verdict.after_seq,
+            provenance=dict(verdict.provenance, code_version=code_version()),
+            source_rule=verdicts.source_rule(TIE_RULE, verdict.chosen_index, verdict.correct, verdict.score))
 
 
 def _time(ms):

@@ -16,14 +16,14 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from debates import live, snapshots
+from debates import snapshots
 from debates.models import JUDGE_ROLE, Debate, Participant
 from debates.protocol import JUDGE, Refused, validate_probabilities
 from debates.services import to_canonical
 
-from . import scoring
 from .models import Assignment, StepReport, Verdict
 from .services import checked_judgment
+from .verdicts import record_verdict
 
 log = logging.getLogger(__name__)
 FINISHED = (Debate.AWAITING_VERDICT, Debate.COMPLETE)
@@ -202,7 +202,7 @@ def report_step(assignment_id: int, user, step: int, probabilities) -> StepRepor
 
 
 def submit_offline_verdict(assignment_id: int, user, probabilities, reason: str, seconds_spent=None,
-                           client_id: str = "") -> Verdict:
+                           client_id: str = "", **fields) -> Verdict:
     """The offline judge's final verdict (probabilities in the shown answer order). Offline judges
     do not choose how long the debate runs, so no per-turn penalty is taken from their score."""
     with transaction.atomic():
@@ -214,17 +214,11 @@ def submit_offline_verdict(assignment_id: int, user, probabilities, reason: str,
         if not ready_for_verdict(assignment):
             raise Refused("steps_left", "give your probabilities for every turn first; the verdict comes last")
         debate = assignment.debate
-        canonical, chosen, reason, seconds = checked_judgment(debate, probabilities, reason, seconds_spent, client_id)
-        protocol = debate.get_protocol()
-        correct_index = debate.question.correct_index
-        verdict = Verdict.objects.create(
-            debate=debate, judge=user, live=False, probabilities=canonical, chosen_index=chosen,
-            correct=chosen == correct_index, reason=reason, seconds_spent=seconds, after_turn=debate.turns.count(),
-            after_seq=debate.last_seq, scoring_rule=protocol.scoring_rule,
-            score=scoring.score(protocol.scoring_rule, canonical, correct_index), client_id=client_id or "",
-            provenance={"offline": {"mode": assignment.mode, "assignment": assignment.pk,
-                                    "steps": assignment.reports.count()}})
+        canonical, reason, seconds = checked_judgment(debate, probabilities, reason, seconds_spent, client_id)
+        verdict, _ = record_verdict(
+            debate, canonical, judge=user, live=False, reason=reason, seconds_spent=seconds, client_id=client_id,
+            turn_penalty=False, completes=False, provenance={"offline": {
+                "mode": assignment.mode, "assignment": assignment.pk, "steps": assignment.reports.count()}}, **fields)
         assignment.verdict, assignment.status, assignment.finished_at = verdict, Assignment.DONE, timezone.now()
         assignment.save(update_fields=["verdict", "status", "finished_at"])
-        transaction.on_commit(lambda: live.notify_experiment(debate.pk), robust=True)
         return verdict

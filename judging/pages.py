@@ -7,6 +7,7 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.handlers.asgi import ASGIRequest
+from django.db import connection
 from django.db.models import Count, Q
 from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
@@ -84,7 +85,28 @@ def experiment_detail(request, experiment_id):
         "experiment": experiment, "versions": versions, "statuses": statuses,
         "verdict_count": verdicts.count(), "human_verdicts": verdicts.filter(judge_kind=Verdict.HUMAN).count(),
         "may_see_identities": may_see_identities(request.user), "formats": export.FORMATS,
+        "csv_available": connection.vendor == "postgresql", "database_vendor": connection.vendor,
+        **_study_context(request, experiment),
     })
+
+
+def _study_context(request, experiment):
+    from . import crowd
+    from .quality import participant_quality, quality_label
+    from .study_views import study_link
+
+    version = crowd.study_version(experiment) or experiment.latest_version()
+    platform = crowd.study_settings(version)["platform"]
+    participants = experiment.study_participants.select_related("user").order_by("-id")
+    shown = list(participants[:200])
+    for participant in shown:
+        participant.quality = quality_label(participant_quality(participant, version))
+    return {"study_platform": platform, "study_link": study_link(request, experiment, platform),
+            "study_counts": crowd.status_counts(experiment), "study_participants": shown,
+            "waiting_room": crowd.waiting_room(experiment),
+            "bonus_batches": sorted({b for b in participants.values_list("bonus_batch", flat=True) if b}),
+            "bonus_owed": participants.filter(status="completed", bonus__gt=0, bonus_batch=None).count(),
+            "invitations": experiment.invitations.order_by("-id")[:20]}
 
 
 # ---------------------------------------------------------------------------------------------

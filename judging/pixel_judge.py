@@ -6,20 +6,20 @@ same debate: Verdict(judge_kind="ai", ai_judge="pixel-judge-6px", live=False) wi
 per answer (a softmax over the judge's logits for the answers' digits) and provenance naming the
 weights by SHA-256.
 
-Verdict rule (the game's, debates.pixel.game): the answer with the highest logit; an exact tie
-goes to a wrong answer, so ties never count for the honest side.
+Verdict rule: the answer with the highest logit; an exact tie goes to a wrong answer (the
+platform's one tie rule, judging.verdicts, which is also the game's, debates.pixel.game).
 """
 import logging
 
 import numpy as np
 from django.db import transaction
 
-from debates import live, pixel_debates, provenance, services
-from debates.models import Debate, DebateEvent
+from debates import pixel_debates, provenance
+from debates.models import Debate
 from debates.pixel.game import batch_judge_planes
-from debates.protocol import JUDGE, Event, Refused
+from debates.protocol import Refused
 
-from . import scoring
+from . import verdicts
 from .models import Verdict
 
 log = logging.getLogger(__name__)
@@ -41,15 +41,12 @@ def answer_logits(question, logits) -> np.ndarray:
     return np.array([float(logits[int(answer)]) for answer in question.answers], dtype=np.float64)
 
 
-def verdict_probabilities(question, logits) -> tuple[list[float], int]:
-    """(probabilities over the answers, chosen answer index) from the judge's ten logits."""
+def verdict_probabilities(question, logits) -> list[float]:
+    """The probabilities over the answers (a softmax of the judge's logits for their digits); the
+    chosen answer follows from them by the platform's rule (judging.verdicts: a tie is wrong)."""
     scores = answer_logits(question, logits)
     weights = np.exp(scores - scores.max())
-    probabilities = [float(w) for w in weights / weights.sum()]
-    best = scores.max()
-    leaders = [i for i, s in enumerate(scores) if s == best]
-    wrong_leaders = [i for i in leaders if i != question.correct_index]
-    return probabilities, (wrong_leaders[0] if wrong_leaders else leaders[0])
+    return [float(w) for w in weights / weights.sum()]
 
 
 def judge_debate(debate_id: int, evaluator=None) -> Verdict:
@@ -84,52 +81,26 @@ def save_verdict(debate: Debate, logits, mask: list[int], judge: dict) -> Verdic
         existing = Verdict.objects.filter(debate=debate, judge_kind=Verdict.AI, ai_judge=judge["name"]).first()
         if existing:
             return existing
-        debater_turns = debate.turns.exclude(seat=JUDGE).count()
-        verdict = Verdict.objects.create(**_verdict_fields(debate, logits, mask, judge, debate.turns.count(),
-                                                           debater_turns))
-        if debate.status != Debate.COMPLETE and not debate.participants.filter(seat=JUDGE, user__isnull=False).exists():
-            debate.status = Debate.COMPLETE  # no human judge is waiting to give the verdict
-            live.publish(debate.pk, services.record_events(debate, [Event("verdict_given", "all",
-                                                                          {"status": debate.status})]))
+        probabilities, options = _verdict_options(debate, logits, mask, judge)
+        verdict, _ = verdicts.record_verdict(debate, probabilities, **options)
         return verdict
 
 
 def save_selfplay_verdicts(debates: list[Debate], logits: list, masks: list[list[int]], judge: dict) -> list[Verdict]:
     """The verdicts on self-play debates just stored (no human judge, nobody watching), in bulk
     inside the caller's transaction; each debate is complete after its verdict."""
-    verdicts = Verdict.objects.bulk_create([
-        Verdict(**_verdict_fields(d, row, mask, judge, len(mask), len(mask))) for d, row, mask in zip(debates, logits, masks)])
-    events = []
-    for debate in debates:
-        debate.status = Debate.COMPLETE
-        debate.last_seq += 1
-        events.append(DebateEvent(debate=debate, seq=debate.last_seq, kind="verdict_given", audience="all",
-                                  data={"status": Debate.COMPLETE}))
-    DebateEvent.objects.bulk_create(events)
-    Debate.objects.bulk_update(debates, ["status", "last_seq"])
-    return verdicts
+    options = [_verdict_options(d, row, mask, judge, turns=len(mask)) for d, row, mask in zip(debates, logits, masks)]
+    return verdicts.record_many(debates, [p for p, _ in options], [o for _, o in options])
 
 
-def _verdict_fields(debate: Debate, logits, mask: list[int], judge: dict, turns: int, debater_turns: int) -> dict:
+def _verdict_options(debate: Debate, logits, mask: list[int], judge: dict, turns: int | None = None):
+    """(probabilities, record_verdict options) from the judge's logits on `mask`. turns: the
+    debate's turn count when known (self-play: one per revealed pixel), else counted."""
     question = debate.question
-    probabilities, chosen = verdict_probabilities(question, logits)
-    protocol = debate.get_protocol()
     shown = ", ".join(f"{a}: {s:.2f}" for a, s in zip(question.answers, answer_logits(question, logits)))
-    return dict(
-        debate=debate, judge=None, judge_kind=Verdict.AI, ai_judge=judge["name"], live=False,
-        probabilities=probabilities, chosen_index=chosen, correct=chosen == question.correct_index,
+    return verdict_probabilities(question, logits), dict(
+        judge_kind=Verdict.AI, ai_judge=judge["name"], live=False, after_turn=turns, debater_turns=turns,
         reason=f"Judge network on the {len(mask)} revealed pixels; logits per answer: {shown}.",
-        after_turn=turns, after_seq=debate.last_seq, scoring_rule=protocol.scoring_rule,
-        score=scoring.score(protocol.scoring_rule, probabilities, question.correct_index, turns=debater_turns,
-                            turn_penalty=protocol.turn_penalty),
         provenance={"judge": judge, "mask": [int(p) for p in mask], "logits": [float(x) for x in logits],
                     "code_version": provenance.code_version()})
 
-
-def on_debate_finished(sender, debate_id: int, **kwargs) -> None:
-    """debates.signals.debate_finished receiver: image debates get the pixel judge's verdict."""
-    is_image = Debate.objects.filter(pk=debate_id, question__kind="image", protocol__evidence="pixels").exists()
-    if is_image:
-        from .tasks import schedule_pixel_verdict
-
-        schedule_pixel_verdict(debate_id)

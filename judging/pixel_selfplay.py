@@ -13,8 +13,8 @@ judge ranked highest on the final mask (the answer the liar came closest to winn
 """
 import hashlib
 import json
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Iterable
 
 import numpy as np
 from django.db import IntegrityError, transaction

@@ -4,7 +4,8 @@ with their seats and turns, and verdicts again, with every stored field as it wa
 The whole import is one transaction: a file with any bad line, or a debate that is already here,
 is refused with the line number and nothing is imported. People appear under the name the export
 gave them (username or pseudonym), as accounts without a usable password. Exports hold no event
-log, so imported debates have turns and verdicts but no DebateEvent rows.
+log, so imported debates have turns and verdicts but no DebateEvent rows. Verdicts keep their
+exported chosen answer, correctness and score under the tie rule they were recorded with.
 """
 import json
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from django.db import transaction
 
 from debates.models import Debate, Experiment, ExperimentVersion, Participant, Question, Turn
 
-from .models import Verdict
+from . import export, verdicts
 
 REQUIRED = ("verdict_id", "debate_id", "question_id", "question", "participants", "turns", "probabilities",
             "chosen_index", "correct", "judge_kind", "score")
@@ -85,7 +86,7 @@ class _Importer:
             User = get_user_model()
             user = User.objects.filter(username=name).first()
             if user is None:
-                user = User(username=name)
+                user = User(username=name, is_active=False)  # nobody logs in as imported data (as the NYU import)
                 user.set_unusable_password()
                 user.save()
                 self.summary.users += 1
@@ -168,8 +169,8 @@ class _Importer:
         turns = []
         for t in record["turns"]:
             payload = _json(t.get("payload_json"), line, "turns.payload_json", {})
-            if t.get("quotes") is not None:  # exported beside the rest of the payload
-                payload["quotes"] = t["quotes"]
+            if t.get("quotes") is not None:  # exported beside the rest of the payload, as declared fields
+                payload["quotes"] = [export.undeclared(q, export.QUOTE_FIELDS) for q in t["quotes"]]
             turns.append(Turn(debate=debate, round_index=t["round"], seat=t["seat"], kind=t["kind"],
                               text=t.get("text") or "", probabilities=t.get("probabilities"),
                               end_debate=bool(t.get("end_debate")), private_note=t.get("private_note") or "",
@@ -184,15 +185,16 @@ class _Importer:
 
     def verdict(self, record):
         line = record["_line"]
-        verdict = Verdict.objects.create(
-            debate=self.debate(record), judge=self.user(record.get("judge")), judge_kind=record["judge_kind"],
-            ai_judge=record.get("ai_judge") or "", live=bool(record.get("live", True)),
-            probabilities=record["probabilities"], chosen_index=record["chosen_index"], correct=record["correct"],
+        provenance = _json(record.get("verdict_provenance_json"), line, "verdict_provenance_json", {})
+        verdict = verdicts.build_verdict(
+            self.debate(record), record["probabilities"], judge=self.user(record.get("judge")),
+            judge_kind=record["judge_kind"], ai_judge=record.get("ai_judge") or "", live=bool(record.get("live", True)),
             reason=record.get("reason") or "", seconds_spent=record.get("seconds_spent"),
             after_turn=record.get("after_turn") or 0, after_seq=record.get("after_seq") or 0,
-            scoring_rule=record.get("scoring_rule") or "log", score=record["score"],
-            client_id=record.get("client_id") or "",
-            provenance=_json(record.get("verdict_provenance_json"), line, "verdict_provenance_json", {}))
+            client_id=record.get("client_id") or "", provenance=provenance,
+            source_rule=verdicts.source_rule(provenance.get("tie_rule"), record["chosen_index"],
+                                             record["correct"], record["score"], record.get("scoring_rule") or "log"))
+        verdict.save()
         self.timestamps.append((verdict, _when(record.get("verdict_created_at"), line, "verdict_created_at")))
         self.summary.verdicts += 1
 

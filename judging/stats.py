@@ -21,6 +21,8 @@ import math
 import numpy as np
 from scipy import linalg, sparse, stats
 
+from debates import proportions
+
 LOG_FLOOR = 1e-12  # the same floor judging.scoring uses, so a 0 on the right answer is finite
 
 
@@ -146,7 +148,7 @@ class BradleyTerry:
                 "games": int(self.games[i]),
                 "wins": float(self.wins[i]),
             }
-            if self.low is not None:
+            if self.low is not None and self.high is not None:
                 row.update(low=float(self.low[i]), high=float(self.high[i]),
                            elo_low=float(self.elo(self.low[i])), elo_high=float(self.elo(self.high[i])))
             rows.append(row)
@@ -217,7 +219,7 @@ def _codes(keys) -> tuple[np.ndarray, list]:
         rank = np.empty_like(appearance)
         rank[appearance] = np.arange(appearance.size)
         return rank[inverse].astype(np.int64), keys_sorted[appearance].tolist()
-    index = {}
+    index: dict = {}
     try:
         codes = np.fromiter((index.setdefault(k, len(index)) for k in keys), dtype=np.int64, count=len(keys))
     except TypeError:
@@ -235,28 +237,15 @@ def _joined(first, second):
 
 
 @lru_cache(maxsize=16)
-def _z(level: float) -> float:
-    return float(stats.norm.ppf(0.5 + level / 2))
-
-
 # ---------------------------------------------------------------------------------------------
 # Accuracy
 
 
 def wilson_interval(successes: float, total: int, level: float = 0.95) -> Interval:
-    """Wilson score interval for a binomial proportion; well behaved at 0 and at `total`."""
-    _check_level(level)
-    if total <= 0:
-        raise ValueError("a proportion needs at least one observation")
-    if not 0 <= successes <= total:
-        raise ValueError(f"successes must be between 0 and total ({total}), got {successes}")
-    z = _z(level)
-    p = successes / total
-    denominator = 1 + z * z / total
-    centre = (p + z * z / (2 * total)) / denominator
-    half = z / denominator * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total))
-    # At 0 or `total` successes one bound is exactly p; rounding must not push it past p.
-    return Interval(min(p, max(0.0, centre - half)), max(p, min(1.0, centre + half)), "wilson")
+    """Wilson score interval for a binomial proportion (debates.proportions, shared with the pixel
+    self-play tables); well behaved at 0 and at `total`."""
+    low, high = proportions.wilson_interval(successes, total, level)
+    return Interval(low, high, "wilson")
 
 
 def accuracy(correct, question_ids=None, level: float = 0.95, n_boot: int = 2000, seed: int = 0) -> Proportion:
@@ -365,7 +354,7 @@ def compare_accuracies(correct_a, correct_b, question_ids_a=None, question_ids_b
     return Difference(a, b, estimate, newcombe, bootstrap, test, p_value)
 
 
-def _two_proportion_test(x1: int, n1: int, x2: int, n2: int) -> tuple[str, float]:
+def _two_proportion_test(x1: float, n1: int, x2: float, n2: int) -> tuple[str, float]:
     pooled = (x1 + x2) / (n1 + n2)
     expected = (n1 * pooled, n1 * (1 - pooled), n2 * pooled, n2 * (1 - pooled))
     if min(expected) < 5:
@@ -443,8 +432,12 @@ def reliability_diagram(p_correct, bins: int = 10) -> tuple[ReliabilityBin, ...]
 def expected_calibration_error(p_correct, bins: int = 10) -> float:
     """Sum over the reliability diagram's bins of (share of judgments) * |accuracy - mean confidence|."""
     diagram = reliability_diagram(p_correct, bins)
-    total = sum(b.count for b in diagram)
-    return float(sum(b.count / total * abs(b.accuracy - b.mean_confidence) for b in diagram if b.count))
+    return _calibration_gap(diagram, sum(b.count for b in diagram))
+
+
+def _calibration_gap(diagram: tuple[ReliabilityBin, ...], total: int) -> float:
+    return float(sum(b.count / total * abs(b.accuracy - b.mean_confidence) for b in diagram
+                     if b.accuracy is not None and b.mean_confidence is not None))
 
 
 def accuracy_at_confidence(p_correct, threshold: float = 0.9, level: float = 0.95) -> HighConfidence:
@@ -465,8 +458,7 @@ def calibration(p_correct, bins: int = 10, threshold: float = 0.9, level: float 
     high confidence, in one result."""
     p = _as_probabilities(p_correct)
     diagram = reliability_diagram(p, bins)
-    ece = sum(b.count / p.size * abs(b.accuracy - b.mean_confidence) for b in diagram if b.count)
-    return Calibration(int(p.size), brier_score(p), log_score(p), float(ece), diagram,
+    return Calibration(int(p.size), brier_score(p), log_score(p), _calibration_gap(diagram, p.size), diagram,
                        accuracy_at_confidence(p, threshold, level))
 
 
@@ -685,13 +677,13 @@ def bradley_terry(winners, losers, ties=None, prior: float = 0.01, n_boot: int =
         total = int(pairings.counts.sum())
         p = len(pairings.players)
         chunk = max(1, 4_000_000 // (p * p))  # keeps the batched Hessians under ~32 MB
-        replicates = []
+        batches = []
         for start in range(0, n_boot, chunk):
             draws = rng.multinomial(total, pairings.counts / total, size=min(chunk, n_boot - start))
             # Replicates lie near the full-data fit, so starting there saves Newton steps.
-            replicates.append(_fit_bradley_terry(*pairings.per_pair(draws.astype(float)), pairings, prior,
-                                                 start=ratings))
-        replicates = np.concatenate(replicates)
+            batches.append(_fit_bradley_terry(*pairings.per_pair(draws.astype(float)), pairings, prior,
+                                              start=ratings))
+        replicates = np.concatenate(batches)
         tail = (1 - level) / 2
         low, high = np.quantile(replicates, [tail, 1 - tail], axis=0)
     return BradleyTerry(tuple(pairings.players), ratings, low, high, pairings.games_per_player,

@@ -94,11 +94,11 @@ def _insert(cursor, tag, version_id, owner_id, questions, debates, ai_verdicts, 
     cursor.execute("ANALYZE debates_question, debates_debate")
     debate_filter = "d.experiment_version_id = %s"
     cursor.execute(f"""
-        INSERT INTO debates_participant (seat, answer_index, alias, agent, online_connections, debate_id, user_id)
+        INSERT INTO debates_participant (seat, answer_index, alias, agent, debate_id, user_id)
         SELECT s.seat,
             CASE WHEN s.seat = 'judge' THEN NULL
                  WHEN (s.seat = 'A') = ((d.id * 31) %% 2 = 0) THEN q.correct_index ELSE 1 - q.correct_index END,
-            CASE WHEN s.seat = 'judge' THEN '' ELSE 'Debater ' || s.seat END, NULL, 0, d.id,
+            CASE WHEN s.seat = 'judge' THEN '' ELSE 'Debater ' || s.seat END, NULL, d.id,
             CASE s.seat WHEN 'judge' THEN (%s::int[])[1 + d.id %% %s]
                         WHEN 'A' THEN (%s::int[])[1 + d.id %% %s]
                         ELSE (%s::int[])[1 + (d.id %% %s + 1 + (d.id / %s) %% (%s - 1)) %% %s] END

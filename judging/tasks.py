@@ -42,6 +42,103 @@ def _pixel_verdict_in_process(debate_id: int) -> None:
         close_old_connections()
 
 
+# ---------------------------------------------------------------------------------------------
+# The AI judge seated in a debate: feedback in each judge feedback round, the verdict at the end.
+# Retried with backoff like AI debaters' turns (debates.tasks.run_ai_turn) when the back-end is
+# unavailable; a report that never comes is recorded as a timed-out turn so the debate goes on.
+
+AI_JUDGE_RETRIES = 4
+
+
+def _backoff(retries: int) -> int:
+    return min(300, 10 * 2 ** retries)
+
+
+@shared_task(bind=True, acks_late=True, max_retries=AI_JUDGE_RETRIES)
+def ai_judge_feedback(self, debate_id: int, expected_round: int) -> str:
+    """Idempotent: nothing happens unless the AI judge is still expected in that round."""
+    from debates.agents.errors import AgentError, AgentUnavailable
+
+    from . import ai_judges
+
+    try:
+        return ai_judges.give_feedback(debate_id, expected_round)
+    except AgentUnavailable as error:
+        if self.request.retries < self.max_retries:
+            raise self.retry(exc=error, countdown=_backoff(self.request.retries)) from error
+        return ai_judges.forfeit_feedback(debate_id, expected_round, error)
+    except AgentError as error:
+        return ai_judges.forfeit_feedback(debate_id, expected_round, error)
+
+
+@shared_task(bind=True, acks_late=True, max_retries=AI_JUDGE_RETRIES)
+def ai_judge_verdict(self, debate_id: int) -> str:
+    """Idempotent: one verdict per debate and AI judge. A verdict that cannot be had is logged and
+    the debate waits for it (manage.py ai_judge gives it later)."""
+    from debates.agents.errors import AgentError, AgentUnavailable
+    from debates.protocol import Refused
+
+    from . import ai_judges
+
+    try:
+        verdict = ai_judges.seated_verdict(debate_id)
+    except AgentUnavailable as error:
+        if self.request.retries < self.max_retries:
+            raise self.retry(exc=error, countdown=_backoff(self.request.retries)) from error
+        log.warning("no AI judge verdict for debate %s: %s", debate_id, error)
+        return f"failed: {error.code}"
+    except (AgentError, Refused) as error:
+        log.warning("no AI judge verdict for debate %s: %s", debate_id, getattr(error, "message", error))
+        return f"failed: {getattr(error, 'code', 'refused')}"
+    return "no AI judge" if verdict is None else f"verdict {verdict.pk}"
+
+
+def schedule_ai_judge_feedback(debate_id: int, expected_round: int) -> None:
+    _run(ai_judge_feedback, _ai_judge_feedback_in_process, (debate_id, expected_round), f"ai-judge-{debate_id}")
+
+
+def schedule_ai_judge_verdict(debate_id: int) -> None:
+    _run(ai_judge_verdict, _ai_judge_verdict_in_process, (debate_id,), f"ai-judge-verdict-{debate_id}")
+
+
+def _run(task, in_process, args: tuple, name: str) -> None:
+    if settings.RUN_TASKS_IN_PROCESS:
+        threading.Thread(target=in_process, args=args, name=name, daemon=True).start()
+    else:
+        task.delay(*args)
+
+
+def _ai_judge_feedback_in_process(debate_id: int, expected_round: int) -> None:
+    from django.db import close_old_connections
+
+    from debates.agents.errors import AgentError
+
+    from . import ai_judges
+
+    try:
+        ai_judges.give_feedback(debate_id, expected_round)
+    except AgentError as error:
+        ai_judges.forfeit_feedback(debate_id, expected_round, error)
+    finally:
+        close_old_connections()
+
+
+def _ai_judge_verdict_in_process(debate_id: int) -> None:
+    from django.db import close_old_connections
+
+    from debates.agents.errors import AgentError
+    from debates.protocol import Refused
+
+    from . import ai_judges
+
+    try:
+        ai_judges.seated_verdict(debate_id)
+    except (AgentError, Refused) as error:
+        log.warning("no AI judge verdict for debate %s: %s", debate_id, getattr(error, "message", error))
+    finally:
+        close_old_connections()
+
+
 @shared_task(acks_late=True)
 def pixel_selfplay_unit(run: dict, image_index: int, pixels: int, precommit: bool) -> dict:
     """Plays and stores the games of one image and setting of a self-play run (judging.pixel_selfplay).

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import api, experiment_views, offline_views, pages, token_views
+from . import api, experiment_views, offline_views, pages, study_views, token_views
 
 urlpatterns = [
     path("experiments/", pages.experiment_list, name="experiment_list"),
@@ -8,6 +8,18 @@ urlpatterns = [
     path("experiments/<int:experiment_id>/", pages.experiment_detail, name="experiment_detail"),
     path("experiments/<int:experiment_id>/edit/", experiment_views.experiment_edit, name="experiment_edit"),
     path("experiments/<int:experiment_id>/start/", experiment_views.experiment_start, name="experiment_start"),
+    path("study/<int:experiment_id>/", study_views.study, name="study"),
+    path("study/<int:experiment_id>/consent/", study_views.study_consent, name="study_consent"),
+    path("study/<int:experiment_id>/quiz/", study_views.study_quiz, name="study_quiz"),
+    path("study/<int:experiment_id>/practice/", study_views.study_practice, name="study_practice"),
+    path("study/<int:experiment_id>/survey/", study_views.study_survey, name="study_survey"),
+    path("study/<int:experiment_id>/status.json", study_views.study_status, name="study_status"),
+    path("experiments/<int:experiment_id>/participants/<int:participant_id>/release/",
+         study_views.release_participant, name="study_release"),
+    path("experiments/<int:experiment_id>/participants.csv", study_views.study_export, name="study_export"),
+    path("experiments/<int:experiment_id>/invitations/", study_views.make_invitation, name="experiment_invitation"),
+    path("experiments/<int:experiment_id>/bonuses/", study_views.make_bonus_file, name="experiment_bonus_batch"),
+    path("experiments/<int:experiment_id>/bonuses/<int:batch>.csv", study_views.bonus_file, name="experiment_bonus_file"),
     path("judging/offline/<int:assignment_id>/", offline_views.offline_judging, name="offline_judging"),
     path("experiments/<int:experiment_id>/analysis/", pages.experiment_analysis, name="experiment_analysis"),
     path("experiments/<int:experiment_id>/analysis/stamp.json", pages.experiment_analysis_stamp,

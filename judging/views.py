@@ -2,11 +2,12 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
 
-from debates import live, quotes, services, snapshots
+from debates import quotes, services, snapshots
 from debates.models import Debate
 from debates.protocol import Refused
 
-from .models import Verdict
+from . import crowd, quality
+from .models import StudyParticipant, Verdict
 from .services import submit_verdict
 
 
@@ -28,9 +29,14 @@ def verdict_form(request, debate_id):
         try:
             if probabilities is None:
                 raise Refused("bad_probabilities", "give a percentage for every answer")
-            verdict, events = submit_verdict(debate.pk, request.user, probabilities, request.POST.get("reason", ""),
+            study = _study_of(debate, request.user)
+            if study and not existing:
+                quality.check_minimum_time(debate, crowd.study_settings(debate.experiment_version))
+            verdict, _ = submit_verdict(debate.pk, request.user, probabilities, request.POST.get("reason", ""),
                                              request.POST.get("seconds_spent"), request.POST.get("client_id", ""))
-            live.publish(debate.pk, events)
+            quality.record_hidden_time(verdict, request.POST.get("hidden_seconds"))
+            if _study_of(debate, request.user):  # crowd judges go on with their study (answer, score, next step)
+                return redirect("study", experiment_id=debate.experiment_version.experiment_id)
             return redirect("verdict_form", debate_id=debate.pk)
         except Refused as refused:
             error = refused.message
@@ -42,7 +48,15 @@ def verdict_form(request, debate_id):
         "recorded": _recorded_rows(debate, state, existing) if existing else None,
         "transcript": _transcript_rows(state),
         "time_spent": _duration(existing.seconds_spent) if existing and existing.seconds_spent else "",
+        "study": _study_of(debate, request.user),
     }, status=400 if error else 200)
+
+
+def _study_of(debate, user):
+    """The crowd study this judge takes part in through this debate, if any."""
+    if debate.experiment_version_id is None:
+        return None
+    return StudyParticipant.objects.filter(experiment_id=debate.experiment_version.experiment_id, user=user).first()
 
 
 def _duration(seconds: float) -> str:
@@ -58,12 +72,14 @@ def _argued_by(state, shown_index):
 
 
 def _slider_rows(state, posted):
-    """One row per answer in shown order, starting from an even split or what was just posted."""
+    """One row per answer in shown order, starting from what was just posted, else the judge's last
+    probability report in the debate, else an even split."""
     answers = state["question"]["answers"]
-    even = [100 // len(answers) + (1 if i < 100 % len(answers) else 0) for i in range(len(answers))]
+    start = _last_report_percents(state) or [100 // len(answers) + (1 if i < 100 % len(answers) else 0)
+                                              for i in range(len(answers))]
     rows = []
     for i, answer in enumerate(answers):
-        value = even[i]
+        value = start[i]
         if posted is not None:
             try:
                 value = max(0, min(100, round(float(posted.get(f"p{i}", value)))))
@@ -71,6 +87,19 @@ def _slider_rows(state, posted):
                 pass
         rows.append({"index": i, "answer": answer, "argued_by": _argued_by(state, i), "value": value})
     return rows
+
+
+def _last_report_percents(state) -> list[int] | None:
+    """The judge's latest feedback in whole percentages adding up to 100 (largest remainders win)."""
+    reports = [t["probabilities"] for t in state["turns"] if t["seat"] == "judge" and t.get("probabilities")]
+    if not reports or len(reports[-1]) != len(state["question"]["answers"]):
+        return None
+    shares = [p * 100 for p in reports[-1]]
+    percents = [int(s) for s in shares]
+    by_remainder = sorted(range(len(shares)), key=lambda i: (-(shares[i] - percents[i]), i))
+    for i in by_remainder[:100 - sum(percents)]:
+        percents[i] += 1
+    return percents
 
 
 def _recorded_rows(debate, state, verdict):

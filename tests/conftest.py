@@ -2,17 +2,38 @@
 and REDIS_URL); live tests start a real daphne server and a real Celery worker as subprocesses
 pointed at the test database."""
 import os
+import re
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from urllib.request import urlopen
 
 import pytest
 
+from tests.polling import wait_until
+
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
+
+
+# Tests that use these fixtures need PostgreSQL and Redis servers: marked "services", so
+# make test-fast can leave them out instead of skipping them one by one.
+SERVICE_FIXTURES = {"daphne_server", "embedded_daphne_server", "celery_worker", "real_redis_url"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if SERVICE_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.services)
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("postgresql"):
+        from django.conf import settings
+
+        if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+            pytest.skip("needs PostgreSQL (run it with make test)")
 
 
 def _free_port() -> int:
@@ -57,80 +78,108 @@ def embedded_daphne_server(django_db_setup, tmp_path_factory):
 
 
 def _serve(env, tmp_path_factory):
-    port = _free_port()
-    log = open(tmp_path_factory.mktemp("daphne") / "daphne.log", "w")
-    process = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-                                "config.asgi:application"], cwd=ROOT, env=env,
-                               stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    _wait_until_healthy(url, process, log.name)
+    process, url = start_daphne(env, tmp_path_factory.mktemp("daphne") / "daphne.log")
     yield url
     process.terminate()
     process.wait(timeout=10)
 
 
+def start_daphne(env, log_path, port=None):
+    """A daphne process serving the platform with `env`; returns (process, base URL) once healthy."""
+    port = port or _free_port()
+    log = open(log_path, "a")
+    process = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+                                "config.asgi:application"], cwd=ROOT, env=env,
+                               stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    _wait_until_healthy(url, process, log.name)
+    return process, url
+
+
 def _wait_until_healthy(url, process, log_name, seconds=60):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
+    def healthy():
         if process.poll() is not None:
             raise RuntimeError(f"daphne exited: {Path(log_name).read_text()[-2000:]}")
         try:
             with urlopen(url + "/healthz", timeout=2) as response:
-                if response.status == 200:
-                    return
+                return response.status == 200
         except OSError:
-            time.sleep(0.3)
-    raise RuntimeError(f"daphne did not become healthy: {Path(log_name).read_text()[-2000:]}")
+            return False
+
+    wait_until(healthy, seconds, lambda: f"daphne to become healthy: {Path(log_name).read_text()[-2000:]}",
+               interval=0.3)
+
+
+class CeleryWorker:
+    """A running worker and what its log says about the tasks it ran."""
+
+    def __init__(self, process, log_path):
+        self.process = process
+        self.log_path = log_path
+
+    def log_size(self) -> int:
+        return len(self.log_path.read_text())
+
+    def received(self, task_name, since=0) -> list[str]:
+        """Ids of the `task_name` tasks received after log position `since`."""
+        pattern = rf"Task {re.escape(task_name)}\[([^\]]+)\] received"
+        return re.findall(pattern, self.log_path.read_text()[since:])
+
+    def results(self, task_name, since=0) -> dict[str, str]:
+        """Task id -> logged return value of the `task_name` tasks that succeeded after `since`."""
+        pattern = rf"Task {re.escape(task_name)}\[([^\]]+)\] succeeded in [\d.e-]+s: (.*)"
+        return dict(re.findall(pattern, self.log_path.read_text()[since:]))
 
 
 @pytest.fixture(scope="session")
 def celery_worker(django_db_setup, tmp_path_factory):
     """A real Celery worker on the test database and the test Redis broker."""
     log_path = tmp_path_factory.mktemp("celery") / "worker.log"
-    log = open(log_path, "w")
-    process = subprocess.Popen([sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo",
-                                "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
-                               cwd=ROOT, env=_subprocess_env(), stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.time() + 60
-    while "ready" not in log_path.read_text():
-        if process.poll() is not None or time.time() > deadline:
-            raise RuntimeError(f"celery worker did not start: {log_path.read_text()[-2000:]}")
-        time.sleep(0.3)
-    yield process
+    process = start_celery_worker(_subprocess_env(), log_path)
+    yield CeleryWorker(process, log_path)
     process.terminate()
     process.wait(timeout=20)
 
 
+def start_celery_worker(env, log_path):
+    """A Celery worker (solo pool) with `env`; returns the process once it is ready."""
+    start = log_path.stat().st_size if log_path.exists() else 0
+    log = open(log_path, "a")
+    process = subprocess.Popen([sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo",
+                                "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
+                               cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    def ready():
+        if process.poll() is not None:
+            raise RuntimeError(f"celery worker exited: {log_path.read_text()[-2000:]}")
+        return "ready" in log_path.read_text()[start:]
+
+    wait_until(ready, 60, lambda: f"the celery worker to start: {log_path.read_text()[-2000:]}", interval=0.3)
+    return process
+
+
 @pytest.fixture
 def make_user(db):
-    from django.contrib.auth.models import Group, User
+    """make_user(username, role=None, password=...): a user with a real password, in `role`'s group."""
+    from tests.factories import TEST_PASSWORD, UserFactory
 
-    def make(username, role=None, password="pass-for-tests-1"):
-        user = User.objects.create_user(username=username, password=password)
-        if role:
-            user.groups.add(Group.objects.get_or_create(name=role)[0])
-        return user
+    def make(username, role=None, password=TEST_PASSWORD):
+        return UserFactory(username=username, role=role, password=password)
 
     return make
 
 
 @pytest.fixture
 def question(db):
-    from debates.models import Question
+    from tests.factories import QuestionFactory
 
-    return Question.objects.create(
-        text="Why does the captain open the airlock?", answers=["To save the crew", "To escape the ship"],
-        correct_index=0, hidden_material="SECRET PASSAGE: the captain opens the airlock to vent the fire.",
-        public_material="A short story about a spaceship.")
+    return QuestionFactory()
 
 
 @pytest.fixture
 def two_round_debate(make_user, question):
     """Debaters alice (A, correct answer) and bob (B), judge judy; simultaneous round then sequential."""
-    from debates import services
-    from debates.protocol import Protocol
+    from tests.factories import DebateFactory
 
-    alice, bob, judy = make_user("alice", "debater"), make_user("bob", "debater"), make_user("judy", "judge")
-    protocol = Protocol(rounds=("simultaneous", "judge_feedback", "sequential"), char_limit=500)
-    debate = services.create_debate(question, protocol, {"A": (alice, 0), "B": (bob, 1)}, judge=judy, seed=7)
-    return debate
+    return DebateFactory(question=question, debater_a=make_user("alice", "debater"),
+                         debater_b=make_user("bob", "debater"), judge=make_user("judy", "judge"))

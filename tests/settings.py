@@ -1,6 +1,7 @@
 """Settings for the test process: production settings (DEBUG off) served over plain HTTP on
 127.0.0.1. The defaults go into the environment, so the daphne and Celery subprocesses that the
-live tests start read the same settings."""
+live tests start read the same settings. Passwords are hashed with MD5 (see config/settings.py): real
+hashing, but cheap, so fixtures that create users stay fast."""
 import json
 import os
 import secrets
@@ -9,6 +10,10 @@ os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
 os.environ.setdefault("DEBUG", "0")
 os.environ.setdefault("HTTPS", "0")
 os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
+# Most live tests run daphne with no Celery worker, or share the test database with other tests: the
+# worker health check and the sweep are off unless a test turns them on (tests/test_faults.py).
+os.environ.setdefault("HEALTH_WORKER_MAX_AGE", "0")
+os.environ.setdefault("SWEEP_INTERVAL", "0")
 
 
 
@@ -34,5 +39,6 @@ os.environ.setdefault("DEBATELAB_AI_BACKENDS", json.dumps({
     "no-key": {"kind": "openai-compatible", "base_url": _FAKE, "api_key_env": "DEBATELAB_TEST_KEY_THAT_IS_NOT_SET"},
     "unreachable": {"kind": "openai-compatible", "base_url": "http://127.0.0.1:9/v1"},
 }))
+os.environ.setdefault("DEBATELAB_FAST_PASSWORD_HASHING", "1")
 
 from config.settings import *  # noqa: E402,F401,F403

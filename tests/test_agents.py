@@ -4,7 +4,6 @@ a Celery worker and daphne."""
 import json
 import os
 import re
-import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -16,6 +15,7 @@ from debates.agents.debater import TurnContext, write_turn
 from debates.agents.errors import AgentError, AgentUnavailable, BudgetExhausted
 from debates.agents.llm import chat_model
 from tests.fake_llm_server import Fail, FakeLLMServer, Reply
+from tests.polling import wait_until
 from tests.test_quotes import STORY
 
 QUESTION = "Why does the captain open the airlock?"
@@ -460,14 +460,16 @@ def _session_cookie(user):
 
 
 def _receive_until(ws, frames, done, seconds=120):
-    deadline = time.time() + seconds
-    while not done():
-        if time.time() > deadline:
-            raise AssertionError(f"timed out; last frames: {frames[-5:]}")
+    def received_enough():
+        if done():
+            return True
         try:
             frames.append(json.loads(ws.recv(timeout=1)))
         except TimeoutError:
             pass
+        return done()
+
+    wait_until(received_enough, seconds, lambda: f"the frames awaited; last frames: {frames[-5:]}", interval=0)
     return frames
 
 
@@ -552,9 +554,7 @@ def test_the_embedded_default_plays_ai_turns_in_a_background_thread(transactiona
                                     {"A": (None, 0), "B": (None, 1)}, answer_order=[0, 1])
     debate.participants.filter(seat__in=["A", "B"]).update(agent={"backend": "offline", "token_delay": 0})
     services.start_debate(debate.pk)
-    deadline = time.time() + 60
-    while Debate.objects.get(pk=debate.pk).status == Debate.LIVE and time.time() < deadline:
-        time.sleep(0.2)
+    wait_until(lambda: Debate.objects.get(pk=debate.pk).status != Debate.LIVE, 60, "the AI turns to finish")
     assert Debate.objects.get(pk=debate.pk).status == Debate.AWAITING_VERDICT
     assert list(debate.turns.values_list("round_index", "seat", "client_id")) == [
         (0, "A", "ai-0-A"), (0, "B", "ai-0-B"), (1, "A", "ai-1-A"), (1, "B", "ai-1-B")]

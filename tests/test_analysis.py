@@ -178,7 +178,7 @@ def test_pixel_lies_confusion(owner):
     rng = np.random.default_rng(5)
     judge = user("pixel-judge", "judge")
     records = []
-    for k in range(12):
+    for _ in range(12):
         true, lie = int(rng.integers(0, 10)), int(rng.integers(0, 10))
         if true == lie:
             continue

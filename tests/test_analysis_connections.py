@@ -14,6 +14,7 @@ def _figures(result):
     return [(f.key, f.rows, f.note, f.svg) for f in result["figures"]]
 
 
+@pytest.mark.postgresql
 @pytest.mark.django_db(transaction=True)
 def test_two_connections_give_the_figures_of_one(monkeypatch):
     if connection.vendor != "postgresql":

@@ -24,6 +24,7 @@ def _comparable(rows):
 
 
 @pytest.mark.django_db
+@pytest.mark.subprocess
 def test_every_figure_is_computed_on_sqlite_with_the_numbers_of_postgresql(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": f"sqlite:///{tmp_path / 'embedded.sqlite3'}",
            "PYTHONUNBUFFERED": "1"}

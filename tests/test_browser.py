@@ -242,7 +242,16 @@ def play_whole_debate(browser, url, debate_id):
     verdict_link.click()
     expect(judy).to_have_url(re.compile(rf"/debates/{debate_id}/verdict/$"))
 
+    # The form starts from the judge's last report (60/40), with no error before anything is touched.
+    expect(judy.locator("output[for=p0]")).to_have_text("60%")
+    expect(judy.locator("output[for=p1]")).to_have_text("40%")
+    expect(judy.locator("[data-lean]")).to_contain_text("You lean towards 1.")
+    expect(judy.locator("[data-verdict-error]")).to_have_text("")
     # A 50/50 verdict is refused before it leaves the page.
+    judy.locator("#p0").focus()
+    for _ in range(10):
+        judy.keyboard.press("ArrowLeft")
+    expect(judy.locator("[data-lean]")).to_contain_text("Undecided")
     judy.get_by_label("Your reason").fill("Alice quoted the story; Bob only offered a reading.")
     judy.get_by_role("button", name="Submit verdict").click()
     expect(judy.locator("[data-verdict-error]")).to_contain_text("must favour one answer")

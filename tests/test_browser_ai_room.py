@@ -152,7 +152,7 @@ def watch_and_judge(browser, url, debate_id):
     shoot(judy, "ai-room-judge-feedback.png")
     judy.get_by_role("button", name="Send feedback").click()
     expect(rita.locator(".turn.seat-judge .judge-comment")).to_have_text(f"Judge asks: {JUDGE_COMMENT}")
-    expect(judy.locator(".turn.seat-judge .judge-comment")).to_have_text(f"You asked: {JUDGE_COMMENT}")
+    expect(judy.locator(".turn.seat-judge .judge-comment")).to_have_text(f"Your comment: {JUDGE_COMMENT}")
 
     # Round 3 is sequential: Debater A's speech streams in word by word to the observer, then is
     # replaced by the saved one; the blinded judge only gets the saved speech.

@@ -13,7 +13,6 @@ event loop running in this thread), or from a helper thread. Screenshots go to t
 import concurrent.futures
 import json
 import re
-import time
 
 import numpy as np
 import pytest
@@ -21,6 +20,7 @@ import pytest
 from . import pixel_helpers
 from . import test_browser as browser_helpers
 from .conftest import ARTIFACTS
+from .polling import wait_until
 from .test_browser import PAGE_ERRORS, chromium_path  # noqa: F401 (chromium_path is a fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -172,10 +172,7 @@ def test_a_judge_watches_tree_search_debaters_and_sees_only_the_revealed_pixels(
     assert sum(1 for rgb in observed if rgb[0] > 0 and rgb[0] == rgb[1] == rgb[2]) >= int((image > 0).sum())
     verdicts = Verdict.objects.filter(debate_id=debate_id)
     assert verdicts.get(judge_kind="human").judge.username == "judy"
-    deadline = time.time() + 60
-    while not verdicts.filter(judge_kind="ai").exists() and time.time() < deadline:
-        time.sleep(0.3)
-    ai = verdicts.get(judge_kind="ai")
+    ai = wait_until(lambda: verdicts.filter(judge_kind="ai").first(), 60, "the AI judge's verdict")
     assert ai.ai_judge == "pixel-judge-6px" and sorted(ai.provenance["mask"]) == sorted(revealed)
 
 

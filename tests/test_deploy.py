@@ -18,11 +18,12 @@ import pytest
 import yaml
 
 from tests.conftest import _free_port, _subprocess_env
+from tests.polling import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
-APP_SERVICES = ["web", "worker"]
+APP_SERVICES = ["web", "worker", "beat"]
 DOCKERFILE = ROOT / "platform" / "Dockerfile"
 ENTRYPOINT = ROOT / "platform" / "entrypoint.sh"
 HEALTHCHECK = ROOT / "platform" / "healthcheck.py"
@@ -155,13 +156,14 @@ def test_worker_can_be_scaled():
 def test_web_publishes_the_port_daphne_listens_on():
     (mapping,) = SERVICES["web"]["ports"]
     assert mapping.rsplit(":", 1)[1] == "8000"
-    assert re.search(r"daphne -b 0\.0\.0\.0 -p \"\$\{PORT:-8000\}\"", ENTRYPOINT.read_text())
+    assert re.search(r"platform/serve\.py --host 0\.0\.0\.0 --port \"\$\{PORT:-8000\}\"", ENTRYPOINT.read_text())
 
 
 @pytest.mark.parametrize("service", APP_SERVICES)
 def test_app_environment_is_read_by_the_settings(service):
     read = environment_names_read_by(ROOT / "config" / "settings.py")
     assert {"SECRET_KEY", "DEBUG", "HTTPS"} <= read  # the scan sees direct reads and env_bool(...)
+    read |= environment_names_read_by(ROOT / "platform" / "serve.py")  # WEB_PROCESSES
     unread = set(SERVICES[service]["environment"]) - read
     assert not unread, f"{service} sets variables config/settings.py never reads: {sorted(unread)}"
 
@@ -225,7 +227,7 @@ def test_dockerfile_copies_files_that_exist_and_enters_through_the_entrypoint():
 
 def test_the_entrypoint_runs_the_project_asgi_application_and_celery_app():
     text = ENTRYPOINT.read_text()
-    (asgi_target,) = re.findall(r"daphne .*?(\w+(?:\.\w+)*:\w+)", text)
+    (asgi_target,) = re.findall(r"\"(\w+(?:\.\w+)*:\w+)\"", (ROOT / "platform" / "serve.py").read_text())
     (celery_target,) = re.findall(r"celery -A (\S+) worker", text)
     module, attribute = asgi_target.split(":")
 
@@ -268,21 +270,21 @@ def test_migrate_role_applies_migrations(django_db_setup):
 @pytest.mark.slow
 def test_web_role_passes_the_compose_health_check_behind_https(django_db_setup, tmp_path):
     port = _free_port()
-    env = role_env(PORT=str(port), HTTPS="1", ALLOWED_HOSTS="debatelab.example.org")
+    env = role_env(PORT=str(port), HTTPS="1", ALLOWED_HOSTS="debatelab.example.org", WEB_PROCESSES="2")
     log_path = tmp_path / "web.log"
     process = subprocess.Popen(["sh", str(ENTRYPOINT), "web"], env=env, stdout=open(log_path, "w"),
                                stderr=subprocess.STDOUT)
     try:
-        deadline = time.time() + 120
-        while True:
+        def health_check():
             check = subprocess.run([sys.executable, str(HEALTHCHECK)], env=env, capture_output=True, text=True,
                                    timeout=15)
-            if check.returncode == 0:
-                break
-            assert process.poll() is None, f"web exited: {log_path.read_text()[-2000:]}"
-            assert time.time() < deadline, f"never healthy: {check.stderr} {log_path.read_text()[-2000:]}"
-            time.sleep(0.5)
+            assert check.returncode == 0 or process.poll() is None, f"web exited: {log_path.read_text()[-2000:]}"
+            return check if check.returncode == 0 else None
+
+        check = wait_until(health_check, 120, lambda: f"the health check to pass: {log_path.read_text()[-2000:]}",
+                           interval=0.5)
         assert json.loads(check.stdout) == {"status": "ok", "database": "ok", "channel_layer": "ok"}
+        assert "with 2 daphne processes" in log_path.read_text()
         # Without the proxy's X-Forwarded-Proto the same request is redirected to HTTPS.
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
         connection.request("GET", "/healthz", headers={"Host": "debatelab.example.org"})
@@ -300,11 +302,11 @@ def test_worker_role_starts_a_celery_worker(django_db_setup, tmp_path):
     process = subprocess.Popen(["sh", str(ENTRYPOINT), "worker", "--pool", "solo", "--without-gossip",
                                 "--without-mingle"], env=env, stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
     try:
-        deadline = time.time() + 90
-        while "ready." not in log_path.read_text():
+        def ready():
             assert process.poll() is None, f"worker exited: {log_path.read_text()[-2000:]}"
-            assert time.time() < deadline, f"worker not ready: {log_path.read_text()[-2000:]}"
-            time.sleep(0.3)
+            return "ready." in log_path.read_text()
+
+        wait_until(ready, 90, lambda: f"the worker to be ready: {log_path.read_text()[-2000:]}", interval=0.3)
         assert env["CELERY_QUEUE"] in log_path.read_text()
     finally:
         process.terminate()
@@ -317,6 +319,40 @@ def test_healthz_reports_database_and_channel_layer_ok(client, db):
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "database": "ok", "channel_layer": "ok"}
+
+
+@pytest.fixture
+def worker_check_on(settings):
+    from django.core.cache import cache
+
+    from debates import worker_health
+
+    settings.DEBATELAB_WORKER_MAX_AGE = 60
+    settings.RUN_TASKS_IN_PROCESS = False  # a deployment with workers, whether or not REDIS_URL is set here
+    yield lambda seconds_ago: cache.set(worker_health.HEARTBEAT_KEY, time.time() - seconds_ago, timeout=None)
+    cache.delete(worker_health.HEARTBEAT_KEY)
+
+
+def test_healthz_fails_when_no_worker_has_reported_in_for_the_limit(client, db, worker_check_on):
+    worker_check_on(seconds_ago=120)
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "error" and body["database"] == "ok" and body["channel_layer"] == "ok"
+    assert body["worker"] == "error: no Celery worker has reported in for 120 s (limit 60 s)"
+
+
+def test_healthz_passes_when_a_worker_reported_in_recently(client, db, worker_check_on):
+    worker_check_on(seconds_ago=5)
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok", "channel_layer": "ok", "worker": "ok"}
+
+
+def test_the_embedded_default_has_no_worker_to_check(client, db, worker_check_on, settings):
+    settings.RUN_TASKS_IN_PROCESS = True
+    worker_check_on(seconds_ago=1000)
+    assert client.get("/healthz").json() == {"status": "ok", "database": "ok", "channel_layer": "ok"}
 
 
 def closed_port() -> int:

@@ -40,8 +40,8 @@ def test_in_process_ai_turns_stream_to_connected_clients(embedded_daphne_server,
     judge.wait_for_type("state")
     start_in_server(embedded_daphne_server, debate, make_user("emr2", "researcher"))
     for seat in ("A", "B"):
-        spoken = judge.wait_for(lambda f: f["type"] == "event" and f["kind"] == "speech" and f["data"]["seat"] == seat,
-                                timeout=30)
+        spoken = judge.wait_for(lambda f, seat=seat: f["type"] == "event" and f["kind"] == "speech"
+                                and f["data"]["seat"] == seat, timeout=30)
         assert spoken["data"]["text"]
     assert any(f["type"] == "ai_token" for f in judge.frames)
     waiting = judge.wait_for(lambda f: f["type"] == "event" and f["kind"] == "turn_state"

@@ -153,11 +153,35 @@ def test_start_freezes_the_version_creates_its_debates_and_an_edit_then_makes_a_
     assert experiment.latest_version().number == 2 and experiment.latest_version().frozen_at is None
 
 
+def test_unknown_sources_and_pool_users_are_refused_at_save(rhea):
+    text = DEFINITION.replace("source: web-unit", "source: nowhere").replace("[jud1, jud2]", "[jud1, ghost]")
+    response = create(rhea, text)
+    page = response.content.decode()
+    assert response.status_code == 400 and not Experiment.objects.exists()
+    assert "line 3: dataset.source: no questions with source &#x27;nowhere&#x27; (available: &#x27;web-unit&#x27;)" in page
+    assert "line 13: judges.pool: no such users: ghost" in page and "debaters.pool" not in page
+
+
+def test_the_example_on_the_new_form_saves_and_starts(rhea):
+    from judging.experiment_views import EXAMPLE
+
+    for i in range(2):
+        Question.objects.create(text=f"Demo {i}?", answers=["a", "b"], correct_index=0, hidden_material="p",
+                                source="debatelab-demo", external_id=f"d{i}")
+    assert "source: debatelab-demo" in rhea.get(reverse("experiment_new")).content.decode()
+    assert create(rhea, EXAMPLE).status_code == 302
+    experiment = Experiment.objects.get(name="My experiment")
+    response = rhea.post(reverse("experiment_start", args=[experiment.pk]))
+    assert message_of(response).startswith("Started version 1")
+    assert Debate.objects.filter(experiment_version__experiment=experiment).count() == 4
+
+
 def test_a_start_that_is_refused_says_why_and_freezes_nothing(rhea):
-    create(rhea, DEFINITION.replace("source: web-unit", "source: nowhere"))
+    create(rhea)
+    Question.objects.filter(source="web-unit").delete()  # the questions went away after the save
     experiment = Experiment.objects.get()
     response = rhea.post(reverse("experiment_start", args=[experiment.pk]))
-    assert "no questions with source 'nowhere'" in message_of(response)
+    assert "no questions with source 'web-unit'" in message_of(response)
     assert experiment.versions.get().frozen_at is None and not Debate.objects.exists()
 
 
@@ -193,6 +217,12 @@ def test_the_summary_counts_debates_verdicts_and_progress(rhea, people):
     page = rhea.get(reverse("experiment_detail", args=[experiment.pk])).content.decode()
     assert "Live dashboard" in page and 'data-status-count="complete">1<' in page
     assert "1 / 4" in page and reverse("debate_room", args=[summary["in_progress"][0]["id"]]) in page
+    # The Versions table counts the verdict too, and the live summary carries its numbers so the
+    # dashboard script keeps it current (it once stayed at 0 while the dashboard said 1).
+    assert summary["versions"][0] | {"frozen_at": None} == {
+        "number": 1, "started": True, "frozen_at": None, "debates": 2, "complete": 1, "verdicts": 1, "target": 4,
+        "progress": 0.25}
+    assert '<td data-version-verdicts>1</td>' in page and '<td data-version-complete>1</td>' in page
 
 
 def play_and_judge(debate):
@@ -213,7 +243,8 @@ def play_and_judge(debate):
 @pytest.mark.django_db(transaction=True)
 def test_the_dashboard_websocket_sends_a_fresh_summary_when_a_debate_moves(daphne_server, make_user):
     owner = make_user("rhea", "researcher")
-    deb1, deb2, judge = make_user("deb1", "debater"), make_user("deb2", "debater"), make_user("jud1", "judge")
+    make_user("deb1", "debater"), make_user("deb2", "debater")
+    judge = make_user("jud1", "judge")
     make_user("jud2", "judge")
     for i in range(2):
         Question.objects.create(text=f"Question {i}?", answers=["yes", "no"], correct_index=0,

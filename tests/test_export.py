@@ -121,6 +121,7 @@ def test_parquet_has_the_declared_schema(experiment, tmp_path):
     assert table.column("turns").to_pylist()[0][0]["text"] == records[0]["turns"][0]["text"]
 
 
+@pytest.mark.postgresql
 def test_csv_tables_are_tidy_and_consistent(experiment, tmp_path):
     call_command("export_verdicts", str(tmp_path), "--experiment", str(experiment.pk), "--format", "csv",
                  verbosity=0)
@@ -240,6 +241,7 @@ def _zip_members(content: bytes) -> dict:
         return {name: archive.read(name) for name in archive.namelist()}
 
 
+@pytest.mark.postgresql
 def test_download_streams_with_constant_memory(client, owner, many_verdicts):
     client.force_login(owner)
     response = client.get(reverse("experiment_export", args=[many_verdicts.pk, "jsonl"]))
@@ -262,6 +264,7 @@ def test_download_streams_with_constant_memory(client, owner, many_verdicts):
     assert b"5,000 verdicts" in members[export.DATASHEET_NAME]
 
 
+@pytest.mark.postgresql
 def test_download_streams_under_asgi(owner, many_verdicts):
     client = AsyncClient()
 

@@ -2,17 +2,17 @@
 numbers, reconnects and catch-up, idempotent retries, presence, who may connect, bad input, and
 turn time limits acted on by a real Celery worker or by the in-process timer."""
 import math
-import time
 from datetime import datetime
 
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from debates import services
-from debates.models import Debate, DebateEvent, Participant, Turn
+from debates import presence, services
+from debates.models import Debate, DebateEvent, Turn
 from debates.protocol import Protocol
 from judging.models import Verdict
 from tests.live_clients import Browser, LiveSocket, session_for
+from tests.polling import wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -199,10 +199,7 @@ def test_a_retry_after_a_dropped_connection_never_creates_a_second_turn(room):
     alice.wait_for_type("state")
     alice.send(speech("Alice opens.", "retry-me"))
     alice.close()  # dropped before the answer arrived
-    deadline = time.monotonic() + 15
-    while not Turn.objects.filter(client_id="retry-me").exists():
-        assert time.monotonic() < deadline, "the first try was never stored"
-        time.sleep(0.1)
+    wait_until(lambda: Turn.objects.filter(client_id="retry-me").exists(), 15, "the first try to be stored")
     events_before = DebateEvent.objects.count()
 
     again = room.connect("A")
@@ -227,7 +224,7 @@ def test_presence_frames_say_who_is_online(room):
     alice.close()
     assert sorted(judge.wait_for(lambda f: f["type"] == "presence" and "A" not in f["seats"])["seats"]) == \
         ["B", "judge"]
-    assert Participant.objects.get(debate=room.debate, seat="A").online_connections == 0
+    assert "A" not in presence.online_seats(room.debate.pk)
     judge.close()
 
 
@@ -347,6 +344,7 @@ def test_a_celery_worker_times_out_a_silent_debater_and_clients_see_it(timed_roo
     judge.wait_for_type("state")
     alice = room.connect("A")
     alice.wait_for_type("state")
+    log_start = celery_worker.log_size()
     room.start()  # daphne schedules A's deadline as a Celery task with an eta
     room_ack(alice, speech("Alice speaks in time.", "a-1"))  # and now B's
     b_deadline = judge.wait_for(lambda f: f["type"] == "event" and f["kind"] == "turn_state"
@@ -359,7 +357,14 @@ def test_a_celery_worker_times_out_a_silent_debater_and_clients_see_it(timed_roo
     assert turn_state["data"]["waiting_for"] == ["judge"] and turn_state["data"]["deadline"] is None
     assert list(Turn.objects.filter(debate=room.debate).values_list("seat", "kind")) == [("A", "speech"),
                                                                                        ("B", "timeout")]
-    time.sleep(2.5)  # the first deadline's task has fired too, and must have done nothing more
+    # The first deadline's task fires too (A had spoken in time), and must do nothing more.
+    def every_deadline_task_ran():
+        received = celery_worker.received("debates.tasks.expire_turn", since=log_start)
+        results = celery_worker.results("debates.tasks.expire_turn", since=log_start)
+        return len(received) >= 2 and set(received) <= set(results) and results
+
+    results = wait_until(every_deadline_task_ran, 20, "both deadlines' tasks to run")
+    assert "0" in results.values()  # A's task found nothing to time out: 0 events
     assert Turn.objects.filter(debate=room.debate).count() == 2
     for socket in (judge, alice):
         socket.close()
@@ -374,10 +379,7 @@ def test_without_a_broker_the_in_process_timer_times_out_a_silent_turn(settings,
                                     judge=make_user("jo", "judge"))
     services.start_debate(debate.pk)
     services.submit_action(debate.pk, alice, kind="speech", text="Alice speaks in time.")
-    deadline = time.monotonic() + 10
-    while not Turn.objects.filter(debate=debate, kind="timeout").exists():
-        assert time.monotonic() < deadline, "the in-process timer never fired"
-        time.sleep(0.1)
+    wait_until(lambda: Turn.objects.filter(debate=debate, kind="timeout").exists(), 10, "the in-process timer to fire")
     assert list(Turn.objects.filter(debate=debate).values_list("seat", "kind")) == [("A", "speech"),
                                                                                   ("B", "timeout")]
     kinds = list(DebateEvent.objects.filter(debate=debate).values_list("kind", flat=True))

@@ -252,7 +252,7 @@ def test_all_at_once_shows_the_whole_transcript_and_takes_the_verdict_at_once(fi
 # What the offline judge sees ----------------------------------------------------------------------
 
 def test_the_offline_judge_never_sees_hidden_material_the_answer_private_notes_or_live_probabilities(finished):
-    debate = finished(offline_mode="all_at_once")
+    finished(offline_mode="all_at_once")
     assignment = Assignment.objects.get(judge__username="off1")
     state = offline.transcript_state(assignment)
     text = json.dumps(state)

@@ -12,11 +12,6 @@ from judging.models import Verdict
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    """Hashing stays real but cheap: the default hasher makes every login take a second on this machine."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
 SECRET = "SECRET PASSAGE"
 PRIVATE_NOTE = "PRIVATE-NOTE-only-alice-sees-this"
 
@@ -321,6 +316,9 @@ def test_verdict_form_flow(client, people, two_round_debate):
     form = judge.get(url).content.decode()
     assert 'name="p0"' in form and 'name="p1"' in form and 'name="reason"' in form
     assert 'type="range"' in form and "verdict.js" in form
+    # The sliders start from the judge's last report (60/40), not an even split.
+    assert 'id="p0" name="p0" min="0" max="100" step="1" value="60"' in form
+    assert 'id="p1" name="p1" min="0" max="100" step="1" value="40"' in form
 
     tie = judge.post(url, {"p0": "50", "p1": "50", "reason": "cannot decide", "seconds_spent": "12"})
     assert tie.status_code == 400 and b"tied" in tie.content

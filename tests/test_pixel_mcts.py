@@ -13,7 +13,8 @@ from debates.pixel.mcts import (DriverStats, JudgeCache, SearchConfig, TreeSearc
                                 run_plain)
 from debates.pixel.selfplay import (SelfPlayGame, choose_move, format_table2, image_outcomes, judge_accuracy,
                                     play_game, play_games, random_nonzero_masks, sample_image_ids, table2_games,
-                                    table2_rows, verdict, wilson_interval)
+                                    table2_rows, verdict)
+from debates.proportions import wilson_interval
 
 TRUE, LIE = 1, 2
 
@@ -285,14 +286,6 @@ def test_table2_rows_rates_intervals_and_paper_numbers():
     low, high = rows[("honest", True)]["low"], rows[("honest", True)]["high"]
     assert low < 0.8 < high
     assert (low, high) == pytest.approx((0.4902, 0.9433), abs=1e-4)  # Wilson, 8 of 10
-
-
-def test_wilson_interval_edges():
-    assert wilson_interval(0, 0) == (0.0, 1.0)
-    low, high = wilson_interval(0, 20)
-    assert low == 0.0 and 0.1 < high < 0.2
-    low, high = wilson_interval(20, 20)
-    assert high == 1.0 and 0.8 < low < 0.9
 
 
 def test_play_games_refuses_other_objects(mnist_sample):

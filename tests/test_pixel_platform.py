@@ -7,7 +7,6 @@ The judge networks here are untrained stand-ins (tests/pixel_helpers.py), except
 the stored judges, which skips while their weights are not in the repository yet."""
 import io
 import json
-import time
 
 import numpy as np
 import pytest
@@ -16,11 +15,12 @@ from django.core.management import CommandError, call_command
 from debates import pixel_debates, pixel_player, services, snapshots
 from debates.models import Debate, Question, Turn
 from debates.protocol import Refused
-from judging import pixel_judge
+from judging import pixel_judge, verdicts
 from judging.models import Verdict
 from judging.services import submit_verdict
 
 from . import pixel_helpers
+from .polling import wait_until
 
 FIRST_TEST_LABELS = [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]  # as docs/mnist-debate.md states
 WAIT_SECONDS = 120  # a busy 2-core machine: be patient, never flaky
@@ -34,14 +34,8 @@ def tiny_judges():
 pytestmark = pytest.mark.usefixtures("tiny_judges")
 
 
-def wait_for(condition, what, seconds=WAIT_SECONDS):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        found = condition()
-        if found:
-            return found
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
+def wait_for(condition, what):
+    return wait_until(condition, WAIT_SECONDS, what, interval=0.3)
 
 
 def softmax(values):
@@ -228,11 +222,12 @@ class Digits:
 def test_the_pixel_judge_verdict_rule_gives_exact_ties_to_a_wrong_answer():
     logits = np.zeros(10)
     logits[[3, 7]] = 2.0
-    probabilities, chosen = pixel_judge.verdict_probabilities(Digits(["3", "7"], 1), logits)
-    assert probabilities == [0.5, 0.5] and chosen == 0
+    probabilities = pixel_judge.verdict_probabilities(Digits(["3", "7"], 1), logits)
+    assert probabilities == [0.5, 0.5] and verdicts.chosen_answer(probabilities, 1) == (0, True)
+    assert verdicts.chosen_answer(probabilities, 0) == (1, True)
     logits[7] = 2.5
-    probabilities, chosen = pixel_judge.verdict_probabilities(Digits(["3", "7"], 1), logits)
-    assert chosen == 1 and probabilities == pytest.approx(softmax([2.0, 2.5]).tolist())
+    probabilities = pixel_judge.verdict_probabilities(Digits(["3", "7"], 1), logits)
+    assert verdicts.chosen_answer(probabilities, 1) == (1, False) and probabilities == pytest.approx(softmax([2.0, 2.5]).tolist())
     assert pixel_judge.judge_pixels_for(6) == 6 and pixel_judge.judge_pixels_for(2) == 4
     assert pixel_judge.judge_pixels_for(5) == 4 and pixel_judge.judge_pixels_for(9) == 6
 

@@ -5,9 +5,9 @@ nothing, simultaneous speeches stay sealed until the last one is in, limits hold
 debate accepts nothing, and replaying the accepted actions reaches the same state."""
 import copy
 import itertools
-from collections import namedtuple
 import json
 import math
+from collections import namedtuple
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -158,6 +158,30 @@ def test_the_engine_replayed_from_its_accepted_actions_reaches_the_same_state(pr
     accepted = drive(engine, data, answer_count, steps=data.draw(st.integers(0, 40)))
     replayed = DebateEngine.replay(protocol, answer_count, [step.action for step in accepted])
     assert state_of(replayed) == state_of(engine)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(protocol=protocols(), answer_count=st.integers(2, 4), data=st.data())
+def test_an_engine_restored_from_its_stored_state_equals_the_replay_and_goes_on_alike(protocol, answer_count, data):
+    """The live layer keeps the engine's state with the debate instead of replaying every action;
+    the replay is the check: restored, the engine is the same and accepts and refuses alike."""
+    engine = DebateEngine(protocol, answer_count)
+    accepted = drive(engine, data, answer_count, steps=data.draw(st.integers(0, 40)))
+    stored = json.loads(json.dumps(engine.to_state()))
+    restored = DebateEngine.from_state(protocol, answer_count, stored)
+    replayed = DebateEngine.replay(protocol, answer_count, [step.action for step in accepted])
+    assert state_of(restored) == state_of(replayed) == state_of(engine)
+    assert restored.to_state() == engine.to_state()
+    for _ in range(data.draw(st.integers(0, 10))):
+        action = data.draw(an_action(engine, answer_count))
+        outcomes = []
+        for twin in (engine, restored):
+            try:
+                outcomes.append(("accepted", twin.apply(action)))
+            except Refused as refused:
+                outcomes.append(("refused", refused.code))
+        assert outcomes[0] == outcomes[1]
+        assert restored.to_state() == engine.to_state()
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])

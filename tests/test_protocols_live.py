@@ -198,7 +198,7 @@ def test_a_consultancy_judge_questions_the_consultant_between_rounds(daphne_serv
     seats.feedback([0.7, 0.3], comment="Thanks.")
     assert seats["judge"].wait_for_event("debate_finished")["data"] == {"reason": "all_rounds_done"}
     verdict = seats.verdict([70, 30], "The consultant quoted the ending.")
-    assert verdict.after_turn == 4 and not ("SECRET-LIGHT" in everything_sent_to(seats["judge"]))
+    assert verdict.after_turn == 4 and "SECRET-LIGHT" not in everything_sent_to(seats["judge"])
     seats.close()
 
 

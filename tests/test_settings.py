@@ -14,6 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PRODUCTION_DATABASE_URL = "postgres://debatelab:secret@db.internal:5432/debatelab"
 PRODUCTION_REDIS_URL = "redis://redis.internal:6379/0"
 
+pytestmark = pytest.mark.subprocess
+
 
 def production_env(**overrides) -> dict:
     """What docker-compose.yml gives the web service, with HTTPS left to its default. Variables the test
@@ -47,6 +49,7 @@ print(json.dumps({
     "tasks_eager": settings.CELERY_TASK_ALWAYS_EAGER,
     "tasks_in_process": settings.RUN_TASKS_IN_PROCESS,
     "database_engine": settings.DATABASES["default"]["ENGINE"],
+    "password_hashers": settings.PASSWORD_HASHERS,
 }))
 """
 
@@ -118,6 +121,27 @@ def test_without_redis_url_the_embedded_backends_are_used():
     assert chosen["broker"] == "memory://"
     assert chosen["tasks_eager"] is True and chosen["tasks_in_process"] is True
     assert chosen["database_engine"] == "django.db.backends.sqlite3"
+
+
+# --- password hashing ---------------------------------------------------------------------------
+
+def test_production_hashes_passwords_with_pbkdf2():
+    assert settings_under(production_env())["password_hashers"][0] == \
+        "django.contrib.auth.hashers.PBKDF2PasswordHasher"
+
+
+def test_the_tests_hash_with_md5_and_their_servers_still_check_every_hash():
+    from django.conf import settings
+    from django.contrib.auth.hashers import check_password, make_password
+
+    assert settings.PASSWORD_HASHERS[0] == "django.contrib.auth.hashers.MD5PasswordHasher"
+    assert make_password("pass-for-tests-1").startswith("md5$")
+    # The daphne and Celery subprocesses inherit the variable, so they accept the fixtures' passwords;
+    # a production (PBKDF2) hash still checks there too.
+    served = settings_under(production_env(DEBATELAB_FAST_PASSWORD_HASHING="1"))["password_hashers"]
+    assert served[0] == settings.PASSWORD_HASHERS[0] and "django.contrib.auth.hashers.PBKDF2PasswordHasher" in served
+    assert os.environ["DEBATELAB_FAST_PASSWORD_HASHING"] == "1"
+    assert check_password("pass-for-tests-1", make_password("pass-for-tests-1", hasher="pbkdf2_sha256"))
 
 
 # What a turn timeout does once scheduled: a timer thread in this process, or a message on the broker.

@@ -300,8 +300,8 @@ def reference_bradley_terry(winners, losers, ties, prior):
     players = sorted(set(winners) | set(losers))
     index = {p: i for i, p in enumerate(players)}
     a, b, weight = [], [], []
-    for w, l, tie in zip(winners, losers, ties):
-        for first, second, share in ((w, l, 0.5), (l, w, 0.5)) if tie else ((w, l, 1.0),):
+    for winner, loser, tie in zip(winners, losers, ties):
+        for first, second, share in ((winner, loser, 0.5), (loser, winner, 0.5)) if tie else ((winner, loser, 1.0),):
             a.append(index[first])
             b.append(index[second])
             weight.append(share)

@@ -97,7 +97,7 @@ def best_window(passage: str, span: tuple[int, int], query: dict, max_chars: int
     best, best_value = None, -1.0
     for i, (first, _, _) in enumerate(found):
         value = 0.0
-        for last_start, last_end, weight in found[i:]:
+        for _, last_end, weight in found[i:]:
             if last_end - first > max_chars:
                 break
             value += weight
@@ -116,7 +116,8 @@ def pick_evidence(index: SentenceIndex, query: dict, chars: int, already_quoted:
         ranking = np.argsort(-(scores + noise * max(scores.std(), 0.1)), kind="stable")
     else:
         ranking = np.argsort(-scores, kind="stable")
-    chosen, left = [], chars
+    chosen: list = []
+    left = chars
     for i in ranking:
         if len(chosen) == most or left < 20:
             break

@@ -35,6 +35,12 @@ DEFAULTS = {
         "How likely is each answer to be correct? Reply with JSON only: "
         "{\"probabilities\": [one number per answer, in the order listed, adding up to 1], "
         "\"reason\": \"one or two sentences\"}."),
+    "judge_feedback": (
+        "Question: $question\nAnswers:\n$answers\n\nThe debate so far:\n$transcript\n\n"
+        "It is round $round: report your current belief to the debaters. Reply with JSON only: "
+        "{\"probabilities\": [one number per answer, in the order listed, adding up to 1], "
+        "\"comment\": \"a question or remark for the debaters, or an empty string\", "
+        "\"end_debate\": false (true when you have heard enough)}."),
     "offline_opening": (
         "I argue that the answer is \"$my_answer\". $evidence The story gives no support to \"$opponent_answer\"."),
     "offline_rebuttal": (

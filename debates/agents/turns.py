@@ -7,7 +7,7 @@ import time
 from .. import live, quotes, services, snapshots
 from ..experiment_spec import BACKENDS as ALL_BACKENDS
 from ..models import Debate, Participant
-from ..protocol import SEQUENTIAL, Refused
+from ..protocol import JUDGE, SEQUENTIAL, Refused
 from .config import BACKENDS, AgentConfig, Budget, Usage
 from .debater import Callbacks, TurnContext, write_turn
 from .errors import AgentError, AgentUnavailable
@@ -30,8 +30,8 @@ def play_turn(debate_id: int, seat: str, expected_round: int) -> str:
     participant = debate.participants.filter(seat=seat).first()
     if participant is None or not participant.agent:
         return "not_an_ai_seat"
-    if participant.agent.get("backend") in set(ALL_BACKENDS) - set(BACKENDS):
-        return "played_elsewhere"  # e.g. the pixel debater, which has its own player
+    if participant.agent.get("backend") in set(ALL_BACKENDS) - set(BACKENDS) or seat == JUDGE:
+        return "played_elsewhere"  # the pixel debater has its own player; judging plays AI judges
     if debate.turns.filter(seat=seat, client_id=client_id_for(expected_round, seat)).exists():
         return "already_played"
     engine = debate.engine()
@@ -73,6 +73,11 @@ def give_up(debate_id: int, seat: str, expected_round: int, error: AgentError) -
     return f"failed: {error.code}"
 
 
+def withdraw(debate_id: int, seat: str, expected_round: int) -> None:
+    """An attempt at the turn failed or is being restarted: every screen drops the text it streamed."""
+    _Room(debate_id, seat, expected_round).send({"type": "ai_turn_withdrawn"})
+
+
 def spent_by(debate: Debate, seat: str) -> Usage:
     """Tokens this seat's earlier turns used (the per-debate budget counts them)."""
     spent = Usage()
@@ -92,7 +97,7 @@ def turn_context(debate: Debate, participant: Participant, engine) -> TurnContex
     protocol = engine.protocol
     return TurnContext(
         seat=participant.seat, question=question.text, answers=answers, my_answer=my_answer,
-        opponent_answer=" or ".join(others), passage=question.hidden_material,
+        opponent_answer=" or ".join(others), passage=question.passage,
         transcript=render_transcript(state, participant.seat), round=engine.round_index + 1,
         char_limit=protocol.char_limit, quote_chars=services.quote_chars_left(debate, participant.seat),
         already_quoted=[q["text"] for t in state["turns"] if t["seat"] == participant.seat

@@ -215,6 +215,12 @@ class RoomPlan:
     notes: list = field(default_factory=list)  # what is kept only in provenance, or was adjusted
 
 
+def protocol_name(setting: dict) -> str:
+    """The name an NYU debate's protocol goes by (human debate, AI debate, human consultancy, AI
+    consultancy), from the setting the importer records in provenance."""
+    return f"{'human' if setting['debaters'] == 'human' else 'AI'} {setting['format']}"
+
+
 def article_id(room: dict) -> str | None:
     """The QuALITY article a room's story comes from."""
     material = room.get("setup", {}).get("sourceMaterial", {}).get("QuALITYSourceMaterial") or {}
@@ -604,7 +610,7 @@ class _RoomReader:
         provenance = {
             "importer": "judging.nyu_import", "dataset": SOURCE, "license": LICENSE, "attribution": ATTRIBUTION,
             "file": f"debates/official/{self.file_name}", "sha256": self.file_sha256,
-            "setting": setting, "included_in_paper": meta.get("includedInPaper"),
+            "setting": setting, "format": setting["format"], "included_in_paper": meta.get("includedInPaper"),
             "nyu": {"status": next(iter(status), None), "ended_by": next(iter(result.get("endedBy") or {}), None),
                     "judging_info": result.get("judgingInfo"), "rules": rules, "roles": roles,
                     "offline_judges_assigned": self.setup.get("offlineJudges"),

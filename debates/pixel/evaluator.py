@@ -11,6 +11,7 @@ the judge sees (see SparseJudge); its logits match the plain forward pass to flo
 import numpy as np
 import torch
 
+from .board import PIXEL_COUNT, SIDE
 from .judge_net import PixelJudge
 
 DEVICES = ("cpu", "cuda")
@@ -54,8 +55,8 @@ class JudgeEvaluator:
     @torch.inference_mode()
     def __call__(self, planes: np.ndarray) -> np.ndarray:
         planes = np.asarray(planes, dtype=np.float32)
-        if planes.ndim != 4 or planes.shape[1:] != (2, 28, 28):
-            raise ValueError(f"judge inputs must have shape (B, 2, 28, 28), got {planes.shape}")
+        if planes.ndim != 4 or planes.shape[1:] != (2, SIDE, SIDE):
+            raise ValueError(f"judge inputs must have shape (B, 2, {SIDE}, {SIDE}), got {planes.shape}")
         self.calls += 1
         self.evaluations += len(planes)
         chunks = []
@@ -107,9 +108,9 @@ class SparseJudge:
     @torch.no_grad()
     def __call__(self, planes: torch.Tensor) -> torch.Tensor:
         count = planes.shape[0]
-        image, pixel = planes[:, 0].reshape(count, 784).nonzero(as_tuple=True)
-        value = planes[:, 1].reshape(count, 784)[image, pixel]
-        row, column = pixel // 28, pixel % 28
+        image, pixel = planes[:, 0].reshape(count, PIXEL_COUNT).nonzero(as_tuple=True)
+        value = planes[:, 1].reshape(count, PIXEL_COUNT)[image, pixel]
+        row, column = pixel // SIDE, pixel % SIDE
 
         # First layer, pre-activation, on a 32x32 grid per image (the 28x28 image padded by 2),
         # written only where a pixel's 5x5 footprint falls or a changed cell reads.

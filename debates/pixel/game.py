@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-SIDE = 28
-PIXEL_COUNT = SIDE * SIDE
+from .board import PIXEL_COUNT, SIDE
+
 LABELS = 10
 HONEST = "honest"
 LIAR = "liar"
@@ -93,7 +93,7 @@ class DebateSetup:
 
 
 def _is_label(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and 0 <= value < LABELS
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and bool(0 <= value < LABELS)
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,7 @@ class GameState:
             raise GameError(f"pixel {pixel} is already revealed")
         if self.setup.image.reshape(-1)[pixel] == 0:
             raise GameError(f"pixel {pixel} (row {pixel // SIDE}, column {pixel % SIDE}) is black: only nonzero pixels may be revealed")
-        return GameState(self.setup, self.reveals + (Reveal(pixel, self.to_move),))
+        return GameState(self.setup, self.reveals + (Reveal(pixel, self.setup.mover(self.ply)),))
 
     def judge_planes(self) -> np.ndarray:
         return judge_planes(self.setup.image, self.revealed)

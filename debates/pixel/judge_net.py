@@ -7,6 +7,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .board import SIDE
+
 
 class PixelJudge(nn.Module):
     def __init__(self):
@@ -27,7 +29,7 @@ def planes_from_masks(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor
     """images (B, 784) uint8 or float in [0,255], masks (B, 784) {0,1} -> (B, 2, 28, 28) float."""
     masks = masks.float()
     values = images.float() / 255.0 * masks
-    return torch.stack([masks, values], dim=1).view(-1, 2, 28, 28)
+    return torch.stack([masks, values], dim=1).view(-1, 2, SIDE, SIDE)
 
 
 def random_nonzero_masks(images: torch.Tensor, pixels: int, generator: torch.Generator) -> torch.Tensor:

@@ -52,8 +52,8 @@ import itertools
 import math
 import random
 import time
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Generator, Iterable, Iterator
 
 import numpy as np
 

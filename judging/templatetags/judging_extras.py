@@ -1,5 +1,5 @@
-"""Template tags that let pages outside the judging app show judging data (debates never imports
-judging): the lobby's offline judging list and the experiment dashboard."""
+"""Template tags of the judging pages: the experiment dashboard and speeches with their quotes
+marked. (Judging data on pages outside judging comes from judging.context_processors.)"""
 import re
 
 from django import template
@@ -7,18 +7,8 @@ from django.utils.html import conditional_escape
 from django.utils.safestring import mark_safe
 
 from .. import dashboard
-from ..models import Assignment
 
 register = template.Library()
-
-
-@register.simple_tag
-def offline_assignments(user):
-    """The user's offline judging assignments that are not done yet, oldest first."""
-    if not user.is_authenticated:
-        return []
-    return list(Assignment.objects.filter(judge=user).exclude(status=Assignment.DONE)
-                .select_related("debate__question").order_by("id"))
 
 
 @register.inclusion_tag("judging/_dashboard.html")

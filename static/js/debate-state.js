@@ -132,7 +132,7 @@ export function describeTurn(state, mayStart = false) {
     case "scheduled":
       return { tone: "waiting", headline: "Not started yet",
                detail: mayStart ? "Start the debate when everyone is ready."
-                 : "The debate starts when a researcher opens it. This page updates by itself." };
+                 : "The debate starts when a researcher presses Start. This page updates by itself." };
     case "live":
       return describeLiveTurn(state, me);
     case "awaiting_verdict":

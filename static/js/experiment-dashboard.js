@@ -53,7 +53,23 @@ function render(summary) {
   const list = field("in-progress");
   const rows = summary.in_progress.map(debateRow);
   list.replaceChildren(...(rows.length ? rows : [element("li", "empty", "No debates in progress.")]));
+  renderVersions(summary.versions);
   root.dataset.updated = String(Date.now());
+}
+
+// The page's Versions table (outside the dashboard card) follows the same summary.
+function renderVersions(versions) {
+  for (const version of versions) {
+    const row = document.querySelector(`[data-version-row="${version.number}"]`);
+    if (!row) continue;
+    row.querySelector("[data-version-debates]").textContent = version.debates;
+    row.querySelector("[data-version-complete]").textContent = version.complete;
+    row.querySelector("[data-version-verdicts]").textContent = version.verdicts;
+    const progress = row.querySelector("progress");
+    if (progress) progress.value = version.verdicts;
+    const target = row.querySelector("[data-version-target]");
+    if (target) target.textContent = `${version.verdicts} / ${version.target}`;
+  }
 }
 
 function connect() {

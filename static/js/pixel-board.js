@@ -155,7 +155,7 @@ export function mountPixelBoard(root, { getState, send, draftText }) {
       : `You may reveal ${left} more pixel${left === 1 ? "" : "s"} in this debate (of ${budget}).`;
     const problem = revealProblem(pixelOf(...cursor));
     revealButton.disabled = problem !== "";
-    revealButton.textContent = `Reveal row ${cursor[0] + 1}, column ${cursor[1] + 1}`;
+    revealButton.textContent = `Reveal row ${cursor[0] + 1}, column ${cursor[1] + 1} and send your turn`;
     if (rectButton) { // the human game only: the AI game has no rectangles
       rectButton.setAttribute("aria-pressed", drawing ? "true" : "false");
       rectButton.textContent = drawing ? (anchor ? "Now pick the opposite corner" : "Pick a first corner (Esc cancels)") : "Draw a rectangle";
@@ -209,7 +209,7 @@ export function mountPixelBoard(root, { getState, send, draftText }) {
     if (pendingRects.length) message.rectangles = pendingRects;
     pendingRects = [];
     send(message);
-    say(`Revealing row ${cursor[0] + 1}, column ${cursor[1] + 1}.`);
+    say(`Revealing row ${cursor[0] + 1}, column ${cursor[1] + 1}: your turn is sent.`);
     render();
   }
 

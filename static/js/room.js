@@ -31,7 +31,7 @@ let pixelBoard = null; // image debates: the board (mounted at the end of this f
 const aiProgress = new Map(); // AI turns being written: aiKey -> entry (debate-state.js)
 const aiItems = new Map(); // aiKey -> its placeholder <li> in the transcript
 
-const PING_EVERY_MS = 20000;
+const PING_EVERY_MS = 10000;
 const SILENCE_LIMIT_MS = 50000;
 const MAX_BACKOFF_MS = 15000;
 
@@ -144,7 +144,14 @@ function receive(frame) {
     case "ai_turn_failed":
       receiveAiFrame(frame);
       break;
-    default: // pong and frame types this page does not know
+    case "pong": // the debate's latest event, as the server knows it: ask for anything we lack
+      if (Number.isInteger(frame.latest) && frame.latest > lastSeq) requestSync();
+      break;
+    case "ai_turn_withdrawn": // an attempt that failed or is restarted: its streamed text is void
+      aiProgress.delete(aiKey(frame.seat, frame.round));
+      renderTranscript(false);
+      break;
+    default: // frame types this page does not know
       break;
   }
 }
@@ -394,7 +401,7 @@ function quoteMark({ quote, status, open = false }) {
 
 function judgeComment(text) {
   const paragraph = element("p", "text judge-comment");
-  paragraph.append(element("strong", null, state.view === "judge" ? "You asked: " : "Judge asks: "), text);
+  paragraph.append(element("strong", null, state.view === "judge" ? "Your comment: " : "Judge asks: "), text);
   return paragraph;
 }
 

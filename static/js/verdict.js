@@ -1,6 +1,7 @@
 // The verdict form: sliders that stay summed to 100%, a tie at the top refused before sending,
 // a required reason, and the time the judge spent on this page.
 import { bindSliders, leaders } from "./probability-sliders.js";
+import { hiddenSeconds } from "./hidden-time.js";
 
 const form = document.querySelector("[data-verdict-form]");
 const debateKey = location.pathname;
@@ -29,11 +30,16 @@ function tied(values) {
   return leaders(values).length > 1;
 }
 
+// Before the judge touches anything a tie is a hint, not an error.
+let touched = false;
+form.addEventListener("input", (event) => { if (event.target.matches("[data-prob]")) touched = true; }, { capture: true });
+
 function describe(values) {
   const top = leaders(values);
   if (top.length > 1) {
-    lean.textContent = "Undecided: a verdict must favour one answer. Move a slider.";
-    lean.classList.add("tied");
+    lean.textContent = touched ? "Undecided: a verdict must favour one answer. Move a slider."
+      : "Move the sliders towards the answer you believe.";
+    lean.classList.toggle("tied", touched);
   } else {
     lean.textContent = `You lean towards ${labels[top[0]]} (${values[top[0]]}%).`;
     lean.classList.remove("tied");
@@ -59,6 +65,7 @@ form.addEventListener("submit", (event) => {
     return;
   }
   form.querySelector("[data-seconds]").value = ((Date.now() - startedAt) / 1000).toFixed(1);
+  form.querySelector("[data-hidden-seconds]").value = hiddenSeconds().toFixed(1);
   submit.disabled = true;
   submit.textContent = "Submitting…";
 });

@@ -3,8 +3,8 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from debates.experiment_spec import SpecError
-from debates.experiments import load_experiment, start_experiment
+from debates.experiment_spec import SpecError, parse
+from debates.experiments import availability_problems, load_experiment, start_experiment
 from debates.protocol import Refused
 
 
@@ -22,8 +22,12 @@ class Command(BaseCommand):
         user = get_user_model().objects.filter(username=owner).first()
         if user is None:
             raise CommandError(f"no user named {owner!r}")
+        text = path.read_text()
         try:
-            version, created = load_experiment(path.read_text(), user, source_name=str(path))
+            problems = availability_problems(parse(text), text)
+            if problems:
+                raise SpecError(problems)
+            version, created = load_experiment(text, user, source_name=str(path))
         except SpecError as error:
             raise CommandError(f"{path} has errors:\n" + "\n".join(f"  {path}:{e}" for e in error.errors)) from None
         self.stdout.write(f"{'Created' if created else 'Loaded'} {version} (version id {version.pk})")

@@ -29,7 +29,7 @@ class Command(BaseCommand):
             questions = [self.question(q) for q in json.loads(QUESTIONS_FILE.read_text())]
             self.debates(users, questions)
         self.image_debates(users)
-        self.stdout.write("Demo logins (password for all: %s):" % DEMO_PASSWORD)
+        self.stdout.write(f"Demo logins (password for all: {DEMO_PASSWORD}):")
         for name, role in DEMO_USERS:
             self.stdout.write(f"  {name:<11} {role}")
 

@@ -56,8 +56,14 @@ class Command(BaseCommand):
                         if count % 1000 == 0:
                             progress.update(1000)
                     progress.update(progress.total - progress.n)
-            elif fmt == "parquet":
-                export.write_parquet(settings, str(out / export.PARQUET_NAME), on_rows=progress.update)
+            elif fmt == "parquet":  # written aside and renamed, so a failed export leaves no half file
+                partial = out / f"{export.PARQUET_NAME}.partial"
+                try:
+                    export.write_parquet(settings, str(partial), on_rows=progress.update)
+                except Exception as error:
+                    partial.unlink(missing_ok=True)
+                    raise CommandError(f"the Parquet export failed, nothing was written: {error}") from error
+                partial.replace(out / export.PARQUET_NAME)
             else:
                 for table in export.CSV_TABLES:
                     with open(out / f"{table}.csv", "wb") as sink:

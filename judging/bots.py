@@ -1,0 +1,272 @@
+"""Simulated crowd judges that take part in a study the way a person does: over HTTP through the
+study pages (entry by a Prolific link, consent, quiz, practice, waiting, survey, completion) and
+through the debate's websocket (the judge's feedback), against a running DebateLab server. For
+tests and for a researcher's dry run (`manage.py run_bots`). Bots know the quiz answers (read from
+the experiment file) and judge correctly with a set probability."""
+import json
+import random
+import re
+import statistics
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from http.cookiejar import CookieJar
+from urllib.error import HTTPError
+from urllib.parse import urlencode, urljoin, urlsplit
+from urllib.request import HTTPCookieProcessor, HTTPRedirectHandler, Request, build_opener
+
+from websockets.exceptions import ConnectionClosed, InvalidMessage
+from websockets.sync.client import connect
+
+STATUS = re.compile(r'data-study-status="([a-z_]+)"')
+DEBATE_LINK = re.compile(r'href="/debates/(\d+)/"[^>]*data-debate-link')
+CODE = re.compile(r"data-completion-code>([^<]+)<")
+FINISHED = ("completed", "returned", "timed_out", "screened_out")
+
+
+class _KeepRedirects(HTTPRedirectHandler):
+    """Redirects inside the server are followed; the completion redirect to Prolific is recorded, not fetched."""
+
+    def __init__(self, base_host):
+        self.base_host = base_host
+        self.external = None
+
+    def redirect_request(self, request, fp, code, message, headers, new_url):
+        if urlsplit(new_url).netloc not in ("", self.base_host):
+            self.external = new_url
+            return None
+        return super().redirect_request(request, fp, code, message, headers, new_url)
+
+
+class BotClient:
+    """A browser without a screen: cookies, CSRF tokens and redirects as a browser handles them."""
+
+    def __init__(self, base_url):
+        self.base_url = base_url.rstrip("/")
+        self.cookies = CookieJar()
+        self.redirects = _KeepRedirects(urlsplit(self.base_url).netloc)
+        self.opener = build_opener(HTTPCookieProcessor(self.cookies), self.redirects)
+        self.requests = 0
+
+    def cookie(self, name):
+        return next((c.value for c in self.cookies if c.name == name), None)
+
+    def get(self, path, params=None) -> str:
+        url = urljoin(self.base_url, path) + (f"?{urlencode(params)}" if params else "")
+        return self._open(Request(url))
+
+    def post(self, path, form) -> str:
+        data = urlencode(dict(form, csrfmiddlewaretoken=self.cookie("csrftoken") or "")).encode()
+        request = Request(urljoin(self.base_url, path), data=data, method="POST",
+                          headers={"Content-Type": "application/x-www-form-urlencoded", "Referer": self.base_url + "/"})
+        return self._open(request)
+
+    def _open(self, request) -> str:
+        self.requests += 1
+        try:
+            with self.opener.open(request, timeout=60) as response:
+                return response.read().decode()
+        except HTTPError as error:
+            if error.code in (301, 302, 303) and self.redirects.external:
+                return ""
+            body = error.read().decode(errors="replace")
+            if error.code == 400:  # a refused form comes back as a page, as in a browser
+                return body
+            raise RuntimeError(f"{request.get_method()} {request.full_url}: HTTP {error.code}: {body[:300]}") from None
+
+
+@dataclass
+class BotResult:
+    pid: str
+    status: str = ""
+    code: str = ""
+    redirect: str = ""
+    entered_at: float = 0.0
+    seated_at: float | None = None
+    finished_at: float | None = None
+    requests: int = 0
+    error: str = ""
+    reconnects: int = 0
+
+
+class Bot:
+    def __init__(self, base_url, experiment_id, study, pid, rng, accuracy=0.8, poll_seconds=0.5, timeout=600):
+        self.client = BotClient(base_url)
+        self.experiment_id = experiment_id
+        self.study = study
+        self.rng = rng
+        self.accuracy = accuracy
+        self.poll_seconds = poll_seconds
+        self.deadline = time.monotonic() + timeout
+        self.result = BotResult(pid)
+        self.page_path = f"/study/{experiment_id}/"
+
+    def run(self) -> BotResult:
+        try:
+            self._run()
+        except Exception as error:  # noqa: BLE001 - a bot reports what stopped it and the run goes on
+            self.result.error = f"{type(error).__name__}: {error}"
+        self.result.requests = self.client.requests
+        return self.result
+
+    def _run(self):
+        self.result.entered_at = time.monotonic()
+        page = self.client.get(self.page_path, {"PROLIFIC_PID": self.result.pid, "STUDY_ID": "BOTSTUDY",
+                                                "SESSION_ID": f"S{self.result.pid}"})
+        while time.monotonic() < self.deadline:
+            status = STATUS.search(page).group(1)
+            self.result.status = status
+            if status in FINISHED:
+                self.result.finished_at = time.monotonic()
+                code = CODE.search(page)
+                self.result.code = code.group(1) if code else ""
+                self.result.redirect = self._completion_redirect(page)
+                return
+            page = self._step(status, page)
+        raise TimeoutError(f"still {self.result.status} when the bot's time ran out")
+
+    def _step(self, status, page) -> str:
+        base = self.page_path
+        if status == "allocated":
+            return self.client.post(base + "consent/", {"consent": "agree"})
+        if status == "consented" and "data-practice" in page:
+            practice = self.study["practice"]
+            return self.client.post(base + "practice/", self._percents(len(practice["answers"]), practice["correct"]))
+        if status == "consented":
+            return self.client.post(base + "quiz/", {f"q{i}": q["answer"] for i, q in enumerate(self.study["quiz"])})
+        if status in ("qualified", "waiting"):
+            time.sleep(self.poll_seconds * (0.5 + self.rng.random()))
+            return self.client.get(base)
+        if "data-survey" in page:
+            return self.client.post(base + "survey/", self._survey_answers())
+        link = DEBATE_LINK.search(page)
+        if link is None:
+            time.sleep(self.poll_seconds)
+            return self.client.get(base)
+        if self.result.seated_at is None:
+            self.result.seated_at = time.monotonic()
+        return self._judge(int(link.group(1)))
+
+    def _judge(self, debate_id) -> str:
+        """Reads the debate in its room (page and websocket), gives feedback when it is the judge's
+        turn, then the verdict on the verdict page."""
+        self.client.get(f"/debates/{debate_id}/")
+        state = self._follow_debate(debate_id)
+        correct_shown = self._guess_correct(state)
+        form = self._percents(len(state["question"]["answers"]), correct_shown)
+        form.update(reason="The better-supported answer, as far as I could tell.", seconds_spent="30",
+                    hidden_seconds="0", client_id=f"bot-{self.result.pid}-{debate_id}")
+        self.client.post(f"/debates/{debate_id}/verdict/", form)
+        return self.client.get(self.page_path)
+
+    def _follow_debate(self, debate_id) -> dict:
+        """As the room's script does, a dropped or refused connection is opened again after a pause."""
+        for attempt in range(8):
+            try:
+                return self._watch(debate_id)
+            except (InvalidMessage, ConnectionClosed, OSError) as error:
+                self.result.reconnects += 1
+                if attempt == 7:
+                    raise RuntimeError(f"debate {debate_id}: websocket kept failing ({error})") from None
+                time.sleep(min(8.0, 0.5 * 2 ** attempt) * (0.5 + self.rng.random()))
+
+    def _watch(self, debate_id) -> dict:
+        host = urlsplit(self.client.base_url).netloc
+        headers = {"Cookie": f"sessionid={self.client.cookie('sessionid')}"}
+        with connect(f"ws://{host}/ws/debates/{debate_id}/", origin=self.client.base_url,
+                     additional_headers=headers, open_timeout=30) as socket:
+            state, sent = None, set()
+            while time.monotonic() < self.deadline:
+                frame = json.loads(socket.recv(timeout=max(1.0, self.deadline - time.monotonic())))
+                if frame["type"] == "state":
+                    state = frame
+                elif frame["type"] == "event" and state is not None:
+                    socket.send(json.dumps({"type": "sync", "after": None}))  # ask for the whole state again
+                    continue
+                elif frame["type"] == "error":
+                    raise RuntimeError(f"debate {debate_id}: {frame}")
+                if state is None:
+                    continue
+                if state["status"] in ("awaiting_verdict", "complete", "abandoned"):
+                    return state
+                if state["status"] == "live" and "judge" in (state.get("waiting_for") or []) \
+                        and state["round"] not in sent:
+                    sent.add(state["round"])
+                    answers = len(state["question"]["answers"])
+                    probabilities = [p / 100 for p in self._percent_values(answers, self.rng.randrange(answers))]
+                    socket.send(json.dumps({"type": "feedback", "probabilities": probabilities, "text": "",
+                                            "client_id": f"bot-{self.result.pid}-{debate_id}-{state['round']}"}))
+        raise TimeoutError(f"debate {debate_id} did not end in time")
+
+    def _guess_correct(self, state) -> int:
+        """Bots cannot read the passage: the runner tells them the right answer with probability `accuracy`."""
+        answers = len(state["question"]["answers"])
+        truth = state.get("bot_truth")
+        if truth is None:
+            return self.rng.randrange(answers)
+        return truth if self.rng.random() < self.accuracy else self.rng.choice([i for i in range(answers) if i != truth])
+
+    def _percent_values(self, count, favoured) -> list[int]:
+        rest = 30 // max(1, count - 1)
+        values = [rest] * count
+        values[favoured] = 100 - rest * (count - 1)
+        return values
+
+    def _percents(self, count, favoured) -> dict:
+        return {f"p{i}": str(v) for i, v in enumerate(self._percent_values(count, favoured))}
+
+    def _survey_answers(self) -> dict:
+        answers = {}
+        for question in self.study["survey"]:
+            if question["kind"] == "scale":
+                answers[question["id"]] = str(self.rng.randint(1, 5))
+            elif question["kind"] == "choice":
+                answers[question["id"]] = self.rng.choice(question["options"])
+            else:
+                answers[question["id"]] = "No comments."
+        return answers
+
+    def _completion_redirect(self, page) -> str:
+        match = re.search(r'href="(https://app\.prolific\.com/submissions/complete\?cc=[^"]+)"', page)
+        return match.group(1) if match else ""
+
+
+def run_bots(base_url, experiment_id, study, judges, concurrency=20, accuracy=0.8, seed=0, timeout=600,
+             truth_for=None, prefix="BOT", start_gap=0.0) -> dict:
+    """Runs `judges` bots (at most `concurrency` at once) and returns their results and the study's figures.
+    truth_for(debate_id) -> shown index of the right answer lets bots be right with `accuracy`."""
+    rng = random.Random(seed)
+    lock = threading.Lock()
+    bots = [Bot(base_url, experiment_id, study, f"{prefix}{i:05d}", random.Random(rng.random()), accuracy,
+                timeout=timeout) for i in range(judges)]
+    if truth_for is not None:
+        for bot in bots:
+            original = bot._follow_debate
+
+            def follow(debate_id, original=original):
+                state = original(debate_id)
+                with lock:
+                    state["bot_truth"] = truth_for(debate_id)
+                return state
+
+            bot._follow_debate = follow
+    started = time.monotonic()
+
+    def launch(bot, index):
+        time.sleep(start_gap * index)
+        return bot.run()
+
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        results = list(pool.map(launch, bots, range(len(bots))))
+    return {"results": results, "figures": figures(results, started)}
+
+
+def figures(results, started) -> dict:
+    seated = [r.seated_at - r.entered_at for r in results if r.seated_at]
+    finished = [r.finished_at - started for r in results if r.finished_at]
+    return {"bots": len(results), "completed": sum(r.status == "completed" for r in results),
+            "with_code": sum(bool(r.code) for r in results), "errors": sum(bool(r.error) for r in results),
+            "median_seconds_to_seat": round(statistics.median(seated), 2) if seated else None,
+            "time_to_finish_all": round(max(finished), 2) if finished else None,
+            "requests": sum(r.requests for r in results), "websocket_reconnects": sum(r.reconnects for r in results)}

@@ -1,0 +1,426 @@
+"""Crowd studies: people arrive by an experiment's study link (from Prolific, MTurk or an invitation),
+consent, pass the instructions' quiz, are seated as the judge of a waiting debate, and finish with a
+completion code and a bonus. The experiment file's optional `study:` section says what each step
+shows (debates.experiment_spec). Pages call these functions; a status only ever moves forward
+between the steps before judging, and a finished participant stays finished."""
+import re
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.db import IntegrityError, transaction
+from django.db.models import Max, Q
+from django.urls import reverse
+from django.utils import timezone
+
+from debates import live, services
+from debates.models import JUDGE_ROLE, Debate, Experiment, ExperimentVersion, Participant
+from debates.protocol import JUDGE, Refused
+
+from . import notices
+from .models import StudyParticipant, Verdict
+
+PROLIFIC_COMPLETION = "https://app.prolific.com/submissions/complete?cc="
+MTURK_PREVIEW = "ASSIGNMENT_ID_NOT_AVAILABLE"
+ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+DEFAULT_STUDY = {"platform": StudyParticipant.LAB, "consent": None, "instructions": None, "quiz": [],
+                 "debates_per_judge": 1, "show_answer_after_verdict": True, "completion_codes": {},
+                 "bonus": {"per_correct": 0.0, "maximum": None}, "practice": None, "survey": [],
+                 "wait_limit_seconds": None, "min_verdict_seconds": None}
+BEFORE_JUDGING = (StudyParticipant.ALLOCATED, StudyParticipant.CONSENTED, StudyParticipant.QUALIFIED)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """Who is arriving, read from the study link's parameters."""
+    platform: str
+    external_id: str
+    study_id: str = ""
+    session_id: str = ""
+    submit_to: str = ""
+
+
+def study_version(experiment: Experiment) -> ExperimentVersion | None:
+    """The version people join: the latest started one."""
+    return experiment.versions.exclude(frozen_at=None).order_by("-number").first()
+
+
+def study_settings(version: ExperimentVersion | None) -> dict:
+    return dict(DEFAULT_STUDY, **((version.definition or {}).get("study") or {})) if version else dict(DEFAULT_STUDY)
+
+
+def entry_from(params) -> Entry | None:
+    """An Entry from Prolific's or MTurk's link parameters; None when there are none. An MTurk
+    preview (assignmentId ASSIGNMENT_ID_NOT_AVAILABLE) raises Refused('preview'). Bad ids are refused."""
+    if "PROLIFIC_PID" in params:
+        entry = Entry(StudyParticipant.PROLIFIC, params.get("PROLIFIC_PID", ""), params.get("STUDY_ID", ""),
+                      params.get("SESSION_ID", ""))
+    elif "assignmentId" in params or "workerId" in params:
+        if params.get("assignmentId") == MTURK_PREVIEW:
+            raise Refused("preview", "this is a preview: accept the HIT to take part")
+        submit_to = params.get("turkSubmitTo", "")
+        if submit_to and not re.match(r"^https://[A-Za-z0-9.-]+(:\d+)?/?$", submit_to):
+            raise Refused("bad_entry", "turkSubmitTo must be an https address")
+        entry = Entry(StudyParticipant.MTURK, params.get("workerId", ""), params.get("hitId", ""),
+                      params.get("assignmentId", ""), submit_to.rstrip("/"))
+    else:
+        return None
+    for name, value in (("participant id", entry.external_id), ("study id", entry.study_id),
+                        ("session id", entry.session_id)):
+        if (value or name == "participant id") and not ID_PATTERN.match(value):
+            raise Refused("bad_entry", f"the link's {name} is missing or not a valid id")
+    return entry
+
+
+def enter(experiment: Experiment, entry: Entry) -> StudyParticipant:
+    """The participant for this id: created on the first visit (with an account that has no password),
+    returned as it is on every later one."""
+    found = StudyParticipant.objects.filter(experiment=experiment, platform=entry.platform,
+                                            external_id=entry.external_id).select_related("user").first()
+    if found:
+        return found
+    User = get_user_model()
+    try:
+        with transaction.atomic():
+            username = f"{entry.platform}-{experiment.pk}-{entry.external_id}"
+            user = User.objects.filter(username=username).first() or User.objects.create_user(username=username)
+            user.groups.add(Group.objects.get_or_create(name=JUDGE_ROLE)[0])
+            return StudyParticipant.objects.create(
+                experiment=experiment, user=user, platform=entry.platform, external_id=entry.external_id,
+                study_id=entry.study_id, session_id=entry.session_id, submit_to=entry.submit_to)
+    except IntegrityError:  # the same person opened the link twice at once: the other request made it
+        return StudyParticipant.objects.select_related("user").get(
+            experiment=experiment, platform=entry.platform, external_id=entry.external_id)
+
+
+def join_as_user(experiment: Experiment, user) -> StudyParticipant:
+    """People with an account (invitation sign-ups) join the experiment's study under their username."""
+    found = StudyParticipant.objects.filter(experiment=experiment, user=user).first()
+    if found:
+        return found
+    try:
+        with transaction.atomic():
+            return StudyParticipant.objects.create(experiment=experiment, user=user, platform=StudyParticipant.LAB,
+                                                   external_id=user.get_username()[:100])
+    except IntegrityError:
+        return StudyParticipant.objects.get(experiment=experiment, user=user)
+
+
+def _move(participant: StudyParticipant, status: str) -> None:
+    if participant.status in StudyParticipant.FINISHED:
+        raise Refused("finished", "you have already finished this study")
+    if status in BEFORE_JUDGING and BEFORE_JUDGING.index(status) < _step_index(participant.status):
+        raise Refused("no_restart", "a study cannot be started again")
+    participant.status = status
+    participant.status_changed_at = timezone.now()
+    participant.save(update_fields=["status", "status_changed_at"])
+
+
+def _step_index(status: str) -> int:
+    return BEFORE_JUDGING.index(status) if status in BEFORE_JUDGING else len(BEFORE_JUDGING)
+
+
+def _locked(participant: StudyParticipant) -> StudyParticipant:
+    return StudyParticipant.objects.select_for_update().get(pk=participant.pk)
+
+
+def give_consent(participant: StudyParticipant, agreed: bool) -> StudyParticipant:
+    with transaction.atomic():
+        participant = _locked(participant)
+        if participant.status != StudyParticipant.ALLOCATED:
+            raise Refused("no_restart", "you have already answered the consent form")
+        if not agreed:
+            return _finish(participant, StudyParticipant.RETURNED, "no_consent")
+        _move(participant, StudyParticipant.CONSENTED)
+        return participant
+
+
+def answer_quiz(participant: StudyParticipant, answers: list) -> tuple[StudyParticipant, list[int]]:
+    """answers: the chosen option per quiz question (None when unanswered). Returns the participant and
+    the questions answered wrong; with none wrong the participant is qualified."""
+    with transaction.atomic():
+        participant = _locked(participant)
+        if participant.status != StudyParticipant.CONSENTED:
+            raise Refused("not_now", "the quiz comes after the consent form, once")
+        quiz = study_settings(study_version(participant.experiment))["quiz"]
+        wrong = [i for i, q in enumerate(quiz) if i >= len(answers) or answers[i] != q["answer"]]
+        participant.quiz_attempts += 1
+        participant.save(update_fields=["quiz_attempts"])
+        if not wrong:
+            participant.responses = dict(participant.responses, quiz_passed=True)
+            participant.save(update_fields=["responses"])
+            if not study_settings(study_version(participant.experiment))["practice"]:
+                _move(participant, StudyParticipant.QUALIFIED)
+        return participant, wrong
+
+
+def practice_due(participant: StudyParticipant, study: dict) -> bool:
+    return (participant.status == StudyParticipant.CONSENTED and bool(study["practice"])
+            and participant.responses.get("quiz_passed", False))
+
+
+def answer_practice(participant: StudyParticipant, probabilities: list[float]) -> StudyParticipant:
+    """The practice debate's judgment (probabilities in the practice's answer order), scored with the
+    study's scoring rule and stored with the participant; it qualifies them to judge."""
+    from debates.protocol import validate_probabilities
+
+    from . import scoring
+
+    with transaction.atomic():
+        participant = _locked(participant)
+        version = study_version(participant.experiment)
+        study = study_settings(version)
+        if not practice_due(participant, study):
+            raise Refused("not_now", "the practice debate comes after the quiz, once")
+        practice = study["practice"]
+        probabilities = list(validate_probabilities(probabilities, len(practice["answers"])))
+        rule = (version.definition["protocols"][0]["protocol"].get("scoring_rule") or "log")
+        chosen = max(range(len(probabilities)), key=probabilities.__getitem__)
+        if sum(abs(p - probabilities[chosen]) < 1e-9 for p in probabilities) > 1:
+            raise Refused("no_choice", "a judgment must favour one answer: the top percentages are tied")
+        participant.responses = dict(participant.responses, practice={
+            "probabilities": probabilities, "chosen": chosen, "correct": chosen == practice["correct"],
+            "score": round(scoring.score(rule, probabilities, practice["correct"]), 4), "scoring_rule": rule})
+        participant.save(update_fields=["responses"])
+        _move(participant, StudyParticipant.QUALIFIED)
+        return participant
+
+
+def survey_due(participant: StudyParticipant, study: dict) -> bool:
+    return bool(study["survey"]) and "survey" not in participant.responses
+
+
+def answer_survey(participant: StudyParticipant, answers: dict) -> StudyParticipant:
+    """Stores the post-debate survey (every question answered; scales 1 to 5) and completes the study."""
+    with transaction.atomic():
+        participant = _locked(participant)
+        study = study_settings(study_version(participant.experiment))
+        if participant.status != StudyParticipant.JUDGING or not survey_due(participant, study) or not _enough_verdicts(
+                participant, study):
+            raise Refused("not_now", "the survey comes once, after your last verdict")
+        stored = {}
+        for question in study["survey"]:
+            value = (answers.get(question["id"]) or "").strip()
+            if not value:
+                raise Refused("survey_incomplete", f"answer “{question['question']}”")
+            if question["kind"] == "scale" and value not in ("1", "2", "3", "4", "5"):
+                raise Refused("bad_survey", f"“{question['question']}” takes a number from 1 to 5")
+            if question["kind"] == "choice" and value not in question["options"]:
+                raise Refused("bad_survey", f"choose one of the options for “{question['question']}”")
+            if len(value) > 5000:
+                raise Refused("too_long", "a survey answer may have at most 5000 characters")
+            stored[question["id"]] = int(value) if question["kind"] == "scale" else value
+        participant.responses = dict(participant.responses, survey=stored)
+        participant.save(update_fields=["responses"])
+        return _finish(participant, StudyParticipant.COMPLETED, "completed")
+
+
+def _enough_verdicts(participant: StudyParticipant, study: dict) -> bool:
+    version = study_version(participant.experiment)
+    return Verdict.objects.filter(debate__experiment_version=version, judge=participant.user).count() >= study[
+        "debates_per_judge"]
+
+
+def skip_empty_steps(participant: StudyParticipant, study: dict) -> StudyParticipant:
+    """A study without a consent text or a quiz passes those steps at once."""
+    if participant.status == StudyParticipant.ALLOCATED and not study["consent"]:
+        participant = give_consent(participant, True)
+    if participant.status == StudyParticipant.CONSENTED and not study["quiz"]:
+        participant, _ = answer_quiz(participant, [])
+    return participant
+
+
+def judged_debates(participant: StudyParticipant, version: ExperimentVersion):
+    return Debate.objects.filter(experiment_version=version, participants__user=participant.user,
+                                 participants__seat=JUDGE)
+
+
+def progress(participant: StudyParticipant) -> StudyParticipant:
+    """Moves a qualified, waiting or judging participant on: seated in a debate that waits for a
+    judge, back to waiting once their verdict is in, completed after enough verdicts."""
+    version = study_version(participant.experiment)
+    if version is None or participant.status not in (StudyParticipant.QUALIFIED, StudyParticipant.WAITING,
+                                                      StudyParticipant.JUDGING):
+        return participant
+    study = study_settings(version)
+    seated = list(judged_debates(participant, version))
+    done = [d for d in seated if d.status in (Debate.COMPLETE, Debate.ABANDONED)]
+    open_seat = [d for d in seated if d not in done]
+    if open_seat:
+        if participant.status != StudyParticipant.JUDGING:
+            with transaction.atomic():
+                _move(_locked(participant), StudyParticipant.JUDGING)
+            participant.refresh_from_db()
+        return participant
+    if _enough_verdicts(participant, study):
+        with transaction.atomic():
+            locked = _locked(participant)
+            if survey_due(locked, study):  # the survey page comes next; completing waits for it
+                if locked.status != StudyParticipant.JUDGING:
+                    _move(locked, StudyParticipant.JUDGING)
+                return locked
+            return _finish(locked, StudyParticipant.COMPLETED, "completed")
+    if _waited_too_long(participant, study):
+        return finish(participant, StudyParticipant.TIMED_OUT, "timed_out")
+    debate = seat_judge(participant, version)
+    wanted = StudyParticipant.JUDGING if debate else StudyParticipant.WAITING
+    with transaction.atomic():
+        locked = _locked(participant)
+        if locked.status != wanted:  # a waiting participant keeps the time they started waiting
+            _move(locked, wanted)
+    participant.refresh_from_db()
+    return participant
+
+
+def _waited_too_long(participant: StudyParticipant, study: dict) -> bool:
+    limit = study["wait_limit_seconds"]
+    return (limit is not None and participant.status == StudyParticipant.WAITING
+            and (timezone.now() - participant.status_changed_at).total_seconds() > limit)
+
+
+def waiting_room(experiment: Experiment) -> dict:
+    """Who is waiting now and for how long (seconds), longest first."""
+    now = timezone.now()
+    waiting = StudyParticipant.objects.filter(experiment=experiment, status__in=(
+        StudyParticipant.WAITING, StudyParticipant.QUALIFIED)).order_by("status_changed_at")
+    waits = [(p.external_id, round((now - p.status_changed_at).total_seconds())) for p in waiting]
+    version = study_version(experiment)
+    open_seats = Debate.objects.filter(experiment_version=version, status=Debate.SCHEDULED).exclude(
+        participants__seat=JUDGE).count() if version else 0
+    return {"waiting": len(waits), "longest_wait": waits[0][1] if waits else 0,
+            "median_wait": sorted(w for _, w in waits)[len(waits) // 2] if waits else 0, "open_debates": open_seats,
+            "people": waits}
+
+
+def seat_judge(participant: StudyParticipant, version: ExperimentVersion) -> Debate | None:
+    """Seats the participant as the judge of the first debate of this version that has no judge yet,
+    about a question they have neither debated nor judged. The database's one-person-per-seat
+    constraint settles a race: whoever loses tries the next debate, so no debate gets two judges."""
+    user = participant.user
+    for debate in open_debates(version, user)[:50]:
+        try:
+            with transaction.atomic():
+                Participant.objects.create(debate=debate, seat=JUDGE, user=user)
+        except IntegrityError:
+            continue
+        _start_when_ready(debate)
+        notices.you_can_judge_now(user, participant.experiment.name,
+                                  settings.DEBATELAB_SITE_URL + reverse("study", args=[participant.experiment_id]))
+        return debate
+    return None
+
+
+def open_debates(version: ExperimentVersion, user):
+    """Debates of the version still waiting for a judge, about questions this person has neither
+    debated, observed nor judged, oldest first."""
+    seen = set(Participant.objects.filter(user=user).values_list("debate__question_id", flat=True))
+    seen |= set(Verdict.objects.filter(judge=user).values_list("debate__question_id", flat=True))
+    return (Debate.objects.filter(experiment_version=version, status=Debate.SCHEDULED)
+            .exclude(participants__seat=JUDGE).exclude(question_id__in=seen).order_by("id"))
+
+
+def _start_when_ready(debate: Debate) -> None:
+    speaks = debate.get_protocol().has_speeches
+    debaters = debate.participants.exclude(seat__in=(JUDGE, Participant.OBSERVER))
+    if all(p.user_id or p.agent or not speaks for p in debaters):
+        try:
+            live.publish(debate.pk, services.start_debate(debate.pk))
+        except Refused:
+            pass  # started meanwhile
+
+
+def _finish(participant: StudyParticipant, status: str, outcome: str) -> StudyParticipant:
+    """Ends the participant's study with the outcome's code and, when completed, the bonus."""
+    study = study_settings(study_version(participant.experiment))
+    _move(participant, status)
+    participant.outcome = outcome
+    participant.completion_code = study["completion_codes"].get(outcome, "")
+    participant.finished_at = timezone.now()
+    if status == StudyParticipant.COMPLETED:
+        participant.bonus = bonus_for(participant, study)
+    participant.save(update_fields=["outcome", "completion_code", "finished_at", "bonus"])
+    return participant
+
+
+def finish(participant: StudyParticipant, status: str, outcome: str) -> StudyParticipant:
+    """A researcher's or the platform's decision to end someone's study (returned, timed out, screened out)."""
+    with transaction.atomic():
+        return _finish(_locked(participant), status, outcome)
+
+
+def bonus_for(participant: StudyParticipant, study: dict) -> Decimal:
+    """The scoring rule's bonus: per_correct for each correct verdict in the study, at most maximum."""
+    version = study_version(participant.experiment)
+    correct = Verdict.objects.filter(debate__experiment_version=version, judge=participant.user, correct=True).count()
+    amount = Decimal(str(study["bonus"]["per_correct"])) * correct
+    if study["bonus"].get("maximum") is not None:
+        amount = min(amount, Decimal(str(study["bonus"]["maximum"])))
+    return amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+def completion_url(participant: StudyParticipant) -> str | None:
+    """Where a Prolific participant goes at the end (Prolific's own host, with the outcome's code)."""
+    if participant.platform == StudyParticipant.PROLIFIC and participant.completion_code:
+        return PROLIFIC_COMPLETION + participant.completion_code
+    return None
+
+
+def mturk_submit_url(participant: StudyParticipant) -> str | None:
+    if participant.platform == StudyParticipant.MTURK and participant.submit_to:
+        return participant.submit_to + "/mturk/externalSubmit"
+    return None
+
+
+def make_bonus_batch(experiment: Experiment) -> int | None:
+    """Puts every completed participant with an unpaid bonus above zero into a new numbered batch and
+    returns its number (None when nobody is owed). A person is in one batch at most, so a bonus file
+    can be downloaded again but nobody appears in two files."""
+    with transaction.atomic():
+        owed = list(StudyParticipant.objects.select_for_update().filter(
+            experiment=experiment, status=StudyParticipant.COMPLETED, bonus__gt=0, bonus_batch=None))
+        if not owed:
+            return None
+        batch = (StudyParticipant.objects.filter(experiment=experiment).aggregate(n=Max("bonus_batch"))["n"] or 0) + 1
+        StudyParticipant.objects.filter(pk__in=[p.pk for p in owed]).update(bonus_batch=batch)
+        return batch
+
+
+def bonus_csv(experiment: Experiment, batch: int) -> str:
+    """Prolific's bulk-bonus format: `<participant id>,<amount>` per line, no header."""
+    rows = StudyParticipant.objects.filter(experiment=experiment, bonus_batch=batch).order_by("id")
+    return "".join(f"{p.external_id},{p.bonus:.2f}\n" for p in rows)
+
+
+def status_counts(experiment: Experiment) -> list[tuple[str, str, int]]:
+    from django.db.models import Count
+
+    counts = dict(StudyParticipant.objects.filter(experiment=experiment).values_list("status")
+                  .annotate(n=Count("id")).order_by())
+    return [(status, label, counts.get(status, 0)) for status, label in StudyParticipant.STATUSES]
+
+
+def latest_verdict_recap(participant: StudyParticipant) -> dict | None:
+    """The participant's last verdict with the correct answer and score, where the study allows it."""
+    version = study_version(participant.experiment)
+    if not study_settings(version)["show_answer_after_verdict"]:
+        return None
+    verdict = (Verdict.objects.filter(debate__experiment_version=version, judge=participant.user)
+               .select_related("debate__question").order_by("-id").first())
+    if verdict is None:
+        return None
+    question = verdict.debate.question
+    return {"question": question.text, "correct_answer": question.answers[question.correct_index],
+            "your_answer": question.answers[verdict.chosen_index], "correct": verdict.correct,
+            "score": round(verdict.score, 3), "scoring_rule": verdict.scoring_rule}
+
+
+def history(participant: StudyParticipant) -> list[dict]:
+    version = study_version(participant.experiment)
+    show = study_settings(version)["show_answer_after_verdict"]
+    verdicts = (Verdict.objects.filter(debate__experiment_version=version, judge=participant.user)
+                .filter(Q(debate__status=Debate.COMPLETE)).select_related("debate__question").order_by("id"))
+    return [{"debate": v.debate_id, "question": v.debate.question.text,
+             "correct": v.correct if show else None, "score": round(v.score, 3) if show else None}
+            for v in verdicts]

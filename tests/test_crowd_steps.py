@@ -1,0 +1,200 @@
+"""A crowd study's steps from the experiment file's `study:` section (issue 11): the practice debate
+(scored and explained), the post-debate survey (stored and exported), the wait limit that releases
+a waiting participant with a code, the minimum time per verdict, hidden-page time recorded with the
+verdict, the researcher's release and the participants export with its quality columns."""
+import csv
+import io
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from debates import experiment_spec, services
+from debates.experiments import load_experiment, start_experiment
+from debates.models import Debate, Question
+from judging import crowd
+from judging.models import StudyParticipant, Verdict
+
+pytestmark = pytest.mark.django_db
+
+DEFINITION = """name: Stepwise study
+dataset:
+  source: steps-unit
+protocols:
+  - name: debate
+    format: debate
+    rounds: [sequential]
+    scoring_rule: quadratic
+debaters:
+  kind: human
+  pool: [sdeb1, sdeb2]
+judges:
+  kind: human
+study:
+  platform: prolific
+  quiz:
+    - question: Who sees the story?
+      options: [the judge, the debaters]
+      answer: 1
+  practice:
+    question: Why did the captain open the airlock?
+    answers: [to vent a fire, to escape]
+    correct: 0
+    transcript:
+      - "A: The log says 'vent the fire'."
+      - "B: He wanted off the ship."
+    explanation: Only A quoted the story; B offered a reading with no line to back it.
+  survey:
+    - id: evidence
+      question: How well did the debaters use evidence?
+      kind: scale
+    - id: interface
+      question: What would you change in the interface?
+  wait_limit_seconds: 60
+  min_verdict_seconds: 30
+  completion_codes:
+    completed: DONE1
+    timed_out: WAITED1
+    failed_checks: FAILED1
+"""
+
+
+@pytest.fixture
+def study(make_user):
+    owner = make_user("sara", "researcher")
+    make_user("sdeb1", "debater")
+    make_user("sdeb2", "debater")
+    Question.objects.create(text="Only question?", answers=["yes", "no"], correct_index=0,
+                            hidden_material="passage", source="steps-unit", external_id="1")
+    version, _ = load_experiment(DEFINITION, owner)
+    start_experiment(version.pk)
+    return version.experiment
+
+
+def enter(client, study, pid):
+    client.get(reverse("study", args=[study.pk]), {"PROLIFIC_PID": pid, "STUDY_ID": "S", "SESSION_ID": "X"}, follow=True)
+    return StudyParticipant.objects.get(external_id=pid)
+
+
+def test_old_files_load_unchanged_and_bad_study_sections_are_refused_by_line():
+    assert "study" not in experiment_spec.parse(DEFINITION.split("study:")[0])
+    broken = DEFINITION.replace("kind: scale", "kind: stars").replace("correct: 0", "correct: 5")
+    with pytest.raises(experiment_spec.SpecError) as error:
+        experiment_spec.parse(broken)
+    assert any(e.startswith("line 23: study.practice.correct: must be between 0 and 1") for e in error.value.errors)
+    assert any("line 31: study.survey[0].kind: must be one of text, scale, choice" in e for e in error.value.errors)
+
+
+def test_the_practice_debate_is_scored_explained_and_qualifies(client, study):
+    participant = enter(client, study, "PRACTICE1")
+    client.post(reverse("study_quiz", args=[study.pk]), {"q0": "1"})
+    page = client.get(reverse("study", args=[study.pk])).content.decode()
+    assert "Practice debate" in page and "vent the fire" in page and "Only A quoted" not in page
+    refused = client.post(reverse("study_practice", args=[study.pk]), {"p0": "50", "p1": "50"}, follow=True)
+    assert StudyParticipant.objects.get(pk=participant.pk).status == "consented"
+    assert "Practice debate" in refused.content.decode()
+    page = client.post(reverse("study_practice", args=[study.pk]), {"p0": "30", "p1": "70"}, follow=True)
+    participant.refresh_from_db()
+    practice = participant.responses["practice"]
+    assert practice["correct"] is False and practice["scoring_rule"] == "quadratic"
+    assert practice["score"] == pytest.approx(2 * 0.3 - (0.3 ** 2 + 0.7 ** 2))
+    shown = page.content.decode()
+    assert participant.status == "judging"  # qualified, then seated in the one open debate
+    assert client.get(reverse("study", args=[study.pk])).status_code == 200
+    assert client.post(reverse("study_practice", args=[study.pk]), {"p0": "90", "p1": "10"}).status_code == 302
+    participant.refresh_from_db()
+    assert participant.responses["practice"]["correct"] is False  # answered once: no second try
+    assert "Your debate is ready" in shown
+
+
+def test_a_participant_who_waits_past_the_limit_is_released_with_a_code(client, study):
+    first = enter(client, study, "TAKESIT")
+    crowd.answer_quiz(first, [1])
+    assert crowd.progress(crowd.answer_practice(first, [0.8, 0.2])).status == "judging"
+    client.logout()
+    waiter = enter(client, study, "WAITER")
+    crowd.answer_quiz(waiter, [1])
+    crowd.answer_practice(waiter, [0.8, 0.2])
+    page = client.get(reverse("study", args=[study.pk])).content.decode()
+    waiter.refresh_from_db()
+    assert waiter.status == "waiting" and "Waiting for a debate to judge" in page
+    assert "1 person is waiting" in page and "0 debates waiting for a judge" in page
+    status = client.get(reverse("study_status", args=[study.pk])).json()
+    assert status["status"] == "waiting" and status["room_text"].startswith("1 person is waiting")
+    started = waiter.status_changed_at
+    client.get(reverse("study", args=[study.pk]))
+    waiter.refresh_from_db()
+    assert waiter.status_changed_at == started  # polling does not restart the wait
+    StudyParticipant.objects.filter(pk=waiter.pk).update(status_changed_at=timezone.now() - timedelta(seconds=61))
+    page = client.get(reverse("study", args=[study.pk])).content.decode()
+    waiter.refresh_from_db()
+    assert (waiter.status, waiter.outcome, waiter.completion_code) == ("timed_out", "timed_out", "WAITED1")
+    assert "complete?cc=WAITED1" in page
+
+
+def judge_to_the_verdict(client, study, pid):
+    participant = enter(client, study, pid)
+    crowd.answer_quiz(participant, [1])
+    participant = crowd.progress(crowd.answer_practice(participant, [0.8, 0.2]))
+    debate = Debate.objects.get(participants__user=participant.user, participants__seat="judge")
+    for seat in debate.get_protocol().order:
+        services.submit_action(debate.pk, debate.participants.get(seat=seat).user, kind="speech", text="Speech.")
+    return participant, debate
+
+
+def verdict_form(debate, **extra):
+    correct_shown = debate.shown_answer_order().index(debate.question.correct_index)
+    return dict({f"p{i}": "90" if i == correct_shown else "10" for i in range(2)}, reason="Quoted.", **extra)
+
+
+def test_a_verdict_sooner_than_the_minimum_is_refused_and_hidden_time_is_kept(client, study):
+    participant, debate = judge_to_the_verdict(client, study, "FAST")
+    url = reverse("verdict_form", args=[debate.pk])
+    too_fast = client.post(url, verdict_form(debate, hidden_seconds="12.5"))
+    assert too_fast.status_code == 400 and b"at least 30 seconds" in too_fast.content
+    assert not Verdict.objects.exists()
+    Debate.objects.filter(pk=debate.pk).update(started_at=timezone.now() - timedelta(seconds=31))
+    done = client.post(url, verdict_form(debate, hidden_seconds="12.5"))
+    assert done.status_code == 302 and Verdict.objects.get().hidden_seconds == 12.5
+    assert 'name="hidden_seconds"' not in client.get(url).content.decode()  # recorded once
+
+
+def test_the_survey_comes_after_the_last_verdict_and_is_stored_and_exported(client, study):
+    participant, debate = judge_to_the_verdict(client, study, "SURVEYED")
+    Debate.objects.filter(pk=debate.pk).update(started_at=timezone.now() - timedelta(seconds=60))
+    page = client.post(reverse("verdict_form", args=[debate.pk]), verdict_form(debate, hidden_seconds="3"),
+                       follow=True).content.decode()
+    assert "A few questions about the debates" in page and 'data-correct-answer>yes<' in page
+    participant.refresh_from_db()
+    assert participant.status == "judging"
+    bad = client.post(reverse("study_survey", args=[study.pk]), {"evidence": "7", "interface": "Bigger font."},
+                      follow=True)
+    assert "takes a number from 1 to 5" in bad.content.decode()
+    client.post(reverse("study_survey", args=[study.pk]), {"evidence": "4", "interface": "Bigger font."})
+    participant.refresh_from_db()
+    assert participant.status == "completed" and participant.completion_code == "DONE1"
+    assert participant.responses["survey"] == {"evidence": 4, "interface": "Bigger font."}
+
+    client.force_login(study.owner)
+    rows = list(csv.DictReader(io.StringIO(client.get(reverse("study_export", args=[study.pk])).content.decode())))
+    assert len(rows) == 1 and rows[0]["participant"] == "SURVEYED" and rows[0]["status"] == "completed"
+    assert rows[0]["survey_json"] == '{"evidence": 4, "interface": "Bigger font."}'
+    assert (rows[0]["verdicts"], rows[0]["correct"], rows[0]["hidden_seconds"], rows[0]["practice_correct"]) == (
+        "1", "1", "3.0", "True")
+    page = client.get(reverse("experiment_detail", args=[study.pk])).content.decode()
+    assert "1/1 correct, quiz tries 1, practice right, hidden 3 s" in page
+
+
+def test_the_researcher_releases_a_participant_with_the_outcomes_code(client, study):
+    participant = enter(client, study, "RELEASED")
+    client.force_login(study.owner)
+    url = reverse("study_release", args=[study.pk, participant.pk])
+    client.post(url, {"outcome": "failed_checks"})
+    participant.refresh_from_db()
+    assert (participant.status, participant.outcome, participant.completion_code) == (
+        "screened_out", "failed_checks", "FAILED1")
+    again = client.post(url, {"outcome": "timed_out"}, follow=True)
+    assert "already finished" in again.content.decode()
+    participant.refresh_from_db()
+    assert participant.status == "screened_out"
