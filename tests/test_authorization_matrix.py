@@ -63,10 +63,24 @@ POLICY = {
     "api_experiment_verdicts": ("GET", OWNERS),
     "api_experiment_export": ("GET", OWNERS),
     "api_experiment_datasheet": ("GET", OWNERS),
+    # crowd studies: only the study's own participants, and nobody here takes part in it
+    "study": ("GET", set()),
+    "study_consent": ("POST", set()),
+    "study_quiz": ("POST", set()),
+    "study_practice": ("POST", set()),
+    "study_survey": ("POST", set()),
+    "study_status": ("GET", set()),
+    "study_release": ("POST", OWNERS),
+    "study_export": ("GET", OWNERS),
+    "experiment_invitation": ("POST", OWNERS),
+    "experiment_bonus_batch": ("POST", OWNERS),
+    "experiment_bonus_file": ("GET", OWNERS),
     "admin:login": ("GET", EVERYONE),
     "admin:logout": ("POST", EVERYONE),
 }
 ADMIN = ("GET", {"administrator"})  # every route of the admin site
+ALSO_REFUSED = {"study": {400}}  # the study link without a platform's parameters: "open it from Prolific"
+NO_SUCH_OBJECT = {"experiment_bonus_file"}  # no bonus file yet: those allowed get 404, the others 403
 WEBSOCKETS = {"ws/debates/<int:debate_id>/": SEATED | OWNERS, "ws/experiments/<int:experiment_id>/": OWNERS}
 
 
@@ -144,9 +158,13 @@ def world(db, django_user_model):
     token, _ = ApiToken.issue(people["owner"], "mine")
     keys = {role: ApiToken.issue(user, role)[1] for role, user in people.items()}
     invitation = Invitation.objects.create(role="judge", uses_left=5)
+    from judging.models import StudyParticipant
+
+    study_participant = StudyParticipant.objects.create(experiment_id=version.experiment_id, user=make_user("pat"),
+                                                        platform="prolific", external_id="PAT")
     values = {"debate_id": debate.pk, "experiment_id": version.experiment_id, "assignment_id": assignment.pk,
               "token_id": token.pk, "token": invitation.token, "fmt": "jsonl", "key": "accuracy-protocol",
-              "uidb64": "MQ", "path": ""}
+              "uidb64": "MQ", "path": "", "participant_id": study_participant.pk, "batch": 1}
     return {"people": people, "values": values, "keys": keys, "debate": debate}
 
 
@@ -171,7 +189,9 @@ def test_the_route_answers_each_role_as_its_rule_says(name, route, role, world, 
     response = client.post(url, **headers) if method == "POST" else client.get(url, **headers)
     signin = response.status_code == 302 and response["Location"].split("?")[0] in ("/accounts/login/",
                                                                                   "/admin/login/")
-    refused = response.status_code in (401, 403, 404) or signin
+    refused = response.status_code in {401, 403, 404, *ALSO_REFUSED.get(name, ())} or signin
+    if name in NO_SUCH_OBJECT:
+        refused = response.status_code in (401, 403) or signin
     if allowed == EVERYONE:  # public pages: whatever they answer (signing out redirects to sign-in)
         assert response.status_code < 500
         return
