@@ -188,7 +188,8 @@ def hostile_experiment(make_user):
     from debates.protocol import Protocol
     from judging.services import submit_verdict
 
-    owner, judy, jules = make_user("rita", "researcher"), make_user("judy", "judge"), make_user("jules", "judge")
+    owner, judy = make_user("rita", "researcher"), make_user("judy", "judge")
+    make_user("jules", "judge")  # in the judge pool
     alice, bob = make_user("alice", "debater"), make_user("bob", "debater")
     text = ('name: "=HYPERLINK(\\"http://evil.example\\", \\"click\\")"\ndataset: {source: "@SUM(1+1)"}\n'
             'protocols: [{name: "+cmd|calc"}]\ndebaters: {kind: human, pool: [alice, bob]}\n'

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from debates import services
-from debates.models import Debate, DebateEvent, Participant, Turn
+from debates import presence, services
+from debates.models import Debate, DebateEvent, Turn
 from tests.live_clients import LiveSocket, session_for
 
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
@@ -59,7 +59,7 @@ def test_websocket_frames_never_close_the_socket_or_write_anything(daphne_server
     socket.send({"type": "ping"})
     socket.wait_for_type("pong")
     assert _snapshot(debate) == before
-    assert Participant.objects.get(debate=debate, seat="A").online_connections == 1
+    assert presence.store().online(debate.pk) == ["A"]
     socket.close()
 
 
@@ -89,8 +89,7 @@ def test_websocket_frames_in_a_live_debate_store_whole_turns_or_nothing(daphne_s
     seqs = list(DebateEvent.objects.filter(debate=debate).order_by("seq").values_list("seq", flat=True))
     assert seqs == list(range(1, debate.last_seq + 1))
     assert Turn.objects.filter(debate=debate, seat="A", round_index=0).count() <= 1
-    assert dict(Participant.objects.filter(debate=debate).values_list("seat", "online_connections")) == {
-        "A": 1, "B": 0, "judge": 1}
+    assert presence.store().online(debate.pk) == ["A", "judge"]
     for socket in sockets.values():
         socket.close()
 

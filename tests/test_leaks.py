@@ -302,8 +302,8 @@ def test_a_blinded_judge_cannot_tell_an_ai_seat_from_a_person(daphne_server, cel
 
     def bob_speaks():  # the person answers whenever it is their turn
         for round_index, text in ((0, "B: the storm did it."), (2, "B: the storm, again.")):
-            bob_socket.wait_for(lambda f: f.get("type") == "event" and f["kind"] == "turn_state"
-                                and f["data"].get("round") == round_index and "B" in f["data"].get("waiting_for", []),
+            bob_socket.wait_for(lambda f, r=round_index: f.get("type") == "event" and f["kind"] == "turn_state"
+                                and f["data"].get("round") == r and "B" in f["data"].get("waiting_for", []),
                                 timeout=60)
             bob_socket.act({"type": "speech", "text": text, "client_id": f"b{round_index}"})
 
