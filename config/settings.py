@@ -103,6 +103,9 @@ elif env_bool("DATABASE_POOL", default=True):
     # instead of opening one per call; DATABASE_POOL_SIZE bounds what one process holds.
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 1, "max_size": int(os.environ.get("DATABASE_POOL_SIZE", "12")), "timeout": 30}
+    # After a PostgreSQL restart the pool's idle connections are dead: the pool checks each one as
+    # it lends it out and replaces it, instead of failing one request or task per dead connection.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -219,9 +222,6 @@ def _ai_backends(value: str) -> dict:
 
 DEBATELAB_AI_BACKENDS = _ai_backends(os.environ.get("DEBATELAB_AI_BACKENDS", ""))
 
-# E-mail (password resets, notices): printed on the console unless a back-end is configured.
-EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
-DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "debatelab@localhost")
 # The address people reach this site at, for links in e-mails (pages build theirs from the request).
 DEBATELAB_SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 

@@ -233,7 +233,9 @@ class _Checker:
             "platform": (False, "prolific"), "consent": (False, None), "instructions": (False, None),
             "quiz": (False, None), "debates_per_judge": (False, 1), "show_answer_after_verdict": (False, True),
             "completion_codes": (False, None), "bonus": (False, None), "practice": (False, None),
-            "survey": (False, None), "wait_limit_seconds": (False, None), "min_verdict_seconds": (False, None)})
+            "survey": (False, None), "wait_limit_seconds": (False, None), "min_verdict_seconds": (False, None),
+            "judge_timeout_seconds": (False, None), "exclusion": (False, None), "on_wait_limit": (False, "release"),
+            "gold": (False, None)})
         return {
             "platform": self.value(s, "platform", "study", "str", default="prolific", choices=STUDY_PLATFORMS),
             "consent": self.value(s, "consent", "study", "str"),
@@ -247,7 +249,40 @@ class _Checker:
             "survey": self.survey(s.get("survey")),
             "wait_limit_seconds": self.value(s, "wait_limit_seconds", "study", "int", low=10, high=86_400),
             "min_verdict_seconds": self.value(s, "min_verdict_seconds", "study", "int", low=1, high=86_400),
+            "judge_timeout_seconds": self.value(s, "judge_timeout_seconds", "study", "int", low=10, high=86_400),
+            "on_wait_limit": self.value(s, "on_wait_limit", "study", "str", default="release",
+                                        choices=("release", "offline")),
+            "exclusion": self.exclusion(s.get("exclusion")),
+            "gold": self.gold(s.get("gold")),
         }
+
+    def gold(self, located):
+        """Finished debates with known answers, judged from their transcripts between the real ones."""
+        if located is None:
+            return None
+        g = self.mapping(located, "study.gold", {"debates": (True, None), "rate": (True, None)})
+        debates = g.get("debates")
+        ids = []
+        if debates is not None:
+            if not isinstance(debates.value, list) or not debates.value or not all(
+                    isinstance(d.value, int) and not isinstance(d.value, bool) for d in debates.value):
+                self.fail(debates, "study.gold.debates", "must be a non-empty list of debate ids")
+            else:
+                ids = [d.value for d in debates.value]
+        return {"debates": ids, "rate": self.value(g, "rate", "study.gold", "number", low=0.01, high=1)}
+
+    def exclusion(self, located):
+        """Rules that screen a participant out with the failed_checks code."""
+        if located is None:
+            return {"practice_must_be_right": False, "max_hidden_seconds": None, "min_gold_accuracy": None}
+        e = self.mapping(located, "study.exclusion", {"practice_must_be_right": (False, False),
+                                                      "max_hidden_seconds": (False, None),
+                                                      "min_gold_accuracy": (False, None)})
+        return {"practice_must_be_right": self.value(e, "practice_must_be_right", "study.exclusion", "bool",
+                                                     default=False),
+                "max_hidden_seconds": self.value(e, "max_hidden_seconds", "study.exclusion", "int", low=0,
+                                                 high=86_400),
+                "min_gold_accuracy": self.value(e, "min_gold_accuracy", "study.exclusion", "number", low=0, high=1)}
 
     def practice(self, located):
         """A worked example with a known answer: a short transcript to read, scored and explained."""

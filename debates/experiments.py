@@ -49,6 +49,12 @@ def availability_problems(definition: dict, text: str = "") -> list[str]:
         if missing:
             line = _line_of(text, "pool", start=_line_of(text, role))
             problems.append(f"line {line}: {role}.pool: no such users: {', '.join(missing)}")
+    gold = ((definition.get("study") or {}).get("gold") or {}).get("debates") or []
+    finished = set(Debate.objects.filter(pk__in=gold, status__in=(Debate.COMPLETE, Debate.AWAITING_VERDICT))
+                   .values_list("pk", flat=True))
+    if set(gold) - finished:
+        missing = ", ".join(str(d) for d in gold if d not in finished)
+        problems.append(f"line {_line_of(text, 'gold')}: study.gold.debates: no finished debates with ids {missing}")
     return problems
 
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from debates.models import RESEARCHER, has_role
 
-from . import analysis, export
+from . import analysis, crowd, export
 from .datasheet import datasheet
 from .models import ApiToken
 from .pages import export_options, owned_experiment, streaming_bundle
@@ -67,18 +67,10 @@ def _experiment_json(experiment, request) -> dict:
                           "debates": v.debates.count()}
                          for v in experiment.versions.order_by("number")],
             "verdicts": analysis.experiment_verdicts(experiment).count(),
-            "study_link": _study_link(experiment, request),
+            "study_link": crowd.study_link(request, experiment)[1],
             "links": {"analysis": base + "analysis/", "verdicts": base + "verdicts/",
                       "datasheet": base + "datasheet.md", **{f"export_{f}": base + f"export.{f}.zip"
                                                              for f in export.FORMATS}}}
-
-
-def _study_link(experiment, request) -> str:
-    from . import crowd
-    from .study_views import study_link
-
-    version = crowd.study_version(experiment) or experiment.latest_version()
-    return study_link(request, experiment, crowd.study_settings(version)["platform"])
 
 
 @token_required

@@ -3,6 +3,7 @@ study pages (entry by a Prolific link, consent, quiz, practice, waiting, survey,
 through the debate's websocket (the judge's feedback), against a running DebateLab server. For
 tests and for a researcher's dry run (`manage.py run_bots`). Bots know the quiz answers (read from
 the experiment file) and judge correctly with a set probability."""
+
 import json
 import random
 import re
@@ -58,8 +59,12 @@ class BotClient:
 
     def post(self, path, form) -> str:
         data = urlencode(dict(form, csrfmiddlewaretoken=self.cookie("csrftoken") or "")).encode()
-        request = Request(urljoin(self.base_url, path), data=data, method="POST",
-                          headers={"Content-Type": "application/x-www-form-urlencoded", "Referer": self.base_url + "/"})
+        request = Request(
+            urljoin(self.base_url, path),
+            data=data,
+            method="POST",
+            headers={"Content-Type": "application/x-www-form-urlencoded", "Referer": self.base_url + "/"},
+        )
         return self._open(request)
 
     def _open(self, request) -> str:
@@ -112,8 +117,10 @@ class Bot:
 
     def _run(self):
         self.result.entered_at = time.monotonic()
-        page = self.client.get(self.page_path, {"PROLIFIC_PID": self.result.pid, "STUDY_ID": "BOTSTUDY",
-                                                "SESSION_ID": f"S{self.result.pid}"})
+        page = self.client.get(
+            self.page_path,
+            {"PROLIFIC_PID": self.result.pid, "STUDY_ID": "BOTSTUDY", "SESSION_ID": f"S{self.result.pid}"},
+        )
         while time.monotonic() < self.deadline:
             status = STATUS.search(page).group(1)
             self.result.status = status
@@ -155,8 +162,12 @@ class Bot:
         state = self._follow_debate(debate_id)
         correct_shown = self._guess_correct(state)
         form = self._percents(len(state["question"]["answers"]), correct_shown)
-        form.update(reason="The better-supported answer, as far as I could tell.", seconds_spent="30",
-                    hidden_seconds="0", client_id=f"bot-{self.result.pid}-{debate_id}")
+        form.update(
+            reason="The better-supported answer, as far as I could tell.",
+            seconds_spent="30",
+            hidden_seconds="0",
+            client_id=f"bot-{self.result.pid}-{debate_id}",
+        )
         self.client.post(f"/debates/{debate_id}/verdict/", form)
         return self.client.get(self.page_path)
 
@@ -169,13 +180,17 @@ class Bot:
                 self.result.reconnects += 1
                 if attempt == 7:
                     raise RuntimeError(f"debate {debate_id}: websocket kept failing ({error})") from None
-                time.sleep(min(8.0, 0.5 * 2 ** attempt) * (0.5 + self.rng.random()))
+                time.sleep(min(8.0, 0.5 * 2**attempt) * (0.5 + self.rng.random()))
 
     def _watch(self, debate_id) -> dict:
         host = urlsplit(self.client.base_url).netloc
         headers = {"Cookie": f"sessionid={self.client.cookie('sessionid')}"}
-        with connect(f"ws://{host}/ws/debates/{debate_id}/", origin=self.client.base_url,
-                     additional_headers=headers, open_timeout=30) as socket:
+        with connect(
+            f"ws://{host}/ws/debates/{debate_id}/",
+            origin=self.client.base_url,
+            additional_headers=headers,
+            open_timeout=30,
+        ) as socket:
             state, sent = None, set()
             while time.monotonic() < self.deadline:
                 frame = json.loads(socket.recv(timeout=max(1.0, self.deadline - time.monotonic())))
@@ -190,13 +205,24 @@ class Bot:
                     continue
                 if state["status"] in ("awaiting_verdict", "complete", "abandoned"):
                     return state
-                if state["status"] == "live" and "judge" in (state.get("waiting_for") or []) \
-                        and state["round"] not in sent:
+                if (
+                    state["status"] == "live"
+                    and "judge" in (state.get("waiting_for") or [])
+                    and state["round"] not in sent
+                ):
                     sent.add(state["round"])
                     answers = len(state["question"]["answers"])
                     probabilities = [p / 100 for p in self._percent_values(answers, self.rng.randrange(answers))]
-                    socket.send(json.dumps({"type": "feedback", "probabilities": probabilities, "text": "",
-                                            "client_id": f"bot-{self.result.pid}-{debate_id}-{state['round']}"}))
+                    socket.send(
+                        json.dumps(
+                            {
+                                "type": "feedback",
+                                "probabilities": probabilities,
+                                "text": "",
+                                "client_id": f"bot-{self.result.pid}-{debate_id}-{state['round']}",
+                            }
+                        )
+                    )
         raise TimeoutError(f"debate {debate_id} did not end in time")
 
     def _guess_correct(self, state) -> int:
@@ -205,7 +231,9 @@ class Bot:
         truth = state.get("bot_truth")
         if truth is None:
             return self.rng.randrange(answers)
-        return truth if self.rng.random() < self.accuracy else self.rng.choice([i for i in range(answers) if i != truth])
+        return (
+            truth if self.rng.random() < self.accuracy else self.rng.choice([i for i in range(answers) if i != truth])
+        )
 
     def _percent_values(self, count, favoured) -> list[int]:
         rest = 30 // max(1, count - 1)
@@ -232,14 +260,27 @@ class Bot:
         return match.group(1) if match else ""
 
 
-def run_bots(base_url, experiment_id, study, judges, concurrency=20, accuracy=0.8, seed=0, timeout=600,
-             truth_for=None, prefix="BOT", start_gap=0.0) -> dict:
+def run_bots(
+    base_url,
+    experiment_id,
+    study,
+    judges,
+    concurrency=20,
+    accuracy=0.8,
+    seed=0,
+    timeout=600,
+    truth_for=None,
+    prefix="BOT",
+    start_gap=0.0,
+) -> dict:
     """Runs `judges` bots (at most `concurrency` at once) and returns their results and the study's figures.
     truth_for(debate_id) -> shown index of the right answer lets bots be right with `accuracy`."""
     rng = random.Random(seed)
     lock = threading.Lock()
-    bots = [Bot(base_url, experiment_id, study, f"{prefix}{i:05d}", random.Random(rng.random()), accuracy,
-                timeout=timeout) for i in range(judges)]
+    bots = [
+        Bot(base_url, experiment_id, study, f"{prefix}{i:05d}", random.Random(rng.random()), accuracy, timeout=timeout)
+        for i in range(judges)
+    ]
     if truth_for is not None:
         for bot in bots:
             original = bot._follow_debate
@@ -265,8 +306,13 @@ def run_bots(base_url, experiment_id, study, judges, concurrency=20, accuracy=0.
 def figures(results, started) -> dict:
     seated = [r.seated_at - r.entered_at for r in results if r.seated_at]
     finished = [r.finished_at - started for r in results if r.finished_at]
-    return {"bots": len(results), "completed": sum(r.status == "completed" for r in results),
-            "with_code": sum(bool(r.code) for r in results), "errors": sum(bool(r.error) for r in results),
-            "median_seconds_to_seat": round(statistics.median(seated), 2) if seated else None,
-            "time_to_finish_all": round(max(finished), 2) if finished else None,
-            "requests": sum(r.requests for r in results), "websocket_reconnects": sum(r.reconnects for r in results)}
+    return {
+        "bots": len(results),
+        "completed": sum(r.status == "completed" for r in results),
+        "with_code": sum(bool(r.code) for r in results),
+        "errors": sum(bool(r.error) for r in results),
+        "median_seconds_to_seat": round(statistics.median(seated), 2) if seated else None,
+        "time_to_finish_all": round(max(finished), 2) if finished else None,
+        "requests": sum(r.requests for r in results),
+        "websocket_reconnects": sum(r.reconnects for r in results),
+    }

@@ -3,38 +3,56 @@ consent, pass the instructions' quiz, are seated as the judge of a waiting debat
 completion code and a bonus. The experiment file's optional `study:` section says what each step
 shows (debates.experiment_spec). Pages call these functions; a status only ever moves forward
 between the steps before judging, and a finished participant stays finished."""
+
+import math
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import IntegrityError, transaction
-from django.db.models import Max, Q
+from django.db.models import Count, Max, Q
 from django.urls import reverse
 from django.utils import timezone
 
-from debates import live, services
+from debates import live, presence, services
 from debates.models import JUDGE_ROLE, Debate, Experiment, ExperimentVersion, Participant
 from debates.protocol import JUDGE, Refused
 
 from . import notices
-from .models import StudyParticipant, Verdict
+from .models import Assignment, StudyParticipant, Verdict
 
 PROLIFIC_COMPLETION = "https://app.prolific.com/submissions/complete?cc="
 MTURK_PREVIEW = "ASSIGNMENT_ID_NOT_AVAILABLE"
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-DEFAULT_STUDY = {"platform": StudyParticipant.LAB, "consent": None, "instructions": None, "quiz": [],
-                 "debates_per_judge": 1, "show_answer_after_verdict": True, "completion_codes": {},
-                 "bonus": {"per_correct": 0.0, "maximum": None}, "practice": None, "survey": [],
-                 "wait_limit_seconds": None, "min_verdict_seconds": None}
+DEFAULT_STUDY = {
+    "platform": StudyParticipant.LAB,
+    "consent": None,
+    "instructions": None,
+    "quiz": [],
+    "debates_per_judge": 1,
+    "show_answer_after_verdict": True,
+    "completion_codes": {},
+    "bonus": {"per_correct": 0.0, "maximum": None},
+    "practice": None,
+    "survey": [],
+    "wait_limit_seconds": None,
+    "min_verdict_seconds": None,
+    "judge_timeout_seconds": None,
+    "on_wait_limit": "release",
+    "exclusion": {"practice_must_be_right": False, "max_hidden_seconds": None, "min_gold_accuracy": None},
+    "gold": None,
+}
 BEFORE_JUDGING = (StudyParticipant.ALLOCATED, StudyParticipant.CONSENTED, StudyParticipant.QUALIFIED)
 
 
 @dataclass(frozen=True)
 class Entry:
     """Who is arriving, read from the study link's parameters."""
+
     platform: str
     external_id: str
     study_id: str = ""
@@ -51,24 +69,46 @@ def study_settings(version: ExperimentVersion | None) -> dict:
     return dict(DEFAULT_STUDY, **((version.definition or {}).get("study") or {})) if version else dict(DEFAULT_STUDY)
 
 
+def study_link(request, experiment: Experiment) -> tuple[str, str]:
+    """(platform, the full study link to paste into the crowd platform, with its placeholders)."""
+    version = study_version(experiment) or experiment.latest_version()
+    platform = study_settings(version)["platform"]
+    base = request.build_absolute_uri(reverse("study", args=[experiment.pk]))
+    if platform == StudyParticipant.PROLIFIC:
+        base += "?PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}}"
+    return platform, base
+
+
 def entry_from(params) -> Entry | None:
     """An Entry from Prolific's or MTurk's link parameters; None when there are none. An MTurk
     preview (assignmentId ASSIGNMENT_ID_NOT_AVAILABLE) raises Refused('preview'). Bad ids are refused."""
     if "PROLIFIC_PID" in params:
-        entry = Entry(StudyParticipant.PROLIFIC, params.get("PROLIFIC_PID", ""), params.get("STUDY_ID", ""),
-                      params.get("SESSION_ID", ""))
+        entry = Entry(
+            StudyParticipant.PROLIFIC,
+            params.get("PROLIFIC_PID", ""),
+            params.get("STUDY_ID", ""),
+            params.get("SESSION_ID", ""),
+        )
     elif "assignmentId" in params or "workerId" in params:
         if params.get("assignmentId") == MTURK_PREVIEW:
             raise Refused("preview", "this is a preview: accept the HIT to take part")
         submit_to = params.get("turkSubmitTo", "")
         if submit_to and not re.match(r"^https://[A-Za-z0-9.-]+(:\d+)?/?$", submit_to):
             raise Refused("bad_entry", "turkSubmitTo must be an https address")
-        entry = Entry(StudyParticipant.MTURK, params.get("workerId", ""), params.get("hitId", ""),
-                      params.get("assignmentId", ""), submit_to.rstrip("/"))
+        entry = Entry(
+            StudyParticipant.MTURK,
+            params.get("workerId", ""),
+            params.get("hitId", ""),
+            params.get("assignmentId", ""),
+            submit_to.rstrip("/"),
+        )
     else:
         return None
-    for name, value in (("participant id", entry.external_id), ("study id", entry.study_id),
-                        ("session id", entry.session_id)):
+    for name, value in (
+        ("participant id", entry.external_id),
+        ("study id", entry.study_id),
+        ("session id", entry.session_id),
+    ):
         if (value or name == "participant id") and not ID_PATTERN.match(value):
             raise Refused("bad_entry", f"the link's {name} is missing or not a valid id")
     return entry
@@ -77,22 +117,41 @@ def entry_from(params) -> Entry | None:
 def enter(experiment: Experiment, entry: Entry) -> StudyParticipant:
     """The participant for this id: created on the first visit (with an account that has no password),
     returned as it is on every later one."""
-    found = StudyParticipant.objects.filter(experiment=experiment, platform=entry.platform,
-                                            external_id=entry.external_id).select_related("user").first()
+    found = (
+        StudyParticipant.objects.filter(experiment=experiment, platform=entry.platform, external_id=entry.external_id)
+        .select_related("user")
+        .first()
+    )
     if found:
         return found
     User = get_user_model()
+    banned = StudyParticipant.objects.filter(
+        experiment__owner=experiment.owner,
+        platform=entry.platform,
+        external_id=entry.external_id,
+        outcome="failed_checks",
+    ).exists()
     try:
         with transaction.atomic():
             username = f"{entry.platform}-{experiment.pk}-{entry.external_id}"
             user = User.objects.filter(username=username).first() or User.objects.create_user(username=username)
             user.groups.add(Group.objects.get_or_create(name=JUDGE_ROLE)[0])
-            return StudyParticipant.objects.create(
-                experiment=experiment, user=user, platform=entry.platform, external_id=entry.external_id,
-                study_id=entry.study_id, session_id=entry.session_id, submit_to=entry.submit_to)
+            participant = StudyParticipant.objects.create(
+                experiment=experiment,
+                user=user,
+                platform=entry.platform,
+                external_id=entry.external_id,
+                study_id=entry.study_id,
+                session_id=entry.session_id,
+                submit_to=entry.submit_to,
+            )
+            if banned:  # failed this researcher's checks in an earlier study: screened out at once
+                return _finish(participant, StudyParticipant.SCREENED_OUT, "screened_out")
+            return participant
     except IntegrityError:  # the same person opened the link twice at once: the other request made it
         return StudyParticipant.objects.select_related("user").get(
-            experiment=experiment, platform=entry.platform, external_id=entry.external_id)
+            experiment=experiment, platform=entry.platform, external_id=entry.external_id
+        )
 
 
 def join_as_user(experiment: Experiment, user) -> StudyParticipant:
@@ -102,8 +161,9 @@ def join_as_user(experiment: Experiment, user) -> StudyParticipant:
         return found
     try:
         with transaction.atomic():
-            return StudyParticipant.objects.create(experiment=experiment, user=user, platform=StudyParticipant.LAB,
-                                                   external_id=user.get_username()[:100])
+            return StudyParticipant.objects.create(
+                experiment=experiment, user=user, platform=StudyParticipant.LAB, external_id=user.get_username()[:100]
+            )
     except IntegrityError:
         return StudyParticipant.objects.get(experiment=experiment, user=user)
 
@@ -157,8 +217,11 @@ def answer_quiz(participant: StudyParticipant, answers: list) -> tuple[StudyPart
 
 
 def practice_due(participant: StudyParticipant, study: dict) -> bool:
-    return (participant.status == StudyParticipant.CONSENTED and bool(study["practice"])
-            and participant.responses.get("quiz_passed", False))
+    return (
+        participant.status == StudyParticipant.CONSENTED
+        and bool(study["practice"])
+        and participant.responses.get("quiz_passed", False)
+    )
 
 
 def answer_practice(participant: StudyParticipant, probabilities: list[float]) -> StudyParticipant:
@@ -176,14 +239,23 @@ def answer_practice(participant: StudyParticipant, probabilities: list[float]) -
             raise Refused("not_now", "the practice debate comes after the quiz, once")
         practice = study["practice"]
         probabilities = list(validate_probabilities(probabilities, len(practice["answers"])))
-        rule = (version.definition["protocols"][0]["protocol"].get("scoring_rule") or "log")
+        rule = version.definition["protocols"][0]["protocol"].get("scoring_rule") or "log"
         chosen = max(range(len(probabilities)), key=probabilities.__getitem__)
         if sum(abs(p - probabilities[chosen]) < 1e-9 for p in probabilities) > 1:
             raise Refused("no_choice", "a judgment must favour one answer: the top percentages are tied")
-        participant.responses = dict(participant.responses, practice={
-            "probabilities": probabilities, "chosen": chosen, "correct": chosen == practice["correct"],
-            "score": round(scoring.score(rule, probabilities, practice["correct"]), 4), "scoring_rule": rule})
+        participant.responses = dict(
+            participant.responses,
+            practice={
+                "probabilities": probabilities,
+                "chosen": chosen,
+                "correct": chosen == practice["correct"],
+                "score": round(scoring.score(rule, probabilities, practice["correct"]), 4),
+                "scoring_rule": rule,
+            },
+        )
         participant.save(update_fields=["responses"])
+        if study["exclusion"]["practice_must_be_right"] and chosen != practice["correct"]:
+            return _finish(participant, StudyParticipant.SCREENED_OUT, "failed_checks")
         _move(participant, StudyParticipant.QUALIFIED)
         return participant
 
@@ -197,8 +269,11 @@ def answer_survey(participant: StudyParticipant, answers: dict) -> StudyParticip
     with transaction.atomic():
         participant = _locked(participant)
         study = study_settings(study_version(participant.experiment))
-        if participant.status != StudyParticipant.JUDGING or not survey_due(participant, study) or not _enough_verdicts(
-                participant, study):
+        if (
+            participant.status != StudyParticipant.JUDGING
+            or not survey_due(participant, study)
+            or not _enough_verdicts(participant, study)
+        ):
             raise Refused("not_now", "the survey comes once, after your last verdict")
         stored = {}
         for question in study["survey"]:
@@ -218,9 +293,49 @@ def answer_survey(participant: StudyParticipant, answers: dict) -> StudyParticip
 
 
 def _enough_verdicts(participant: StudyParticipant, study: dict) -> bool:
+    """Gold judgments are checks, not part of the work: they do not count here."""
     version = study_version(participant.experiment)
-    return Verdict.objects.filter(debate__experiment_version=version, judge=participant.user).count() >= study[
-        "debates_per_judge"]
+    real = Verdict.objects.filter(debate__experiment_version=version, judge=participant.user)
+    return real.exclude(debate_id__in=gold_ids(study)).count() >= study["debates_per_judge"]
+
+
+def gold_ids(study: dict) -> list[int]:
+    return (study.get("gold") or {}).get("debates") or []
+
+
+def gold_verdicts(participant: StudyParticipant, study: dict):
+    return Verdict.objects.filter(judge=participant.user, debate_id__in=gold_ids(study))
+
+
+def gold_due(participant: StudyParticipant, version, study: dict) -> bool:
+    """About one gold debate per 1/rate real judgments, the first after the first real one."""
+    if not study.get("gold"):
+        return False
+    real = (
+        Verdict.objects.filter(debate__experiment_version=version, judge=participant.user)
+        .exclude(debate_id__in=gold_ids(study))
+        .count()
+    )
+    return gold_verdicts(participant, study).count() < math.ceil(real * study["gold"]["rate"] - 1e-9)
+
+
+def offer_gold(participant: StudyParticipant, study: dict) -> Assignment | None:
+    """A gold debate this person may judge (never a question they have seen), all at once."""
+    from . import offline
+
+    for debate_id in gold_ids(study):
+        try:
+            return offline.assign(debate_id, participant.user, Assignment.ALL_AT_ONCE)
+        except (Refused, IntegrityError, Debate.DoesNotExist):
+            continue
+    return None
+
+
+def _failed_gold(participant: StudyParticipant, study: dict) -> bool:
+    minimum = study["exclusion"].get("min_gold_accuracy")
+    judged = gold_verdicts(participant, study)
+    count = judged.count()
+    return minimum is not None and count > 0 and judged.filter(correct=True).count() / count < minimum
 
 
 def skip_empty_steps(participant: StudyParticipant, study: dict) -> StudyParticipant:
@@ -233,26 +348,37 @@ def skip_empty_steps(participant: StudyParticipant, study: dict) -> StudyPartici
 
 
 def judged_debates(participant: StudyParticipant, version: ExperimentVersion):
-    return Debate.objects.filter(experiment_version=version, participants__user=participant.user,
-                                 participants__seat=JUDGE)
+    return Debate.objects.filter(
+        experiment_version=version, participants__user=participant.user, participants__seat=JUDGE
+    )
 
 
 def progress(participant: StudyParticipant) -> StudyParticipant:
     """Moves a qualified, waiting or judging participant on: seated in a debate that waits for a
     judge, back to waiting once their verdict is in, completed after enough verdicts."""
     version = study_version(participant.experiment)
-    if version is None or participant.status not in (StudyParticipant.QUALIFIED, StudyParticipant.WAITING,
-                                                      StudyParticipant.JUDGING):
+    if version is None or participant.status not in (
+        StudyParticipant.QUALIFIED,
+        StudyParticipant.WAITING,
+        StudyParticipant.JUDGING,
+    ):
         return participant
     study = study_settings(version)
+    if _hid_too_long(participant, version, study) or _failed_gold(participant, study):
+        return finish(participant, StudyParticipant.SCREENED_OUT, "failed_checks")
     seated = list(judged_debates(participant, version))
     done = [d for d in seated if d.status in (Debate.COMPLETE, Debate.ABANDONED)]
-    open_seat = [d for d in seated if d not in done]
+    open_seat = [d for d in seated if d not in done] or open_offline_assignment(participant, version)
     if open_seat:
         if participant.status != StudyParticipant.JUDGING:
             with transaction.atomic():
                 _move(_locked(participant), StudyParticipant.JUDGING)
             participant.refresh_from_db()
+        return participant
+    if gold_due(participant, version, study) and offer_gold(participant, study):
+        with transaction.atomic():
+            _move(_locked(participant), StudyParticipant.JUDGING)
+        participant.refresh_from_db()
         return participant
     if _enough_verdicts(participant, study):
         with transaction.atomic():
@@ -263,8 +389,14 @@ def progress(participant: StudyParticipant) -> StudyParticipant:
                 return locked
             return _finish(locked, StudyParticipant.COMPLETED, "completed")
     if _waited_too_long(participant, study):
+        if study["on_wait_limit"] == "offline" and offer_offline_judging(participant, version):
+            with transaction.atomic():
+                _move(_locked(participant), StudyParticipant.JUDGING)
+            participant.refresh_from_db()
+            return participant
         return finish(participant, StudyParticipant.TIMED_OUT, "timed_out")
-    debate = seat_judge(participant, version)
+    free_dropped_seats(version, study)
+    debate = seat_judge(participant, version) or offer_further_judgment(participant, version)
     wanted = StudyParticipant.JUDGING if debate else StudyParticipant.WAITING
     with transaction.atomic():
         locked = _locked(participant)
@@ -274,24 +406,145 @@ def progress(participant: StudyParticipant) -> StudyParticipant:
     return participant
 
 
+def _hid_too_long(participant: StudyParticipant, version, study: dict) -> bool:
+    limit = study["exclusion"]["max_hidden_seconds"]
+    return (
+        limit is not None
+        and Verdict.objects.filter(
+            debate__experiment_version=version, judge=participant.user, hidden_seconds__gt=limit
+        ).exists()
+    )
+
+
+def free_dropped_seats(version: ExperimentVersion, study: dict) -> int:
+    """Judges who were seated judge_timeout_seconds ago, are not connected and have done nothing in
+    their debate yet count as dropped out: their seat is freed for the next person waiting and their
+    study ends with the timed_out code. (A judge who has already given feedback keeps the seat: the
+    next judge would inherit their reports. The researcher can release them.) Returns how many."""
+    limit = study.get("judge_timeout_seconds")
+    if not limit:
+        return 0
+    cutoff = timezone.now() - timedelta(seconds=limit)
+    stale = StudyParticipant.objects.filter(
+        experiment=version.experiment, status=StudyParticipant.JUDGING, status_changed_at__lt=cutoff
+    )
+    freed = 0
+    for participant in stale:
+        with transaction.atomic():
+            participant = _locked(participant)
+            if participant.status != StudyParticipant.JUDGING:
+                continue
+            seats = Participant.objects.select_for_update().filter(
+                debate__experiment_version=version,
+                seat=JUDGE,
+                user=participant.user,
+                debate__status__in=(Debate.SCHEDULED, Debate.LIVE, Debate.AWAITING_VERDICT),
+            )
+            idle = [
+                s
+                for s in seats
+                if JUDGE not in presence.online_seats(s.debate_id)
+                and not s.debate.turns.filter(seat=JUDGE).exists()
+                and not Verdict.objects.filter(debate=s.debate, judge=participant.user).exists()
+            ]
+            if not idle:
+                continue
+            Participant.objects.filter(pk__in=[s.pk for s in idle]).delete()
+            _finish(participant, StudyParticipant.TIMED_OUT, "timed_out")
+            freed += len(idle)
+    return freed
+
+
+def open_offline_assignment(participant: StudyParticipant, version):
+    """An unfinished transcript to judge: a debate of the study, or one of its gold debates."""
+    gold = gold_ids(study_settings(version))
+    return (
+        Assignment.objects.filter(Q(debate__experiment_version=version) | Q(debate_id__in=gold), judge=participant.user)
+        .exclude(status=Assignment.DONE)
+        .order_by("id")
+        .first()
+    )
+
+
+def offer_further_judgment(participant: StudyParticipant, version) -> Assignment | None:
+    """A finished debate of the study that still wants judgments (judges.per_debate, the live judge
+    counting as one), judged offline as judges.offline says. The debate's row is locked while its
+    judgments are counted and one is added, so racing participants never exceed the number."""
+    from . import offline
+
+    judges = version.definition.get("judges") or {}
+    mode, per_debate = judges.get("offline", "none"), judges.get("per_debate", 1)
+    if mode not in offline.MODES or per_debate <= 1:
+        return None
+    wanting = (
+        Debate.objects.filter(experiment_version=version, status=Debate.COMPLETE)
+        .annotate(assigned=Count("offline_assignments", distinct=True))
+        .filter(assigned__lt=per_debate - 1)
+        .order_by("assigned", "id")
+    )
+    for candidate in wanting[:50]:
+        with transaction.atomic():
+            debate = Debate.objects.select_for_update().get(pk=candidate.pk)
+            if debate.offline_assignments.count() >= per_debate - 1:
+                continue
+            try:
+                return offline.assign(debate.pk, participant.user, mode)
+            except (Refused, IntegrityError):
+                continue
+    return None
+
+
+def offer_offline_judging(participant: StudyParticipant, version) -> Assignment | None:
+    """Instead of more waiting: judge a finished debate of the study from its transcript (step by
+    step), the least judged first. None when there is no debate they may judge."""
+    from . import offline
+
+    finished = (
+        Debate.objects.filter(experiment_version=version, status=Debate.COMPLETE)
+        .annotate(judgments=Count("verdicts"))
+        .order_by("judgments", "id")
+    )
+    for debate in finished[:50]:
+        try:
+            return offline.assign(debate.pk, participant.user, Assignment.STEPWISE)
+        except (Refused, IntegrityError):
+            continue
+    return None
+
+
 def _waited_too_long(participant: StudyParticipant, study: dict) -> bool:
     limit = study["wait_limit_seconds"]
-    return (limit is not None and participant.status == StudyParticipant.WAITING
-            and (timezone.now() - participant.status_changed_at).total_seconds() > limit)
+    return (
+        limit is not None
+        and participant.status == StudyParticipant.WAITING
+        and (timezone.now() - participant.status_changed_at).total_seconds() > limit
+    )
 
 
 def waiting_room(experiment: Experiment) -> dict:
     """Who is waiting now and for how long (seconds), longest first."""
     now = timezone.now()
-    waiting = StudyParticipant.objects.filter(experiment=experiment, status__in=(
-        StudyParticipant.WAITING, StudyParticipant.QUALIFIED)).order_by("status_changed_at")
+    waiting = StudyParticipant.objects.filter(
+        experiment=experiment, status__in=(StudyParticipant.WAITING, StudyParticipant.QUALIFIED)
+    ).order_by("status_changed_at")
     waits = [(p.external_id, round((now - p.status_changed_at).total_seconds())) for p in waiting]
     version = study_version(experiment)
-    open_seats = Debate.objects.filter(experiment_version=version, status=Debate.SCHEDULED).exclude(
-        participants__seat=JUDGE).count() if version else 0
-    return {"waiting": len(waits), "longest_wait": waits[0][1] if waits else 0,
-            "median_wait": sorted(w for _, w in waits)[len(waits) // 2] if waits else 0, "open_debates": open_seats,
-            "people": waits}
+    open_seats = (
+        Debate.objects.filter(
+            experiment_version=version, status__in=(Debate.SCHEDULED, Debate.LIVE, Debate.AWAITING_VERDICT)
+        )
+        .exclude(participants__seat=JUDGE)
+        .count()
+        if version
+        else 0
+    )
+    return {
+        "waiting": len(waits),
+        "longest_wait": waits[0][1] if waits else 0,
+        "median_wait": sorted(w for _, w in waits)[len(waits) // 2] if waits else 0,
+        "open_debates": open_seats,
+        "people": waits,
+    }
 
 
 def seat_judge(participant: StudyParticipant, version: ExperimentVersion) -> Debate | None:
@@ -306,8 +559,11 @@ def seat_judge(participant: StudyParticipant, version: ExperimentVersion) -> Deb
         except IntegrityError:
             continue
         _start_when_ready(debate)
-        notices.you_can_judge_now(user, participant.experiment.name,
-                                  settings.DEBATELAB_SITE_URL + reverse("study", args=[participant.experiment_id]))
+        notices.you_can_judge_now(
+            user,
+            participant.experiment.name,
+            settings.DEBATELAB_SITE_URL + reverse("study", args=[participant.experiment_id]),
+        )
         return debate
     return None
 
@@ -317,11 +573,20 @@ def open_debates(version: ExperimentVersion, user):
     debated, observed nor judged, oldest first."""
     seen = set(Participant.objects.filter(user=user).values_list("debate__question_id", flat=True))
     seen |= set(Verdict.objects.filter(judge=user).values_list("debate__question_id", flat=True))
-    return (Debate.objects.filter(experiment_version=version, status=Debate.SCHEDULED)
-            .exclude(participants__seat=JUDGE).exclude(question_id__in=seen).order_by("id"))
+    # Live and finished-but-unjudged debates appear here only when their judge dropped out.
+    return (
+        Debate.objects.filter(
+            experiment_version=version, status__in=(Debate.SCHEDULED, Debate.LIVE, Debate.AWAITING_VERDICT)
+        )
+        .exclude(participants__seat=JUDGE)
+        .exclude(question_id__in=seen)
+        .order_by("id")
+    )
 
 
 def _start_when_ready(debate: Debate) -> None:
+    if debate.status != Debate.SCHEDULED:
+        return
     speaks = debate.get_protocol().has_speeches
     debaters = debate.participants.exclude(seat__in=(JUDGE, Participant.OBSERVER))
     if all(p.user_id or p.agent or not speaks for p in debaters):
@@ -378,8 +643,11 @@ def make_bonus_batch(experiment: Experiment) -> int | None:
     returns its number (None when nobody is owed). A person is in one batch at most, so a bonus file
     can be downloaded again but nobody appears in two files."""
     with transaction.atomic():
-        owed = list(StudyParticipant.objects.select_for_update().filter(
-            experiment=experiment, status=StudyParticipant.COMPLETED, bonus__gt=0, bonus_batch=None))
+        owed = list(
+            StudyParticipant.objects.select_for_update().filter(
+                experiment=experiment, status=StudyParticipant.COMPLETED, bonus__gt=0, bonus_batch=None
+            )
+        )
         if not owed:
             return None
         batch = (StudyParticipant.objects.filter(experiment=experiment).aggregate(n=Max("bonus_batch"))["n"] or 0) + 1
@@ -394,11 +662,27 @@ def bonus_csv(experiment: Experiment, batch: int) -> str:
 
 
 def status_counts(experiment: Experiment) -> list[tuple[str, str, int]]:
-    from django.db.models import Count
-
-    counts = dict(StudyParticipant.objects.filter(experiment=experiment).values_list("status")
-                  .annotate(n=Count("id")).order_by())
+    counts = dict(
+        StudyParticipant.objects.filter(experiment=experiment).values_list("status").annotate(n=Count("id")).order_by()
+    )
     return [(status, label, counts.get(status, 0)) for status, label in StudyParticipant.STATUSES]
+
+
+def monitor(experiment: Experiment) -> dict:
+    """The researcher's live view of a study: people by status, the waiting room, dropouts and how
+    many of the debates have their judgment."""
+    version = study_version(experiment)
+    debates = Debate.objects.filter(experiment_version=version) if version else Debate.objects.none()
+    judged = Verdict.objects.filter(debate__in=debates, live=True).values("debate").distinct().count()
+    counts = {status: count for status, _, count in status_counts(experiment)}
+    return {
+        "by_status": counts,
+        "waiting_room": {k: v for k, v in waiting_room(experiment).items() if k != "people"},
+        "dropouts": StudyParticipant.objects.filter(experiment=experiment, outcome="timed_out").count(),
+        "debates": debates.count(),
+        "debates_judged": judged,
+        "debates_with_judge": debates.filter(participants__seat=JUDGE).distinct().count(),
+    }
 
 
 def latest_verdict_recap(participant: StudyParticipant) -> dict | None:
@@ -406,21 +690,40 @@ def latest_verdict_recap(participant: StudyParticipant) -> dict | None:
     version = study_version(participant.experiment)
     if not study_settings(version)["show_answer_after_verdict"]:
         return None
-    verdict = (Verdict.objects.filter(debate__experiment_version=version, judge=participant.user)
-               .select_related("debate__question").order_by("-id").first())
+    verdict = (
+        Verdict.objects.filter(debate__experiment_version=version, judge=participant.user)
+        .select_related("debate__question")
+        .order_by("-id")
+        .first()
+    )
     if verdict is None:
         return None
     question = verdict.debate.question
-    return {"question": question.text, "correct_answer": question.answers[question.correct_index],
-            "your_answer": question.answers[verdict.chosen_index], "correct": verdict.correct,
-            "score": round(verdict.score, 3), "scoring_rule": verdict.scoring_rule}
+    return {
+        "question": question.text,
+        "correct_answer": question.answers[question.correct_index],
+        "your_answer": question.answers[verdict.chosen_index],
+        "correct": verdict.correct,
+        "score": round(verdict.score, 3),
+        "scoring_rule": verdict.scoring_rule,
+    }
 
 
 def history(participant: StudyParticipant) -> list[dict]:
     version = study_version(participant.experiment)
     show = study_settings(version)["show_answer_after_verdict"]
-    verdicts = (Verdict.objects.filter(debate__experiment_version=version, judge=participant.user)
-                .filter(Q(debate__status=Debate.COMPLETE)).select_related("debate__question").order_by("id"))
-    return [{"debate": v.debate_id, "question": v.debate.question.text,
-             "correct": v.correct if show else None, "score": round(v.score, 3) if show else None}
-            for v in verdicts]
+    verdicts = (
+        Verdict.objects.filter(debate__experiment_version=version, judge=participant.user)
+        .filter(Q(debate__status=Debate.COMPLETE))
+        .select_related("debate__question")
+        .order_by("id")
+    )
+    return [
+        {
+            "debate": v.debate_id,
+            "question": v.debate.question.text,
+            "correct": v.correct if show else None,
+            "score": round(v.score, 3) if show else None,
+        }
+        for v in verdicts
+    ]

@@ -1,6 +1,7 @@
 """E-mail notices to people who gave an address (the console back-end prints them unless
 EMAIL_BACKEND names another). Pages give the same notices in the tab title and as browser
 notifications (static/js/notices.js)."""
+
 import logging
 
 from django.conf import settings
@@ -26,5 +27,8 @@ def email(user, subject: str, body: str) -> None:
 
 
 def you_can_judge_now(user, experiment_name: str, study_url: str) -> None:
-    email(user, "You can judge now", f"A debate in “{experiment_name}” is ready for you to judge.\n\n"
-                                     f"Open it here: {study_url}\n")
+    email(
+        user,
+        "You can judge now",
+        f"A debate in “{experiment_name}” is ready for you to judge.\n\nOpen it here: {study_url}\n",
+    )

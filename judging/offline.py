@@ -81,6 +81,8 @@ def assign_offline_judges(debate_id: int) -> list[Assignment]:
         mode, per_debate = judges.get("offline", "none"), judges.get("per_debate", 1)
         if mode not in MODES or per_debate <= 1:
             return []
+        if debate.experiment_version.definition.get("study"):
+            return []  # a crowd study's further judgments go to people in its waiting room (judging.crowd)
         live_judge = debate.participants.filter(seat=JUDGE, user__isnull=False).exists()
         return fill(debate, per_debate - int(live_judge), judges.get("pool"), mode)
 

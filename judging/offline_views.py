@@ -10,6 +10,7 @@ from debates.protocol import JUDGE, Refused
 
 from . import offline
 from .models import Assignment
+from .views import study_of
 
 
 @login_required
@@ -38,6 +39,7 @@ def offline_judging(request, assignment_id):
         "reports": [_report_row(assignment, state, r) for r in reports],
         "recorded": _recorded(assignment, state) if done else None,
         "posted": request.POST if error else {},
+        "study": study_of(assignment.debate, request.user),
     }, status=400 if error else 200)
 
 

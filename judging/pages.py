@@ -15,9 +15,10 @@ from django.utils.safestring import mark_safe
 
 from debates.models import RESEARCHER, Debate, Experiment, has_role
 
-from . import analysis, export
+from . import analysis, crowd, export
 from .datasheet import datasheet
 from .models import Verdict
+from .quality import participant_quality, quality_label
 
 
 def researcher_required(view):
@@ -91,19 +92,15 @@ def experiment_detail(request, experiment_id):
 
 
 def _study_context(request, experiment):
-    from . import crowd
-    from .quality import participant_quality, quality_label
-    from .study_views import study_link
-
     version = crowd.study_version(experiment) or experiment.latest_version()
-    platform = crowd.study_settings(version)["platform"]
+    platform, link = crowd.study_link(request, experiment)
     participants = experiment.study_participants.select_related("user").order_by("-id")
     shown = list(participants[:200])
     for participant in shown:
         participant.quality = quality_label(participant_quality(participant, version))
-    return {"study_platform": platform, "study_link": study_link(request, experiment, platform),
+    return {"study_platform": platform, "study_link": link,
             "study_counts": crowd.status_counts(experiment), "study_participants": shown,
-            "waiting_room": crowd.waiting_room(experiment),
+            "waiting_room": crowd.waiting_room(experiment), "monitor": crowd.monitor(experiment),
             "bonus_batches": sorted({b for b in participants.values_list("bonus_batch", flat=True) if b}),
             "bonus_owed": participants.filter(status="completed", bonus__gt=0, bonus_batch=None).count(),
             "invitations": experiment.invitations.order_by("-id")[:20]}

@@ -1,11 +1,13 @@
 """Quality checks for crowd judges, kept apart from verdict recording (judging.services): the study's
 minimum time per verdict, the time the judge's pages were hidden (recorded with the verdict), and
 the per-participant quality figures shown on the experiment page and in the study export."""
+
 from django.db.models import Max, Min, Sum
 from django.utils import timezone
 
 from debates.protocol import Refused
 
+from .crowd import gold_verdicts, study_settings
 from .models import StudyParticipant, Verdict
 
 MAX_HIDDEN_SECONDS = 7 * 24 * 3600
@@ -19,8 +21,11 @@ def check_minimum_time(debate, study: dict | None) -> None:
         return
     spent = (timezone.now() - debate.started_at).total_seconds()
     if spent < minimum:
-        raise Refused("too_fast", f"take at least {minimum} seconds over a debate before your verdict "
-                                  f"({round(minimum - spent)} seconds to go)")
+        raise Refused(
+            "too_fast",
+            f"take at least {minimum} seconds over a debate before your verdict "
+            f"({round(minimum - spent)} seconds to go)",
+        )
 
 
 def hidden_seconds(value) -> float | None:
@@ -40,18 +45,28 @@ def record_hidden_time(verdict: Verdict, value) -> None:
 
 def participant_quality(participant: StudyParticipant, version) -> dict:
     verdicts = Verdict.objects.filter(debate__experiment_version=version, judge=participant.user)
-    figures = verdicts.aggregate(hidden=Sum("hidden_seconds"), fastest=Min("seconds_spent"),
-                                 slowest=Max("seconds_spent"))
+    figures = verdicts.aggregate(
+        hidden=Sum("hidden_seconds"), fastest=Min("seconds_spent"), slowest=Max("seconds_spent")
+    )
     practice = participant.responses.get("practice") or {}
-    return {"verdicts": verdicts.count(), "correct": verdicts.filter(correct=True).count(),
-            "quiz_attempts": participant.quiz_attempts, "practice_correct": practice.get("correct"),
-            "hidden_seconds": round(figures["hidden"] or 0, 1),
-            "fastest_verdict_seconds": figures["fastest"]}
+    gold = gold_verdicts(participant, study_settings(version))
+    return {
+        "gold": gold.count(),
+        "gold_correct": gold.filter(correct=True).count(),
+        "verdicts": verdicts.count(),
+        "correct": verdicts.filter(correct=True).count(),
+        "quiz_attempts": participant.quiz_attempts,
+        "practice_correct": practice.get("correct"),
+        "hidden_seconds": round(figures["hidden"] or 0, 1),
+        "fastest_verdict_seconds": figures["fastest"],
+    }
 
 
 def quality_label(figures: dict) -> str:
     """One line for the researcher's table."""
     parts = [f"{figures['correct']}/{figures['verdicts']} correct", f"quiz tries {figures['quiz_attempts']}"]
+    if figures["gold"]:
+        parts.append(f"gold {figures['gold_correct']}/{figures['gold']}")
     if figures["practice_correct"] is not None:
         parts.append("practice right" if figures["practice_correct"] else "practice wrong")
     if figures["hidden_seconds"]:

@@ -1,6 +1,7 @@
 """The participant's pages of a crowd study (entry, consent, quiz, waiting, judging, completion) and
 the researcher's study tools on the experiment page (study link, invitation links, bonus files).
 The steps themselves are judging.crowd; these views only read requests and render."""
+
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
@@ -19,14 +20,6 @@ from .pages import owned_experiment, researcher_required
 BACKEND = "django.contrib.auth.backends.ModelBackend"
 
 
-def study_link(request, experiment: Experiment, platform: str) -> str:
-    """The full study link to paste into the crowd platform, with its placeholders."""
-    base = request.build_absolute_uri(reverse("study", args=[experiment.pk]))
-    if platform == StudyParticipant.PROLIFIC:
-        return base + "?PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}}"
-    return base
-
-
 def study(request, experiment_id):
     """The study link. With Prolific's or MTurk's parameters it signs the person in as their
     participant (made on the first visit) and sends them on to the clean URL; without, it shows the
@@ -41,19 +34,28 @@ def study(request, experiment_id):
     version = crowd.study_version(experiment)
     if entry is not None:
         if version is None:
-            return render(request, "judging/study/problem.html",
-                          {"problem": "this study has not started yet; please try again later"}, status=409)
+            return render(
+                request,
+                "judging/study/problem.html",
+                {"problem": "this study has not started yet; please try again later"},
+                status=409,
+            )
         participant = crowd.enter(experiment, entry)
         login(request, participant.user, backend=BACKEND)
         return redirect("study", experiment_id=experiment.pk)
     if not request.user.is_authenticated:
-        return render(request, "judging/study/problem.html",
-                      {"problem": "open this study from the link on Prolific or MTurk, or sign in first"}, status=400)
+        return render(
+            request,
+            "judging/study/problem.html",
+            {"problem": "open this study from the link on Prolific or MTurk, or sign in first"},
+            status=400,
+        )
     participant = StudyParticipant.objects.filter(experiment=experiment, user=request.user).first()
     if participant is None:
         if version is None or not _invited(request, experiment):
-            return render(request, "judging/study/problem.html",
-                          {"problem": "you are not taking part in this study"}, status=403)
+            return render(
+                request, "judging/study/problem.html", {"problem": "you are not taking part in this study"}, status=403
+            )
         participant = crowd.join_as_user(experiment, request.user)
     return _step(request, participant, version)
 
@@ -67,14 +69,25 @@ def _step(request, participant, version):
     study_settings = crowd.study_settings(version)
     participant = crowd.skip_empty_steps(participant, study_settings)
     participant = crowd.progress(participant)
-    context = {"participant": participant, "experiment": participant.experiment, "study": study_settings,
-               "recap": crowd.latest_verdict_recap(participant), "history": crowd.history(participant),
-               "completion_url": crowd.completion_url(participant),
-               "mturk_submit_url": crowd.mturk_submit_url(participant)}
+    context = {
+        "participant": participant,
+        "experiment": participant.experiment,
+        "study": study_settings,
+        "recap": crowd.latest_verdict_recap(participant),
+        "history": crowd.history(participant),
+        "completion_url": crowd.completion_url(participant),
+        "mturk_submit_url": crowd.mturk_submit_url(participant),
+    }
     if participant.status == StudyParticipant.JUDGING:
-        context["debate"] = crowd.judged_debates(participant, version).exclude(
-            status__in=("complete", "abandoned")).first()
-        context["survey_due"] = context["debate"] is None and crowd.survey_due(participant, study_settings)
+        context["debate"] = (
+            crowd.judged_debates(participant, version).exclude(status__in=("complete", "abandoned")).first()
+        )
+        context["assignment"] = None if context["debate"] else crowd.open_offline_assignment(participant, version)
+        context["survey_due"] = (
+            context["debate"] is None
+            and context["assignment"] is None
+            and crowd.survey_due(participant, study_settings)
+        )
     context["practice_due"] = crowd.practice_due(participant, study_settings)
     context["practice_done"] = participant.responses.get("practice")
     if study_settings["practice"]:
@@ -95,8 +108,13 @@ def study_status(request, experiment_id):
     """The waiting page's check: moves the participant on if a debate is free, and says where they are."""
     participant = _own_participant(request, experiment_id)
     participant = crowd.progress(participant)
-    return JsonResponse({"status": participant.status, "room_text": room_text(crowd.waiting_room(participant.experiment)),
-                         "waiting_since": participant.status_changed_at.isoformat()})
+    return JsonResponse(
+        {
+            "status": participant.status,
+            "room_text": room_text(crowd.waiting_room(participant.experiment)),
+            "waiting_since": participant.status_changed_at.isoformat(),
+        }
+    )
 
 
 def _own_participant(request, experiment_id) -> StudyParticipant:
@@ -135,8 +153,11 @@ def study_quiz(request, experiment_id):
         return redirect("study", experiment_id=experiment_id)
     if wrong:
         numbers = ", ".join(str(i + 1) for i in wrong)
-        messages.error(request, f"Not quite: question{'s' if len(wrong) > 1 else ''} {numbers} "
-                                f"{'are' if len(wrong) > 1 else 'is'} answered wrong. Read the instructions again and retry.")
+        messages.error(
+            request,
+            f"Not quite: question{'s' if len(wrong) > 1 else ''} {numbers} "
+            f"{'are' if len(wrong) > 1 else 'is'} answered wrong. Read the instructions again and retry.",
+        )
     return redirect("study", experiment_id=experiment_id)
 
 
@@ -172,9 +193,11 @@ def study_survey(request, experiment_id):
 # ------------------------------------------------------------------------------------ researchers
 
 
-RELEASES = {"timed_out": (StudyParticipant.TIMED_OUT, "timed_out"),
-            "screened_out": (StudyParticipant.SCREENED_OUT, "screened_out"),
-            "failed_checks": (StudyParticipant.SCREENED_OUT, "failed_checks")}
+RELEASES = {
+    "timed_out": (StudyParticipant.TIMED_OUT, "timed_out"),
+    "screened_out": (StudyParticipant.SCREENED_OUT, "screened_out"),
+    "failed_checks": (StudyParticipant.SCREENED_OUT, "failed_checks"),
+}
 
 
 @researcher_required
@@ -190,9 +213,28 @@ def release_participant(request, experiment_id, participant_id):
     else:
         try:
             crowd.finish(participant, *choice)
-            messages.success(request, f"{participant.external_id} released ({request.POST['outcome'].replace('_', ' ')}).")
+            messages.success(
+                request, f"{participant.external_id} released ({request.POST['outcome'].replace('_', ' ')})."
+            )
         except Refused as refused:
             messages.error(request, f"{participant.external_id}: {refused.message}.")
+    return redirect("experiment_detail", experiment_id=experiment.pk)
+
+
+@researcher_required
+def study_monitor(request, experiment_id):
+    return JsonResponse(crowd.monitor(owned_experiment(request.user, experiment_id)))
+
+
+@researcher_required
+@require_POST
+def advance_participant(request, experiment_id, participant_id):
+    """The monitor's advance: moves a qualified or waiting participant on now (seats them if a
+    debate is free) instead of at their page's next check."""
+    experiment = owned_experiment(request.user, experiment_id)
+    participant = get_object_or_404(StudyParticipant, pk=participant_id, experiment=experiment)
+    moved = crowd.progress(participant)
+    messages.info(request, f"{participant.external_id}: {moved.get_status_display()}.")
     return redirect("experiment_detail", experiment_id=experiment.pk)
 
 
@@ -209,19 +251,54 @@ def study_export(request, experiment_id):
     version = crowd.study_version(experiment)
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["participant", "platform", "study_id", "session_id", "status", "outcome", "completion_code",
-                     "bonus", "bonus_file", "verdicts", "correct", "quiz_attempts", "practice_correct",
-                     "hidden_seconds", "fastest_verdict_seconds", "practice_json", "survey_json", "created_at",
-                     "finished_at"])
+    writer.writerow(
+        [
+            "participant",
+            "platform",
+            "study_id",
+            "session_id",
+            "status",
+            "outcome",
+            "completion_code",
+            "bonus",
+            "bonus_file",
+            "verdicts",
+            "correct",
+            "quiz_attempts",
+            "practice_correct",
+            "hidden_seconds",
+            "fastest_verdict_seconds",
+            "practice_json",
+            "survey_json",
+            "created_at",
+            "finished_at",
+        ]
+    )
     for p in experiment.study_participants.order_by("id"):
         q = participant_quality(p, version)
-        writer.writerow([p.external_id, p.platform, p.study_id, p.session_id, p.status, p.outcome, p.completion_code,
-                         p.bonus if p.bonus is not None else "", p.bonus_batch or "", q["verdicts"], q["correct"],
-                         q["quiz_attempts"], "" if q["practice_correct"] is None else q["practice_correct"],
-                         q["hidden_seconds"], q["fastest_verdict_seconds"] or "",
-                         json.dumps(p.responses.get("practice"), ensure_ascii=False) if p.responses.get("practice") else "",
-                         json.dumps(p.responses.get("survey"), ensure_ascii=False) if p.responses.get("survey") else "",
-                         p.created_at.isoformat(), p.finished_at.isoformat() if p.finished_at else ""])
+        writer.writerow(
+            [
+                p.external_id,
+                p.platform,
+                p.study_id,
+                p.session_id,
+                p.status,
+                p.outcome,
+                p.completion_code,
+                p.bonus if p.bonus is not None else "",
+                p.bonus_batch or "",
+                q["verdicts"],
+                q["correct"],
+                q["quiz_attempts"],
+                "" if q["practice_correct"] is None else q["practice_correct"],
+                q["hidden_seconds"],
+                q["fastest_verdict_seconds"] or "",
+                json.dumps(p.responses.get("practice"), ensure_ascii=False) if p.responses.get("practice") else "",
+                json.dumps(p.responses.get("survey"), ensure_ascii=False) if p.responses.get("survey") else "",
+                p.created_at.isoformat(),
+                p.finished_at.isoformat() if p.finished_at else "",
+            ]
+        )
     response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="experiment-{experiment.pk}-participants.csv"'
     return response
@@ -235,10 +312,18 @@ def make_invitation(request, experiment_id):
         uses = max(1, min(10_000, int(request.POST.get("uses", "100"))))
     except ValueError:
         uses = 100
-    invitation = Invitation.objects.create(role=JUDGE_ROLE, created_by=request.user, experiment=experiment,
-                                           uses_left=uses, note=request.POST.get("note", "")[:200])
-    messages.success(request, f"Invitation link made ({uses} sign-ups): "
-                              f"{request.build_absolute_uri(reverse('join', args=[invitation.token]))}")
+    invitation = Invitation.objects.create(
+        role=JUDGE_ROLE,
+        created_by=request.user,
+        experiment=experiment,
+        uses_left=uses,
+        note=request.POST.get("note", "")[:200],
+    )
+    messages.success(
+        request,
+        f"Invitation link made ({uses} sign-ups): "
+        f"{request.build_absolute_uri(reverse('join', args=[invitation.token]))}",
+    )
     return redirect("experiment_detail", experiment_id=experiment.pk)
 
 
@@ -250,8 +335,11 @@ def make_bonus_file(request, experiment_id):
     if batch is None:
         messages.info(request, "Nobody is owed a bonus that is not already in a bonus file.")
     else:
-        messages.success(request, f"Bonus file {batch} made. Upload it to Prolific's bulk bonus; "
-                                  f"the people in it will not appear in a later file.")
+        messages.success(
+            request,
+            f"Bonus file {batch} made. Upload it to Prolific's bulk bonus; "
+            f"the people in it will not appear in a later file.",
+        )
     return redirect("experiment_detail", experiment_id=experiment.pk)
 
 

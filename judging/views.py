@@ -29,13 +29,13 @@ def verdict_form(request, debate_id):
         try:
             if probabilities is None:
                 raise Refused("bad_probabilities", "give a percentage for every answer")
-            study = _study_of(debate, request.user)
+            study = study_of(debate, request.user)
             if study and not existing:
                 quality.check_minimum_time(debate, crowd.study_settings(debate.experiment_version))
             verdict, _ = submit_verdict(debate.pk, request.user, probabilities, request.POST.get("reason", ""),
                                              request.POST.get("seconds_spent"), request.POST.get("client_id", ""))
             quality.record_hidden_time(verdict, request.POST.get("hidden_seconds"))
-            if _study_of(debate, request.user):  # crowd judges go on with their study (answer, score, next step)
+            if study_of(debate, request.user):  # crowd judges go on with their study (answer, score, next step)
                 return redirect("study", experiment_id=debate.experiment_version.experiment_id)
             return redirect("verdict_form", debate_id=debate.pk)
         except Refused as refused:
@@ -48,11 +48,11 @@ def verdict_form(request, debate_id):
         "recorded": _recorded_rows(debate, state, existing) if existing else None,
         "transcript": _transcript_rows(state),
         "time_spent": _duration(existing.seconds_spent) if existing and existing.seconds_spent else "",
-        "study": _study_of(debate, request.user),
+        "study": study_of(debate, request.user),
     }, status=400 if error else 200)
 
 
-def _study_of(debate, user):
+def study_of(debate, user):
     """The crowd study this judge takes part in through this debate, if any."""
     if debate.experiment_version_id is None:
         return None

@@ -1,4 +1,6 @@
 """Exit 0 when this container's /healthz answers 200; used by the compose health check.
+/healthz checks the database, the channel layer and (in production) that a Celery worker has
+reported in within HEALTH_WORKER_MAX_AGE seconds; its JSON names the part that failed.
 
 The request names an allowed host, and says it came through the TLS proxy when HTTPS is on, so the
 security middleware answers it instead of redirecting it.

@@ -101,11 +101,22 @@ class Stack:
 
     def __init__(self, folder: Path):
         self.folder = folder
-        self.postgres = PostgresCluster(folder).create()
+        self.postgres = self.redis = self.worker = self.web = self.beat = None
+        try:
+            self._start()
+        except BaseException:
+            self.close()  # whatever did start must not outlive the test run
+            raise
+
+    def _start(self) -> None:
+        folder = self.folder
+        self.postgres = PostgresCluster(folder)
+        self.postgres.create()
         self.redis = RedisServer(folder).start()
         env = dict(os.environ)
         env.update(DATABASE_URL=self.postgres.url, REDIS_URL=self.redis.url, PYTHONUNBUFFERED="1",
-                   CHANNEL_PREFIX=f"faults{self.redis.port}", SWEEP_INTERVAL="2", HEALTH_WORKER_MAX_AGE="30")
+                   CHANNEL_PREFIX=f"faults{self.redis.port}", SWEEP_INTERVAL="2", HEALTH_WORKER_MAX_AGE="30",
+                   DEBATELAB_PRESENCE_SECONDS="6")
         self.env = env
         migrate = subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env,
                                  capture_output=True, text=True, timeout=300)
@@ -134,16 +145,21 @@ class Stack:
         return (self.folder / name).read_text()
 
     def close(self) -> None:
-        for process in (self.beat, self.worker, self.web):
+        processes = [p for p in (self.beat, self.worker, self.web) if p is not None]
+        for process in processes:
             if process.poll() is None:
                 process.terminate()
-        for process in (self.beat, self.worker, self.web):
+        for process in processes:
             try:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
-        self.redis.stop()
-        self.postgres.stop("immediate")
+        if self.redis is not None and self.redis.process is not None:
+            self.redis.stop()
+        if self.postgres is None:
+            return
+        if (self.postgres.data / "postmaster.pid").exists():
+            self.postgres.stop("immediate")
         if self.postgres.folder != self.folder:
             import shutil
 

@@ -3,6 +3,7 @@ the completion redirect (consent, quiz, practice, the debate room with its tab-t
 verdict, the answer and score, the survey), once at desktop width and once at phone width. The
 redirect to app.prolific.com is caught in the browser (nothing leaves this machine). The analysis
 page's number tables fit at 1280 px. Screenshots go to test-artifacts/."""
+
 import re
 
 import pytest
@@ -130,25 +131,33 @@ def take_part(browser, base_url, experiment_id, pid, viewport):
     return url, prolific
 
 
-def test_a_prolific_participant_goes_from_the_link_to_the_completion_redirect(chromium_path, daphne_server,
-                                                                             make_user):
+def test_a_prolific_participant_goes_from_the_link_to_the_completion_redirect(chromium_path, daphne_server, make_user):
     from debates.experiments import load_experiment, start_experiment
     from debates.models import Question
 
     owner = make_user("crowdres", "researcher")
     for i in range(2):
-        Question.objects.create(text=f"Is statement {i} true?", answers=["yes", "no"], correct_index=0,
-                                public_material="The record says yes.", source="browser-crowd", external_id=str(i))
+        Question.objects.create(
+            text=f"Is statement {i} true?",
+            answers=["yes", "no"],
+            correct_index=0,
+            public_material="The record says yes.",
+            source="browser-crowd",
+            external_id=str(i),
+        )
     version, _ = load_experiment(DEFINITION, owner)
     start_experiment(version.pk)
     experiment_id = version.experiment_id
     from debates.models import Debate
 
-    Debate.objects.filter(experiment_version=version).update(answer_order=[0, 1])  # "yes" shown first: the judge leans to it
+    Debate.objects.filter(experiment_version=version).update(
+        answer_order=[0, 1]
+    )  # "yes" shown first: the judge leans to it
 
     with chromium() as browser:
-        desktop = take_part(browser, daphne_server, experiment_id, "5f0000000000000000000001",
-                            {"width": 1280, "height": 900})
+        desktop = take_part(
+            browser, daphne_server, experiment_id, "5f0000000000000000000001", {"width": 1280, "height": 900}
+        )
         phone = take_part(browser, daphne_server, experiment_id, "5f0000000000000000000002", PHONE)
 
     from judging.models import StudyParticipant, Verdict
@@ -157,7 +166,9 @@ def test_a_prolific_participant_goes_from_the_link_to_the_completion_redirect(ch
         assert url == "https://app.prolific.com/submissions/complete?cc=CRWDDONE"
         assert prolific == [url]  # reached once, on Prolific's own host
     participants = StudyParticipant.objects.filter(experiment_id=experiment_id).order_by("external_id")
-    assert [(p.status, p.completion_code, str(p.bonus)) for p in participants] == [("completed", "CRWDDONE", "0.40")] * 2
+    assert [(p.status, p.completion_code, str(p.bonus)) for p in participants] == [
+        ("completed", "CRWDDONE", "0.40")
+    ] * 2
     assert [p.responses["survey"] for p in participants] == [{"clarity": 4, "comments": "Clear enough."}] * 2
     verdicts = Verdict.objects.filter(debate__experiment_version=version)
     assert verdicts.count() == 2 and all(v.hidden_seconds is not None for v in verdicts)

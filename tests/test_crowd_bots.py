@@ -4,6 +4,7 @@ seated as the judge of a debate (all at once, so the seat constraint settles rea
 feedback over the debate's websocket and its verdict on the verdict page, answers the survey and
 leaves with the completion code; then the bonus file is written. Direct-judging debates keep the
 run free of AI work, so it measures the study machinery itself."""
+
 import csv
 import io
 
@@ -51,24 +52,46 @@ study:
 """
 
 
+@pytest.mark.timeout(600)  # about a minute here; room for a busier machine
 def test_a_hundred_bots_run_a_study_from_link_to_bonus_file(daphne_server, make_user, tmp_path, capsys):
     owner = make_user("botmaster", "researcher")
     for i in range(JUDGES):
-        Question.objects.create(text=f"Question {i}?", answers=["yes", "no"], correct_index=i % 2,
-                                public_material="Read carefully.", source="bot-study", external_id=str(i))
+        Question.objects.create(
+            text=f"Question {i}?",
+            answers=["yes", "no"],
+            correct_index=i % 2,
+            public_material="Read carefully.",
+            source="bot-study",
+            external_id=str(i),
+        )
     version, _ = load_experiment(DEFINITION, owner)
     start_experiment(version.pk)
     bonus_path = tmp_path / "bonus.csv"
 
-    call_command("run_bots", str(version.experiment_id), "--judges", str(JUDGES), "--url", daphne_server,
-                 "--concurrency", "25", "--accuracy", "0.7", "--bonus-file", str(bonus_path), "--timeout", "500")
+    call_command(
+        "run_bots",
+        str(version.experiment_id),
+        "--judges",
+        str(JUDGES),
+        "--url",
+        daphne_server,
+        "--concurrency",
+        "25",
+        "--accuracy",
+        "0.7",
+        "--bonus-file",
+        str(bonus_path),
+        "--timeout",
+        "500",
+    )
     printed = capsys.readouterr().out
     print(printed)  # the run's figures, for the log
 
     participants = list(StudyParticipant.objects.filter(experiment=version.experiment))
     assert len(participants) == JUDGES and {p.status for p in participants} == {"completed"}
-    assert all(p.completion_code == "BOTDONE" and p.responses["survey"]["comments"] == "No comments."
-               for p in participants)
+    assert all(
+        p.completion_code == "BOTDONE" and p.responses["survey"]["comments"] == "No comments." for p in participants
+    )
     assert f"completed: {JUDGES}" in printed and f"with_code: {JUDGES}" in printed and "errors: 0" in printed
     # Exactly one judge per debate, every debate judged once, nobody twice.
     judges = Participant.objects.filter(debate__experiment_version=version, seat="judge")

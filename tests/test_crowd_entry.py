@@ -3,6 +3,7 @@ per id who is never restarted, consent (declining ends with its own code), the q
 debate that waits for a judge (never two judges, never a question one debated), the verdict's answer
 and score, the completion code and Prolific redirect, bonus files that never pay anyone twice,
 invitation links made on the experiment page, and the admin's invitation form."""
+
 import pytest
 from django.contrib.auth.models import User
 from django.urls import reverse
@@ -55,8 +56,14 @@ def study(make_user):
     make_user("deb1", "debater")
     make_user("deb2", "debater")
     for i in range(3):
-        Question.objects.create(text=f"Question {i}?", answers=["yes", "no"], correct_index=0,
-                                hidden_material="passage", source="crowd-unit", external_id=str(i))
+        Question.objects.create(
+            text=f"Question {i}?",
+            answers=["yes", "no"],
+            correct_index=0,
+            hidden_material="passage",
+            source="crowd-unit",
+            external_id=str(i),
+        )
     version, _ = load_experiment(DEFINITION, owner)
     start_experiment(version.pk)
     return version.experiment
@@ -75,7 +82,11 @@ def test_a_prolific_link_makes_one_participant_and_returns_them_where_they_were(
     assert response.status_code == 302 and response["Location"] == reverse("study", args=[study.pk])
     participant = StudyParticipant.objects.get()
     assert (participant.platform, participant.external_id, participant.study_id, participant.session_id) == (
-        "prolific", "60ffe5c8371090c7041d43f8", "S1", "SESSION1")
+        "prolific",
+        "60ffe5c8371090c7041d43f8",
+        "S1",
+        "SESSION1",
+    )
     assert not participant.user.has_usable_password()  # no password: the link is the way in
     page = client.get(response["Location"]).content.decode()
     assert "You agree that your verdicts are stored" in page
@@ -90,12 +101,15 @@ def test_a_prolific_link_makes_one_participant_and_returns_them_where_they_were(
     assert "already answered the consent form" in refused.content.decode()
 
 
-@pytest.mark.parametrize("params", [
-    {"PROLIFIC_PID": "", "STUDY_ID": "S", "SESSION_ID": "X"},
-    {"PROLIFIC_PID": "bad id!", "STUDY_ID": "S", "SESSION_ID": "X"},
-    {"PROLIFIC_PID": "ok", "STUDY_ID": "S" * 80, "SESSION_ID": "X"},
-    {"assignmentId": "A1", "hitId": "H1", "workerId": "W1", "turkSubmitTo": "http://evil.example"},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"PROLIFIC_PID": "", "STUDY_ID": "S", "SESSION_ID": "X"},
+        {"PROLIFIC_PID": "bad id!", "STUDY_ID": "S", "SESSION_ID": "X"},
+        {"PROLIFIC_PID": "ok", "STUDY_ID": "S" * 80, "SESSION_ID": "X"},
+        {"assignmentId": "A1", "hitId": "H1", "workerId": "W1", "turkSubmitTo": "http://evil.example"},
+    ],
+)
 def test_bad_link_parameters_are_refused_and_create_nobody(client, study, params):
     response = arrive(client, study, params)
     assert response.status_code == 400 and b"cannot start the study" in response.content
@@ -114,12 +128,19 @@ def test_mturk_preview_creates_nobody_and_an_accepted_hit_submits_to_mturk(clien
     preview = arrive(client, study, {"assignmentId": "ASSIGNMENT_ID_NOT_AVAILABLE", "hitId": "H1"})
     assert preview.status_code == 200 and b"This is a preview" in preview.content
     assert not StudyParticipant.objects.exists()
-    accepted = arrive(client, study, {"assignmentId": "A1", "hitId": "H1", "workerId": "W1",
-                                      "turkSubmitTo": "https://workersandbox.mturk.com"})
+    accepted = arrive(
+        client,
+        study,
+        {"assignmentId": "A1", "hitId": "H1", "workerId": "W1", "turkSubmitTo": "https://workersandbox.mturk.com"},
+    )
     assert accepted.status_code == 302
     participant = StudyParticipant.objects.get()
     assert (participant.platform, participant.external_id, participant.study_id, participant.session_id) == (
-        "mturk", "W1", "H1", "A1")
+        "mturk",
+        "W1",
+        "H1",
+        "A1",
+    )
     assert crowd.mturk_submit_url(participant) == "https://workersandbox.mturk.com/mturk/externalSubmit"
 
 
@@ -127,8 +148,11 @@ def test_declining_consent_ends_with_its_own_code(client, study):
     arrive(client, study, prolific("DECLINER"))
     client.post(reverse("study_consent", args=[study.pk]), {"consent": "decline"})
     participant = StudyParticipant.objects.get()
-    assert (participant.status, participant.outcome, participant.completion_code) == ("returned", "no_consent",
-                                                                                       "NOCONSENT")
+    assert (participant.status, participant.outcome, participant.completion_code) == (
+        "returned",
+        "no_consent",
+        "NOCONSENT",
+    )
     page = client.get(reverse("study", args=[study.pk])).content.decode()
     assert "https://app.prolific.com/submissions/complete?cc=NOCONSENT" in page
     assert not Participant.objects.filter(user=participant.user).exists()
@@ -166,8 +190,8 @@ def test_from_the_link_to_the_completion_redirect(client, study):
     participant.refresh_from_db()
     assert participant.status == "completed" and participant.completion_code == "C0MPLETE"
     assert str(participant.bonus) == "0.75"
-    assert 'data-correct-answer>yes<' in done and "Your score" in done
-    assert 'url=https://app.prolific.com/submissions/complete?cc=C0MPLETE' in done
+    assert "data-correct-answer>yes<" in done and "Your score" in done
+    assert "url=https://app.prolific.com/submissions/complete?cc=C0MPLETE" in done
     assert 'href="https://app.prolific.com/submissions/complete?cc=C0MPLETE"' in done
 
 
@@ -245,8 +269,10 @@ def test_the_experiment_page_and_api_show_the_study_link_and_participants(client
     complete(study, "SHOWN1", 1)
     client.force_login(study.owner)
     page = client.get(reverse("experiment_detail", args=[study.pk])).content.decode()
-    link = (f"http://testserver/study/{study.pk}/?PROLIFIC_PID={{{{%PROLIFIC_PID%}}}}"
-            f"&amp;STUDY_ID={{{{%STUDY_ID%}}}}&amp;SESSION_ID={{{{%SESSION_ID%}}}}")
+    link = (
+        f"http://testserver/study/{study.pk}/?PROLIFIC_PID={{{{%PROLIFIC_PID%}}}}"
+        f"&amp;STUDY_ID={{{{%STUDY_ID%}}}}&amp;SESSION_ID={{{{%SESSION_ID%}}}}"
+    )
     assert link in page
     assert 'data-participant-count="completed">1<' in page and 'data-participant="SHOWN1"' in page
     _, key = ApiToken.issue(study.owner)
@@ -262,8 +288,9 @@ def test_invitation_links_are_made_on_the_experiment_page_and_sign_ups_join_the_
     assert invitation.created_by == study.owner and invitation.experiment == study and invitation.uses_left == 5
     assert url in response.content.decode()  # the full URL, to copy
     client.logout()
-    joined = client.post(url, {"username": "labjudge", "password1": "long-enough-pass-9",
-                               "password2": "long-enough-pass-9"})
+    joined = client.post(
+        url, {"username": "labjudge", "password1": "long-enough-pass-9", "password2": "long-enough-pass-9"}
+    )
     assert joined.status_code == 302 and joined["Location"] == reverse("study", args=[study.pk])
     page = client.get(joined["Location"]).content.decode()
     participant = StudyParticipant.objects.get(user__username="labjudge")

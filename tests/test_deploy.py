@@ -313,6 +313,31 @@ def test_worker_role_starts_a_celery_worker(django_db_setup, tmp_path):
         process.wait(timeout=30)
 
 
+@pytest.mark.slow
+def test_beat_role_sends_the_sweep_on_its_schedule(django_db_setup, tmp_path):
+    import redis
+
+    queue = f"deploy-beat-{uuid.uuid4().hex[:8]}"
+    env = role_env(CELERY_QUEUE=queue, SWEEP_INTERVAL="1", BEAT_SCHEDULE_FILE=str(tmp_path / "schedule"))
+    client = redis.Redis.from_url(env["REDIS_URL"])
+    log_path = tmp_path / "beat.log"
+    process = subprocess.Popen(["sh", str(ENTRYPOINT), "beat"], env=env, stdout=open(log_path, "w"),
+                               stderr=subprocess.STDOUT)
+    try:
+        def sent_twice():
+            assert process.poll() is None, f"beat exited: {log_path.read_text()[-2000:]}"
+            return client.llen(queue) >= 2
+
+        wait_until(sent_twice, 60, lambda: f"two sweeps sent: {log_path.read_text()[-2000:]}")
+        message = json.loads(client.lindex(queue, 0))
+        assert message["headers"]["task"] == "debates.tasks.sweep_owed_work"
+        assert message["headers"]["expires"]  # a sweep that waited out a worker outage is dropped
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        client.delete(queue)
+
+
 # --- /healthz ---------------------------------------------------------------------------------
 
 def test_healthz_reports_database_and_channel_layer_ok(client, db):

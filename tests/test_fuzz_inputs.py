@@ -59,7 +59,7 @@ def test_websocket_frames_never_close_the_socket_or_write_anything(daphne_server
     socket.send({"type": "ping"})
     socket.wait_for_type("pong")
     assert _snapshot(debate) == before
-    assert presence.store().online(debate.pk) == ["A"]
+    assert presence.online_seats(debate.pk) == ["A"]
     socket.close()
 
 
@@ -89,7 +89,7 @@ def test_websocket_frames_in_a_live_debate_store_whole_turns_or_nothing(daphne_s
     seqs = list(DebateEvent.objects.filter(debate=debate).order_by("seq").values_list("seq", flat=True))
     assert seqs == list(range(1, debate.last_seq + 1))
     assert Turn.objects.filter(debate=debate, seat="A", round_index=0).count() <= 1
-    assert presence.store().online(debate.pk) == ["A", "judge"]
+    assert presence.online_seats(debate.pk) == ["A", "judge"]
     for socket in sockets.values():
         socket.close()
 

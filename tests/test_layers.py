@@ -28,9 +28,6 @@ KNOWN_CYCLE_IMPORTS = {
     # Arrived with the fault-tolerance merge: the sweep schedules owed AI turns through
     # debates.tasks, and the sweep task runs the sweep.
     ("debates.sweep", "debates.tasks"),
-    # Arrived with the crowd merge: the experiment page links to study_views.study_link, and the
-    # study pages use the experiment pages' owner checks.
-    ("judging.pages", "judging.study_views"),
 }
 
 def module_name(path: Path) -> str:

@@ -1,6 +1,7 @@
 """What a new user hit on the way through the platform (issue 11, item 9), one check per fix that
 is not covered next to the feature it belongs to (the verdict form's start, the experiment form's
 example and save checks, the Versions table: tests/test_pages.py, tests/test_experiment_pages.py)."""
+
 import json
 import shutil
 import subprocess
@@ -20,11 +21,13 @@ pytestmark = pytest.mark.django_db
 def image_debate(make_user):
     image = [[0] * 28 for _ in range(28)]
     image[10][10] = 200
-    question = Question.objects.create(kind=Question.KIND_IMAGE, text="Which digit?", answers=["3", "7"],
-                                       correct_index=1, hidden_image=image)
+    question = Question.objects.create(
+        kind=Question.KIND_IMAGE, text="Which digit?", answers=["3", "7"], correct_index=1, hidden_image=image
+    )
     alice, bob, judy = make_user("ia", "debater"), make_user("ib", "debater"), make_user("ij", "judge")
-    debate = services.create_debate(question, Protocol(rounds=("sequential",)), {"A": (alice, 1), "B": (bob, 0)},
-                                    judge=judy)
+    debate = services.create_debate(
+        question, Protocol(rounds=("sequential",)), {"A": (alice, 1), "B": (bob, 0)}, judge=judy
+    )
     return debate, alice, judy
 
 
@@ -44,10 +47,13 @@ def test_the_pixel_board_says_that_revealing_sends_the_turn():
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 def test_a_scheduled_debate_says_it_starts_when_a_researcher_presses_start():
-    script = (f"const m = await import({json.dumps((ROOT / 'static/js/debate-state.js').as_uri())});\n"
-              "console.log(JSON.stringify(m.describeTurn({status: 'scheduled', view: 'judge'})));")
-    done = subprocess.run([shutil.which("node"), "--input-type=module", "-e", script], capture_output=True, text=True,
-                          timeout=60)
+    script = (
+        f"const m = await import({json.dumps((ROOT / 'static/js/debate-state.js').as_uri())});\n"
+        "console.log(JSON.stringify(m.describeTurn({status: 'scheduled', view: 'judge'})));"
+    )
+    done = subprocess.run(
+        [shutil.which("node"), "--input-type=module", "-e", script], capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     detail = json.loads(done.stdout)["detail"]
     assert "presses Start" in detail and "opens it" not in detail
@@ -59,8 +65,18 @@ def test_the_new_experiment_form_links_documentation_that_exists(client, make_us
     assert "docs/experiments.md" in page
     documentation = (ROOT / "docs/experiments.md").read_text()
     # Every top-level field the parser knows is documented.
-    for field in ("dataset", "protocols", "debaters", "judges", "counterbalance", "blinding", "time_limits",
-                  "target_verdicts", "prompts", "study"):
+    for field in (
+        "dataset",
+        "protocols",
+        "debaters",
+        "judges",
+        "counterbalance",
+        "blinding",
+        "time_limits",
+        "target_verdicts",
+        "prompts",
+        "study",
+    ):
         assert f"`{field}`" in documentation, field
 
 
@@ -95,12 +111,13 @@ def test_a_forgotten_password_is_reset_by_an_emailed_link(client, make_user, che
     assert 'href="/accounts/password-reset/"' in client.get(reverse("login")).content.decode()
     sent = client.post(reverse("password_reset"), {"email": "forgetful@example.org"})
     assert sent.status_code == 302 and sent["Location"] == reverse("password_reset_done")
-    assert len(mailoutbox) == 1 and mailoutbox[0].subject == "Reset your DebateLab password"
+    assert len(mailoutbox) == 1 and mailoutbox[0].subject == "DebateLab: reset your password"
     link = next(line for line in mailoutbox[0].body.splitlines() if "/accounts/reset/" in line)
     form = client.get(link.split("testserver", 1)[1], follow=True)
     assert b"Choose a new password" in form.content
-    done = client.post(form.redirect_chain[-1][0], {"new_password1": "a-new-long-password-7",
-                                                     "new_password2": "a-new-long-password-7"})
+    done = client.post(
+        form.redirect_chain[-1][0], {"new_password1": "a-new-long-password-7", "new_password2": "a-new-long-password-7"}
+    )
     assert done.status_code == 302 and done["Location"] == reverse("password_reset_complete")
     user.refresh_from_db()
     assert user.check_password("a-new-long-password-7")
@@ -114,8 +131,14 @@ def test_joining_by_invitation_keeps_an_email_for_resets(client, cheap_hashing):
     from debates.models import Invitation
 
     invitation = Invitation.objects.create(role="judge")
-    response = client.post(reverse("join", args=[invitation.token]), {
-        "username": "newjudge", "email": "new@example.org", "password1": "long-enough-pass-9",
-        "password2": "long-enough-pass-9"})
+    response = client.post(
+        reverse("join", args=[invitation.token]),
+        {
+            "username": "newjudge",
+            "email": "new@example.org",
+            "password1": "long-enough-pass-9",
+            "password2": "long-enough-pass-9",
+        },
+    )
     assert response.status_code == 302
     assert User.objects.get(username="newjudge").email == "new@example.org"

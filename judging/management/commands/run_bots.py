@@ -1,14 +1,17 @@
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
 
 from debates.models import Debate, Experiment
 from judging import bots, crowd
 
 
 class Command(BaseCommand):
-    help = ("Simulated judges take part in an experiment's crowd study through the real pages and "
-            "websocket of a running server, then the bonus file is written. For dry runs and tests.")
+    help = (
+        "Simulated judges take part in an experiment's crowd study through the real pages and "
+        "websocket of a running server, then the bonus file is written. For dry runs and tests."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("experiment", type=int, help="experiment id")
@@ -30,8 +33,18 @@ class Command(BaseCommand):
             raise CommandError(f"{found} has not started: start it first")
         if not 1 <= judges <= 10_000:
             raise CommandError("--judges must be between 1 and 10000")
-        run = bots.run_bots(url, found.pk, crowd.study_settings(version), judges, concurrency=concurrency,
-                            accuracy=accuracy, seed=seed, timeout=timeout, prefix=prefix, truth_for=_truth)
+        run = bots.run_bots(
+            url,
+            found.pk,
+            crowd.study_settings(version),
+            judges,
+            concurrency=concurrency,
+            accuracy=accuracy,
+            seed=seed,
+            timeout=timeout,
+            prefix=prefix,
+            truth_for=_truth,
+        )
         for result in run["results"]:
             if result.error:
                 self.stderr.write(f"{result.pid}: {result.error}")
@@ -49,5 +62,10 @@ class Command(BaseCommand):
 
 
 def _truth(debate_id: int) -> int:
-    debate = Debate.objects.select_related("question").get(pk=debate_id)
-    return debate.shown_answer_order().index(debate.question.correct_index)
+    """Runs in the bots' threads: each hands its database connection back at once, so many bots
+    never hold more connections than the pool has (DATABASE_POOL_SIZE)."""
+    try:
+        debate = Debate.objects.select_related("question").get(pk=debate_id)
+        return debate.shown_answer_order().index(debate.question.correct_index)
+    finally:
+        connection.close()
