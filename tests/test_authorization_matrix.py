@@ -71,6 +71,8 @@ POLICY = {
     "study_survey": ("POST", set()),
     "study_status": ("GET", set()),
     "study_release": ("POST", OWNERS),
+    "study_advance": ("POST", OWNERS),
+    "study_monitor": ("GET", OWNERS),
     "study_export": ("GET", OWNERS),
     "experiment_invitation": ("POST", OWNERS),
     "experiment_bonus_batch": ("POST", OWNERS),

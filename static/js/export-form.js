@@ -1,4 +1,4 @@
-// The experiment page: the export form's download links carry the chosen options as query
+// The experiment page's export form: the download links carry the chosen options as query
 // parameters (a file rather than an inline script, for the Content-Security-Policy).
 const form = document.getElementById("export-form");
 if (form) {
@@ -11,6 +11,3 @@ if (form) {
     });
   }));
 }
-
-// Links to copy (the study link, invitation links): a click selects the whole link.
-document.querySelectorAll("[data-select-on-click]").forEach((input) => input.addEventListener("click", () => input.select()));
