@@ -65,7 +65,8 @@ form.addEventListener("submit", (event) => {
     return;
   }
   form.querySelector("[data-seconds]").value = ((Date.now() - startedAt) / 1000).toFixed(1);
-  form.querySelector("[data-hidden-seconds]").value = hiddenSeconds().toFixed(1);
+  const hidden = form.querySelector("[data-hidden-seconds]"); // live verdict forms record time away from the page
+  if (hidden) hidden.value = hiddenSeconds().toFixed(1);
   submit.disabled = true;
   submit.textContent = "Submitting…";
 });
