@@ -6,7 +6,7 @@ from django.utils.html import format_html
 from . import experiment_spec, live, pixel_debates, services
 from .agents.config import AgentConfig
 from .agents.errors import AgentError
-from .models import Debate, DebateEvent, Invitation, Participant, Question, Story, Turn
+from .models import Debate, DebateEvent, Experiment, Invitation, Participant, Question, Story, Turn
 from .protocol import Protocol, Refused
 
 
@@ -148,3 +148,13 @@ class InvitationAdmin(admin.ModelAdmin):
     @admin.display(description="Sign-up link")
     def link(self, invitation):
         return reverse("join", args=[invitation.token])
+
+
+@admin.register(Experiment)
+class ExperimentAdmin(admin.ModelAdmin):
+    """Where a platform administrator gives an experiment to more researchers (shared_with): they
+    then see and run it like its owner (docs/security.md)."""
+    list_display = ("name", "owner", "created_at")
+    search_fields = ("name", "owner__username")
+    filter_horizontal = ("shared_with",)
+    readonly_fields = ("owner", "created_at")

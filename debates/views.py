@@ -79,7 +79,8 @@ def debate_state(request, debate_id):
 def debate_action(request, debate_id):
     """HTTP twin of the websocket's speech and feedback messages (same service, same answers)."""
     debate = get_object_or_404(Debate, pk=debate_id)
-    _viewer_or_403(request, debate)
+    if _viewer_or_403(request, debate).participant is None:
+        raise PermissionDenied("Only the people seated in this debate act in it.")
     try:
         message = json.loads(request.body or b"{}")
     except (ValueError, RecursionError):  # RecursionError: thousands of nested brackets

@@ -172,6 +172,14 @@ def test_the_operators_back_end_list_is_checked_at_start(raw, message):
         backends.parse(raw)
 
 
+def test_the_example_back_end_list_is_valid():
+    from pathlib import Path
+
+    found = backends.parse(json.loads((Path(__file__).parent.parent / "examples/ai-backends.json").read_text()))
+    assert {"offline", "openai", "anthropic", "lab-vllm"} == set(found)
+    assert found["lab-vllm"].api_key_env is None and found["openai"].allows("gpt-4o-mini")
+
+
 def test_the_embedded_default_offers_the_offline_back_end_only():
     assert list(backends.parse({})) == ["offline"]
     assert list(backends.parse(None)) == ["offline"]

@@ -54,6 +54,14 @@ def chromium(wait_ms=WAIT_MS):
             browser.close()
 
 
+def watch_errors(page, who):
+    """Uncaught script errors and Content-Security-Policy violations (the policy blocks what a
+    page loads against it and says so on the console) go to PAGE_ERRORS, which fails the test."""
+    page.on("pageerror", lambda error: PAGE_ERRORS.append(f"{who}: {error}"))
+    page.on("console", lambda message: PAGE_ERRORS.append(f"{who}: {message.text}")
+            if "Content Security Policy" in message.text else None)
+
+
 def sign_in(browser, base_url, username, viewport=None, wait_ms=WAIT_MS):
     """A fresh browser context signed in through the login page; returns its page."""
     from playwright.sync_api import expect
@@ -61,7 +69,7 @@ def sign_in(browser, base_url, username, viewport=None, wait_ms=WAIT_MS):
     context = browser.new_context(viewport=viewport or {"width": 1280, "height": 900})
     context.set_default_timeout(wait_ms)
     page = context.new_page()
-    page.on("pageerror", lambda error: PAGE_ERRORS.append(f"{username}: {error}"))
+    watch_errors(page, username)
     page.goto(f"{base_url}/accounts/login/")
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(PASSWORD)

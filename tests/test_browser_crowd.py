@@ -8,7 +8,8 @@ import re
 
 import pytest
 
-from tests.test_browser import PAGE_ERRORS, PHONE, WAIT_MS, chromium, chromium_path, shoot  # noqa: F401 (fixture)
+from tests.test_browser import (PAGE_ERRORS, PHONE, WAIT_MS, chromium, chromium_path, shoot,  # noqa: F401 (fixture)
+                                watch_errors)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -72,7 +73,7 @@ def take_part(browser, base_url, experiment_id, pid, viewport):
 
     context.route(re.compile(r"^https://app\.prolific\.com/.*"), prolific_page)
     page = context.new_page()
-    page.on("pageerror", lambda error: PAGE_ERRORS.append(f"{pid}: {error}"))
+    watch_errors(page, pid)
     suffix = "phone" if viewport["width"] < 500 else "desktop"
     page.goto(f"{base_url}/study/{experiment_id}/?PROLIFIC_PID={pid}&STUDY_ID=ST1&SESSION_ID=SE{pid}")
 

@@ -237,3 +237,123 @@ def test_after_a_simultaneous_round_the_speeches_read_in_speaking_order(make_use
     state = snapshots.state_for(debate, snapshots.viewer_for(debate, judy))
     assert [t["seat"] for t in state["turns"]] == ["A", "B"]
 
+
+
+# AI debates, blinded experiments and streams (issue 10). AI turns are played by a real Celery
+# worker; the model API of the "fake-local" back-end is tests/fake_llm_server.py (a TEST DOUBLE).
+AI_KEYS = {"ai", "agent", "agent_error", "identity", "candidates", "chosen", "backend", "model"}
+AI_WORDS = ["(AI)", "ai_turn", "ai_token", "ai-0-", "ai-2-", "offline", "fake-local", "is writing"]
+
+
+def _experiment_debate(owner, judge, question, protocol, blinding, agents):
+    """A debate of an experiment version with these blinding rules, its seats played by agents."""
+    from debates.experiments import load_experiment
+
+    text = (f"name: Leaks {blinding['aliases']}\ndataset: {{source: leaks}}\nprotocols: [{{name: p}}]\n"
+            f"debaters: {{kind: ai, backend: offline}}\n"
+            f"blinding: {{aliases: {str(blinding['aliases']).lower()}, reveal_after_verdict: false}}\n")
+    version, _ = load_experiment(text, owner)
+    debate = services.create_debate(question, protocol, {"A": (None, 1), "B": (None, 0)}, judge=judge,
+                                    answer_order=[0, 1], created_by=owner)
+    debate.experiment_version = version
+    debate.save(update_fields=["experiment_version"])
+    for seat, agent in agents.items():
+        debate.participants.filter(seat=seat).update(agent=agent, alias=f"Debater {seat}" if blinding["aliases"] else "")
+    return debate
+
+
+def _play_ai_debate(daphne_server, debate, judge):
+    """The judge watches from before the start to the verdict, as a browser would."""
+    capture = Capture(daphne_server, debate.pk, session_for(judge))
+    capture.look_around()
+    live.publish(debate.pk, services.start_debate(debate.pk))
+    capture.socket.wait_for_event("speeches_revealed", timeout=60)
+    capture.look_around()
+    ack = capture.socket.act({"type": "feedback", "probabilities": [0.5, 0.5], "comment": "Go on.", "client_id": "j"})
+    assert ack["type"] == "ack", ack
+    capture.socket.wait_for_event("debate_finished", timeout=60)
+    capture.wait_until(Debate.objects.get(pk=debate.pk).last_seq)
+    capture.look_around()
+    status, _, _ = capture.browser.post(f"/debates/{debate.pk}/verdict/", form={
+        "p0": "35", "p1": "65", "reason": "The log decides it.", "client_id": "v"})
+    assert status == 302
+    capture.socket.wait_for_event("verdict_given")
+    capture.look_around()
+    capture.socket.drain()
+    return capture
+
+
+def test_a_blinded_judge_cannot_tell_an_ai_seat_from_a_person(daphne_server, celery_worker, make_user):
+    """One seat is an AI, one a person: nothing the judge receives says which (no AI frames, keys
+    or words), and nothing hidden reaches the judge either."""
+    question = Question.objects.create(
+        text="Who caused the blackout on the Halcyon?", answers=["The storm", "The chief engineer"],
+        correct_index=1, hidden_material=PASSAGE, public_material="A story set on a research ship.")
+    judy, rita, bob = make_user("judy", "judge"), make_user("rita", "researcher"), make_user("bob", "debater")
+    protocol = Protocol(rounds=("simultaneous", "judge_feedback", "sequential"), char_limit=300,
+                        speaking_order=("A", "B"))
+    debate = _experiment_debate(rita, judy, question, protocol, {"aliases": True},
+                                {"A": {"backend": "offline", "token_delay": 0.01}})
+    debate.participants.filter(seat="B").update(user=bob, alias="Debater B")
+    bob_socket = LiveSocket(daphne_server, debate.pk, session_for(bob))
+    bob_socket.wait_for_type("state")
+
+    import threading
+
+    def bob_speaks():  # the person answers whenever it is their turn
+        for round_index, text in ((0, "B: the storm did it."), (2, "B: the storm, again.")):
+            bob_socket.wait_for(lambda f, r=round_index: f.get("type") == "event" and f["kind"] == "turn_state"
+                                and f["data"].get("round") == r and "B" in f["data"].get("waiting_for", []),
+                                timeout=60)
+            bob_socket.act({"type": "speech", "text": text, "client_id": f"b{round_index}"})
+
+    speaker = threading.Thread(target=bob_speaks, daemon=True)
+    speaker.start()
+    capture = _play_ai_debate(daphne_server, debate, judy)
+    speaker.join(timeout=60)
+    texts = capture.texts()
+    assert_nothing_leaks(texts, [PASSAGE, *AI_WORDS])  # quotes from the passage are fine, the passage is not
+    for where, text in texts:
+        for document in json_documents(where, text):
+            for path, key, _ in walk(document):
+                assert key not in AI_KEYS, f"{where} has the key {key!r} at {path}: it tells which seat is an AI"
+    frame_types = {json.loads(raw)["type"] for raw in capture.socket.raw}
+    assert frame_types <= {"state", "event", "presence", "ack", "pong", "error"}, frame_types
+    bob_socket.close()
+
+
+def test_streams_carry_only_what_is_stored_and_nothing_of_a_sealed_round(
+        daphne_server, celery_worker, make_user):
+    """An experiment without aliases: the judge may know the seats are AIs and watch them write,
+    but a sealed round streams nothing to the judge, and a model that writes far past the
+    character limit streams exactly the stored, cut speech (the finding: 265 characters streamed
+    for a 100-character limit)."""
+    import os
+
+    from tests.fake_llm_server import FakeLLMServer, Reply
+
+    question = Question.objects.create(
+        text="Who caused the blackout on the Halcyon?", answers=["The storm", "The chief engineer"],
+        correct_index=1, hidden_material=PASSAGE, public_material="A story set on a research ship.")
+    judy, rita = make_user("judy", "judge"), make_user("rita", "researcher")
+    protocol = Protocol(rounds=("simultaneous", "judge_feedback", "sequential"), char_limit=100,
+                        speaking_order=("A", "B"))
+    model = {"backend": "fake-local", "model": "m", "parameters": {"retry_base_delay": 0.01}}
+    debate = _experiment_debate(rita, judy, question, protocol, {"aliases": False}, {"A": model, "B": model})
+    long_speech = "the log names the engineer and her key code. " * 3 + "PAST-THE-LIMIT " * 10  # cut at 100
+    server = FakeLLMServer(port=int(os.environ["FAKE_LOCAL_LLM_PORT"])).start()
+    try:
+        server.script([], default=Reply(long_speech, chunk=5))
+        capture = _play_ai_debate(daphne_server, debate, judy)
+    finally:
+        server.stop()
+    frames = [json.loads(raw) for raw in capture.socket.raw]
+    speeches = {(t.round_index, t.seat): t.text for t in Debate.objects.get(pk=debate.pk).turns.filter(kind="speech")}
+    assert set(speeches) == {(0, "A"), (0, "B"), (2, "A"), (2, "B")}
+    assert not [f for f in frames if f["type"].startswith("ai_") and f.get("round") == 0]  # sealed: nothing at all
+    for seat in ("A", "B"):
+        streamed = "".join(f["delta"] for f in frames if f["type"] == "ai_token" and f["seat"] == seat
+                           and f["round"] == 2)
+        assert streamed == speeches[(2, seat)] and len(streamed) <= 100
+        assert max(f["chars"] for f in frames if f["type"] == "ai_token" and f["seat"] == seat) <= 100
+    assert_nothing_leaks(capture.texts(), [PASSAGE, "PAST-THE-LIMIT"])

@@ -161,10 +161,10 @@ def test_start_button_shown_to_researchers_on_scheduled_debates_only(client, peo
 
 
 @pytest.mark.parametrize("who,expected,code", [("alice", 400, "not_started"), ("judy", 400, "not_started"),
-                                               ("rita", 400, "not_seated"), ("nobody", 403, None)])
+                                               ("rita", 403, None), ("nobody", 403, None)])
 def test_action_api_by_role(client, people, two_round_debate, who, expected, code):
-    """Seated people are refused with a reason (not started yet), a researcher may look but not act,
-    people without any access get 403."""
+    """Seated people are refused with a reason (not started yet); the researcher running the debate
+    may look but not act, and gets 403 like people without any access."""
     c = client_for(client, people[who])
     url = reverse("api_debate_action", args=[two_round_debate.pk])
     assert c.get(url).status_code == 405
