@@ -108,7 +108,7 @@ def submit_action(debate_id: int, user, *, kind: str, text: str = "", probabilit
         raise Refused("too_long", f"a private note may have at most {MAX_PRIVATE_NOTE} characters")
     check_text(text=text, private_note=private_note, client_id=client_id)
     with transaction.atomic():
-        debate = (Debate.objects.select_for_update().select_related("question").prefetch_related("participants")
+        debate = (Debate.objects.select_for_update(of=("self",)).select_related("question").prefetch_related("participants")
                   .get(pk=debate_id))
         participant = _seat_for(debate, user, seat)
         if client_id:
@@ -132,7 +132,7 @@ def time_out_turn(debate_id: int) -> list[DebateEvent]:
     out. AI seats are not held to the clock: their turn ends with a speech or a recorded failure
     (see debates.sweep for why and how a lost AI turn is run again)."""
     with transaction.atomic():
-        debate = Debate.objects.select_for_update().select_related("question").get(pk=debate_id)
+        debate = Debate.objects.select_for_update(of=("self",)).select_related("question").get(pk=debate_id)
         if debate.status != Debate.LIVE or debate.turn_deadline is None or debate.turn_deadline > timezone.now():
             return []
         events = []
@@ -156,7 +156,7 @@ def submit_agent_turn(debate_id: int, seat: str, *, text: str, expected_round: i
     if kind not in ("speech", "feedback"):
         raise Refused("bad_kind", "an action is a speech or feedback")
     with transaction.atomic():
-        debate = Debate.objects.select_for_update().select_related("question").get(pk=debate_id)
+        debate = Debate.objects.select_for_update(of=("self",)).select_related("question").get(pk=debate_id)
         _agent_seat(debate, seat)
         existing = debate.turns.filter(seat=seat, client_id=client_id).first()
         if existing:
@@ -172,7 +172,7 @@ def forfeit_agent_turn(debate_id: int, seat: str, *, expected_round: int, client
     """An AI turn that cannot be produced (budget spent, back-end failing): the seat's turn is
     recorded as timed out, with the reason, so the debate goes on. Returns the new events."""
     with transaction.atomic():
-        debate = Debate.objects.select_for_update().select_related("question").get(pk=debate_id)
+        debate = Debate.objects.select_for_update(of=("self",)).select_related("question").get(pk=debate_id)
         _agent_seat(debate, seat)
         if debate.turns.filter(seat=seat, client_id=client_id).exists() or debate.status != Debate.LIVE:
             return []

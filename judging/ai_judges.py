@@ -254,7 +254,7 @@ def _existing(debate: Debate, name: str):
 def _save(debate, agent: AgentConfig, name: str, shown: list[float], reason: str, exchange: dict,
           seated: bool = False) -> Verdict:
     with transaction.atomic():
-        debate = Debate.objects.select_for_update().select_related("question").get(pk=debate.pk)
+        debate = Debate.objects.select_for_update(of=("self",)).select_related("question").get(pk=debate.pk)
         existing = _existing(debate, name)
         if existing:
             return existing

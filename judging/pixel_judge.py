@@ -77,7 +77,7 @@ def save_verdict(debate: Debate, logits, mask: list[int], judge: dict) -> Verdic
     """Stores the judge's verdict from its logits on `mask` (once per debate and judge). A debate
     with no human judge waiting is complete after it."""
     with transaction.atomic():
-        debate = Debate.objects.select_for_update().select_related("question").get(pk=debate.pk)
+        debate = Debate.objects.select_for_update(of=("self",)).select_related("question").get(pk=debate.pk)
         existing = Verdict.objects.filter(debate=debate, judge_kind=Verdict.AI, ai_judge=judge["name"]).first()
         if existing:
             return existing

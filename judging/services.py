@@ -16,7 +16,7 @@ def submit_verdict(debate_id: int, user, probabilities, reason: str, seconds_spe
     """probabilities are in the debate's display order. Returns (verdict, new events), published
     when the transaction commits. fields: further Verdict fields (judging.verdicts.record_verdict)."""
     with transaction.atomic():
-        debate = Debate.objects.select_for_update().select_related("question").get(pk=debate_id)
+        debate = Debate.objects.select_for_update(of=("self",)).select_related("question").get(pk=debate_id)
         participant = debate.seat_of(user)
         if participant is None or participant.seat != JUDGE:
             raise Refused("not_judge", "only this debate's judge may give its verdict")
