@@ -127,9 +127,13 @@ class Tally:
     refused: int = 0
     out_of_order: int = 0
     connect_failures: int = 0
+    connected: set = field(default_factory=set)  # socket names that opened
 
-    def lost_and_duplicated(self, receivers_per_speech: int) -> tuple[int, int]:
-        expected = len(self.acked) * receivers_per_speech
+    def lost_and_duplicated(self) -> tuple[int, int]:
+        """Deliveries owed to the connected screens of each acknowledged speech that never came,
+        and deliveries that came twice."""
+        expected = sum(1 for marker in self.acked for seat in SEATS
+                       if seat != speaker_of(marker) and f"{self.sent[marker][1]}/{seat}" in self.connected)
         delivered = sum(1 for (_, marker) in self.received if marker in self.acked)
         duplicated = sum(count - 1 for count in self.received.values() if count > 1)
         return expected - delivered, duplicated
@@ -199,6 +203,7 @@ async def run_clients(url_for, headers_for, debates, rate, seconds, platform: bo
                 ready[name].set()
                 return
             sockets[name] = ws
+            tally.connected.add(name)
             asyncio.get_running_loop().create_task(reader(name, ws))
             if not platform:
                 ready[name].set()
@@ -354,7 +359,7 @@ def plain_server(port: int) -> None:
 
 
 def report(label, tally: Tally, cpu=None) -> dict:
-    lost, duplicated = tally.lost_and_duplicated(len(SEATS) - 1)
+    lost, duplicated = tally.lost_and_duplicated()
     row = {"run": label, "connect_s": round(tally.connect_seconds, 2),
            "ack_p50_ms": round(percentile(tally.acks, 50) * 1000, 1),
            "ack_p99_ms": round(percentile(tally.acks, 99) * 1000, 1),

@@ -227,10 +227,11 @@ DEBATELAB_SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip(
 
 # Websocket frames larger than this are refused with an error frame.
 DEBATELAB_MAX_MESSAGE_BYTES = 32_000
-# The live layer (debates.rooms): threads for the sockets' database work per web process, how
+# The live layer (debates.rooms): threads for the sockets' database work per web process (a few:
+# more only fight the event loop for the interpreter lock; scale with WEB_PROCESSES instead), how
 # often a web process checks that its sockets have every saved event, and how long a connection
 # counts as online after its process was last heard of.
-DEBATELAB_DB_THREADS = int(os.environ.get("DEBATELAB_DB_THREADS", "12"))
+DEBATELAB_DB_THREADS = int(os.environ.get("DEBATELAB_DB_THREADS", "4"))
 DEBATELAB_LIVE_POLL_SECONDS = float(os.environ.get("DEBATELAB_LIVE_POLL_SECONDS", "2"))
 DEBATELAB_PRESENCE_SECONDS = float(os.environ.get("DEBATELAB_PRESENCE_SECONDS", "30"))
 
