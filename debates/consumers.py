@@ -20,6 +20,7 @@ from .rooms import rooms, run_db
 
 class DebateConsumer(AsyncJsonWebsocketConsumer):
     viewer = None
+    ai_seats: set = frozenset()
 
     async def dispatch(self, message):
         """As Channels dispatches, without the hop to its one thread for synchronous code that it
@@ -152,7 +153,13 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
             return
         if frame.get("type") == "presence":
             rooms.online[self.debate_id] = frame["seats"]
+            return await self.send_presence(frame["seats"])
         await self.send_json(frame)
+
+    async def send_presence(self, connected_seats):
+        """The online seats: the seats with a connection, and the AI seats, which are always
+        there (shown offline, an AI seat would tell a blinded viewer it is not a person)."""
+        await self.send_json({"type": "presence", "seats": sorted(set(connected_seats) | self.ai_seats)})
 
     # Helpers.
     async def _send_state(self):
@@ -192,6 +199,8 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
     def _viewer_and_state(self):
         debate = Debate.objects.select_related("question", "experiment_version").filter(pk=self.debate_id).first()
         viewer = snapshots.viewer_for(debate, self.user) if debate else None
+        self.ai_seats = set(debate.participants.filter(agent__isnull=False).values_list("seat", flat=True)) \
+            if viewer else set()
         return viewer, (snapshots.state_for(debate, viewer) if viewer else None)
 
     def _state(self):

@@ -115,9 +115,8 @@ class Rooms:
     def tell_presence(self, debate_id: int, seats: list[str]) -> None:
         """Sends the online seats to this process's sockets of the debate, once per change."""
         self.online[debate_id] = seats
-        frame = {"type": "presence", "seats": seats}
         for socket in list(self.sockets.get(debate_id, ())):
-            asyncio.get_running_loop().create_task(socket.send_json(frame))
+            asyncio.get_running_loop().create_task(socket.send_presence(seats))
 
 
 def _latest_numbers(debate_ids) -> dict[int, int]:

@@ -216,7 +216,8 @@ def identity(participant: Participant) -> str:
 def _seats(debate: Debate, viewer: Viewer, participants: list, shown_position: dict) -> list[dict]:
     revealed = identities_revealed(debate, viewer)
     online = set(presence.online_seats(debate.pk))
-    return [_seat(p, shown_position, revealed, p.seat in online) for p in participants]
+    # An AI seat is always there: shown offline, it would tell a blinded viewer it is not a person.
+    return [_seat(p, shown_position, revealed, p.seat in online or p.agent is not None) for p in participants]
 
 
 def _seat(participant: Participant, shown_position: dict, revealed: bool = True, online: bool = False) -> dict:

@@ -319,6 +319,14 @@ def test_a_blinded_judge_cannot_tell_an_ai_seat_from_a_person(daphne_server, cel
                 assert key not in AI_KEYS, f"{where} has the key {key!r} at {path}: it tells which seat is an AI"
     frame_types = {json.loads(raw)["type"] for raw in capture.socket.raw}
     assert frame_types <= {"state", "event", "presence", "ack", "pong", "error"}, frame_types
+    # Presence tells nothing either: the AI seat is online whenever the person is.
+    frames = [json.loads(raw) for raw in capture.socket.raw]
+    for frame in frames:
+        if frame["type"] == "presence":
+            assert "A" in frame["seats"], frame
+        if frame["type"] == "state":
+            assert all(seat["online"] for seat in frame["seats"] if seat["seat"] == "A"), frame["seats"]
+    assert any(f["type"] == "presence" and {"A", "B"} <= set(f["seats"]) for f in frames)
     bob_socket.close()
 
 
