@@ -231,7 +231,7 @@ DEBATELAB_MAX_MESSAGE_BYTES = 32_000
 # more only fight the event loop for the interpreter lock; scale with WEB_PROCESSES instead), how
 # often a web process checks that its sockets have every saved event, and how long a connection
 # counts as online after its process was last heard of.
-DEBATELAB_DB_THREADS = int(os.environ.get("DEBATELAB_DB_THREADS", "4"))
+DEBATELAB_DB_THREADS = int(os.environ.get("DEBATELAB_DB_THREADS", "2"))
 DEBATELAB_LIVE_POLL_SECONDS = float(os.environ.get("DEBATELAB_LIVE_POLL_SECONDS", "2"))
 DEBATELAB_PRESENCE_SECONDS = float(os.environ.get("DEBATELAB_PRESENCE_SECONDS", "30"))
 
