@@ -34,11 +34,11 @@ run: install
 services:
 	@platform/ensure-services.sh
 
-browser:
-	@platform/ensure-browser.sh
+browser:  # Playwright drives Debian's chromium; it downloads no browser of its own
+	@platform/ensure-debian-command.sh chromium chromium "the browser tests"
 
 node:
-	@platform/ensure-node.sh
+	@platform/ensure-debian-command.sh node nodejs "the JavaScript tests"
 
 test: install services browser node
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest $(PYTEST_ARGS)

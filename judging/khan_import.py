@@ -11,7 +11,6 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
@@ -22,6 +21,7 @@ from debates.protocol import JUDGE
 from debates.provenance import code_version
 
 from . import scoring, verdicts
+from .imported_accounts import LoginAccountInTheWay, imported_account
 
 USER_PREFIX = "khan:judge-"
 
@@ -130,15 +130,9 @@ class _Store:
     def _user(self, judge_id: str):
         username = f"{USER_PREFIX}{judge_id}"
         if username not in self.users:
-            User = get_user_model()
-            user = User.objects.filter(username=username).first()
-            if user is None:
-                user = User(username=username, is_active=False)
-                user.set_unusable_password()
-                user.save()
-                self.result.users_created += 1
-            elif user.has_usable_password():
-                raise KhanFileError([(0, f"user {username} exists with a password; imported data is never attached "
-                                         f"to an account somebody can log in to")])
-            self.users[username] = user
+            try:
+                self.users[username], created = imported_account(username)
+            except LoginAccountInTheWay as error:
+                raise KhanFileError([(0, str(error))]) from None
+            self.result.users_created += created
         return self.users[username]

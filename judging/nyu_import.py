@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -24,6 +23,7 @@ from debates.importers.nyu_format import (AI_NAMES, SOURCE, RoomPlan, RoomProble
                                           protocol_name)
 
 from . import verdicts
+from .imported_accounts import LoginAccountInTheWay, imported_account
 from .models import Verdict
 
 USER_PREFIX = "nyu:"
@@ -177,20 +177,13 @@ class _Store:
 
     def _user(self, name: str):
         username = f"{USER_PREFIX}{name}"
-        user = self.users.get(username)
-        if user is None:
-            User = get_user_model()
-            user = User.objects.filter(username=username).first()
-            if user is None:
-                user = User(username=username, is_active=False)
-                user.set_unusable_password()
-                user.save()
-                self.result.users_created += 1
-            elif user.has_usable_password():
-                raise RoomProblem(f"user {username} exists with a password; imported data is never attached "
-                                  f"to an account somebody can log in to")
-            self.users[username] = user
-        return user
+        if username not in self.users:
+            try:
+                self.users[username], created = imported_account(username)
+            except LoginAccountInTheWay as error:
+                raise RoomProblem(str(error)) from None
+            self.result.users_created += created
+        return self.users[username]
 
     def _verdict(self, debate: Debate, verdict):
         ai = verdict.judge_name in AI_NAMES

@@ -11,12 +11,13 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.contrib.auth import get_user_model
 from django.db import transaction
 
+from debates.importers.json_lines import json_lines
 from debates.models import Debate, Experiment, ExperimentVersion, Participant, Question, Turn
 
 from . import export, verdicts
+from .imported_accounts import imported_account
 
 REQUIRED = ("verdict_id", "debate_id", "question_id", "question", "participants", "turns", "probabilities",
             "chosen_index", "correct", "judge_kind", "score")
@@ -37,15 +38,9 @@ class ImportSummary:
 
 def parse_lines(lines, what: str = "record") -> list[dict]:
     records = []
-    for number, line in enumerate(lines, start=1):
-        if isinstance(line, bytes):
-            line = line.decode("utf-8")
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise ImportRefused(f"line {number}: not valid JSON ({error.msg})") from None
+    for number, record, problem in json_lines(lines):
+        if problem:
+            raise ImportRefused(f"line {number}: {problem}")
         if not isinstance(record, dict):
             raise ImportRefused(f"line {number}: a {what} must be a JSON object")
         record["_line"] = number
@@ -83,14 +78,9 @@ class _Importer:
         if name is None:
             return None
         if name not in self.users:
-            User = get_user_model()
-            user = User.objects.filter(username=name).first()
-            if user is None:
-                user = User(username=name, is_active=False)  # nobody logs in as imported data (as the NYU import)
-                user.set_unusable_password()
-                user.save()
-                self.summary.users += 1
-            self.users[name] = user
+            # An export's own pseudonyms may meet the accounts of the server it came from.
+            self.users[name], created = imported_account(name, refuse_login_accounts=False)
+            self.summary.users += created
         return self.users[name]
 
     def question(self, record):

@@ -115,3 +115,25 @@ class VerdictFactory(factory.Factory):
         judge = debate.participants.get(seat=JUDGE).user
         verdict, _ = submit_verdict(debate.pk, judge, **fields)
         return verdict
+
+
+def dataset_questions(source: str, count: int, **fields) -> list[Question]:
+    """`count` yes/no questions of the dataset `source` (external ids "0", "1", ...), as an
+    experiment file's `dataset: {source: ...}` finds them. A field given as a function gets the
+    question's index."""
+    defaults = {"text": lambda i: f"Question {i}?", "answers": ["yes", "no"], "correct_index": 0,
+                "hidden_material": "passage"}
+    made = []
+    for i in range(count):
+        values = {name: value(i) if callable(value) else value for name, value in {**defaults, **fields}.items()}
+        made.append(Question.objects.create(source=source, external_id=str(i), **values))
+    return made
+
+
+def started_study(owner, definition: str):
+    """The experiment `definition` loaded for `owner` and started (its debates created)."""
+    from debates.experiments import load_experiment, start_experiment
+
+    version, _ = load_experiment(definition, owner)
+    start_experiment(version.pk)
+    return version.experiment

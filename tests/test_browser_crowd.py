@@ -133,18 +133,11 @@ def take_part(browser, base_url, experiment_id, pid, viewport):
 
 def test_a_prolific_participant_goes_from_the_link_to_the_completion_redirect(chromium_path, daphne_server, make_user):
     from debates.experiments import load_experiment, start_experiment
-    from debates.models import Question
+    from tests.factories import dataset_questions
 
     owner = make_user("crowdres", "researcher")
-    for i in range(2):
-        Question.objects.create(
-            text=f"Is statement {i} true?",
-            answers=["yes", "no"],
-            correct_index=0,
-            public_material="The record says yes.",
-            source="browser-crowd",
-            external_id=str(i),
-        )
+    dataset_questions("browser-crowd", 2, text=lambda i: f"Is statement {i} true?", hidden_material="",
+                      public_material="The record says yes.")
     version, _ = load_experiment(DEFINITION, owner)
     start_experiment(version.pk)
     experiment_id = version.experiment_id

@@ -12,8 +12,9 @@ import pytest
 from django.core.management import call_command
 
 from debates.experiments import load_experiment, start_experiment
-from debates.models import Debate, Participant, Question
+from debates.models import Debate, Participant
 from judging.models import StudyParticipant, Verdict
+from tests.factories import dataset_questions
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -55,15 +56,8 @@ study:
 @pytest.mark.timeout(600)  # about a minute here; room for a busier machine
 def test_a_hundred_bots_run_a_study_from_link_to_bonus_file(daphne_server, make_user, tmp_path, capsys):
     owner = make_user("botmaster", "researcher")
-    for i in range(JUDGES):
-        Question.objects.create(
-            text=f"Question {i}?",
-            answers=["yes", "no"],
-            correct_index=i % 2,
-            public_material="Read carefully.",
-            source="bot-study",
-            external_id=str(i),
-        )
+    dataset_questions("bot-study", JUDGES, correct_index=lambda i: i % 2, hidden_material="",
+                      public_material="Read carefully.")
     version, _ = load_experiment(DEFINITION, owner)
     start_experiment(version.pk)
     bonus_path = tmp_path / "bonus.csv"

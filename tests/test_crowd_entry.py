@@ -9,10 +9,11 @@ from django.contrib.auth.models import User
 from django.urls import reverse
 
 from debates import services
-from debates.experiments import load_experiment, start_experiment
+from debates.experiments import load_experiment
 from debates.models import Debate, Invitation, Participant, Question
 from judging import crowd
 from judging.models import StudyParticipant, Verdict
+from tests.factories import dataset_questions, started_study
 
 pytestmark = pytest.mark.django_db
 
@@ -55,18 +56,8 @@ def study(make_user):
     owner = make_user("rosa", "researcher")
     make_user("deb1", "debater")
     make_user("deb2", "debater")
-    for i in range(3):
-        Question.objects.create(
-            text=f"Question {i}?",
-            answers=["yes", "no"],
-            correct_index=0,
-            hidden_material="passage",
-            source="crowd-unit",
-            external_id=str(i),
-        )
-    version, _ = load_experiment(DEFINITION, owner)
-    start_experiment(version.pk)
-    return version.experiment
+    dataset_questions("crowd-unit", 3)
+    return started_study(owner, DEFINITION)
 
 
 def prolific(pid, study_id="S1", session="SESSION1"):

@@ -16,6 +16,7 @@ from debates.experiments import load_experiment, start_experiment
 from debates.models import Debate, Question
 from judging import crowd
 from judging.models import StudyParticipant, Verdict
+from tests.factories import dataset_questions, started_study
 from django.contrib.auth.models import User
 
 pytestmark = pytest.mark.django_db
@@ -62,22 +63,18 @@ study:
 """
 
 
-@pytest.fixture
-def study(make_user):
-    owner = make_user("sara", "researcher")
+def study_with_debaters(make_user, owner_name: str, definition: str):
+    """A started study of one question, its debater pool sdeb1 and sdeb2, owned by `owner_name`."""
+    owner = make_user(owner_name, "researcher")
     make_user("sdeb1", "debater")
     make_user("sdeb2", "debater")
-    Question.objects.create(
-        text="Only question?",
-        answers=["yes", "no"],
-        correct_index=0,
-        hidden_material="passage",
-        source="steps-unit",
-        external_id="1",
-    )
-    version, _ = load_experiment(DEFINITION, owner)
-    start_experiment(version.pk)
-    return version.experiment
+    dataset_questions("steps-unit", 1, text="Only question?")
+    return started_study(owner, definition)
+
+
+@pytest.fixture
+def study(make_user):
+    return study_with_debaters(make_user, "sara", DEFINITION)
 
 
 def enter(client, study, pid):
@@ -232,20 +229,7 @@ CHECKED = DEFINITION.replace(
 
 @pytest.fixture
 def checked_study(make_user):
-    owner = make_user("cara", "researcher")
-    make_user("sdeb1", "debater")
-    make_user("sdeb2", "debater")
-    Question.objects.create(
-        text="Only question?",
-        answers=["yes", "no"],
-        correct_index=0,
-        hidden_material="passage",
-        source="steps-unit",
-        external_id="1",
-    )
-    version, _ = load_experiment(CHECKED, owner)
-    start_experiment(version.pk)
-    return version.experiment
+    return study_with_debaters(make_user, "cara", CHECKED)
 
 
 def qualified(study, pid, right=True):
@@ -332,14 +316,7 @@ def test_past_the_wait_limit_a_participant_can_judge_a_finished_debate_offline_i
     owner = make_user("olga", "researcher")
     make_user("sdeb1", "debater")
     make_user("sdeb2", "debater")
-    Question.objects.create(
-        text="Only question?",
-        answers=["yes", "no"],
-        correct_index=0,
-        hidden_material="The answer is yes.",
-        source="steps-unit",
-        external_id="1",
-    )
+    dataset_questions("steps-unit", 1, text="Only question?", hidden_material="The answer is yes.")
     version, _ = load_experiment(
         DEFINITION.replace("  wait_limit_seconds: 60\n", "  wait_limit_seconds: 60\n  on_wait_limit: offline\n"), owner
     )
@@ -400,15 +377,7 @@ def test_gold_debates_are_mixed_in_checked_and_not_counted_as_work(client, make_
     owner = make_user("gina", "researcher")
     make_user("sdeb1", "debater")
     make_user("sdeb2", "debater")
-    for i in range(2):
-        Question.objects.create(
-            text=f"Real {i}?",
-            answers=["yes", "no"],
-            correct_index=0,
-            hidden_material="passage",
-            source="steps-unit",
-            external_id=str(i),
-        )
+    dataset_questions("steps-unit", 2, text=lambda i: f"Real {i}?")
     text = DEFINITION.replace(
         "  wait_limit_seconds: 60\n",
         f"""  wait_limit_seconds: 60
@@ -457,14 +426,7 @@ def test_further_judgments_go_to_the_waiting_room_exactly_k_per_debate(client, m
     make_user("sdeb1", "debater")
     make_user("sdeb2", "debater")
     make_user("bystander", "judge")  # a judge outside the study never gets the study's judgments
-    Question.objects.create(
-        text="Only question?",
-        answers=["yes", "no"],
-        correct_index=0,
-        hidden_material="passage",
-        source="steps-unit",
-        external_id="1",
-    )
+    dataset_questions("steps-unit", 1, text="Only question?")
     text = DEFINITION.replace(
         "judges:\n  kind: human\n", "judges:\n  kind: human\n  per_debate: 3\n  offline: all_at_once\n"
     )

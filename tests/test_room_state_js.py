@@ -21,7 +21,7 @@ NODE = shutil.which("node")
 def node():
     """Skipped where Node is missing, except under CI, where a missing Node fails the run."""
     if NODE is None:
-        message = "node is missing (make test installs Debian's nodejs where it can: platform/ensure-node.sh)"
+        message = "node is missing (make test installs Debian's nodejs where it can: platform/ensure-debian-command.sh)"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)

@@ -12,9 +12,10 @@ that is out of range (0, or more than the number of options), not a whole number
 "2", 2.5, true), missing (the test split has none) or pointing at an option whose text appears
 twice (ambiguous: which is right?) makes the whole file refused, each problem with its line.
 """
-import json
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
+
+from .json_lines import json_lines
 
 SOURCE = "quality"
 BLOCK_TAGS = {"p", "div", "br", "h1", "h2", "h3", "h4", "h5", "h6", "li", "tr", "blockquote", "pre", "hr",
@@ -87,17 +88,8 @@ class _TextParser(HTMLParser):
 def read_quality(lines) -> QualityFile:
     """Every line checked; raises QualityFileError listing every problem (nothing is planned then)."""
     result, problems = QualityFile(), []
-    for number, line in enumerate(lines, start=1):
-        if isinstance(line, bytes):
-            line = line.decode("utf-8")
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            problems.append((number, f"not valid JSON ({error.msg})"))
-            continue
-        problems += _read_row(row, number, result)
+    for number, row, problem in json_lines(lines):
+        problems += [(number, problem)] if problem else _read_row(row, number, result)
     if problems:
         raise QualityFileError(problems)
     return result
