@@ -131,7 +131,7 @@ def study_consent(request, experiment_id):
     try:
         crowd.give_consent(participant, request.POST.get("consent") == "agree")
     except Refused as refused:
-        messages.error(request, refused.message[:1].upper() + refused.message[1:] + ".")
+        _refusal_message(request, refused)
     return redirect("study", experiment_id=experiment_id)
 
 
@@ -149,7 +149,7 @@ def study_quiz(request, experiment_id):
     try:
         _, wrong = crowd.answer_quiz(participant, answers)
     except Refused as refused:
-        messages.error(request, refused.message[:1].upper() + refused.message[1:] + ".")
+        _refusal_message(request, refused)
         return redirect("study", experiment_id=experiment_id)
     if wrong:
         numbers = ", ".join(str(i + 1) for i in wrong)
@@ -175,7 +175,7 @@ def study_practice(request, experiment_id):
             raise Refused("bad_probabilities", "give a percentage for every answer")
         crowd.answer_practice(participant, probabilities)
     except Refused as refused:
-        messages.error(request, refused.message[:1].upper() + refused.message[1:] + ".")
+        _refusal_message(request, refused)
     return redirect("study", experiment_id=experiment_id)
 
 
@@ -186,7 +186,7 @@ def study_survey(request, experiment_id):
     try:
         crowd.answer_survey(participant, {key: value for key, value in request.POST.items()})
     except Refused as refused:
-        messages.error(request, refused.message[:1].upper() + refused.message[1:] + ".")
+        _refusal_message(request, refused)
     return redirect("study", experiment_id=experiment_id)
 
 
@@ -352,3 +352,8 @@ def bonus_file(request, experiment_id, batch):
     response = HttpResponse(text, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="experiment-{experiment.pk}-bonus-{batch}.csv"'
     return response
+
+
+def _refusal_message(request, refused: Refused) -> None:
+    """A refusal shown on the next page as a sentence."""
+    messages.error(request, refused.message[:1].upper() + refused.message[1:] + ".")
