@@ -155,6 +155,12 @@ def parse_arguments(argv):
     parser.add_argument("--compare-options", action="store_true",
                         help="also play the sample with each alternative the paper leaves open")
     parser.add_argument("--judge-seconds", type=float, default=3.0)
+    parser.add_argument("--lockstep", type=int, nargs="+", default=[1, 20, 80, 160],
+                        help="numbers of games played in lockstep for the lockstep section (64+ is the point)")
+    parser.add_argument("--gpu-evals-per-second", type=float,
+                        help="judge evaluations per second of a GPU measured elsewhere (bench/pixel_search.py "
+                             "--device cuda prints it), for the projection of a GPU machine")
+    parser.add_argument("--gpu-machine-cores", type=int, default=16, help="CPU cores of that GPU machine")
     return parser.parse_args(argv)
 
 
@@ -197,6 +203,54 @@ def speed_section(args, dense, sparse, images, labels) -> dict[str, float]:
         rates[name] = rollouts_of(games, config) / elapsed.cpu
         print(search_row(name, len(games), rollouts_of(games, config), elapsed, stats, plain_rate))
     return rates
+
+
+def lockstep_section(args, evaluator, images, labels) -> dict:
+    """The exact search with 1 game alone and with many games in lockstep: each judge call then
+    evaluates the new positions of every running game at once. Returns the widest run's figures."""
+    config = SearchConfig(rollouts=args.rollouts)
+    per_image = len(table2_games(images[:1], labels[:1], pixels=args.pixels, seeds=1))
+    print(f"\n2b. games in lockstep: exact search, {evaluator_name(evaluator)} pass, {args.rollouts:,} rollouts per move, "
+          f"{args.pixels} px; the Table 2 games of the first test images ({per_image} per image), all running at once")
+    print(f"{'games':>6} {'rollouts/s':>10} {'per CPU-s':>9} {'vs 1 game':>9} {'mean batch':>10} {'judge CPU':>9} "
+          f"{'tree: rollouts per CPU-s':>24} {'evals per rollout':>17}")
+    single, widest = None, {}
+    for width in args.lockstep:
+        count = -(-width // per_image)
+        workload = table2_games(images[:count], labels[:count], pixels=args.pixels, seeds=1)[:width]
+        _, stats, elapsed = play_batched(workload, evaluator, config, max_active=width)
+        rollouts = rollouts_of(workload, config)
+        rate = rollouts / elapsed.cpu
+        single = single or rate
+        widest = {"games": width, "rate": rate, "tree_rate": rollouts / max(elapsed.cpu - stats.judge_cpu_seconds, 1e-9),
+                  "evals_per_rollout": stats.evaluations / rollouts}
+        print(f"{width:>6} {rollouts / elapsed.wall:>10,.0f} {rate:>9,.0f} {rate / single:>8.1f}x "
+              f"{stats.evaluations / max(stats.judge_calls, 1):>10.1f} {stats.judge_cpu_seconds / elapsed.cpu:>9.0%} "
+              f"{widest['tree_rate']:>24,.0f} {widest['evals_per_rollout']:>17.3f}")
+    return widest
+
+
+def evaluator_name(evaluator) -> str:
+    return "sparse" if evaluator.sparse else "plain"
+
+
+def gpu_projection_section(args, lockstep: dict, gpu_rate: float | None) -> None:
+    """One GPU machine: one search process per core, each playing many games in lockstep and sending its
+    batches to the shared GPU. The tree work is per core; the judge work is the GPU's."""
+    total_rollouts = sum(count * pixels * PAPER_ROLLOUTS for pixels, count in paper_games().items())
+    cores = args.gpu_machine_cores
+    tree_seconds = total_rollouts / lockstep["tree_rate"] / cores
+    print(f"\n4b. the full table on one GPU machine with {cores} cores, {cores} search processes each playing "
+          f"{lockstep['games']} games in lockstep (tree work as measured here per core: "
+          f"{lockstep['tree_rate']:,.0f} rollouts per CPU-s)")
+    print(f"tree work alone: {duration(tree_seconds)}")
+    if gpu_rate is None:
+        print("judge work: no GPU rate (run with --device cuda, or pass --gpu-evals-per-second)")
+        return
+    judge_seconds = total_rollouts * lockstep["evals_per_rollout"] / gpu_rate
+    print(f"judge work: {lockstep['evals_per_rollout']:.3f} evaluations per rollout at {gpu_rate:,.0f} per GPU-s: "
+          f"{duration(judge_seconds)}")
+    print(f"projected (the two overlap; the slower one sets the pace): {duration(max(tree_seconds, judge_seconds))}")
 
 
 def win_rate_line(name, games, results, elapsed) -> str:
@@ -267,10 +321,18 @@ def main(argv=None) -> None:
           f"load average {os.getloadavg()[0]:.1f} at start")
     judge_section(dense, sparse, images, args.pixels, args.judge_seconds)
     rates = speed_section(args, dense, sparse, images, labels)
+    # On a CPU the sparse pass is the faster one; on a GPU the plain pass in big batches.
+    lockstep = lockstep_section(args, sparse if args.device == "cpu" else dense, images, labels)
     sample = table2_games(images[:args.sample_images], labels[:args.sample_images], pixels=args.pixels,
                           seeds=1, precommit=[True])[::9]  # one game per image and order, the lie varies
     sample_section(args, dense, sparse, sample)
     extrapolation_section(args, rates)
+    gpu_rate = args.gpu_evals_per_second
+    if args.device == "cuda":
+        masks = random_nonzero_masks(images[:1024], args.pixels, seed=0)
+        planes = np.concatenate([batch_judge_planes(image, [mask]) for image, mask in zip(images[:1024], masks)])
+        gpu_rate = judge_rates(dense, planes, 1024, args.judge_seconds)[0]
+    gpu_projection_section(args, lockstep, gpu_rate)
     if args.compare_options:
         options_section(args, sparse, sample)
     print(f"\nload average {os.getloadavg()[0]:.1f} at the end (other processes share these cores)")

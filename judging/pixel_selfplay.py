@@ -2,8 +2,9 @@
 
 A run (SelfPlayRun) names its images, pixel budgets, seeds and search settings. Its work is split
 into units, one per (image, pixels, precommit): all the games of that image and setting (both move
-orders, each lie, each seed), which share one judge cache. `run_unit` plays the unit's games that
-are not stored yet and stores each as it finishes: a Debate (source "pixel-selfplay", external_id
+orders, each lie, each seed), which share one judge cache. `run_units` plays the games of several
+units that are not stored yet, all in lockstep (each judge call evaluates the new positions of every
+running game, the batch a GPU needs), and stores each as it finishes: a Debate (source "pixel-selfplay", external_id
 "<run>/<image>/<pixels>px/<pc|npc>/<first mover>-first/<lie>/s<seed>", turns = reveals, status
 complete) with the pixel judge's Verdict. So a unit is idempotent, a stopped run continues where it
 stopped, and the table is always read back from the stored games.
@@ -140,18 +141,43 @@ def unit_games(run: SelfPlayRun, image_index: int, pixels: int, precommit: bool)
 
 
 STORE_EVERY = 32  # finished games stored per transaction
+IMAGES_PER_TASK = 4  # 6 px with precommit: 72 games in lockstep per task
 
 
-def run_unit(run: SelfPlayRun, image_index: int, pixels: int, precommit: bool, evaluator=None,
-             on_stored: Callable[[int], None] | None = None, max_new: int | None = None) -> int:
-    """Plays and stores the unit's games not stored yet; returns how many this call stored.
-    Finished games are stored in batches of STORE_EVERY; on_stored(n) is called after each batch.
-    max_new: stop after storing that many."""
-    games = {external_id(run, g): g for g in unit_games(run, image_index, pixels, precommit)}
+Unit = tuple[int, int, bool]  # (image index, pixels, precommit)
+
+
+def task_groups(units: Iterable[Unit], images_per_task: int = IMAGES_PER_TASK) -> list[list[Unit]]:
+    """Units grouped for one task each: one pixel budget (one judge) per group, at most
+    `images_per_task` images, in the run's order."""
+    if images_per_task < 1:
+        raise ValueError(f"images_per_task must be at least 1, got {images_per_task}")
+    groups: list[list[Unit]] = []
+    for unit in units:
+        group = groups[-1] if groups else None
+        if (group is None or group[0][1] != unit[1]
+                or len({image for image, _, _ in group} | {unit[0]}) > images_per_task):
+            groups.append([unit])
+        else:
+            group.append(unit)
+    return groups
+
+
+def run_units(run: SelfPlayRun, units: Iterable[Unit], evaluator=None,
+              on_stored: Callable[[int], None] | None = None, max_new: int | None = None) -> int:
+    """Plays, in lockstep, and stores the units' games not stored yet; returns how many this call stored.
+    The units must share a pixel budget. Finished games are stored in batches of STORE_EVERY;
+    on_stored(n) is called after each batch. max_new: stop after storing that many."""
+    units = [(int(image), int(pixels), bool(precommit)) for image, pixels, precommit in units]
+    budgets = {pixels for _, pixels, _ in units}
+    if len(budgets) > 1:
+        raise ValueError(f"one call plays one pixel budget, got {sorted(budgets)}")
+    games = {external_id(run, g): g for unit in units for g in unit_games(run, *unit)}
     done = set(run_debates(run.name).filter(external_id__in=list(games)).values_list("external_id", flat=True))
     missing = [g for key, g in games.items() if key not in done]
     if not missing or max_new == 0:
         return 0
+    (pixels,) = budgets
     evaluator = evaluator or pixel_debates.judge_evaluator(pixels, run.device)
     judge = pixel_debates.judge_identity(pixels)
     questions, finished, stored = {}, [], 0

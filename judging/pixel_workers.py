@@ -16,7 +16,7 @@ def init_worker_process(database_name: str) -> None:
     torch.set_num_threads(1)
 
 
-def run_unit(run: dict, image_index: int, pixels: int, precommit: bool) -> int:
+def run_units(run: dict, units: list) -> int:
     from judging import pixel_selfplay
 
-    return pixel_selfplay.run_unit(pixel_selfplay.SelfPlayRun.from_dict(run), image_index, pixels, precommit)
+    return pixel_selfplay.run_units(pixel_selfplay.SelfPlayRun.from_dict(run), units)

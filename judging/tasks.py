@@ -140,11 +140,11 @@ def _ai_judge_verdict_in_process(debate_id: int) -> None:
 
 
 @shared_task(acks_late=True)
-def pixel_selfplay_unit(run: dict, image_index: int, pixels: int, precommit: bool) -> dict:
-    """Plays and stores the games of one image and setting of a self-play run (judging.pixel_selfplay).
-    Idempotent and safe to retry: games already stored are not played again, and a game stored
-    twice at once is kept once."""
+def pixel_selfplay_units(run: dict, units: list) -> dict:
+    """Plays, in lockstep, and stores the games of a few images and settings of a self-play run
+    (judging.pixel_selfplay.run_units). Idempotent and safe to retry: games already stored are not
+    played again, and a game stored twice at once is kept once."""
     from . import pixel_selfplay
 
-    stored = pixel_selfplay.run_unit(pixel_selfplay.SelfPlayRun.from_dict(run), image_index, pixels, precommit)
-    return {"image_index": image_index, "pixels": pixels, "precommit": precommit, "stored": stored}
+    stored = pixel_selfplay.run_units(pixel_selfplay.SelfPlayRun.from_dict(run), units)
+    return {"units": units, "stored": stored}

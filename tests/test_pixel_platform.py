@@ -15,7 +15,7 @@ from django.core.management import CommandError, call_command
 from debates import pixel_debates, pixel_player, services, snapshots
 from debates.models import Debate, Question, Turn
 from debates.protocol import Refused
-from judging import pixel_judge, verdicts
+from judging import pixel_judge, pixel_selfplay, verdicts
 from judging.models import Verdict
 from judging.services import submit_verdict
 
@@ -332,7 +332,7 @@ def test_selfplay_runs_end_to_end_through_a_celery_worker(celery_worker):
     output = selfplay(run="celery-e2e", images=2, pixels=[4], seeds=1, rollouts=6, mode="celery", judge_images=50)
     debates = Debate.objects.filter(source="pixel-selfplay").select_related("question")
     assert debates.count() == 2 * (9 * 2 + 2)  # per image: 9 lies x 2 orders with precommit, 2 orders without
-    assert "4 tasks queued" in output and "Table 2, run 'celery-e2e': 4 of 4 image settings complete" in output
+    assert "1 task queued (up to 4 images each)" in output and "Table 2, run 'celery-e2e': 4 of 4 image settings complete" in output
     assert "judge alone, 4 random nonzero pixels" in output and "paper" in output
     for debate in debates:
         game = debate.provenance["pixel_selfplay"]["game"]
@@ -371,6 +371,29 @@ def test_selfplay_resumes_where_it_was_interrupted(db):
     with pytest.raises(CommandError, match="other search settings or another judge"):
         selfplay(run="resume", **dict(settings, rollouts=7))
     assert Debate.objects.filter(source="pixel-selfplay").count() == 36
+
+
+def test_games_of_several_images_in_lockstep_play_as_they_do_one_image_at_a_time(db):
+    settings = dict(images=3, pixels=[4], variants=["precommit"], seeds=1, rollouts=6, mode="local", judge_images=0)
+    selfplay(run="together", images_per_task=3, **settings)
+    selfplay(run="apart", images_per_task=1, **settings)
+    moves = {}
+    for debate in Debate.objects.filter(source="pixel-selfplay"):
+        run, key = debate.external_id.split("/", 1)
+        moves.setdefault(key, {})[run] = debate.provenance["pixel_selfplay"]["game"]["moves"]
+    assert len(moves) == 3 * 18 and all(by_run["together"] == by_run["apart"] for by_run in moves.values())
+    with pytest.raises(CommandError, match="images_per_task must be at least 1"):
+        selfplay(run="apart", images_per_task=0, **settings)
+
+
+def test_tasks_group_a_few_images_of_one_pixel_budget():
+    units = [(image, pixels, committed) for pixels in (6, 4) for image in (7, 8, 9) for committed in (True, False)]
+    assert pixel_selfplay.task_groups(units, 2) == [
+        [(7, 6, True), (7, 6, False), (8, 6, True), (8, 6, False)], [(9, 6, True), (9, 6, False)],
+        [(7, 4, True), (7, 4, False), (8, 4, True), (8, 4, False)], [(9, 4, True), (9, 4, False)]]
+    assert pixel_selfplay.task_groups(units, 100) == [units[:6], units[6:]]
+    with pytest.raises(ValueError, match="one call plays one pixel budget"):
+        pixel_selfplay.run_units(pixel_selfplay.SelfPlayRun(name="x", image_indices=(7,)), units)
 
 
 # ---------------------------------------------------------------------------------------------

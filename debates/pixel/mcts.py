@@ -267,6 +267,7 @@ class DriverStats:
     evaluations: int = 0  # positions the judge network actually evaluated
     judge_calls: int = 0
     judge_seconds: float = 0.0  # wall time inside the evaluator
+    judge_cpu_seconds: float = 0.0  # this process's CPU time inside the evaluator
 
     @property
     def cache_hit_rate(self) -> float:
@@ -327,9 +328,10 @@ def _judge(wanted: list[tuple[JudgeCache, tuple]], evaluator: Evaluator, max_bat
         chunk = [item for group in by_image.values() for item in group]
         planes = np.concatenate([batch_judge_planes(group[0][0].image, [position for _, position in group])
                                  for group in by_image.values()])
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         logits = np.asarray(evaluator(planes), dtype=np.float32)
         stats.judge_seconds += time.perf_counter() - started
+        stats.judge_cpu_seconds += time.process_time() - started_cpu
         stats.judge_calls += 1
         stats.evaluations += len(chunk)
         for (cache, position), row in zip(chunk, logits):
@@ -345,9 +347,10 @@ def run_plain(game: Generator, image: np.ndarray, evaluator: Evaluator, stats: D
             answers = []
             for position in request:
                 planes = batch_judge_planes(image, [position])
-                started = time.perf_counter()
+                started, started_cpu = time.perf_counter(), time.process_time()
                 answers.append(np.asarray(evaluator(planes), dtype=np.float32)[0])
                 stats.judge_seconds += time.perf_counter() - started
+                stats.judge_cpu_seconds += time.process_time() - started_cpu
                 stats.requests += 1
                 stats.evaluations += 1
                 stats.judge_calls += 1

@@ -55,6 +55,8 @@ class Command(BaseCommand):
         parser.add_argument("--mode", choices=["auto", "local", "celery"], default="auto",
                             help="auto: Celery tasks when REDIS_URL is set, else local processes")
         parser.add_argument("--workers", type=int, default=1, help="local processes (local mode)")
+        parser.add_argument("--images-per-task", type=int, default=selfplay.IMAGES_PER_TASK,
+                            help="images whose games one process or Celery task plays in lockstep")
         parser.add_argument("--max-games", type=int, help="stop after storing this many new games (local, 1 worker)")
         parser.add_argument("--judge-images", type=int, default=10000,
                             help="test images for the judge-alone accuracy (0: skip)")
@@ -117,17 +119,21 @@ class Command(BaseCommand):
         return tqdm(total=run.total_games(), initial=selfplay.run_debates(run.name).count(), unit="game",
                     desc=f"self-play {run.name}", disable=options["no_progress"], file=self.stderr._out)
 
-    def pending_units(self, run) -> list[tuple[int, int, bool]]:
+    def pending_groups(self, run, options) -> list[list[tuple[int, int, bool]]]:
         complete = selfplay.complete_units(run, selfplay.stored_results(run.name))
-        return [unit for unit in run.units() if unit not in complete]
+        pending = [unit for unit in run.units() if unit not in complete]
+        try:
+            return selfplay.task_groups(pending, options["images_per_task"])
+        except ValueError as error:
+            raise CommandError(str(error)) from None
 
     def play_here(self, run, options) -> None:
         budget = options["max_games"]
         with self.progress(run, options) as bar:
             stored = 0
-            for image_index, pixels, precommit in self.pending_units(run):
-                stored += selfplay.run_unit(run, image_index, pixels, precommit, on_stored=bar.update,
-                                            max_new=None if budget is None else budget - stored)
+            for group in self.pending_groups(run, options):
+                stored += selfplay.run_units(run, group, on_stored=bar.update,
+                                             max_new=None if budget is None else budget - stored)
                 if budget is not None and stored >= budget:
                     raise StopRun()
 
@@ -138,7 +144,8 @@ class Command(BaseCommand):
         with concurrent.futures.ProcessPoolExecutor(options["workers"], mp_context=context,
                                                     initializer=pixel_workers.init_worker_process,
                                                     initargs=(connection.settings_dict["NAME"],)) as pool:
-            futures = [pool.submit(pixel_workers.run_unit, run.to_dict(), *unit) for unit in self.pending_units(run)]
+            futures = [pool.submit(pixel_workers.run_units, run.to_dict(), group)
+                       for group in self.pending_groups(run, options)]
             try:
                 self.wait(run, options, lambda: [f.done() for f in futures], lambda: [_error(f) for f in futures])
             except KeyboardInterrupt:
@@ -147,10 +154,11 @@ class Command(BaseCommand):
                 raise
 
     def play_with_celery(self, run, options) -> None:
-        from judging.tasks import pixel_selfplay_unit
+        from judging.tasks import pixel_selfplay_units
 
-        results = [pixel_selfplay_unit.delay(run.to_dict(), *unit) for unit in self.pending_units(run)]
-        self.stdout.write(f"{len(results)} tasks queued (one per image and setting); waiting for the workers")
+        results = [pixel_selfplay_units.delay(run.to_dict(), group) for group in self.pending_groups(run, options)]
+        self.stdout.write(f"{len(results)} task{'' if len(results) == 1 else 's'} queued (up to "
+                          f"{options['images_per_task']} images each); waiting for the workers")
         self.wait(run, options, lambda: [r.ready() for r in results],
                   lambda: [r.result if r.ready() and r.failed() else None for r in results])
 
