@@ -358,7 +358,7 @@ def test_an_ai_seat_becoming_expected_schedules_its_turn_after_the_commit(make_u
     from debates.protocol import Protocol
 
     scheduled = []
-    monkeypatch.setattr(tasks, "schedule_ai_turn", lambda *args: scheduled.append(args))
+    monkeypatch.setattr(tasks.AITurnTask, "start", lambda task, *args, **when: scheduled.append(args))
     question = Question.objects.create(text=QUESTION, answers=ANSWERS, correct_index=0, hidden_material=STORY)
     alice, judy = make_user("alice", "debater"), make_user("judy", "judge")
     debate = services.create_debate(question, Protocol(rounds=("simultaneous", "sequential")),
