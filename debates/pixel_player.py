@@ -13,9 +13,8 @@ import logging
 import time
 
 import numpy as np
-from django.db import transaction
 
-from . import live, pixel_debates, services
+from . import background, live, pixel_debates, services
 from .models import Debate
 from .pixel.game import DebateSetup, GameError
 from .pixel.mcts import SearchConfig
@@ -134,13 +133,11 @@ def on_room_opened(debate: Debate, viewer) -> bool:
     Returns whether the debate changed."""
     if debate.question.kind != debate.question.KIND_IMAGE:
         return False
-    from .tasks import schedule_pixel_turn
-
     events = pixel_debates.start_when_judge_opens(debate, viewer)
     live.publish(debate.pk, events)
     if not events:
         for seat, round_index in waiting_pixel_seats(debate):
             delay = move_delay_of(debate.pk, seat) or 0.0
-            transaction.on_commit(lambda seat=seat, round_index=round_index, delay=delay: schedule_pixel_turn(
-                debate.pk, seat, round_index, delay, only_once=True))
+            background.dispatch("debates.tasks.play_pixel_turn", debate.pk, seat, round_index, countdown=delay,
+                                only_once=True)
     return bool(events)

@@ -8,7 +8,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from . import quotes, signals
+from . import background, quotes, signals
 from .models import Debate, DebateEvent, Participant, Question, Turn
 from .pixel.board import SIDE
 from .protocol import JUDGE, JUDGE_FEEDBACK, SIMULTANEOUS, Action, Event, Protocol, Refused
@@ -309,11 +309,9 @@ def _schedule_agent_turns(debate: Debate, engine, newly_expected) -> None:
     ai_seats = {p.seat for p in debate.participants.all() if p.seat in newly_expected and p.agent}
     if not ai_seats:
         return
-    from .tasks import schedule_ai_turn  # tasks import this module
-
     round_index = engine.round_index
     for seat in sorted(ai_seats - {JUDGE}):
-        transaction.on_commit(lambda seat=seat: schedule_ai_turn(debate.pk, seat, round_index))
+        background.dispatch("debates.tasks.run_ai_turn", debate.pk, seat, round_index)
     if JUDGE in ai_seats:  # AI judges are judging's: it listens for this
         transaction.on_commit(lambda: signals.announce_ai_judge_expected(Debate, debate.pk, round_index))
 
@@ -342,10 +340,7 @@ def _set_deadline(debate: Debate, engine) -> None:
         debate.turn_deadline = None
         return
     debate.turn_deadline = timezone.now() + timedelta(seconds=seconds)
-    from .tasks import schedule_turn_timeout  # tasks import this module
-
-    deadline = debate.turn_deadline
-    transaction.on_commit(lambda: schedule_turn_timeout(debate.pk, deadline))
+    background.dispatch("debates.tasks.expire_turn", debate.pk, eta=debate.turn_deadline)
 
 
 def _seat_for(debate: Debate, user, claimed_seat: str | None) -> Participant:

@@ -21,7 +21,7 @@ from django.core.cache import cache
 from django.db import close_old_connections
 from django.utils import timezone
 
-from . import live, services, turn_leases
+from . import background, live, services, turn_leases
 from .models import Debate, Participant
 from .protocol import JUDGE
 
@@ -69,7 +69,6 @@ def owed_ai_turns():
 def restart_orphaned_ai_turns() -> int:
     from .agents import turns
     from .agents.errors import AgentError
-    from .tasks import schedule_ai_turn
 
     restarted = 0
     for debate_id, seat, round_index in list(owed_ai_turns()):
@@ -82,7 +81,7 @@ def restart_orphaned_ai_turns() -> int:
             continue
         log.warning("sweep: AI turn of debate %s seat %s round %s had no task; scheduling it again",
                     debate_id, seat, round_index + 1)
-        schedule_ai_turn(debate_id, seat, round_index)
+        background.dispatch("debates.tasks.run_ai_turn", debate_id, seat, round_index)
         restarted += 1
     return restarted
 
@@ -102,7 +101,7 @@ def start_in_process() -> bool:
         if _started:
             return False
         _started = True
-    threading.Thread(target=_sweep_forever, args=(interval,), name="debatelab-sweep", daemon=True).start()
+    background.start_thread(_sweep_forever, interval, name="debatelab-sweep")
     return True
 
 

@@ -1,16 +1,15 @@
-"""Celery tasks (threads in the embedded default). Every task is idempotent and safe to run twice,
-and the database is the record of what is owed: a task lost with its worker or its broker is
-scheduled again by the sweep (debates.sweep), which runs from Celery beat (sweep_owed_work)."""
+"""Celery tasks of the debates app, started through debates.background (threads in the embedded
+default). Every task is idempotent and safe to run twice, and the database is the record of what
+is owed: a task lost with its worker or its broker is scheduled again by the sweep
+(debates.sweep), which runs from Celery beat (sweep_owed_work)."""
 import logging
-import threading
-from datetime import datetime
 
 from celery import shared_task
-from django.conf import settings
-from django.db import InterfaceError, OperationalError, close_old_connections, connection
-from django.utils import timezone
+from django.core.cache import cache
+from django.db import InterfaceError, OperationalError, connection
 
-from . import live, services, turn_leases
+from . import live, pixel_player, services, sweep, turn_leases
+from .background import BackgroundTask
 
 log = logging.getLogger(__name__)
 DATABASE_ERRORS = (OperationalError, InterfaceError)
@@ -26,9 +25,17 @@ def retry_after_database_error(task, error: Exception):
     return task.retry(exc=error, countdown=countdown, max_retries=DATABASE_RETRIES)
 
 
-@shared_task(bind=True, acks_late=True)
+def _expire_in_process(debate_id: int) -> None:
+    try:
+        live.publish(debate_id, services.time_out_turn(debate_id))
+    except DATABASE_ERRORS:  # the sweep records it once the database answers again
+        log.warning("could not time out debate %s now; the sweep will", debate_id, exc_info=True)
+
+
+@shared_task(base=BackgroundTask, bind=True, acks_late=True, in_process=staticmethod(_expire_in_process))
 def expire_turn(self, debate_id: int) -> int:
-    """Idempotent: acts only if the debate's deadline has passed and it is still waiting."""
+    """Idempotent: acts only if the debate's deadline has passed and it is still waiting.
+    Dispatched with eta=the deadline."""
     try:
         events = services.time_out_turn(debate_id)
     except DATABASE_ERRORS as error:
@@ -37,26 +44,34 @@ def expire_turn(self, debate_id: int) -> int:
     return len(events)
 
 
-def schedule_turn_timeout(debate_id: int, deadline: datetime) -> None:
-    if settings.RUN_TASKS_IN_PROCESS:
-        delay = max(0.0, (deadline - timezone.now()).total_seconds()) + 0.05
-        timer = threading.Timer(delay, _expire_in_process, args=(debate_id,))
-        timer.daemon = True
-        timer.start()
-    else:
-        expire_turn.apply_async(args=(debate_id,), eta=deadline)
+class AITurnTask(BackgroundTask):
+    """run_ai_turn's start: a tree search seat in an image debate has its own player
+    (play_pixel_turn, after the seat's move delay); any other AI turn is marked queued for the
+    sweep (debates.turn_leases) and started."""
+
+    def start(self, debate_id: int, seat: str, expected_round: int, **when) -> None:
+        pixel_delay = pixel_player.move_delay_of(debate_id, seat)
+        if pixel_delay is not None:
+            play_pixel_turn.start(debate_id, seat, expected_round, countdown=pixel_delay)
+            return
+        turn_leases.mark_queued(debate_id, expected_round, seat)
+        super().start(debate_id, seat, expected_round, **when)
+
+    @staticmethod
+    def in_process(debate_id: int, seat: str, expected_round: int) -> None:
+        """One attempt: a back-end that fails forfeits the turn; a database error leaves it to the sweep."""
+        from .agents import turns
+
+        try:
+            _play_ai_turn(debate_id, seat, expected_round)
+        except turns.AgentUnavailable as error:
+            turns.give_up(debate_id, seat, expected_round, error)
+        except DATABASE_ERRORS:  # the sweep runs the turn again once the database answers
+            log.warning("AI turn of debate %s seat %s stopped by a database error", debate_id, seat, exc_info=True)
+            turns.withdraw(debate_id, seat, expected_round)
 
 
-def _expire_in_process(debate_id: int) -> None:
-    try:
-        live.publish(debate_id, services.time_out_turn(debate_id))
-    except DATABASE_ERRORS:  # the sweep records it once the database answers again
-        log.warning("could not time out debate %s now; the sweep will", debate_id, exc_info=True)
-    finally:
-        close_old_connections()
-
-
-@shared_task(bind=True, acks_late=True, max_retries=4)
+@shared_task(base=AITurnTask, bind=True, acks_late=True, max_retries=4)
 def run_ai_turn(self, debate_id: int, seat: str, expected_round: int) -> str:
     """Plays an AI seat's turn. Idempotent and safe to run twice: it does nothing unless that seat
     is still expected in that round (and no other task is playing it), and the turn is saved under
@@ -87,37 +102,29 @@ def _play_ai_turn(debate_id: int, seat: str, expected_round: int) -> str:
         return turns.play_turn(debate_id, seat, expected_round)
 
 
-def schedule_ai_turn(debate_id: int, seat: str, expected_round: int) -> None:
-    from . import pixel_player
+class PixelTurnTask(BackgroundTask):
+    """play_pixel_turn's start: the move runs `countdown` seconds from now. only_once: skip when
+    this turn was started within the last ten minutes (a room opened again must not start a second
+    search). Returns whether it started."""
 
-    pixel_delay = pixel_player.move_delay_of(debate_id, seat)
-    if pixel_delay is not None:  # a tree search seat in an image debate: its own player
-        schedule_pixel_turn(debate_id, seat, expected_round, pixel_delay)
-        return
-    turn_leases.mark_queued(debate_id, expected_round, seat)
-    if settings.RUN_TASKS_IN_PROCESS:
-        thread = threading.Thread(target=_ai_turn_in_process, args=(debate_id, seat, expected_round),
-                                  name=f"ai-turn-{debate_id}-{seat}", daemon=True)
-        thread.start()
-    else:
-        run_ai_turn.delay(debate_id, seat, expected_round)
+    def start(self, debate_id: int, seat: str, expected_round: int, *, countdown: float = 0.0,
+              only_once: bool = False) -> bool:
+        claimed = cache.add(f"pixel-turn:{debate_id}:{expected_round}:{seat}", 1, timeout=int(countdown) + 600)
+        if only_once and not claimed:
+            return False
+        turn_leases.mark_queued(debate_id, expected_round, seat, delay=countdown)
+        super().start(debate_id, seat, expected_round, countdown=countdown)
+        return True
 
-
-def _ai_turn_in_process(debate_id: int, seat: str, expected_round: int) -> None:
-    from .agents import turns
-
-    try:
-        _play_ai_turn(debate_id, seat, expected_round)
-    except turns.AgentUnavailable as error:
-        turns.give_up(debate_id, seat, expected_round, error)
-    except DATABASE_ERRORS:  # the sweep runs the turn again once the database answers
-        log.warning("AI turn of debate %s seat %s stopped by a database error", debate_id, seat, exc_info=True)
-        turns.withdraw(debate_id, seat, expected_round)
-    finally:
-        close_old_connections()
+    @staticmethod
+    def in_process(debate_id: int, seat: str, expected_round: int) -> None:
+        try:
+            _play_pixel_turn(debate_id, seat, expected_round)
+        except DATABASE_ERRORS:
+            log.warning("pixel move of debate %s seat %s stopped by a database error", debate_id, seat, exc_info=True)
 
 
-@shared_task(bind=True, acks_late=True)
+@shared_task(base=PixelTurnTask, bind=True, acks_late=True)
 def play_pixel_turn(self, debate_id: int, seat: str, expected_round: int) -> str:
     """Plays a tree search seat's move in an image debate. Idempotent like run_ai_turn: nothing
     happens unless the seat is still expected in that round (client_id pixel-<round>-<seat>)."""
@@ -129,46 +136,15 @@ def play_pixel_turn(self, debate_id: int, seat: str, expected_round: int) -> str
 
 
 def _play_pixel_turn(debate_id: int, seat: str, expected_round: int) -> str:
-    from . import pixel_player
-
     with turn_leases.running(debate_id, expected_round, seat) as mine:
         if not mine:
             return "already_running"
         return pixel_player.play_turn(debate_id, seat, expected_round)
 
 
-def schedule_pixel_turn(debate_id: int, seat: str, expected_round: int, delay: float, only_once: bool = False) -> bool:
-    """Runs the move `delay` seconds from now. only_once: skip when this turn was scheduled within
-    the last ten minutes (a room opened again must not start a second search)."""
-    from django.core.cache import cache
-
-    claimed = cache.add(f"pixel-turn:{debate_id}:{expected_round}:{seat}", 1, timeout=int(delay) + 600)
-    if only_once and not claimed:
-        return False
-    turn_leases.mark_queued(debate_id, expected_round, seat, delay=delay)
-    if settings.RUN_TASKS_IN_PROCESS:
-        timer = threading.Timer(delay, _pixel_turn_in_process, args=(debate_id, seat, expected_round))
-        timer.daemon = True
-        timer.start()
-    else:
-        play_pixel_turn.apply_async(args=(debate_id, seat, expected_round), countdown=delay)
-    return True
-
-
-def _pixel_turn_in_process(debate_id: int, seat: str, expected_round: int) -> None:
-    try:
-        _play_pixel_turn(debate_id, seat, expected_round)
-    except DATABASE_ERRORS:
-        log.warning("pixel move of debate %s seat %s stopped by a database error", debate_id, seat, exc_info=True)
-    finally:
-        close_old_connections()
-
-
 @shared_task(acks_late=True, ignore_result=True)
 def sweep_owed_work() -> dict:
     """Run by Celery beat every SWEEP_INTERVAL seconds (see debates.sweep)."""
-    from . import sweep
-
     try:
         return sweep.sweep()
     except DATABASE_ERRORS as error:  # the next sweep tries again

@@ -15,7 +15,6 @@ import csv
 import hashlib
 import io
 import itertools
-import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -27,6 +26,7 @@ from django.db.models import (BooleanField, Case, CharField, Count, F, FloatFiel
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Coalesce, NullIf
 
+from debates import background
 from debates.models import Participant, Turn
 from debates.protocol import JUDGE
 
@@ -636,7 +636,8 @@ def analyse(verdicts, n_boot: int = N_BOOT, wait: bool = True) -> dict:
 
 
 def _refresh_in_background(verdicts, n_boot, key):
-    threading.Thread(target=_refresh, args=(verdicts, n_boot, key), daemon=True).start()
+    # A thread of this process in every mode: the refresh holds a queryset, which no task message carries.
+    background.start_thread(_refresh, verdicts, n_boot, key, name="analysis-refresh")
 
 
 def _refresh(verdicts, n_boot, key):
@@ -644,7 +645,6 @@ def _refresh(verdicts, n_boot, key):
         cache.set(key, compute(verdicts, n_boot), CACHE_SECONDS)
     finally:
         cache.delete(f"{key}:refreshing")
-        connection.close()  # this thread's own connection
 
 
 @contextmanager

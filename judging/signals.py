@@ -15,18 +15,18 @@ def assign_offline_judges(sender, debate_id: int, **kwargs):
 
 def ai_judge_turn(sender, debate_id: int, expected_round: int, **kwargs):
     """debates.signals.ai_judge_expected receiver (sent after the commit)."""
-    tasks.schedule_ai_judge_feedback(debate_id, expected_round)
+    tasks.ai_judge_feedback.dispatch(debate_id, expected_round)
 
 
 def ai_judge_verdict(sender, debate_id: int, **kwargs):
     """debates.signals.debate_finished receiver: a debate with a seated AI judge gets its verdict."""
     seated = Participant.objects.filter(debate_id=debate_id, seat=JUDGE, agent__isnull=False).exists()
     if seated and Debate.objects.filter(pk=debate_id, status=Debate.AWAITING_VERDICT).exists():
-        tasks.schedule_ai_judge_verdict(debate_id)
+        tasks.ai_judge_verdict.dispatch(debate_id)
 
 
 def give_pixel_verdict(sender, debate_id: int, **kwargs):
     """debates.signals.debate_finished receiver: image debates get the pixel judge's verdict."""
     is_image = Debate.objects.filter(pk=debate_id, question__kind="image", protocol__evidence="pixels").exists()
     if is_image:
-        tasks.schedule_pixel_verdict(debate_id)
+        tasks.pixel_verdict.dispatch(debate_id)

@@ -1,14 +1,15 @@
-"""Celery tasks of the judging app (a thread or the calling process in the embedded default)."""
+"""Celery tasks of the judging app, started through debates.background (threads in the embedded
+default)."""
 import logging
-import threading
 
 from celery import shared_task
-from django.conf import settings
+
+from debates.background import BackgroundTask
 
 log = logging.getLogger(__name__)
 
 
-@shared_task(acks_late=True)
+@shared_task(base=BackgroundTask, acks_late=True)
 def pixel_verdict(debate_id: int) -> str:
     """The pixel judge's verdict on a finished image debate. Idempotent: one verdict per debate and
     judge. A debate it cannot judge, or a missing judge, is logged and left for a later run."""
@@ -25,23 +26,6 @@ def pixel_verdict(debate_id: int) -> str:
     return f"verdict {verdict.pk}"
 
 
-def schedule_pixel_verdict(debate_id: int) -> None:
-    if settings.RUN_TASKS_IN_PROCESS:
-        threading.Thread(target=_pixel_verdict_in_process, args=(debate_id,), name=f"pixel-verdict-{debate_id}",
-                         daemon=True).start()
-    else:
-        pixel_verdict.delay(debate_id)
-
-
-def _pixel_verdict_in_process(debate_id: int) -> None:
-    from django.db import close_old_connections
-
-    try:
-        pixel_verdict(debate_id)
-    finally:
-        close_old_connections()
-
-
 # ---------------------------------------------------------------------------------------------
 # The AI judge seated in a debate: feedback in each judge feedback round, the verdict at the end.
 # Retried with backoff like AI debaters' turns (debates.tasks.run_ai_turn) when the back-end is
@@ -54,7 +38,33 @@ def _backoff(retries: int) -> int:
     return min(300, 10 * 2 ** retries)
 
 
-@shared_task(bind=True, acks_late=True, max_retries=AI_JUDGE_RETRIES)
+def _ai_judge_feedback_in_process(debate_id: int, expected_round: int) -> None:
+    """One attempt: an AI judge whose back-end fails forfeits its feedback."""
+    from debates.agents.errors import AgentError
+
+    from . import ai_judges
+
+    try:
+        ai_judges.give_feedback(debate_id, expected_round)
+    except AgentError as error:
+        ai_judges.forfeit_feedback(debate_id, expected_round, error)
+
+
+def _ai_judge_verdict_in_process(debate_id: int) -> None:
+    """One attempt: a verdict that cannot be had is logged (manage.py ai_judge gives it later)."""
+    from debates.agents.errors import AgentError
+    from debates.protocol import Refused
+
+    from . import ai_judges
+
+    try:
+        ai_judges.seated_verdict(debate_id)
+    except (AgentError, Refused) as error:
+        log.warning("no AI judge verdict for debate %s: %s", debate_id, getattr(error, "message", error))
+
+
+@shared_task(base=BackgroundTask, bind=True, acks_late=True, max_retries=AI_JUDGE_RETRIES,
+             in_process=staticmethod(_ai_judge_feedback_in_process))
 def ai_judge_feedback(self, debate_id: int, expected_round: int) -> str:
     """Idempotent: nothing happens unless the AI judge is still expected in that round."""
     from debates.agents.errors import AgentError, AgentUnavailable
@@ -71,7 +81,8 @@ def ai_judge_feedback(self, debate_id: int, expected_round: int) -> str:
         return ai_judges.forfeit_feedback(debate_id, expected_round, error)
 
 
-@shared_task(bind=True, acks_late=True, max_retries=AI_JUDGE_RETRIES)
+@shared_task(base=BackgroundTask, bind=True, acks_late=True, max_retries=AI_JUDGE_RETRIES,
+             in_process=staticmethod(_ai_judge_verdict_in_process))
 def ai_judge_verdict(self, debate_id: int) -> str:
     """Idempotent: one verdict per debate and AI judge. A verdict that cannot be had is logged and
     the debate waits for it (manage.py ai_judge gives it later)."""
@@ -91,52 +102,6 @@ def ai_judge_verdict(self, debate_id: int) -> str:
         log.warning("no AI judge verdict for debate %s: %s", debate_id, getattr(error, "message", error))
         return f"failed: {getattr(error, 'code', 'refused')}"
     return "no AI judge" if verdict is None else f"verdict {verdict.pk}"
-
-
-def schedule_ai_judge_feedback(debate_id: int, expected_round: int) -> None:
-    _run(ai_judge_feedback, _ai_judge_feedback_in_process, (debate_id, expected_round), f"ai-judge-{debate_id}")
-
-
-def schedule_ai_judge_verdict(debate_id: int) -> None:
-    _run(ai_judge_verdict, _ai_judge_verdict_in_process, (debate_id,), f"ai-judge-verdict-{debate_id}")
-
-
-def _run(task, in_process, args: tuple, name: str) -> None:
-    if settings.RUN_TASKS_IN_PROCESS:
-        threading.Thread(target=in_process, args=args, name=name, daemon=True).start()
-    else:
-        task.delay(*args)
-
-
-def _ai_judge_feedback_in_process(debate_id: int, expected_round: int) -> None:
-    from django.db import close_old_connections
-
-    from debates.agents.errors import AgentError
-
-    from . import ai_judges
-
-    try:
-        ai_judges.give_feedback(debate_id, expected_round)
-    except AgentError as error:
-        ai_judges.forfeit_feedback(debate_id, expected_round, error)
-    finally:
-        close_old_connections()
-
-
-def _ai_judge_verdict_in_process(debate_id: int) -> None:
-    from django.db import close_old_connections
-
-    from debates.agents.errors import AgentError
-    from debates.protocol import Refused
-
-    from . import ai_judges
-
-    try:
-        ai_judges.seated_verdict(debate_id)
-    except (AgentError, Refused) as error:
-        log.warning("no AI judge verdict for debate %s: %s", debate_id, getattr(error, "message", error))
-    finally:
-        close_old_connections()
 
 
 @shared_task(acks_late=True)

@@ -358,7 +358,7 @@ def test_an_ai_seat_becoming_expected_schedules_its_turn_after_the_commit(make_u
     from debates.protocol import Protocol
 
     scheduled = []
-    monkeypatch.setattr(tasks, "schedule_ai_turn", lambda *args: scheduled.append(args))
+    monkeypatch.setattr(tasks.AITurnTask, "start", lambda task, *args, **when: scheduled.append(args))
     question = Question.objects.create(text=QUESTION, answers=ANSWERS, correct_index=0, hidden_material=STORY)
     alice, judy = make_user("alice", "debater"), make_user("judy", "judge")
     debate = services.create_debate(question, Protocol(rounds=("simultaneous", "sequential")),
@@ -376,6 +376,23 @@ def test_an_ai_seat_becoming_expected_schedules_its_turn_after_the_commit(make_u
         services.submit_action(debate.pk, alice, kind="speech", text="Round two.")
     assert scheduled == [(debate.pk, "B", 0), (debate.pk, "B", 1)]
 
+
+
+def test_a_task_dispatched_in_a_transaction_that_rolls_back_never_starts(db, django_capture_on_commit_callbacks,
+                                                                          monkeypatch):
+    from django.db import transaction
+
+    from debates import background, tasks
+
+    started = []
+    monkeypatch.setattr(tasks.AITurnTask, "start", lambda task, *args, **when: started.append(args))
+    with django_capture_on_commit_callbacks(execute=True):
+        with pytest.raises(RuntimeError), transaction.atomic():
+            background.dispatch("debates.tasks.run_ai_turn", 1, "A", 0)
+            raise RuntimeError("rolled back")
+        background.dispatch("debates.tasks.run_ai_turn", 2, "B", 1)
+        assert started == []  # not before the commit
+    assert started == [(2, "B", 1)]
 
 # AI judges.
 

@@ -150,8 +150,8 @@ import django, json, threading
 from datetime import timedelta
 django.setup()
 from django.utils import timezone
-from debates.tasks import schedule_turn_timeout
-schedule_turn_timeout(debate_id=987654321, deadline=timezone.now() + timedelta(hours=1))
+from debates import background
+background.dispatch("debates.tasks.expire_turn", 987654321, eta=timezone.now() + timedelta(hours=1))
 timers = [t for t in threading.enumerate() if isinstance(t, threading.Timer)]
 print(json.dumps({"timers": len(timers)}))
 """
