@@ -23,8 +23,6 @@ KNOWN_CYCLE_IMPORTS = {
     ("debates.services", "debates.tasks"),
     # The pixel player schedules its next move in debates.tasks; the task calls the player.
     ("debates.pixel_player", "debates.tasks"),
-    # The export writes its datasheet; the datasheet reads the export's field list and file names.
-    ("judging.export", "judging.datasheet"),
     # Arrived with the fault-tolerance merge: the sweep schedules owed AI turns through
     # debates.tasks, and the sweep task runs the sweep.
     ("debates.sweep", "debates.tasks"),
