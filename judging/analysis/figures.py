@@ -16,7 +16,7 @@ from debates.protocol import JUDGE
 
 from .. import stats, svg
 from ..csv_safety import safe_cell
-from .queries import ProbabilityOfCorrect, _debater_rows, _expand, _integers, nyu_verdicts, protocol_label
+from .queries import ProbabilityOfCorrect, debater_rows, expand_counts, integer_column, nyu_verdicts, protocol_label
 
 
 LEVEL = 0.95
@@ -195,7 +195,7 @@ def by_round_figure(verdicts) -> Figure:
                     "(0 is the first report), with Student-t 95% intervals; debates that ended early drop out of later "
                     "rounds (count says how many remain).",
                     ["protocol", "report", "debates", "mean_p_correct", "low", "high"])
-    debate_ids = np.unique(_integers(verdicts.order_by().values_list("debate_id")))  # sorted: the sample is seeded
+    debate_ids = np.unique(integer_column(verdicts.order_by().values_list("debate_id")))  # sorted: the sample is seeded
     debate_ids, figure.note = _sample_debates(debate_ids.tolist())
     reports = (Turn.objects.filter(debate_id__in=debate_ids, seat=JUDGE, kind="feedback", probabilities__isnull=False)
                .annotate(p=ProbabilityOfCorrect(F("probabilities"), F("debate__question__correct_index")),
@@ -226,8 +226,8 @@ def debater_figures(verdicts, n_boot=N_BOOT_RATINGS) -> list[Figure]:
                         "answer (honest) and for a wrong one (dishonest), with Wilson 95% intervals. Each verdict "
                         "counts once for every debater of its debate.",
                         ["debater", "role", "wins", "verdicts", "win_rate", "low", "high"])
-    seats, pairs = _debater_rows(verdicts)
-    data = _expand(seats)
+    seats, pairs = debater_rows(verdicts)
+    data = expand_counts(seats)
     chart_rows = []
     if data:
         for record in stats.win_rates(data["debater"], data["honest"].astype(bool), data["won"].astype(bool), LEVEL):
@@ -248,7 +248,7 @@ def debater_figures(verdicts, n_boot=N_BOOT_RATINGS) -> list[Figure]:
                            "beat the other), on the Elo scale (400 points: 10:1 odds), with 95% intervals from "
                            f"{n_boot} bootstrap refits over the verdicts.",
                            ["rank", "debater", "elo", "elo_low", "elo_high", "games", "wins"])
-    games = _expand(pairs)
+    games = expand_counts(pairs)
     if games:
         fit = stats.bradley_terry(games["winner"], games["loser"], n_boot=n_boot, seed=SEED, level=LEVEL)
         for row in fit.rows():
@@ -399,7 +399,7 @@ def nyu_reproduction(n_boot: int = N_BOOT) -> Figure:
                     output_field=CharField())
     grouped = list(nyu_verdicts().annotate(debaters=debaters, setting=setting)
                    .values("debaters", "setting", "debate__question_id", "correct").annotate(n=Count("id")).order_by())
-    data = _expand(grouped)
+    data = expand_counts(grouped)
     if data:
         labels = np.array([f"{d} {s}" for d, s in zip(data["debaters"], data["setting"])], dtype=object)
         result = stats.grouped_accuracy(labels, data["correct"].astype(bool), data["debate__question_id"], LEVEL,

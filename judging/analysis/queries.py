@@ -73,7 +73,7 @@ def judge_name():
                     output_field=CharField())
 
 
-def _expand(rows: list[dict], count: str = "n") -> dict:
+def expand_counts(rows: list[dict], count: str = "n") -> dict:
     """Grouped rows with a count -> one numpy array per column with each row repeated count times.
     Columns keep their natural dtype (numbers, strings, booleans), which the statistics code
     handles faster than Python objects; a column with missing values stays an object array."""
@@ -118,7 +118,7 @@ def facts(verdicts) -> dict:
     return {name: np.array(column, dtype=kind) for name, kind, column in zip(FACT_NAMES, FACT_TYPES, zip(*rows))}
 
 
-def _integers(one_column) -> np.ndarray:
+def integer_column(one_column) -> np.ndarray:
     """The values of a one-column integer query as a numpy array (on PostgreSQL as one binary value,
     as in _facts_as_text_columns)."""
     sql, params = one_column.query.sql_with_params()
@@ -191,7 +191,7 @@ DEBATER_GROUPS_SQL = f"""
     ORDER BY 1, 2, 3, 4"""  # in a fixed order, so that the bootstrap's seeded draws fall the same way
 
 
-def _debater_rows(verdicts) -> tuple[list[dict], list[dict]]:
+def debater_rows(verdicts) -> tuple[list[dict], list[dict]]:
     """(per debater, honest, won: count) and (winner, loser: count), from one grouped query over
     every verdict's debater seats. Debates have one or two debaters (debate, consultancy; direct
     judging has none): per verdict, the seat whose answer was chosen and the other one."""

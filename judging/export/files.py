@@ -3,6 +3,7 @@ streamed as one zip archive in constant memory."""
 import io
 import zipfile
 
+from .datasheet import datasheet
 from .fields import arrow_schema
 from .options import (CSV_TABLES, DATASHEET_NAME, ExportError, ExportOptions, FORMATS, JSONL_NAME, PARQUET_NAME,
                       VERSIONS_NAME, check_postgresql)
@@ -93,8 +94,6 @@ def zip_stream(files):
 
 def bundle(fmt: str, options: ExportOptions):
     """The (file name, chunks) pairs of an export in a format, datasheet included."""
-    from .datasheet import datasheet
-
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     if fmt == "csv":

@@ -7,6 +7,8 @@ import json
 from django.contrib.auth import get_user_model
 from django.db import connection
 
+from debates.models import Participant, Turn
+
 from ..models import Verdict
 from .fields import quotes_of
 from .options import ExportOptions, check_postgresql, pseudonym, pseudonymised_definition, verdict_queryset, versions_of
@@ -44,8 +46,6 @@ def records(options: ExportOptions, after_id: int | None = None, limit: int | No
 def python_records(options: ExportOptions, after_id: int | None = None, limit: int | None = None, chunk: int = 500):
     """The same records built in Python, for databases other than PostgreSQL (the embedded SQLite
     default). Slower, and still in constant memory: verdicts are read `chunk` at a time."""
-    from debates.models import Participant, Turn
-
     User = get_user_model()
     usernames = {}
 
