@@ -9,7 +9,7 @@ import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
-from django.db.models import (BooleanField, Case, CharField, Count, F, OuterRef, Subquery, Value, When)
+from django.db.models import BooleanField, Case, CharField, Count, F, OuterRef, Subquery, Value, When
 
 from debates.models import Participant, Turn
 from debates.protocol import JUDGE

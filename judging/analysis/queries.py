@@ -5,8 +5,7 @@ from contextlib import contextmanager
 
 import numpy as np
 from django.db import connection, transaction
-from django.db.models import (Case, CharField, Count, F, FloatField, Func, Max, Q,
-                              Value, When)
+from django.db.models import Case, CharField, Count, F, FloatField, Func, Max, Q, Value, When
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Coalesce, NullIf
 
