@@ -56,7 +56,7 @@ def main():
           f"in {generated:.1f} s")
     # The page starts a thread to recompute stale figures; here the recompute is timed on its own
     # instead, so that no thread competes with (or fills the cache for) the timed renders.
-    analysis._refresh_in_background = lambda verdicts, n_boot, key: cache.delete(f"{key}:refreshing")
+    analysis.caching._refresh_in_background = lambda verdicts, n_boot, key: cache.delete(f"{key}:refreshing")
     client = Client()
     client.force_login(owner)
     url = f"/experiments/{experiment.pk}/analysis/"

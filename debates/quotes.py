@@ -10,6 +10,7 @@ Each quote gets a status:
 - "near": within max(2, 5% of its length) edits of some stretch of the passage; shown as such,
   never silently accepted;
 - "unverified": anything else.
+A quote the server has no status for (imported transcripts, stored before checking) is "unchecked".
 Normalising keeps only letters and digits, case-folded. Case, punctuation and white space are
 layout rather than evidence, and counting them marks honest quotes unverified.
 """
@@ -21,6 +22,18 @@ from dataclasses import dataclass
 from .protocol import Refused
 
 VERIFIED, NEAR, UNVERIFIED = "verified", "near", "unverified"
+UNCHECKED = "unchecked"  # no status stored for the quote
+PENDING = "pending"  # the live room only: a quote still being written
+# What each status means, in words and a sign: colour is never the only sign. The room's client
+# has the same words (static/js/debate-state.js); tests/test_quote_rendering.py holds them equal.
+QUOTE_LABELS = {
+    VERIFIED: "verified quote",
+    NEAR: "near match",
+    UNVERIFIED: "not found in the passage",
+    UNCHECKED: "not checked",
+    PENDING: "checked when saved",
+}
+QUOTE_SIGNS = {VERIFIED: "✓", NEAR: "≈", UNVERIFIED: "✗", UNCHECKED: "?", PENDING: "…"}
 NEAR_FRACTION = 0.05
 NEAR_MIN_EDITS = 2
 NEAR_MIN_LENGTH = 12  # shorter quotes are within two edits of too many stretches of any story
@@ -180,17 +193,26 @@ def find_quotes(text: str) -> list[Marked]:
     return marks
 
 
-def segments(text: str) -> list[tuple[str, bool]]:
-    """A speech split into (text, is_quote) pieces, for showing it without its markup."""
+def speech_segments(text: str, checked=()) -> list[dict]:
+    """A speech as pieces, for showing it without its markup: {"text"} for the speaker's words,
+    {"quote", "status"} for each quote. The i-th quote takes the status of the i-th quote the
+    server stored (`checked`, dicts with a "status"), "unchecked" when there is none. The room's
+    client cuts speeches the same way (speechSegments in static/js/debate-state.js)."""
+    statuses = iter(q.get("status") or UNCHECKED for q in checked or ())
     pieces, last = [], 0
     for match in _TEXT_QUOTE.finditer(text):
         if match.start() > last:
-            pieces.append((text[last:match.start()], False))
-        pieces.append((match.group(1).strip(), True))
+            pieces.append({"text": text[last:match.start()]})
+        pieces.append({"quote": match.group(1).strip(), "status": next(statuses, UNCHECKED)})
         last = match.end()
     if last < len(text):
-        pieces.append((text[last:], False))
+        pieces.append({"text": text[last:]})
     return pieces
+
+
+def quote_badge(status: str) -> str:
+    """The words shown beside a quote: its sign and what its status means."""
+    return f"{QUOTE_SIGNS.get(status, '')} {QUOTE_LABELS.get(status, status)}".strip()
 
 
 def quote_chars(quotes) -> int:

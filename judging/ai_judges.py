@@ -5,12 +5,11 @@ a probability for each answer. Its verdict is stored with judge_kind="ai" and fu
 The "offline" back-end is a transparent baseline that needs no network: it favours the side whose
 speeches carry more verified quotation (useful in the embedded default and for wiring tests)."""
 import logging
-import re
 
 from django.db import transaction
 from django.db.models import Exists, OuterRef
 
-from debates import live, services, snapshots
+from debates import live, quotes, services, snapshots
 from debates.agents.config import AgentConfig, Budget, Usage
 from debates.agents.debater import find_json_object
 from debates.agents.errors import AgentError
@@ -26,7 +25,6 @@ from .models import Verdict
 log = logging.getLogger(__name__)
 FINISHED = (Debate.AWAITING_VERDICT, Debate.COMPLETE)
 OFFLINE_JUDGE = "offline-verified-quotes"
-_QUOTE = re.compile(r"<quote\s*>(.*?)</quote\s*>", re.IGNORECASE | re.DOTALL)
 
 
 def judge_debate(debate_id: int, config: dict, seated: bool = False, spent: Usage | None = None) -> Verdict:
@@ -90,9 +88,10 @@ def judge_transcript(state: dict) -> str:
 
 
 def mark_quotes(text: str, checked: list[dict]) -> str:
-    """<quote>x</quote> -> [verified quote: "x"] (or near / unverified), in order."""
-    statuses = iter(q["status"] for q in checked)
-    return _QUOTE.sub(lambda m: f"[{next(statuses, 'unverified')} quote: \"{m.group(1).strip()}\"]", text)
+    """<quote>x</quote> -> [verified quote: "x"] (or near / unverified / unchecked), in order: the
+    pieces every page shows (debates.quotes.speech_segments), written for a language model."""
+    return "".join(piece["text"] if "quote" not in piece else f'[{piece["status"]} quote: "{piece["quote"]}"]'
+                   for piece in quotes.speech_segments(text, checked))
 
 
 def parse_probabilities(reply: str, answer_count: int) -> tuple[list[float], str]:

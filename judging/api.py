@@ -12,7 +12,7 @@ from django.utils import timezone
 from debates.models import RESEARCHER, has_role
 
 from . import analysis, crowd, export
-from .datasheet import datasheet
+from .export.datasheet import datasheet
 from .models import ApiToken
 from .pages import export_options, owned_experiment, streaming_bundle
 

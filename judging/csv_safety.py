@@ -2,7 +2,7 @@
 researcher opens in Excel, LibreOffice or Google Sheets runs as a formula. Text cells that start
 with =, @, a tab or a carriage return, or with + or - without being a number, get a leading
 apostrophe, which spreadsheets show as text. Numbers (a negative score) stay as they are.
-Pure module (no Django); judging/export.py applies the same rule in SQL (SQL_PATTERN)."""
+Pure module (no Django); judging/export/sql.py applies the same rule in SQL (SQL_PATTERN)."""
 import re
 
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")

@@ -16,7 +16,7 @@ from django.utils.safestring import mark_safe
 from debates.models import RESEARCHER, Debate, Experiment, has_role
 
 from . import analysis, crowd, export
-from .datasheet import datasheet
+from .export.datasheet import datasheet
 from .models import Verdict
 from .quality import participant_quality, quality_label
 

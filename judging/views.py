@@ -2,7 +2,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
 
-from debates import quotes, services, snapshots
+from debates import services, snapshots
 from debates.models import Debate
 from debates.protocol import Refused
 
@@ -117,19 +117,7 @@ def _transcript_rows(state):
         row = dict(turn, who="Judge (you)" if turn["seat"] == "judge" else names.get(turn["seat"], turn["seat"]))
         row["percents"] = [(answer, round(p * 100)) for answer, p in
                            zip(state["question"]["answers"], turn.get("probabilities") or [])]
-        row["segments"] = _speech_segments(turn)
         rows.append(row)
     return rows
 
 
-QUOTE_LABELS = {"verified": "✓ verified quote", "near": "≈ near match", "unverified": "✗ not found in the passage"}
-
-
-def _speech_segments(turn) -> list[dict]:
-    """A speech's plain text and quotes, each quote with the status the server gave it."""
-    statuses = iter(q.get("status", "unchecked") for q in (turn.get("payload") or {}).get("quotes", []))
-    result = []
-    for text, is_quote in quotes.segments(turn.get("text") or ""):
-        status = next(statuses, "unchecked") if is_quote else None
-        result.append({"text": text, "status": status, "label": QUOTE_LABELS.get(status, "")})
-    return result

@@ -30,7 +30,7 @@ def fresh_cache(monkeypatch):
         cache.set(key, analysis.compute(verdicts, n_boot), 60)
         cache.delete(f"{key}:refreshing")
 
-    monkeypatch.setattr(analysis, "_refresh_in_background", refresh_now)
+    monkeypatch.setattr(analysis.caching, "_refresh_in_background", refresh_now)
     yield
     cache.clear()
 

@@ -22,13 +22,13 @@ def test_two_connections_give_the_figures_of_one(monkeypatch):
     experiment = build_experiment(user("rita", "researcher"), seed=11)
     verdicts = analysis.experiment_verdicts(experiment)
     threads = []
-    on_own_connection = analysis._on_own_connection
+    on_own_connection = analysis.page._on_own_connection
 
     def spy(function, *args):
         threads.append(threading.get_ident())
         return on_own_connection(function, *args)
 
-    monkeypatch.setattr(analysis, "_on_own_connection", spy)
+    monkeypatch.setattr(analysis.page, "_on_own_connection", spy)
     assert not connection.in_atomic_block
     split = analysis.compute(verdicts)
     with transaction.atomic():

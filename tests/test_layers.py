@@ -15,13 +15,6 @@ FRAMEWORK = {"django", "channels", "channels_redis", "daphne", "celery", "asgire
 # The pure cores that must stay pure even if their docstrings stop saying so.
 REQUIRED_PURE = {"debates.protocol", "debates.quotes", "debates.proportions", "debates.pixel.game",
                  "debates.pixel.mcts", "judging.stats", "judging.scoring"}
-# Import cycles that exist today, each written as the import (inside a function) that closes it:
-# importer -> imported. The test removes these imports from the graph and finds no other cycle.
-# Remove an entry once its cycle is broken (the test says so); never add one.
-KNOWN_CYCLE_IMPORTS = {
-    # The export writes its datasheet; the datasheet reads the export's field list and file names.
-    ("judging.export", "judging.datasheet"),
-}
 
 def module_name(path: Path) -> str:
     parts = path.relative_to(ROOT).with_suffix("").parts
@@ -174,20 +167,13 @@ def import_cycles(graph: dict[str, set[str]]) -> list[set[str]]:
     return groups
 
 
-def import_graph(leaving_out=frozenset()) -> dict[str, set[str]]:
-    return {name: {t for t in project_imports(name) if (name, t) not in leaving_out} for name in MODULES}
+def import_graph() -> dict[str, set[str]]:
+    return {name: set(project_imports(name)) for name in MODULES}
 
 
-def test_no_import_cycles_beyond_the_known_ones():
-    cycles = import_cycles(import_graph(leaving_out=KNOWN_CYCLE_IMPORTS))
-    assert [sorted(group) for group in cycles] == [], "new import cycle(s): docs/architecture.md says how to break them"
-
-
-def test_each_known_cycle_still_exists_so_the_list_only_shrinks():
+def test_no_import_cycles_also_through_imports_inside_functions():
     cycles = import_cycles(import_graph())
-    fixed = [edge for edge in sorted(KNOWN_CYCLE_IMPORTS)
-             if not any(edge[0] in group and edge[1] in group for group in cycles)]
-    assert fixed == [], "these cycles are gone: remove them from KNOWN_CYCLE_IMPORTS"
+    assert [sorted(group) for group in cycles] == [], "import cycle(s): docs/architecture.md says how to break them"
 
 
 def test_the_checker_sees_imports_inside_functions():

@@ -274,7 +274,7 @@ def test_the_offline_page_walks_a_judge_through_the_steps_to_the_verdict(finishe
         page = client.get(url).content.decode()
         assert f"Turn {step} of 4" in page
         assert "SECRET-7Q" not in page and PRIVATE_NOTE not in page
-        assert '<q class="quote quote-verified">The keeper lit the lamp at dusk.</q>' in page  # the first turn
+        assert '<span class="quote quote-verified"><q>The keeper lit the lamp at dusk.</q>' in page  # the first turn
         response = client.post(url, {"action": "step", "step": step, "p0": 60, "p1": 40})
         assert response.status_code == 302
     page = client.get(url).content.decode()

@@ -193,18 +193,21 @@ const SPAN_QUOTE = /<quote\s+span\s*=\s*["'](\d+)\s*:\s*(\d+)["']\s*\/>/gi;
 const OPENING_TAG = /<quote\s*>/i;
 const HALF_A_TAG = /<\/?(q(u(o(t(e\s*)?)?)?)?)?$/i; // "<", "<qu", "</quo": the rest is still on its way
 
-// What each status means, in words: colour is never the only sign.
+// What each status means, in words and a sign: colour is never the only sign. The same words as
+// the server's (debates/quotes.py); tests/test_quote_rendering.py holds them equal.
 export const QUOTE_LABELS = {
   verified: "verified quote",
   near: "near match",
   unverified: "not found in the passage",
-  pending: "quote, checked when saved",
-  unchecked: "quote, checked status not shown yet",
+  unchecked: "not checked",
+  pending: "checked when saved",
 };
+export const QUOTE_SIGNS = { verified: "✓", near: "≈", unverified: "✗", unchecked: "?", pending: "…" };
 
 // A speech as pieces: {text} for the speaker's words, {quote, status} for each quote. The i-th
-// quote takes the i-th status the server sent. `streaming`: the text is still being written, so
-// a quote may be open and a tag cut in half.
+// quote takes the i-th status the server sent, "unchecked" when there is none (as
+// debates.quotes.speech_segments cuts it). `streaming`: the text is still being written, so a
+// quote may be open and a tag cut in half.
 export function speechSegments(text, quotes = [], { streaming = false } = {}) {
   const segments = [];
   let last = 0;
@@ -212,7 +215,7 @@ export function speechSegments(text, quotes = [], { streaming = false } = {}) {
   for (const match of (text || "").matchAll(QUOTE_MARKUP)) {
     if (match.index > last) segments.push({ text: text.slice(last, match.index) });
     const checked = quotes[index];
-    segments.push({ quote: match[1].trim(), status: checked ? checked.status : (streaming ? "pending" : "unchecked") });
+    segments.push({ quote: match[1].trim(), status: (checked && checked.status) || (streaming ? "pending" : "unchecked") });
     index += 1;
     last = match.index + match[0].length;
   }
@@ -230,6 +233,24 @@ export function speechSegments(text, quotes = [], { streaming = false } = {}) {
   }
   if (rest) segments.push({ text: rest });
   return segments;
+}
+
+// A speech's pieces as the nodes the page shows, without a DOM: a string for the speaker's words,
+// {tag, className, children} for an element. The server's pages show the same nodes (the
+// speech_text tag of debates/templatetags/quote_marks.py).
+export function speechNodes(segments) {
+  return segments.map((segment) => (segment.quote === undefined ? segment.text : quoteNode(segment)));
+}
+
+// A quote marked by its status; one still being written gets its badge once saved.
+export function quoteNode({ quote, status, open = false }) {
+  const children = [{ tag: "q", className: "", children: [quote] }];
+  if (status !== "pending") children.push(" ", { tag: "span", className: "quote-badge", children: [quoteBadge(status)] });
+  return { tag: "span", className: `quote quote-${status}${open ? " open" : ""}`, children };
+}
+
+export function quoteBadge(status) {
+  return `${QUOTE_SIGNS[status] || ""} ${QUOTE_LABELS[status] || status}`.trim();
 }
 
 // Characters counted against quote budgets, as the server counts them: the quoted text, trimmed,

@@ -6,7 +6,8 @@ import {
   ROUND_NAMES, applyEvent, capitalise, describeTurn, isMyTurn, lastFeedbackPercents, sealedSpeeches, seatName,
 } from "./debate-state.js";
 import {
-  QUOTE_LABELS, aiKey, aiSeatName, applyAiFrame, describeAiProgress, quoteBudget, settleAiProgress, speechSegments,
+  QUOTE_LABELS, aiKey, aiSeatName, applyAiFrame, describeAiProgress, quoteBudget, quoteNode, settleAiProgress,
+  speechNodes, speechSegments,
 } from "./debate-state.js";
 import { bindSliders, leaders, splitEvenly } from "./probability-sliders.js";
 import { mountPixelBoard } from "./pixel-board.js";
@@ -379,24 +380,19 @@ function announce(text) {
 
 // ---------------------------------------------------------------- evidence and AI turns in the transcript
 
-const QUOTE_SIGNS = { verified: "✓", near: "≈", unverified: "✗", pending: "…", unchecked: "…" };
-
-// A speech with its quotes marked by status, in words as well as colour.
+// A speech with its quotes marked by status, in words as well as colour (as the server's pages show it).
 function speechText(text, quotes, { streaming = false } = {}) {
   const paragraph = element("p", "text");
-  for (const segment of speechSegments(text, quotes, { streaming })) {
-    paragraph.append(segment.quote === undefined ? document.createTextNode(segment.text) : quoteMark(segment));
-  }
+  paragraph.append(...speechNodes(speechSegments(text, quotes, { streaming })).map(toElement));
   return paragraph;
 }
 
-function quoteMark({ quote, status, open = false }) {
-  const mark = element("span", `quote quote-${status}${open ? " open" : ""}`);
-  mark.append(element("q", null, quote));
-  if (status !== "pending") { // a quote still being written gets its status once saved
-    mark.append(" ", element("span", "quote-badge", `${QUOTE_SIGNS[status]} ${QUOTE_LABELS[status]}`));
-  }
-  return mark;
+// A node of speechNodes or quoteNode (debate-state.js) as DOM.
+function toElement(node) {
+  if (typeof node === "string") return document.createTextNode(node);
+  const made = element(node.tag, node.className);
+  made.append(...node.children.map(toElement));
+  return made;
 }
 
 function judgeComment(text) {
@@ -424,7 +420,7 @@ function renderQuotesPanel() {
     const head = element("div", "quote-head");
     head.append(element("span", `name seat-${quote.seat}`, capitalise(seatName(state, quote.seat))),
                 element("span", "when", `Round ${quote.round + 1}`));
-    item.append(head, quoteMark({ quote: quote.text, status: quote.status }));
+    item.append(head, toElement(quoteNode({ quote: quote.text, status: quote.status })));
     return item;
   }));
   $("[data-quotes-empty]").hidden = quotes.length > 0;

@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from judging import export
-from judging.datasheet import datasheet
+from judging.export.datasheet import datasheet
 
 
 class Command(BaseCommand):

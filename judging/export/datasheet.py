@@ -6,8 +6,9 @@ from django.utils import timezone
 
 from debates.provenance import code_version
 
-from .export import (CSV_TABLES, DATASHEET_NAME, JSONL_NAME, PARQUET_NAME, RECORD_FIELDS, VERSIONS_NAME, ExportOptions,
-                     verdict_queryset, versions_of)
+from .fields import RECORD_FIELDS
+from .options import (CSV_TABLES, DATASHEET_NAME, JSONL_NAME, PARQUET_NAME, VERSIONS_NAME, ExportOptions, verdict_queryset,
+                      versions_of)
 
 NYU_ATTRIBUTION = ("Debates from the NYU debate dataset of Michael et al. (2023), \"Debate Helps Supervise "
                    "Unreliable Experts\", released under CC-BY 4.0; the stories come from Project Gutenberg via the "

@@ -1,47 +1,31 @@
-"""An experiment's verdicts turned into the numbers and figures of its analysis page.
-
-The database does the joining and counting; judging.stats does the statistics. One query fetches
-a row per verdict straight into numpy arrays (facts) for the accuracy, calibration, judge and
-agreement figures; the debater figures and the turn-by-turn figure have their own grouped queries,
-whose counts are expanded back into per-judgment arrays with numpy. No Python loop runs per
-verdict. Two figures need one sequence per debate (turn by turn, agreement); above SAMPLE_LIMIT
-debates they use a seeded random sample of debates and say so.
-
-Every figure is a Figure: an SVG chart, the rows of numbers shown beside it, and the same rows as
-the CSV download. A figure whose data is too thin for its statistic carries a note instead.
-"""
-import concurrent.futures
+"""The figures of the analysis page. Every figure is a Figure: an SVG chart, the rows of numbers
+shown beside it, and the same rows as the CSV download. A figure whose data is too thin for its
+statistic carries a note instead. Most read the facts (queries.facts); the turn-by-turn, debater,
+lie and NYU figures run their own grouped queries. Two figures need one sequence per debate (turn
+by turn, agreement); above SAMPLE_LIMIT debates they use a seeded random sample and say so."""
 import csv
-import hashlib
 import io
 import itertools
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
-from django.core.cache import cache
-from django.db import connection, transaction
-from django.db.models import (BooleanField, Case, CharField, Count, F, FloatField, Func, Max, OuterRef, Q,
-                              Subquery, Value, When)
-from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Coalesce, NullIf
+from django.db.models import BooleanField, Case, CharField, Count, F, OuterRef, Subquery, Value, When
 
-from debates import background
 from debates.models import Participant, Turn
 from debates.protocol import JUDGE
 
-from . import stats, svg
-from .csv_safety import safe_cell
-from .models import Verdict
+from .. import stats, svg
+from ..csv_safety import safe_cell
+from .queries import ProbabilityOfCorrect, debater_rows, expand_counts, integer_column, nyu_verdicts, protocol_label
+
 
 LEVEL = 0.95
 N_BOOT = 1000  # bootstrap replicates for accuracies: enough for stable 95% percentile intervals
 N_BOOT_RATINGS = 200  # Bradley-Terry refits: each is a full fit, so the page makes fewer
 SAMPLE_LIMIT = 2_000  # debates per figure that needs one Python sequence per debate
 SEED = 0
-CACHE_SECONDS = 3600
 
-NYU_SOURCE = "nyu-debate-2023"
+
 # Michael et al. (2023), "Debate Helps Supervise Unreliable Experts": final-judgment accuracy and
 # number of debates per setting, as reported in the paper.
 NYU_PAPER = {
@@ -50,165 +34,6 @@ NYU_PAPER = {
     ("AI", "debate"): (0.78, 87),
     ("AI", "consultancy"): (0.80, 76),
 }
-
-
-class ProbabilityOfCorrect(Func):
-    """probabilities[correct_index] as a float, for a JSON array column and an index expression."""
-
-    output_field = FloatField()
-
-    def as_sql(self, compiler, connection, **extra):
-        array, index = (compiler.compile(e) for e in self.get_source_expressions())
-        return (f"CAST(json_extract({array[0]}, '$[' || ({index[0]}) || ']') AS REAL)", [*array[1], *index[1]])
-
-    def as_postgresql(self, compiler, connection, **extra):
-        array, index = (compiler.compile(e) for e in self.get_source_expressions())
-        return f"(({array[0]}) ->> ({index[0]})::integer)::double precision", [*array[1], *index[1]]
-
-
-# ---------------------------------------------------------------------------------------------
-# Which verdicts
-
-
-def experiment_verdicts(experiment, version_number=None):
-    # Filtering on the version ids themselves (not through a join to the versions) lets
-    # PostgreSQL estimate how many debates match, and pick hash joins for big experiments.
-    versions = experiment.versions.all()
-    if version_number is not None:
-        versions = versions.filter(number=version_number)
-    ids = list(versions.values_list("id", flat=True)) or [-1]  # [-1]: no versions, and still valid SQL
-    return Verdict.objects.filter(debate__experiment_version_id__in=ids)
-
-
-def nyu_verdicts():
-    """The final judgments of the NYU debates the paper analysed."""
-    included = Q(debate__provenance__included_in_paper=True) | Q(debate__provenance__includedInPaper=True)
-    return Verdict.objects.filter(included, debate__source=NYU_SOURCE, live=True)
-
-
-def data_stamp(verdicts) -> str:
-    """Changes whenever a verdict is added or removed: the page polls it to know when to redraw."""
-    summary = verdicts.aggregate(count=Count("id"), last=Max("id"))
-    return f"{summary['count']}-{summary['last'] or 0}"
-
-
-# ---------------------------------------------------------------------------------------------
-# Expressions shared by the queries
-
-
-def protocol_label(prefix: str = "debate__"):
-    return Coalesce(NullIf(F(f"{prefix}protocol_name"), Value("")), KeyTextTransform("format", f"{prefix}provenance"),
-                    Value("unnamed"), output_field=CharField())
-
-
-def debater_kind(prefix: str = "debate__"):
-    """'AI' when any debater seat is an AI agent (imported AI debaters have agent seats too), else 'human'."""
-    # An uncorrelated IN is one hashed lookup per row. EXISTS with an outer reference let PostgreSQL
-    # probe the participants once per verdict inside the facts aggregates: 3x the whole query's time.
-    ai_debates = Participant.objects.filter(agent__isnull=False, answer_index__isnull=False).values("debate_id")
-    return Case(When(**{f"{prefix}id__in": ai_debates}, then=Value("AI")), default=Value("human"),
-                output_field=CharField())
-
-
-def judge_name():
-    return Coalesce(F("judge__username"), NullIf(F("ai_judge"), Value("")), Value("unknown judge"),
-                    output_field=CharField())
-
-
-def _expand(rows: list[dict], count: str = "n") -> dict:
-    """Grouped rows with a count -> one numpy array per column with each row repeated count times.
-    Columns keep their natural dtype (numbers, strings, booleans), which the statistics code
-    handles faster than Python objects; a column with missing values stays an object array."""
-    if not rows:
-        return {}
-    counts = np.fromiter((r[count] for r in rows), dtype=np.int64, count=len(rows))
-    columns = {}
-    for key in rows[0]:
-        if key == count:
-            continue
-        values = [r[key] for r in rows]
-        column = np.array(values, dtype=object if any(v is None for v in values) else None)
-        columns[key] = np.repeat(column, counts)
-    return columns
-
-
-FACT_NAMES = ("id", "debate_id", "question_id", "protocol", "judge_kind", "debaters", "correct", "p", "score",
-              "judge_name", "chosen_index", "correct_index")
-FACT_TYPES = (np.int64, np.int64, np.int64, str, str, str, bool, float, float, str, np.int64, np.int64)
-
-
-def facts(verdicts) -> dict:
-    """One row per verdict, fetched once for the figures that need per-verdict values: numpy
-    arrays of id, debate, question, protocol, judge kind, debater kind, correct, p(correct), score,
-    judge name and chosen answer. A plain scan with joins (no GROUP BY to sort) is the cheapest
-    way PostgreSQL has to hand these over."""
-    query = verdicts.annotate(
-        protocol=protocol_label(), debaters=debater_kind(), judge_name=judge_name(),
-        p=ProbabilityOfCorrect(F("probabilities"), F("debate__question__correct_index")),
-    ).order_by().values_list("id", "debate_id", "debate__question_id", "protocol", "judge_kind", "debaters",
-                             "correct", "p", "score", "judge_name", "chosen_index", "debate__question__correct_index")
-    sql, params = query.query.sql_with_params()
-    if connection.vendor == "postgresql":
-        return _facts_as_text_columns(sql, params)
-    # The plain cursor hands over 10^5 rows in half the time of the queryset's iterator; these
-    # columns need none of Django's conversions (SQLite's 0/1 booleans are cast by numpy below).
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    if not rows:
-        return {}
-    return {name: np.array(column, dtype=kind) for name, kind, column in zip(FACT_NAMES, FACT_TYPES, zip(*rows))}
-
-
-def _integers(one_column) -> np.ndarray:
-    """The values of a one-column integer query as a numpy array (on PostgreSQL as one binary value,
-    as in _facts_as_text_columns)."""
-    sql, params = one_column.query.sql_with_params()
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(f"SELECT string_agg(int8send(t.value::int8), ''::bytea) FROM ({sql}) AS t(value)", params)
-            packed = cursor.fetchone()[0]
-            return np.frombuffer(packed or b"", dtype=">i8").astype(np.int64)
-        cursor.execute(sql, params)
-        return np.fromiter((row[0] for row in cursor.fetchall()), dtype=np.int64)
-
-
-SEPARATOR = "\x1f"  # ASCII unit separator between text values: not found in names or labels
-
-
-def _facts_as_text_columns(sql: str, params) -> dict:
-    """PostgreSQL: each column comes back as one value (a single row) that numpy reads in C:
-    numbers as their 8-byte binary form, concatenated; booleans one byte each; text joined by
-    SEPARATOR. Building 10^6 Python objects for 10^5 rows of 11 columns would cost more than the
-    query. All the aggregates of one query see the rows in the same order, so the columns stay aligned."""
-    def column(name, kind):
-        if kind is bool:
-            return f"string_agg(CASE WHEN t.{name} THEN '\\x01'::bytea ELSE '\\x00'::bytea END, ''::bytea)"
-        if kind is float:  # string_agg skips NULLs: a missing value stands as NaN, as np.array makes it
-            return f"string_agg(float8send(COALESCE(t.{name}::float8, 'NaN')), ''::bytea)"
-        if kind is str:
-            return f"string_agg(t.{name}::text, E'\\x1f')"
-        return f"string_agg(int8send(t.{name}::int8), ''::bytea)"
-
-    aggregated = ", ".join(column(name, kind) for name, kind in zip(FACT_NAMES, FACT_TYPES))
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT count(*), {aggregated} FROM ({sql}) AS t({', '.join(FACT_NAMES)})", params)
-        count, *values = cursor.fetchone()
-    if not count:
-        return {}
-    data = {}
-    for name, kind, value in zip(FACT_NAMES, FACT_TYPES, values):
-        if kind is str:
-            data[name] = np.array(value.split(SEPARATOR))
-        elif kind is bool:
-            data[name] = np.frombuffer(value, dtype=np.uint8) == 1
-        else:  # int8send and float8send write big-endian
-            data[name] = np.frombuffer(value, dtype=">f8" if kind is float else ">i8").astype(kind)
-    return data
-
-
-# ---------------------------------------------------------------------------------------------
-# Figures
 
 
 @dataclass
@@ -370,7 +195,7 @@ def by_round_figure(verdicts) -> Figure:
                     "(0 is the first report), with Student-t 95% intervals; debates that ended early drop out of later "
                     "rounds (count says how many remain).",
                     ["protocol", "report", "debates", "mean_p_correct", "low", "high"])
-    debate_ids = np.unique(_integers(verdicts.order_by().values_list("debate_id")))  # sorted: the sample is seeded
+    debate_ids = np.unique(integer_column(verdicts.order_by().values_list("debate_id")))  # sorted: the sample is seeded
     debate_ids, figure.note = _sample_debates(debate_ids.tolist())
     reports = (Turn.objects.filter(debate_id__in=debate_ids, seat=JUDGE, kind="feedback", probabilities__isnull=False)
                .annotate(p=ProbabilityOfCorrect(F("probabilities"), F("debate__question__correct_index")),
@@ -395,62 +220,14 @@ def by_round_figure(verdicts) -> Figure:
     return figure
 
 
-# A debater as the analysis names them: their username, else the AI model, else the alias.
-PARTICIPANT_NAME_SQL = "COALESCE(u.username, p.agent->>'model', p.agent->>'backend', NULLIF(p.alias, ''), p.seat)"
-
-
-# Per verdict, the debater seat whose answer was chosen (winner) and the other one (loser), then
-# counted by (winner, winner honest, loser, loser honest). {selected} gives the verdicts' id,
-# debate_id, chosen_index and correct_index (named in a WITH clause: SQLite takes no column names
-# after a subquery's alias).
-DEBATER_GROUPS_SQL = f"""
-    WITH v(id, debate_id, chosen_index, correct_index) AS ({{selected}})
-    SELECT winner, winner_honest, loser, loser_honest, count(*) AS n FROM (
-      SELECT max(name) FILTER (WHERE answer_index = chosen_index) AS winner,
-             max(CASE WHEN answer_index = correct_index THEN 1 ELSE 0 END)
-               FILTER (WHERE answer_index = chosen_index) AS winner_honest,
-             max(name) FILTER (WHERE answer_index <> chosen_index) AS loser,
-             max(CASE WHEN answer_index = correct_index THEN 1 ELSE 0 END)
-               FILTER (WHERE answer_index <> chosen_index) AS loser_honest
-      FROM (SELECT v.id AS verdict_id, v.chosen_index, v.correct_index, p.answer_index,
-                   {PARTICIPANT_NAME_SQL} AS name
-            FROM v JOIN debates_participant p ON p.debate_id = v.debate_id AND p.answer_index IS NOT NULL
-            LEFT JOIN auth_user u ON u.id = p.user_id) seats
-      GROUP BY verdict_id) per_verdict
-    GROUP BY 1, 2, 3, 4
-    ORDER BY 1, 2, 3, 4"""  # in a fixed order, so that the bootstrap's seeded draws fall the same way
-
-
-def _debater_rows(verdicts) -> tuple[list[dict], list[dict]]:
-    """(per debater, honest, won: count) and (winner, loser: count), from one grouped query over
-    every verdict's debater seats. Debates have one or two debaters (debate, consultancy; direct
-    judging has none): per verdict, the seat whose answer was chosen and the other one."""
-    # The verdicts' own query supplies their columns: filtering by "id IN (it)" would scan them twice.
-    selected, params = (verdicts.order_by().values_list("id", "debate_id", "chosen_index",
-                                                         "debate__question__correct_index")
-                        .query.sql_with_params())
-    with connection.cursor() as cursor:
-        cursor.execute(DEBATER_GROUPS_SQL.format(selected=selected), params)
-        grouped = cursor.fetchall()
-    seats, pairs = [], []
-    for winner, winner_honest, loser, loser_honest, count in grouped:
-        if winner is not None:
-            seats.append({"debater": winner, "honest": bool(winner_honest), "won": True, "n": count})
-        if loser is not None:
-            seats.append({"debater": loser, "honest": bool(loser_honest), "won": False, "n": count})
-        if winner is not None and loser is not None and winner != loser:
-            pairs.append({"winner": winner, "loser": loser, "n": count})
-    return seats, pairs
-
-
 def debater_figures(verdicts, n_boot=N_BOOT_RATINGS) -> list[Figure]:
     win_figure = Figure("debater-win-rates", "Debater win rates",
                         "Share of verdicts that favoured the debater's answer, when they argued for the correct "
                         "answer (honest) and for a wrong one (dishonest), with Wilson 95% intervals. Each verdict "
                         "counts once for every debater of its debate.",
                         ["debater", "role", "wins", "verdicts", "win_rate", "low", "high"])
-    seats, pairs = _debater_rows(verdicts)
-    data = _expand(seats)
+    seats, pairs = debater_rows(verdicts)
+    data = expand_counts(seats)
     chart_rows = []
     if data:
         for record in stats.win_rates(data["debater"], data["honest"].astype(bool), data["won"].astype(bool), LEVEL):
@@ -471,7 +248,7 @@ def debater_figures(verdicts, n_boot=N_BOOT_RATINGS) -> list[Figure]:
                            "beat the other), on the Elo scale (400 points: 10:1 odds), with 95% intervals from "
                            f"{n_boot} bootstrap refits over the verdicts.",
                            ["rank", "debater", "elo", "elo_low", "elo_high", "games", "wins"])
-    games = _expand(pairs)
+    games = expand_counts(pairs)
     if games:
         fit = stats.bradley_terry(games["winner"], games["loser"], n_boot=n_boot, seed=SEED, level=LEVEL)
         for row in fit.rows():
@@ -605,108 +382,6 @@ def lie_figure(verdicts) -> Figure | None:
     return figure
 
 
-# ---------------------------------------------------------------------------------------------
-# Whole pages
-
-
-def analyse(verdicts, n_boot: int = N_BOOT, wait: bool = True) -> dict:
-    """Every figure for a set of verdicts, cached until a verdict is added or removed.
-
-    With wait=False a page that was computed before is served at once even when verdicts have
-    arrived since ("stale": True), and a background thread computes the new figures; the page
-    polls and swaps them in when they are ready. Nothing cached yet: computed now either way."""
-    query = hashlib.sha256(f"{verdicts.query}:{n_boot}".encode()).hexdigest()[:20]
-    key = f"judging:analysis:{query}"
-    latest = cache.get(key)
-    if latest is None:  # nothing to compare with: compute() takes the stamp from the data it reads
-        result = compute(verdicts, n_boot)
-        cache.set(key, result, CACHE_SECONDS)
-        return result
-    with short_queries():
-        stamp = data_stamp(verdicts)
-    if latest["stamp"] == stamp:
-        return latest
-    if not wait:
-        if cache.add(f"{key}:refreshing", stamp, timeout=600):
-            _refresh_in_background(verdicts, n_boot, key)
-        return dict(latest, stale=True)
-    result = compute(verdicts, n_boot)
-    cache.set(key, result, CACHE_SECONDS)
-    return result
-
-
-def _refresh_in_background(verdicts, n_boot, key):
-    # A thread of this process in every mode: the refresh holds a queryset, which no task message carries.
-    background.start_thread(_refresh, verdicts, n_boot, key, name="analysis-refresh")
-
-
-def _refresh(verdicts, n_boot, key):
-    try:
-        cache.set(key, compute(verdicts, n_boot), CACHE_SECONDS)
-    finally:
-        cache.delete(f"{key}:refreshing")
-
-
-@contextmanager
-def short_queries():
-    """A transaction for the analysis queries. They are short, and PostgreSQL's JIT compiler,
-    which their cost estimates switch on, takes longer to compile them than to run them."""
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL jit = off")
-                # Room to hash the experiment's debates in memory instead of in batches on disk.
-                cursor.execute("SET LOCAL work_mem = '64MB'")
-        yield
-
-
-def compute(verdicts, n_boot: int = N_BOOT) -> dict:
-    """Every figure, computed now.
-
-    On PostgreSQL, outside a transaction, the figures with their own queries (round by round,
-    debaters, lies) are computed on a second connection while this one fetches the facts and
-    computes the rest: the two halves cost about the same, so the page takes about half the time
-    where two cores are free. Inside a transaction (whose rows another connection cannot see)
-    everything runs here, one after the other. The two connections may see a verdict that arrives
-    meanwhile differently; the next refresh, which that verdict triggers, settles it."""
-    if connection.vendor != "postgresql" or connection.in_atomic_block:
-        with short_queries():
-            return _compute(verdicts, n_boot, lambda: _side_figures(verdicts))
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        side = pool.submit(_on_own_connection, _side_figures, verdicts)
-        with short_queries():
-            return _compute(verdicts, n_boot, side.result)
-
-
-def _side_figures(verdicts) -> dict:
-    """The figures that run their own queries rather than read the facts."""
-    return {"by_round": by_round_figure(verdicts), "debaters": debater_figures(verdicts), "lies": lie_figure(verdicts)}
-
-
-def _on_own_connection(function, *args):
-    try:
-        with short_queries():
-            return function(*args)
-    finally:
-        connection.close()  # this thread's own connection
-
-
-def _compute(verdicts, n_boot: int, side_figures) -> dict:
-    """side_figures: a function that returns _side_figures' result (computing it, or waiting for it)."""
-    data = facts(verdicts)
-    if data:
-        stamp = f"{data['id'].size}-{int(data['id'].max())}"
-        summary = {"verdicts": int(data["id"].size), "debates": int(np.unique(data["debate_id"]).size),
-                   "questions": int(np.unique(data["question_id"]).size), "correct": int(data["correct"].sum())}
-    else:
-        stamp, summary = data_stamp(verdicts), {"verdicts": 0, "debates": 0, "questions": 0, "correct": 0}
-    accuracy = accuracy_figures(data, n_boot) + [comparison_figure(data, n_boot), calibration_figure(data)]
-    judges = [judge_figure(data), agreement_figure(data)]
-    side = side_figures()
-    figures = accuracy + [side["by_round"]] + side["debaters"] + judges + ([side["lies"]] if side["lies"] else [])
-    return {"stamp": stamp, "summary": summary, "figures": figures, "stale": False}
-
-
 def nyu_reproduction(n_boot: int = N_BOOT) -> Figure:
     """Final-judgment accuracy of the NYU debates included in the paper, per setting (human or AI
     debaters; debate or consultancy), beside the paper's figures."""
@@ -724,7 +399,7 @@ def nyu_reproduction(n_boot: int = N_BOOT) -> Figure:
                     output_field=CharField())
     grouped = list(nyu_verdicts().annotate(debaters=debaters, setting=setting)
                    .values("debaters", "setting", "debate__question_id", "correct").annotate(n=Count("id")).order_by())
-    data = _expand(grouped)
+    data = expand_counts(grouped)
     if data:
         labels = np.array([f"{d} {s}" for d, s in zip(data["debaters"], data["setting"])], dtype=object)
         result = stats.grouped_accuracy(labels, data["correct"].astype(bool), data["debate__question_id"], LEVEL,
