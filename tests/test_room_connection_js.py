@@ -239,3 +239,17 @@ def test_frames_from_a_replaced_socket_are_ignored():
         old.emit("close", { code: 1006 });
         console.log(JSON.stringify({ events: r.seen.events, sockets: r.sockets.length, open: r.connection.isOpen() }));""")
     assert seen == {"events": [], "sockets": 2, "open": True}
+
+
+def test_an_event_the_page_fails_to_show_is_not_given_again():
+    seen = run_js("""
+        const r = room({ seq: 3 });
+        r.connection.on.onEvent = (frame) => {
+          r.seen.events.push(frame.seq);
+          if (frame.seq === 4) throw new Error("render failed");
+        };
+        r.connected();
+        try { r.event(4); } catch { /* the page's error, which the browser reports */ }
+        r.event(4); r.event(5);
+        console.log(JSON.stringify({ events: r.seen.events, syncs: r.syncs() }));""")
+    assert seen == {"events": [4, 5], "syncs": []}

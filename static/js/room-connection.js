@@ -33,7 +33,7 @@ const realClock = {
 // seq: the number of the last event in the state the page starts from.
 // Callbacks, all optional:
 //   onState(frame)             a full state: the page replaces its own
-//   onEvent(frame)             the next event, in order, once
+//   onEvent(frame)             the next event, in order, once (even if the callback throws)
 //   onAck(message)             the server acted on a message sent with send()
 //   onRefused(frame, message)  an error frame; message is the sent one it concerns, or null
 //   onFrame(frame)             every other frame (presence, AI progress, ...)
@@ -175,8 +175,8 @@ export class RoomConnection {
       return;
     }
     this.syncRequested = false;
+    this.lastSeq = frame.seq; // first: a page that fails to render an event is not given it twice
     this.call("onEvent", frame);
-    this.lastSeq = frame.seq;
   }
 
   requestSync() {
