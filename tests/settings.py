@@ -42,3 +42,8 @@ os.environ.setdefault("DEBATELAB_AI_BACKENDS", json.dumps({
 os.environ.setdefault("DEBATELAB_FAST_PASSWORD_HASHING", "1")
 
 from config.settings import *  # noqa: E402,F401,F403
+
+# The test client loads the middleware anew for every test, and WhiteNoise, which serves from the
+# app folders (WHITENOISE_USE_FINDERS), would index every static file each time (half the time of
+# the authorization matrix): find each file when it is asked for instead. Same files, same headers.
+WHITENOISE_AUTOREFRESH = True

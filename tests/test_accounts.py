@@ -84,6 +84,7 @@ def test_a_reset_for_an_unknown_address_sends_nothing_and_says_the_same(client, 
     assert response.status_code == 302 and mail.outbox == []
 
 
+@pytest.mark.subprocess
 def test_the_default_mail_back_end_is_the_console():
     import subprocess
     import sys
@@ -213,6 +214,7 @@ def _csv_tables(experiment, **options):
     return {table: b"".join(export.csv_lines(table, opts)).decode() for table in export.CSV_TABLES}
 
 
+@pytest.mark.postgresql
 def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised(hostile_experiment):
     import csv
 
@@ -234,6 +236,7 @@ def _is_number(cell):
     return True
 
 
+@pytest.mark.postgresql
 def test_numbers_stay_numbers_in_the_csv(hostile_experiment):
     import csv
 
@@ -249,6 +252,7 @@ def test_figure_csvs_are_neutralised_too():
     assert figure.csv().splitlines()[1:] == ["'=HYPERLINK(1),-0.5", "'-x,1"]
 
 
+@pytest.mark.postgresql
 def test_pseudonymised_exports_pseudonymise_the_experiment_definitions(hostile_experiment):
     from judging import export
 
@@ -277,6 +281,7 @@ def test_the_pseudonyms_in_the_definition_match_the_records(hostile_experiment):
     assert records[0]["judge"] in definition["judges"]["pool"]
 
 
+@pytest.mark.postgresql
 def test_the_export_zip_is_still_a_zip(hostile_experiment, client, django_user_model):
     client.force_login(hostile_experiment.owner)
     response = client.get(f"/experiments/{hostile_experiment.pk}/export.csv.zip")

@@ -145,7 +145,7 @@ def test_a_redirect_is_not_followed(internal_server):
             pass
 
     redirecting = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=redirecting.serve_forever, daemon=True).start()
+    threading.Thread(target=redirecting.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     internal_server.script([])
     try:
         with pytest.raises(AgentError) as error:

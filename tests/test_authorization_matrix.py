@@ -10,6 +10,7 @@ import json
 import re
 
 import pytest
+from django.conf import settings
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from debates import services
@@ -124,6 +125,28 @@ CASES = [(name, route, role) for name, route in routes()
 
 @pytest.fixture
 def world(db, django_user_model):
+    return build_world(django_user_model)
+
+
+@pytest.fixture(scope="class")
+def shared_world(django_db_setup, django_db_blocker):
+    """One world for a class of tests, as Django's setUpTestData makes it: built in a transaction
+    that is rolled back after the class, while each test runs in a savepoint of its own, so what one
+    request changes never reaches the next test. (Building it for each of the matrix's hundreds of
+    cases took most of make test-fast's time.)"""
+    from django.contrib.auth import get_user_model
+    from django.db import transaction
+
+    from tests.live_clients import session_for
+
+    with django_db_blocker.unblock(), transaction.atomic():
+        world = build_world(get_user_model())
+        world["sessions"] = {role: session_for(user) for role, user in world["people"].items()}
+        yield world
+        transaction.set_rollback(True)
+
+
+def build_world(django_user_model):
     """Everybody, and one thing of each kind belonging to the owner. (Users without passwords:
     the matrix signs them in directly, and hashing hundreds of passwords would take minutes.)"""
     from django.contrib.auth.models import Group
@@ -177,12 +200,21 @@ def _url(route: str, values: dict) -> str:
     return "/" + url
 
 
-@pytest.mark.parametrize("name, route, role", CASES, ids=[f"{n}-{r}" for n, _, r in CASES])
-def test_the_route_answers_each_role_as_its_rule_says(name, route, role, world, client):
+class TestTheMatrix:
+    """The matrix's cases share one world (shared_world)."""
+
+    @pytest.mark.parametrize("name, route, role", CASES, ids=[f"{n}-{r}" for n, _, r in CASES])
+    def test_the_route_answers_each_role_as_its_rule_says(self, name, route, role, shared_world, db, client):
+        if role in shared_world["sessions"]:  # signed in before, once for all cases
+            client.cookies[settings.SESSION_COOKIE_NAME] = shared_world["sessions"][role]
+        check_route(name, route, role, shared_world, client)
+
+
+def check_route(name, route, role, world, client):
+    """Asks for the route as `role` (the client signed in as that role already) and checks the
+    answer against POLICY, and that a refused request changed nothing."""
     method, allowed = POLICY.get(name) or ADMIN
     user = world["people"].get(role)
-    if user is not None:
-        client.force_login(user)
     headers = {}
     if route.startswith("api/") and "debates/" not in route and user is not None:
         headers["HTTP_AUTHORIZATION"] = f"Token {world['keys'][role]}"

@@ -118,7 +118,7 @@ def test_strangers_and_anonymous_visitors_are_closed_with_4403(seated, make_user
             socket = await connect(debate, user)
             closed = await socket.receive_output(timeout=5)
             codes.append((closed["type"], closed.get("code")))
-            await socket.wait()
+            await socket.disconnect()  # as the server would be told once the socket is closed
         return codes
 
     assert run(scenario) == [("websocket.close", 4403), ("websocket.close", 4403)]

@@ -112,6 +112,7 @@ def test_experiment_websocket_ignores_frames_that_are_not_json(daphne_server, tr
         assert isinstance(summary, dict)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(after=st.text(max_size=30) | st.integers().map(str) | st.just("9" * 5000))
 @example(after="²")
@@ -123,6 +124,7 @@ def test_the_state_api_answers_any_after_without_a_500(after, client, two_round_
     assert response.status_code in (200, 400)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(body=st.binary(max_size=300) | json_values.map(lambda v: json.dumps(v).encode())
        | message_fields.map(lambda v: json.dumps(v).encode()))
@@ -168,6 +170,7 @@ def _consistent(debate):
     assert (debate.status == Debate.COMPLETE) == verdicts.exists()
 
 
+@pytest.mark.slow
 @FUZZ
 @given(data=form)
 @example(data={"p0": "inf", "p1": "0"})
@@ -182,6 +185,7 @@ def test_the_verdict_form_answers_anything_without_a_500(data, client, finished)
     _consistent(debate)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(data=form)
 @example(data={"p0": "inf", "p1": "0", "action": "step", "step": "1"})

@@ -184,6 +184,7 @@ def test_cache_keys_ignore_order_and_player(mnist_sample):
     assert len(counting.positions) == len(set(counting.positions)) == len(cache)
 
 
+@pytest.mark.slow
 def test_virtual_loss_batching_keeps_the_win_rate_of_the_plain_search(mnist_sample):
     images, labels, judge = mnist_sample
     games = table2_games(images, labels, pixels=4, seeds=1, precommit=[True])[::9]  # 80 games, lies vary

@@ -413,6 +413,7 @@ def test_the_demo_data_has_image_debates_ready_to_judge(db):
     assert people.status == Debate.LIVE and people.participants.get(seat="judge").user.username == "jules"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pixels", [6, 4])
 def test_the_stored_judges_accuracy_on_a_fixed_sample(pixels):
     from debates.pixel.judge_net import accuracy_on_random_masks

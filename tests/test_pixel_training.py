@@ -16,6 +16,7 @@ def weights(model):
     return {k: v.clone() for k, v in model.state_dict().items()}
 
 
+@pytest.mark.slow
 def test_a_stopped_run_resumes_to_the_same_weights_as_an_unbroken_one(tmp_path):
     images, labels = tiny_mnist()
     run = TrainingRun(pixels=4, batches=6, batch_size=16, checkpoint_every=3)

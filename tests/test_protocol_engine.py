@@ -144,6 +144,7 @@ def check_accepted(engine, action, events, kind_before, round_before, answer_cou
         assert events[-1].data == {"round": engine.round_index, "kind": protocol.rounds[engine.round_index]}
 
 
+@pytest.mark.slow
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(protocol=protocols(), answer_count=st.integers(2, 4), data=st.data())
 def test_nobody_acts_out_of_turn_and_a_refused_action_changes_nothing(protocol, answer_count, data):
@@ -151,6 +152,7 @@ def test_nobody_acts_out_of_turn_and_a_refused_action_changes_nothing(protocol, 
     drive(engine, data, answer_count, steps=data.draw(st.integers(0, 40)))
 
 
+@pytest.mark.slow
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(protocol=protocols(), answer_count=st.integers(2, 4), data=st.data())
 def test_the_engine_replayed_from_its_accepted_actions_reaches_the_same_state(protocol, answer_count, data):
@@ -160,6 +162,7 @@ def test_the_engine_replayed_from_its_accepted_actions_reaches_the_same_state(pr
     assert state_of(replayed) == state_of(engine)
 
 
+@pytest.mark.slow
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(protocol=protocols(), answer_count=st.integers(2, 4), data=st.data())
 def test_an_engine_restored_from_its_stored_state_equals_the_replay_and_goes_on_alike(protocol, answer_count, data):
@@ -184,6 +187,7 @@ def test_an_engine_restored_from_its_stored_state_equals_the_replay_and_goes_on_
         assert restored.to_state() == engine.to_state()
 
 
+@pytest.mark.slow
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(protocol=protocols(), answer_count=st.integers(2, 4), data=st.data())
 def test_simultaneous_speeches_stay_sealed_until_the_last_one_is_in(protocol, answer_count, data):

@@ -332,6 +332,7 @@ def tournaments(draw):
     return winners, losers, ties
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(tournaments(), st.sampled_from([0.01, 0.1, 1.0]))
 def test_bradley_terry_matches_a_scipy_fit_of_the_same_likelihood(tournament, prior):

@@ -1,7 +1,6 @@
 // The debate room: one page for debaters, the judge and observers, driven by the role-filtered
-// state JSON. The server numbers every event; this client keeps the last number it applied,
-// ignores repeats, asks for a resync on a gap, reconnects with backoff and re-sends every
-// action (each with its own client_id) until the server acknowledges it.
+// state JSON. The connection (event numbers, resync, reconnects, re-sending unacknowledged
+// actions) is room-connection.js; this file renders what it delivers and sends what people write.
 import {
   ROUND_NAMES, applyEvent, capitalise, describeTurn, isMyTurn, lastFeedbackPercents, sealedSpeeches, seatName,
 } from "./debate-state.js";
@@ -11,6 +10,7 @@ import {
 } from "./debate-state.js";
 import { bindSliders, leaders, splitEvenly } from "./probability-sliders.js";
 import { mountPixelBoard } from "./pixel-board.js";
+import { RoomConnection } from "./room-connection.js";
 
 const root = document.getElementById("room");
 const $ = (selector) => root.querySelector(selector);
@@ -18,23 +18,11 @@ const debateId = root.dataset.debate;
 const mayStart = root.dataset.mayStart === "1";
 
 let state = JSON.parse(document.getElementById("debate-state").textContent);
-let lastSeq = state.seq;
-let socket = null;
-let attempts = 0;
-let reconnectTimer = null;
-let syncRequested = false;
-let lastHeard = Date.now();
-let gaveUp = false;
-let ownLastSpeech = null; // {text, private_note} of this client's last acknowledged speech
-const pending = new Map(); // client_id -> message not yet acknowledged
 const seenTurns = new WeakSet();
 let pixelBoard = null; // image debates: the board (mounted at the end of this file)
+let ownLastSpeech = null; // {text, private_note} of this client's last acknowledged speech
 const aiProgress = new Map(); // AI turns being written: aiKey -> entry (debate-state.js)
 const aiItems = new Map(); // aiKey -> its placeholder <li> in the transcript
-
-const PING_EVERY_MS = 10000;
-const SILENCE_LIMIT_MS = 50000;
-const MAX_BACKOFF_MS = 15000;
 
 // ---------------------------------------------------------------- connection
 
@@ -43,98 +31,52 @@ function socketUrl() {
   return `${scheme}//${location.host}/ws/debates/${debateId}/`;
 }
 
-function connect() {
-  clearTimeout(reconnectTimer);
-  if (gaveUp) return;
-  setConnection("connecting", attempts ? "Reconnecting…" : "Connecting…");
-  const ws = new WebSocket(socketUrl());
-  socket = ws;
-  // A socket that has been replaced may still report; only the current one counts.
-  ws.addEventListener("open", () => {
-    if (ws !== socket) return;
-    lastHeard = Date.now();
-    // The server sends the full state first; anything not yet acknowledged goes again
-    // (the server recognises a repeated client_id and does not act twice).
-    for (const message of pending.values()) ws.send(JSON.stringify(message));
-  });
-  ws.addEventListener("message", (event) => {
-    if (ws !== socket) return;
-    lastHeard = Date.now();
-    let frame;
-    try { frame = JSON.parse(event.data); } catch { return; }
-    receive(frame);
-  });
-  ws.addEventListener("close", (event) => {
-    if (ws !== socket) return;
-    socket = null;
-    if (event.code === 4403) {
-      gaveUp = true;
-      setConnection("closed", "No access");
-      showError("You no longer have access to this debate.");
-      return;
-    }
-    scheduleReconnect();
-  });
-}
+const connection = new RoomConnection({
+  openSocket: () => new WebSocket(socketUrl()),
+  seq: state.seq,
+  onState: receiveState,
+  onEvent: receiveEvent,
+  onAck: acknowledged,
+  onRefused: refused,
+  onFrame: receive,
+  onStatus: showConnection,
+  onNoAccess: () => showError("You no longer have access to this debate."),
+});
+const send = (message) => connection.send(message);
 
-function scheduleReconnect() {
-  const delay = Math.min(MAX_BACKOFF_MS, 500 * 2 ** attempts) * (0.75 + Math.random() / 2);
-  attempts += 1;
-  setConnection("retrying", `Offline, retrying in ${Math.ceil(delay / 1000)} s`);
-  clearTimeout(reconnectTimer);
-  reconnectTimer = setTimeout(connect, delay);
-}
-
-function reconnectNow() {
-  if (socket && socket.readyState <= WebSocket.OPEN) return;
-  attempts = 0;
-  connect();
-}
-
-function transmit(message) {
-  if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
-}
-
-function setConnection(kind, text) {
+function showConnection(kind, { attempts = 0, delayMs = 0 }) {
   const el = $("[data-conn]");
   el.className = `conn ${kind}`;
-  el.textContent = text;
+  el.textContent = {
+    connecting: attempts ? "Reconnecting…" : "Connecting…",
+    retrying: `Offline, retrying in ${Math.ceil(delayMs / 1000)} s`,
+    open: "Connected",
+    closed: "No access",
+  }[kind];
 }
 
-setInterval(() => {
-  if (!socket || socket.readyState !== WebSocket.OPEN) return;
-  if (Date.now() - lastHeard > SILENCE_LIMIT_MS) { socket.close(); return; }
-  transmit({ type: "ping" });
-}, PING_EVERY_MS);
-window.addEventListener("online", reconnectNow);
-document.addEventListener("visibilitychange", () => { if (document.visibilityState === "visible") reconnectNow(); });
+window.addEventListener("online", () => connection.reconnectNow());
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "visible") connection.reconnectNow();
+});
 
 // ---------------------------------------------------------------- frames from the server
 
+function receiveState(frame) {
+  state = frame;
+  render({ freshState: true });
+}
+
+function receiveEvent(frame) {
+  const said = applyEvent(state, frame, ownLastSpeech);
+  if (frame.kind === "ai_turn_failed") applyAiFrame(aiProgress, { ...frame.data, type: "ai_turn_failed" });
+  if (said) announce(said);
+  render({ freshState: false });
+}
+
+// Frames other than the state, events, acknowledgements, errors and pongs.
 function receive(frame) {
-  // Other frames carry the last sequence number the server has sent on this connection: a
-  // higher one than ours means an event went missing, even when no later event follows.
-  if (frame.type !== "event" && frame.type !== "state" && Number.isInteger(frame.seq) && frame.seq > lastSeq) {
-    requestSync();
-  }
   switch (frame.type) {
-    case "state":
-      state = frame;
-      lastSeq = frame.seq;
-      syncRequested = false;
-      attempts = 0;
-      setConnection("open", "Connected");
-      render({ freshState: true });
-      break;
-    case "event":
-      receiveEvent(frame);
-      break;
-    case "ack":
-      acknowledged(frame.client_id);
-      break;
-    case "error":
-      refused(frame);
-      break;
     case "presence":
       for (const seat of state.seats) seat.online = frame.seats.includes(seat.seat);
       renderSeats();
@@ -145,9 +87,6 @@ function receive(frame) {
     case "ai_turn_failed":
       receiveAiFrame(frame);
       break;
-    case "pong": // the debate's latest event, as the server knows it: ask for anything we lack
-      if (Number.isInteger(frame.latest) && frame.latest > lastSeq) requestSync();
-      break;
     case "ai_turn_withdrawn": // an attempt that failed or is restarted: its streamed text is void
       aiProgress.delete(aiKey(frame.seat, frame.round));
       renderTranscript(false);
@@ -157,45 +96,9 @@ function receive(frame) {
   }
 }
 
-function receiveEvent(frame) {
-  if (frame.seq <= lastSeq) return; // already applied
-  if (frame.seq > lastSeq + 1) { // missed something: ask for it again, apply nothing out of order
-    requestSync();
-    return;
-  }
-  syncRequested = false;
-  const said = applyEvent(state, frame, ownLastSpeech);
-  lastSeq = frame.seq;
-  if (frame.kind === "ai_turn_failed") applyAiFrame(aiProgress, { ...frame.data, type: "ai_turn_failed" });
-  if (said) announce(said);
-  render({ freshState: false });
-}
-
-function requestSync() {
-  if (syncRequested) return;
-  syncRequested = true;
-  transmit({ type: "sync", after: lastSeq });
-}
-
 // ---------------------------------------------------------------- actions
 
-function newClientId() {
-  if (crypto.randomUUID) return crypto.randomUUID();
-  // Plain-HTTP pages on another host have no randomUUID.
-  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-function send(message) {
-  message.client_id = newClientId();
-  pending.set(message.client_id, message);
-  transmit(message);
-  return message.client_id;
-}
-
-function acknowledged(clientId) {
-  const message = pending.get(clientId);
-  if (!message) return;
-  pending.delete(clientId);
+function acknowledged(message) {
   if (message.type === "speech") {
     ownLastSpeech = { text: message.text, private_note: message.private_note };
     if (speech.text.value === message.text) { // unless the debater has started the next one already
@@ -211,15 +114,9 @@ function acknowledged(clientId) {
   renderComposers();
 }
 
-function refused(frame) {
-  const message = frame.client_id ? pending.get(frame.client_id) : null;
-  if (frame.client_id) pending.delete(frame.client_id);
+function refused(frame, message) {
   showError(frame.message || "The server refused that.", message ? message.type : null);
   renderComposers();
-}
-
-function pendingOf(type) {
-  return Array.from(pending.values()).some((m) => m.type === type);
 }
 
 // ---------------------------------------------------------------- rendering
@@ -530,13 +427,13 @@ function renderSpeechComposer() {
   const limit = state.protocol.char_limit;
   speech.counter.textContent = `${length} / ${limit}`;
   speech.counter.classList.toggle("over", length > limit);
-  const sending = pendingOf("speech");
+  const sending = connection.isPending("speech");
   const mine = isMyTurn(state);
   const filled = speech.text.value.trim().length > 0;
   speech.send.disabled = !mine || sending || !filled || length > limit;
   speech.send.textContent = sending ? "Sending…" : "Send speech";
   let hint = "";
-  if (sending) hint = socket && socket.readyState === WebSocket.OPEN ? "Sending your speech…" : "Offline: your speech will be sent when the connection is back.";
+  if (sending) hint = connection.isOpen() ? "Sending your speech…" : "Offline: your speech will be sent when the connection is back.";
   else if (!mine && sealedSpeeches(state).some((t) => t.seat === state.my_seat)) hint = "Your speech is in. You can draft the next one.";
   else if (!mine) hint = "Not your turn yet. You can draft now and send when it is.";
   else if (length > limit) hint = `Shorten your speech by ${length - limit} characters.`;
@@ -566,7 +463,7 @@ if (speech) {
     if (charCount(text) > state.protocol.char_limit) {
       return showError(`A speech may have at most ${state.protocol.char_limit} characters.`, "speech");
     }
-    if (pendingOf("speech")) return;
+    if (connection.isPending("speech")) return;
     send({ type: "speech", text, private_note: speech.note.value, ...(pixelBoard ? pixelBoard.claims() : {}) });
     renderSpeechComposer();
   });
@@ -651,7 +548,7 @@ function renderFeedbackForm() {
   const length = charCount(feedback.comment.value);
   feedback.counter.textContent = `${length} / ${state.protocol.char_limit}`;
   feedback.counter.classList.toggle("over", length > state.protocol.char_limit);
-  const sending = pendingOf("feedback");
+  const sending = connection.isPending("feedback");
   feedback.send.disabled = sending || length > state.protocol.char_limit;
   feedback.send.textContent = sending ? "Sending…" : (feedback.end && feedback.end.checked ? "Send and end the debate" : "Send feedback");
   const values = feedback.sliders.values();
@@ -666,7 +563,7 @@ if (feedback) {
   feedbackForm.addEventListener("submit", (event) => {
     event.preventDefault();
     clearErrors();
-    if (pendingOf("feedback")) return;
+    if (connection.isPending("feedback")) return;
     if (!isMyTurn(state)) return showError("It is not your turn to give feedback.", "feedback");
     send({
       type: "feedback",
@@ -716,4 +613,4 @@ function drawHiddenImage() {
 pixelBoard = mountPixelBoard(root, { getState: () => state, send, draftText: () => (speech ? speech.text.value : "") });
 drawHiddenImage();
 render({ freshState: true });
-connect();
+connection.start();
