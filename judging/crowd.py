@@ -355,7 +355,35 @@ def judged_debates(participant: StudyParticipant, version: ExperimentVersion):
 
 def progress(participant: StudyParticipant) -> StudyParticipant:
     """Moves a qualified, waiting or judging participant on: seated in a debate that waits for a
-    judge, back to waiting once their verdict is in, completed after enough verdicts."""
+    judge, back to waiting once their verdict is in, completed after enough verdicts. When someone
+    joins or leaves the waiting room, the people in it hear so (tell_waiting_room)."""
+    before = participant.status
+    moved = _progress(participant)
+    if moved.status != before and WAITING_ROOM & {before, moved.status}:
+        tell_waiting_room(moved.experiment)
+    return moved
+
+
+WAITING_ROOM = {StudyParticipant.QUALIFIED, StudyParticipant.WAITING}
+
+
+def tell_waiting_room(experiment: Experiment) -> None:
+    """Sends everyone waiting for a debate the room as it is now (debates.live.notify_users): their
+    page shows it at once, and asks to be seated only when a debate waits for a judge."""
+    waiting = StudyParticipant.objects.filter(experiment=experiment, status__in=WAITING_ROOM)
+    user_ids = list(waiting.values_list("user_id", flat=True))
+    if user_ids:
+        room = waiting_room(experiment)
+        notices.waiting_room_changed(user_ids, room_text(room), room["open_debates"])
+
+
+def room_text(room: dict) -> str:
+    people = "1 person is" if room["waiting"] == 1 else f"{room['waiting']} people are"
+    debates = "1 debate" if room["open_debates"] == 1 else f"{room['open_debates']} debates"
+    return f"{people} waiting (the longest for {room['longest_wait']} s); {debates} waiting for a judge."
+
+
+def _progress(participant: StudyParticipant) -> StudyParticipant:
     version = study_version(participant.experiment)
     if version is None or participant.status not in (
         StudyParticipant.QUALIFIED,
@@ -452,6 +480,8 @@ def free_dropped_seats(version: ExperimentVersion, study: dict) -> int:
             Participant.objects.filter(pk__in=[s.pk for s in idle]).delete()
             _finish(participant, StudyParticipant.TIMED_OUT, "timed_out")
             freed += len(idle)
+    if freed:
+        tell_waiting_room(version.experiment)
     return freed
 
 
@@ -496,8 +526,13 @@ def offer_further_judgment(participant: StudyParticipant, version) -> Assignment
 
 def offer_offline_judging(participant: StudyParticipant, version) -> Assignment | None:
     """Instead of more waiting: judge a finished debate of the study from its transcript (step by
-    step), the least judged first. None when there is no debate they may judge."""
+    step), the least judged first. None when there is no debate they may judge, and when the study
+    asks for K judgments per debate (judges.per_debate > 1): the debates that still want one were
+    offered already (offer_further_judgment), and no debate gets more than K."""
     from . import offline
+
+    if (version.definition.get("judges") or {}).get("per_debate", 1) > 1:
+        return None
 
     finished = (
         Debate.objects.filter(experiment_version=version, status=Debate.COMPLETE)
@@ -519,6 +554,16 @@ def _waited_too_long(participant: StudyParticipant, study: dict) -> bool:
         and participant.status == StudyParticipant.WAITING
         and (timezone.now() - participant.status_changed_at).total_seconds() > limit
     )
+
+
+def seconds_to_wait_limit(participant: StudyParticipant) -> int | None:
+    """How long until a waiting participant passes the study's wait limit (their page asks then,
+    since no notice comes for it); None when nothing is due."""
+    limit = study_settings(study_version(participant.experiment))["wait_limit_seconds"]
+    if limit is None or participant.status != StudyParticipant.WAITING:
+        return None
+    waited = (timezone.now() - participant.status_changed_at).total_seconds()
+    return max(0, math.ceil(limit - waited))
 
 
 def waiting_room(experiment: Experiment) -> dict:
@@ -563,6 +608,7 @@ def seat_judge(participant: StudyParticipant, version: ExperimentVersion) -> Deb
             user,
             participant.experiment.name,
             settings.DEBATELAB_SITE_URL + reverse("study", args=[participant.experiment_id]),
+            debate.pk,
         )
         return debate
     return None
@@ -612,7 +658,12 @@ def _finish(participant: StudyParticipant, status: str, outcome: str) -> StudyPa
 def finish(participant: StudyParticipant, status: str, outcome: str) -> StudyParticipant:
     """A researcher's or the platform's decision to end someone's study (returned, timed out, screened out)."""
     with transaction.atomic():
-        return _finish(_locked(participant), status, outcome)
+        locked = _locked(participant)
+        was_waiting = locked.status in WAITING_ROOM
+        finished = _finish(locked, status, outcome)
+    if was_waiting:
+        tell_waiting_room(finished.experiment)
+    return finished
 
 
 def bonus_for(participant: StudyParticipant, study: dict) -> Decimal:
