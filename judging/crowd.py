@@ -411,6 +411,8 @@ def _progress(participant: StudyParticipant) -> StudyParticipant:
     if _enough_verdicts(participant, study):
         with transaction.atomic():
             locked = _locked(participant)
+            if locked.status in StudyParticipant.FINISHED:  # a second tab's request finished it meanwhile
+                return locked
             if survey_due(locked, study):  # the survey page comes next; completing waits for it
                 if locked.status != StudyParticipant.JUDGING:
                     _move(locked, StudyParticipant.JUDGING)
