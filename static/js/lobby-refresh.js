@@ -55,6 +55,7 @@ function refresh() {
 
 function onNotice(notice) {
   if (notice.kind === "debate_ended") notify("The debate has ended", "Open DebateLab to see it.");
+  else if (notice.kind === "seated") notify("You can judge now", "A debate is ready for you.");
   refresh();
 }
 
