@@ -225,3 +225,33 @@ def free_the_first_seat(first, version) -> int:
 
     StudyParticipant.objects.filter(pk=first.pk).update(status_changed_at=first.status_changed_at.replace(year=2000))
     return crowd.free_dropped_seats(version, crowd.study_settings(version))
+
+
+def test_the_lobby_shows_a_new_debate_and_your_turn_at_once(chromium_path, daphne_server, make_user, question):
+    """The lobby listens on the person's own websocket: a debate created and started for them shows
+    up with its "Your turn" badge and tab title within seconds, not at its 30 s fallback poll."""
+    from playwright.sync_api import expect
+
+    from tests.test_browser import sign_in
+    from tests.test_browser_pixel import in_thread
+
+    alice, bob = make_user("lobbyalice", "debater"), make_user("lobbybob", "debater")
+    with chromium() as browser:
+        page = sign_in(browser, daphne_server, "lobbyalice")
+        expect(page.locator("html[data-personal-socket=open]")).to_be_attached()
+        debate_id = in_thread(start_a_debate, question, alice, bob)
+        item = page.locator(".debate-item", has_text=f"Debate {debate_id}")
+        expect(item.locator(".pill.turn")).to_have_text("Your turn", timeout=8_000)
+        expect(page).to_have_title(re.compile(r"^\(!\) Your turn"))
+        shoot(page, "lobby-live-your-turn.png")
+        page.context.close()
+
+
+def start_a_debate(question, first, second) -> int:
+    from debates import live, services
+    from debates.protocol import Protocol
+
+    debate = services.create_debate(question, Protocol(rounds=("sequential",)), {"A": (first, 0), "B": (second, 1)},
+                                    answer_order=[0, 1])
+    live.publish(debate.pk, services.start_debate(debate.pk))
+    return debate.pk
