@@ -273,3 +273,8 @@ def test_hidden_time_and_the_judges_quality_are_in_every_format(db, make_user, t
     assert rows[str(own["verdict_id"])]["excluded"] == "true" and rows[str(checked["verdict_id"])]["gold_check"] == "true"
     table = counts["parquet_table"].to_pylist()
     assert {r["verdict_id"]: r["quality"] for r in table} == {r["verdict_id"]: r["quality"] for r in counts["records"]}
+    # The hidden time comes back on re-import (the quality figures belong to the study, not the verdict).
+    line = next(raw for raw in (tmp_path / "jsonl" / export.JSONL_NAME).read_bytes().splitlines()
+                if json.loads(raw)["verdict_id"] == own["verdict_id"])
+    import_dataset([line], owner=owner)
+    assert Verdict.objects.exclude(pk=own["verdict_id"]).filter(hidden_seconds=12.5).count() == 1
