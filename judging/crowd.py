@@ -359,7 +359,9 @@ def progress(participant: StudyParticipant) -> StudyParticipant:
     joins or leaves the waiting room, the people in it hear so (tell_waiting_room)."""
     before = participant.status
     moved = _progress(participant)
-    if moved.status != before and WAITING_ROOM & {before, moved.status}:
+    # Joining or leaving the room changes it; a judge moving on may have left a finished debate
+    # that wants further judgments.
+    if moved.status != before and (WAITING_ROOM & {before, moved.status} or before == StudyParticipant.JUDGING):
         tell_waiting_room(moved.experiment)
     return moved
 
@@ -369,12 +371,15 @@ WAITING_ROOM = {StudyParticipant.QUALIFIED, StudyParticipant.WAITING}
 
 def tell_waiting_room(experiment: Experiment) -> None:
     """Sends everyone waiting for a debate the room as it is now (debates.live.notify_users): their
-    page shows it at once, and asks to be seated only when a debate waits for a judge."""
+    page shows it at once, and asks to be seated only when there is work (a debate waiting for its
+    judge, or a finished one wanting a further judgment)."""
     waiting = StudyParticipant.objects.filter(experiment=experiment, status__in=WAITING_ROOM)
     user_ids = list(waiting.values_list("user_id", flat=True))
     if user_ids:
         room = waiting_room(experiment)
-        notices.waiting_room_changed(user_ids, room_text(room), room["open_debates"])
+        version = study_version(experiment)
+        work = room["open_debates"] + (wanting_further_judgments(version).count() if version else 0)
+        notices.waiting_room_changed(user_ids, room_text(room), work)
 
 
 def room_text(room: dict) -> str:
@@ -418,15 +423,15 @@ def _progress(participant: StudyParticipant) -> StudyParticipant:
                     _move(locked, StudyParticipant.JUDGING)
                 return locked
             return _finish(locked, StudyParticipant.COMPLETED, "completed")
-    if _waited_too_long(participant, study):
+    free_dropped_seats(version, study)
+    debate = seat_judge(participant, version) or offer_further_judgment(participant, version)
+    if debate is None and _waited_too_long(participant, study):  # never released while work waits
         if study["on_wait_limit"] == "offline" and offer_offline_judging(participant, version):
             with transaction.atomic():
                 _move(_locked(participant), StudyParticipant.JUDGING)
             participant.refresh_from_db()
             return participant
         return finish(participant, StudyParticipant.TIMED_OUT, "timed_out")
-    free_dropped_seats(version, study)
-    debate = seat_judge(participant, version) or offer_further_judgment(participant, version)
     wanted = StudyParticipant.JUDGING if debate else StudyParticipant.WAITING
     with transaction.atomic():
         locked = _locked(participant)
@@ -498,23 +503,35 @@ def open_offline_assignment(participant: StudyParticipant, version):
     )
 
 
+def further_judgments(version) -> tuple[str, int]:
+    """(how further judgments are made: an offline mode or "none", K: judgments wanted per debate)."""
+    judges = version.definition.get("judges") or {}
+    return judges.get("offline", "none"), judges.get("per_debate", 1)
+
+
+def wanting_further_judgments(version):
+    """The finished debates of the version that still want an offline judgment, least judged first."""
+    from . import offline
+
+    mode, per_debate = further_judgments(version)
+    if mode not in offline.MODES or per_debate <= 1:
+        return Debate.objects.none()
+    return (
+        Debate.objects.filter(experiment_version=version, status=Debate.COMPLETE)
+        .annotate(assigned=Count("offline_assignments", distinct=True))
+        .filter(assigned__lt=per_debate - 1)
+        .order_by("assigned", "id")
+    )
+
+
 def offer_further_judgment(participant: StudyParticipant, version) -> Assignment | None:
     """A finished debate of the study that still wants judgments (judges.per_debate, the live judge
     counting as one), judged offline as judges.offline says. The debate's row is locked while its
     judgments are counted and one is added, so racing participants never exceed the number."""
     from . import offline
 
-    judges = version.definition.get("judges") or {}
-    mode, per_debate = judges.get("offline", "none"), judges.get("per_debate", 1)
-    if mode not in offline.MODES or per_debate <= 1:
-        return None
-    wanting = (
-        Debate.objects.filter(experiment_version=version, status=Debate.COMPLETE)
-        .annotate(assigned=Count("offline_assignments", distinct=True))
-        .filter(assigned__lt=per_debate - 1)
-        .order_by("assigned", "id")
-    )
-    for candidate in wanting[:50]:
+    mode, per_debate = further_judgments(version)
+    for candidate in wanting_further_judgments(version)[:50]:
         with transaction.atomic():
             debate = Debate.objects.select_for_update().get(pk=candidate.pk)
             if debate.offline_assignments.count() >= per_debate - 1:
@@ -533,7 +550,7 @@ def offer_offline_judging(participant: StudyParticipant, version) -> Assignment 
     offered already (offer_further_judgment), and no debate gets more than K."""
     from . import offline
 
-    if (version.definition.get("judges") or {}).get("per_debate", 1) > 1:
+    if further_judgments(version)[1] > 1:
         return None
 
     finished = (

@@ -64,8 +64,9 @@ def assign(debate_id: int, judge, mode: str = Assignment.STEPWISE) -> Assignment
         if refusal:
             raise refusal
         first_step = 1 if mode == Assignment.STEPWISE and step_count(debate) else 0
-        live.notify_users([judge.pk], {"kind": "lobby", "debate": debate.pk})  # the lobby lists it
-        return Assignment.objects.create(debate=debate, judge=judge, mode=mode, position=first_step)
+        assignment = Assignment.objects.create(debate=debate, judge=judge, mode=mode, position=first_step)
+        live.notify_users([judge.pk], {"kind": "lobby", "debate": debate.pk})  # their lobby lists it
+        return assignment
 
 
 def assign_offline_judges(debate_id: int) -> list[Assignment]:

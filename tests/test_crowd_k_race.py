@@ -123,3 +123,15 @@ def test_racing_judges_get_exactly_k_judgments_per_debate_and_never_their_own_qu
     assert assignments.count() == 2 * (k - 1)
     assert set(StudyParticipant.objects.filter(pk__in=[p.pk for p in waiting]).values_list("status", flat=True)) == {
         "timed_out"}
+
+
+def test_nobody_is_released_at_the_wait_limit_while_a_debate_wants_their_judgment(make_user):
+    study = make_study(make_user, questions=1, per_debate=2)
+    live_judge, late = qualified(study, 2)
+    assert crowd.progress(live_judge).status == "judging"
+    assert crowd.progress(late).status == "waiting"
+    finish_with_verdict(Debate.objects.get(experiment_version__experiment=study))
+    StudyParticipant.objects.filter(pk=late.pk).update(status_changed_at=timezone.now() - timedelta(minutes=2))
+    late.refresh_from_db()
+    assert crowd.progress(late).status == "judging"  # the further judgment, not the timed_out code
+    assert Assignment.objects.filter(judge=late.user).count() == 1

@@ -237,3 +237,40 @@ def release_and_reseat(first, second):
     Participant.objects.filter(seat="judge", user=first.user).delete()
     crowd.finish(first, "returned", "returned")
     crowd.progress(second)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_waiting_room_hears_of_a_finished_debate_that_wants_a_further_judgment(make_user, fresh_channel_layer):
+    owner = make_user("kim", "researcher")
+    make_user("pdeb1", "debater")
+    make_user("pdeb2", "debater")
+    dataset_questions("pushed-unit", 1, text="Only question?")
+    study = started_study(owner, STUDY.replace("judges:\n  kind: human\n",
+                                               "judges:\n  kind: human\n  per_debate: 2\n  offline: all_at_once\n"))
+
+    def arrive(pid):
+        participant = crowd.enter(study, crowd.Entry("prolific", pid))
+        return crowd.progress(crowd.skip_empty_steps(participant, crowd.study_settings(crowd.study_version(study))))
+
+    live_judge, waiting = arrive("LIVE"), arrive("NEXT")
+    assert (live_judge.status, waiting.status) == ("judging", "waiting")
+    waiting_user = waiting.user
+
+    def verdict_and_return(participant):
+        from judging.services import submit_verdict
+
+        debate = Debate.objects.get(participants__seat="judge", participants__user=participant.user)
+        play_to_the_end_from_live(debate)
+        submit_verdict(debate.pk, participant.user, [0.7, 0.3], "Judged.")
+        return crowd.progress(participant).status  # the judge's study page, after the verdict
+
+    async def scenario():
+        socket = await personal_socket(waiting_user)
+        await socket.receive_json_from(timeout=5)
+        moved_on = await database_sync_to_async(verdict_and_return)(live_judge)
+        room = await notice(socket, "room")
+        await socket.disconnect()
+        return moved_on, room
+
+    moved_on, room = async_to_sync(scenario)()
+    assert moved_on == "completed" and room["open_debates"] == 1  # the waiting page asks to be seated
