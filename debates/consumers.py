@@ -247,3 +247,44 @@ def action_fields(message: dict) -> dict:
         fields["probabilities"] = message.get("probabilities")
         fields["end_debate"] = message.get("end_debate") is True
     return fields
+
+
+class PersonalConsumer(AsyncJsonWebsocketConsumer):
+    """/ws/me/: one signed-in person's notices (debates.notices, judging.notices): seated as a judge,
+    their turn, a debate of theirs ended, their lobby or waiting room changed. The pages that listen
+    (the lobby, the study's waiting room) fetch what changed over HTTP, so a lost notice costs only
+    a delay: while the socket is down they poll slowly. No database work: the user is resolved by
+    the middleware and notices arrive through the person's group (debates.live.notify_users)."""
+
+    group = None
+    dispatch = DebateConsumer.dispatch  # no hop to Channels' database thread: this consumer never reads it
+
+    async def connect(self):
+        user = self.scope["user"]
+        await self.accept()
+        if not user.is_authenticated:
+            await self.close(code=4403)  # accepted first so the page can read the code (see DebateConsumer)
+            return
+        try:
+            await self.channel_layer.group_add(live.user_group_name(user.pk), self.channel_name)
+        except Exception:  # noqa: BLE001 - without the layer no notice can come: the page falls back to polling
+            await self.close(code=4503)
+            return
+        self.group = live.user_group_name(user.pk)
+        await self.send_json({"type": "hello"})
+
+    async def disconnect(self, code):
+        if self.group is None:
+            return
+        try:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+        except Exception:  # noqa: BLE001 - the layer forgets a closed channel by itself
+            pass
+
+    async def receive(self, text_data=None, bytes_data=None):
+        """Pings keep the connection's path through proxies open; anything else is ignored."""
+        if text_data is not None and parse_message(text_data) == {"type": "ping"}:
+            await self.send_json({"type": "pong"})
+
+    async def person_notice(self, message):
+        await self.send_json(dict(message["notice"], type="notice"))

@@ -28,6 +28,11 @@ def experiment_group_name(experiment_id: int) -> str:
     return f"experiment-{experiment_id}"
 
 
+def user_group_name(user_id: int) -> str:
+    """Every open /ws/me/ socket of one person (debates.consumers.PersonalConsumer)."""
+    return f"user-{user_id}"
+
+
 def events_message(events) -> dict:
     """The group message announcing saved events (DebateEvent rows of one debate, in order): each
     event's frames, already JSON, and which audience gets which."""
@@ -87,6 +92,20 @@ def notify_experiment(debate_id: int) -> None:
 
 def notify_experiment_id(experiment_id: int) -> None:
     _send_now(experiment_group_name(experiment_id), {"type": "experiment.changed", "at": time.time()})
+
+
+def notify_users(user_ids, notice: dict) -> None:
+    """Puts a notice ({"kind": ..., ...}) on each person's own sockets once the transaction commits
+    (at once outside one). A hint like every announcement: the pages it wakes read what changed from
+    the server, and poll slowly while their socket is down."""
+    user_ids = sorted({user_id for user_id in user_ids if user_id is not None})
+    if user_ids:
+        transaction.on_commit(lambda: async_to_sync(_send_notices)(user_ids, notice))
+
+
+async def _send_notices(user_ids: list[int], notice: dict) -> None:
+    for user_id in user_ids:
+        await _asend(user_group_name(user_id), {"type": "person.notice", "notice": notice})
 
 
 def publish_ephemeral(debate_id: int, message: dict) -> None:

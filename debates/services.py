@@ -8,7 +8,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from . import background, quotes, signals
+from . import background, notices, quotes, signals
 from .models import Debate, DebateEvent, Participant, Question, Turn
 from .pixel.board import SIDE
 from .protocol import JUDGE, JUDGE_FEEDBACK, SIMULTANEOUS, Action, Event, Protocol, Refused
@@ -79,6 +79,7 @@ def create_debate(question: Question, protocol: Protocol, debaters: dict, judge=
             Participant.objects.create(debate=debate, seat=JUDGE, user=judge)
         for user in observers:
             Participant.objects.create(debate=debate, seat=Participant.OBSERVER, user=user)
+        notices.tell_lobby_changed(debate, [user.pk for user in people])
     return debate
 
 
@@ -92,6 +93,8 @@ def start_debate(debate_id: int) -> list[DebateEvent]:
         engine = debate.engine()
         _set_deadline(debate, engine)
         _schedule_agent_turns(debate, engine, newly_expected=engine.expected_seats())
+        notices.tell_lobby_changed(debate, debate.participants.exclude(user=None).values_list("user_id", flat=True))
+        _tell_people_whose_turn(debate, engine.expected_seats())
         return record_events(debate, [Event("debate_started", "all", {}), _turn_state(debate, engine)])
 
 
@@ -224,6 +227,7 @@ def _apply(debate: Debate, action: Action, author, client_id="", private_note=""
         debate.ended_at = timezone.now()
         debate.turn_deadline = None
         transaction.on_commit(lambda: signals.announce_finished(Debate, debate.pk))
+        notices.after_commit(notices.tell_debate_ended, debate.pk)
     elif not (kind_before == SIMULTANEOUS and engine.round_index == round_before):
         _set_deadline(debate, engine)
     client_events = [_for_clients(debate, _with_quote_status(debate, e, turn)) for e in events]
@@ -231,6 +235,8 @@ def _apply(debate: Debate, action: Action, author, client_id="", private_note=""
     newly_expected = [s for s in engine.expected_seats()
                       if engine.round_index != round_before or s not in expected_before]
     _schedule_agent_turns(debate, engine, newly_expected)
+    if not engine.finished:
+        _tell_people_whose_turn(debate, newly_expected)
     return turn, record_events(debate, client_events)
 
 
@@ -314,6 +320,13 @@ def _schedule_agent_turns(debate: Debate, engine, newly_expected) -> None:
         background.dispatch("debates.tasks.run_ai_turn", debate.pk, seat, round_index)
     if JUDGE in ai_seats:  # AI judges are judging's: it listens for this
         transaction.on_commit(lambda: signals.announce_ai_judge_expected(Debate, debate.pk, round_index))
+
+
+def _tell_people_whose_turn(debate: Debate, newly_expected) -> None:
+    """People (not AI seats) whose turn has just started are told after the commit (debates.notices)."""
+    people = [p.seat for p in debate.participants.all() if p.seat in newly_expected and p.user_id and not p.agent]
+    if people:
+        notices.after_commit(notices.tell_whose_turn, debate.pk, people)
 
 
 def _for_clients(debate: Debate, event: Event) -> Event:

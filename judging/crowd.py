@@ -355,7 +355,40 @@ def judged_debates(participant: StudyParticipant, version: ExperimentVersion):
 
 def progress(participant: StudyParticipant) -> StudyParticipant:
     """Moves a qualified, waiting or judging participant on: seated in a debate that waits for a
-    judge, back to waiting once their verdict is in, completed after enough verdicts."""
+    judge, back to waiting once their verdict is in, completed after enough verdicts. When someone
+    joins or leaves the waiting room, the people in it hear so (tell_waiting_room)."""
+    before = participant.status
+    moved = _progress(participant)
+    # Joining or leaving the room changes it; a judge moving on may have left a finished debate
+    # that wants further judgments.
+    if moved.status != before and (WAITING_ROOM & {before, moved.status} or before == StudyParticipant.JUDGING):
+        tell_waiting_room(moved.experiment)
+    return moved
+
+
+WAITING_ROOM = {StudyParticipant.QUALIFIED, StudyParticipant.WAITING}
+
+
+def tell_waiting_room(experiment: Experiment) -> None:
+    """Sends everyone waiting for a debate the room as it is now (debates.live.notify_users): their
+    page shows it at once, and asks to be seated only when there is work (a debate waiting for its
+    judge, or a finished one wanting a further judgment)."""
+    waiting = StudyParticipant.objects.filter(experiment=experiment, status__in=WAITING_ROOM)
+    user_ids = list(waiting.values_list("user_id", flat=True))
+    if user_ids:
+        room = waiting_room(experiment)
+        version = study_version(experiment)
+        work = room["open_debates"] + (wanting_further_judgments(version).count() if version else 0)
+        notices.waiting_room_changed(user_ids, room_text(room), work)
+
+
+def room_text(room: dict) -> str:
+    people = "1 person is" if room["waiting"] == 1 else f"{room['waiting']} people are"
+    debates = "1 debate" if room["open_debates"] == 1 else f"{room['open_debates']} debates"
+    return f"{people} waiting (the longest for {room['longest_wait']} s); {debates} waiting for a judge."
+
+
+def _progress(participant: StudyParticipant) -> StudyParticipant:
     version = study_version(participant.experiment)
     if version is None or participant.status not in (
         StudyParticipant.QUALIFIED,
@@ -383,20 +416,22 @@ def progress(participant: StudyParticipant) -> StudyParticipant:
     if _enough_verdicts(participant, study):
         with transaction.atomic():
             locked = _locked(participant)
+            if locked.status in StudyParticipant.FINISHED:  # a second tab's request finished it meanwhile
+                return locked
             if survey_due(locked, study):  # the survey page comes next; completing waits for it
                 if locked.status != StudyParticipant.JUDGING:
                     _move(locked, StudyParticipant.JUDGING)
                 return locked
             return _finish(locked, StudyParticipant.COMPLETED, "completed")
-    if _waited_too_long(participant, study):
+    free_dropped_seats(version, study)
+    debate = seat_judge(participant, version) or offer_further_judgment(participant, version)
+    if debate is None and _waited_too_long(participant, study):  # never released while work waits
         if study["on_wait_limit"] == "offline" and offer_offline_judging(participant, version):
             with transaction.atomic():
                 _move(_locked(participant), StudyParticipant.JUDGING)
             participant.refresh_from_db()
             return participant
         return finish(participant, StudyParticipant.TIMED_OUT, "timed_out")
-    free_dropped_seats(version, study)
-    debate = seat_judge(participant, version) or offer_further_judgment(participant, version)
     wanted = StudyParticipant.JUDGING if debate else StudyParticipant.WAITING
     with transaction.atomic():
         locked = _locked(participant)
@@ -452,6 +487,8 @@ def free_dropped_seats(version: ExperimentVersion, study: dict) -> int:
             Participant.objects.filter(pk__in=[s.pk for s in idle]).delete()
             _finish(participant, StudyParticipant.TIMED_OUT, "timed_out")
             freed += len(idle)
+    if freed:
+        tell_waiting_room(version.experiment)
     return freed
 
 
@@ -466,23 +503,35 @@ def open_offline_assignment(participant: StudyParticipant, version):
     )
 
 
+def further_judgments(version) -> tuple[str, int]:
+    """(how further judgments are made: an offline mode or "none", K: judgments wanted per debate)."""
+    judges = version.definition.get("judges") or {}
+    return judges.get("offline", "none"), judges.get("per_debate", 1)
+
+
+def wanting_further_judgments(version):
+    """The finished debates of the version that still want an offline judgment, least judged first."""
+    from . import offline
+
+    mode, per_debate = further_judgments(version)
+    if mode not in offline.MODES or per_debate <= 1:
+        return Debate.objects.none()
+    return (
+        Debate.objects.filter(experiment_version=version, status=Debate.COMPLETE)
+        .annotate(assigned=Count("offline_assignments", distinct=True))
+        .filter(assigned__lt=per_debate - 1)
+        .order_by("assigned", "id")
+    )
+
+
 def offer_further_judgment(participant: StudyParticipant, version) -> Assignment | None:
     """A finished debate of the study that still wants judgments (judges.per_debate, the live judge
     counting as one), judged offline as judges.offline says. The debate's row is locked while its
     judgments are counted and one is added, so racing participants never exceed the number."""
     from . import offline
 
-    judges = version.definition.get("judges") or {}
-    mode, per_debate = judges.get("offline", "none"), judges.get("per_debate", 1)
-    if mode not in offline.MODES or per_debate <= 1:
-        return None
-    wanting = (
-        Debate.objects.filter(experiment_version=version, status=Debate.COMPLETE)
-        .annotate(assigned=Count("offline_assignments", distinct=True))
-        .filter(assigned__lt=per_debate - 1)
-        .order_by("assigned", "id")
-    )
-    for candidate in wanting[:50]:
+    mode, per_debate = further_judgments(version)
+    for candidate in wanting_further_judgments(version)[:50]:
         with transaction.atomic():
             debate = Debate.objects.select_for_update().get(pk=candidate.pk)
             if debate.offline_assignments.count() >= per_debate - 1:
@@ -496,8 +545,13 @@ def offer_further_judgment(participant: StudyParticipant, version) -> Assignment
 
 def offer_offline_judging(participant: StudyParticipant, version) -> Assignment | None:
     """Instead of more waiting: judge a finished debate of the study from its transcript (step by
-    step), the least judged first. None when there is no debate they may judge."""
+    step), the least judged first. None when there is no debate they may judge, and when the study
+    asks for K judgments per debate (judges.per_debate > 1): the debates that still want one were
+    offered already (offer_further_judgment), and no debate gets more than K."""
     from . import offline
+
+    if further_judgments(version)[1] > 1:
+        return None
 
     finished = (
         Debate.objects.filter(experiment_version=version, status=Debate.COMPLETE)
@@ -519,6 +573,16 @@ def _waited_too_long(participant: StudyParticipant, study: dict) -> bool:
         and participant.status == StudyParticipant.WAITING
         and (timezone.now() - participant.status_changed_at).total_seconds() > limit
     )
+
+
+def seconds_to_wait_limit(participant: StudyParticipant) -> int | None:
+    """How long until a waiting participant passes the study's wait limit (their page asks then,
+    since no notice comes for it); None when nothing is due."""
+    limit = study_settings(study_version(participant.experiment))["wait_limit_seconds"]
+    if limit is None or participant.status != StudyParticipant.WAITING:
+        return None
+    waited = (timezone.now() - participant.status_changed_at).total_seconds()
+    return max(0, math.ceil(limit - waited))
 
 
 def waiting_room(experiment: Experiment) -> dict:
@@ -563,6 +627,7 @@ def seat_judge(participant: StudyParticipant, version: ExperimentVersion) -> Deb
             user,
             participant.experiment.name,
             settings.DEBATELAB_SITE_URL + reverse("study", args=[participant.experiment_id]),
+            debate.pk,
         )
         return debate
     return None
@@ -612,7 +677,12 @@ def _finish(participant: StudyParticipant, status: str, outcome: str) -> StudyPa
 def finish(participant: StudyParticipant, status: str, outcome: str) -> StudyParticipant:
     """A researcher's or the platform's decision to end someone's study (returned, timed out, screened out)."""
     with transaction.atomic():
-        return _finish(_locked(participant), status, outcome)
+        locked = _locked(participant)
+        was_waiting = locked.status in WAITING_ROOM
+        finished = _finish(locked, status, outcome)
+    if was_waiting:
+        tell_waiting_room(finished.experiment)
+    return finished
 
 
 def bonus_for(participant: StudyParticipant, study: dict) -> Decimal:

@@ -1,34 +1,23 @@
-"""E-mail notices to people who gave an address (the console back-end prints them unless
-EMAIL_BACKEND names another). Pages give the same notices in the tab title and as browser
-notifications (static/js/notices.js)."""
+"""The study's notice: "you can judge now" when a participant is seated as a debate's judge, on
+their own sockets (which wake the waiting page and the lobby) and by e-mail when they gave an
+address. The e-mail and socket primitives, and the "your turn" and "the debate ended" notices, are
+debates.notices'; pages show all of them in the tab title and as browser notifications
+(static/js/notices.js)."""
 
-import logging
-
-from django.conf import settings
-from django.core.mail import send_mail
-from django.db import transaction
-
-log = logging.getLogger(__name__)
+from debates import live
+from debates.notices import email
 
 
-def email(user, subject: str, body: str) -> None:
-    """Sent after the transaction commits, so nobody is told of a seat that was rolled back; a mail
-    server that fails is logged and never breaks the page."""
-    if not getattr(user, "email", ""):
-        return
-
-    def send():
-        try:
-            send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [user.email])
-        except Exception:  # noqa: BLE001 - any mail failure is only logged
-            log.exception("could not e-mail %s", user.get_username())
-
-    transaction.on_commit(send)
-
-
-def you_can_judge_now(user, experiment_name: str, study_url: str) -> None:
+def you_can_judge_now(user, experiment_name: str, study_url: str, debate_id: int) -> None:
+    live.notify_users([user.pk], {"kind": "seated", "debate": debate_id})
     email(
         user,
         "You can judge now",
         f"A debate in “{experiment_name}” is ready for you to judge.\n\nOpen it here: {study_url}\n",
     )
+
+
+def waiting_room_changed(user_ids, room_text: str, open_debates: int) -> None:
+    """Who waits or which debates wait for a judge changed: open waiting pages show the room at once
+    and, when a debate waits for a judge, ask to be seated."""
+    live.notify_users(user_ids, {"kind": "room", "room_text": room_text, "open_debates": open_debates})

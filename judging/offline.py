@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from debates import snapshots
+from debates import live, snapshots
 from debates.models import JUDGE_ROLE, Debate, Participant
 from debates.protocol import JUDGE, Refused, validate_probabilities
 from debates.services import to_canonical
@@ -64,7 +64,9 @@ def assign(debate_id: int, judge, mode: str = Assignment.STEPWISE) -> Assignment
         if refusal:
             raise refusal
         first_step = 1 if mode == Assignment.STEPWISE and step_count(debate) else 0
-        return Assignment.objects.create(debate=debate, judge=judge, mode=mode, position=first_step)
+        assignment = Assignment.objects.create(debate=debate, judge=judge, mode=mode, position=first_step)
+        live.notify_users([judge.pk], {"kind": "lobby", "debate": debate.pk})  # their lobby lists it
+        return assignment
 
 
 def assign_offline_judges(debate_id: int) -> list[Assignment]:

@@ -16,7 +16,7 @@ from django.db import transaction
 from debates.importers.json_lines import json_lines
 from debates.models import Debate, Experiment, ExperimentVersion, Participant, Question, Turn
 
-from . import export, verdicts
+from . import export, quality, verdicts
 from .imported_accounts import imported_account
 
 REQUIRED = ("verdict_id", "debate_id", "question_id", "question", "participants", "turns", "probabilities",
@@ -184,6 +184,7 @@ class _Importer:
             client_id=record.get("client_id") or "", provenance=provenance,
             source_rule=verdicts.source_rule(provenance.get("tie_rule"), record["chosen_index"],
                                              record["correct"], record["score"], record.get("scoring_rule") or "log"))
+        verdict.hidden_seconds = quality.hidden_seconds(record.get("hidden_seconds"))
         verdict.save()
         self.timestamps.append((verdict, _when(record.get("verdict_created_at"), line, "verdict_created_at")))
         self.summary.verdicts += 1

@@ -93,14 +93,8 @@ def _step(request, participant, version):
     if study_settings["practice"]:
         context["practice_answer"] = study_settings["practice"]["answers"][study_settings["practice"]["correct"]]
     if participant.status in (StudyParticipant.QUALIFIED, StudyParticipant.WAITING):
-        context["room_text"] = room_text(crowd.waiting_room(participant.experiment))
+        context["room_text"] = crowd.room_text(crowd.waiting_room(participant.experiment))
     return render(request, "judging/study/step.html", context)
-
-
-def room_text(room: dict) -> str:
-    people = "1 person is" if room["waiting"] == 1 else f"{room['waiting']} people are"
-    debates = "1 debate" if room["open_debates"] == 1 else f"{room['open_debates']} debates"
-    return f"{people} waiting (the longest for {room['longest_wait']} s); {debates} waiting for a judge."
 
 
 @login_required
@@ -111,8 +105,9 @@ def study_status(request, experiment_id):
     return JsonResponse(
         {
             "status": participant.status,
-            "room_text": room_text(crowd.waiting_room(participant.experiment)),
+            "room_text": crowd.room_text(crowd.waiting_room(participant.experiment)),
             "waiting_since": participant.status_changed_at.isoformat(),
+            "check_in_seconds": crowd.seconds_to_wait_limit(participant),
         }
     )
 

@@ -1,6 +1,7 @@
 """Headless Chromium against a real daphne server: a Prolific participant follows the study link to
 the completion redirect (consent, quiz, practice, the debate room with its tab-title notice, the
-verdict, the answer and score, the survey), once at desktop width and once at phone width. The
+verdict, the answer and score, the survey), once at desktop width and once at phone width; a waiting
+room that moves on the moment a seat frees up (told on the person's own websocket). The
 redirect to app.prolific.com is caught in the browser (nothing leaves this machine). The analysis
 page's number tables fit at 1280 px. Screenshots go to test-artifacts/."""
 
@@ -165,3 +166,92 @@ def test_a_prolific_participant_goes_from_the_link_to_the_completion_redirect(ch
     assert [p.responses["survey"] for p in participants] == [{"clarity": 4, "comments": "Clear enough."}] * 2
     verdicts = Verdict.objects.filter(debate__experiment_version=version)
     assert verdicts.count() == 2 and all(v.hidden_seconds is not None for v in verdicts)
+
+
+LIVE_WAIT = """name: Browser waiting room
+dataset:
+  source: browser-wait
+protocols:
+  - name: direct
+    format: direct
+judges:
+  kind: human
+study:
+  platform: prolific
+  judge_timeout_seconds: 10
+"""
+
+
+def test_the_waiting_room_moves_on_the_moment_a_seat_frees_up(chromium_path, daphne_server, make_user):
+    """The waiting page listens on the person's own websocket (/ws/me/): when a dropped judge's seat
+    is freed (here by the server side of the test, as another participant's request would), the
+    page is told at once and takes its person to the debate, well before its 20 s fallback poll."""
+    from playwright.sync_api import expect
+
+    from debates.models import Debate, Participant
+    from judging import crowd
+    from tests.factories import dataset_questions, started_study
+    from tests.test_browser_pixel import in_thread
+
+    owner = make_user("waitres", "researcher")
+    dataset_questions("browser-wait", 1, text="Is the only statement true?", hidden_material="",
+                      public_material="The record says yes.")
+    study = started_study(owner, LIVE_WAIT)
+    version = crowd.study_version(study)
+    first = crowd.enter(study, crowd.Entry("prolific", "5f00000000000000000000a1"))
+    first = crowd.progress(crowd.skip_empty_steps(first, crowd.study_settings(version)))
+    assert first.status == "judging"
+
+    with chromium() as browser:
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        context.set_default_timeout(WAIT_MS)
+        page = context.new_page()
+        watch_errors(page, "waiting")
+        page.goto(f"{daphne_server}/study/{study.pk}/?PROLIFIC_PID=5f00000000000000000000a2&STUDY_ID=S&SESSION_ID=W")
+        expect(page.get_by_role("heading", name="Waiting for a debate to judge")).to_be_visible()
+        expect(page.locator("html[data-personal-socket=open]")).to_be_attached()
+        shoot(page, "crowd-waiting-live.png")
+        assert in_thread(free_the_first_seat, first, version) == 1
+        expect(page).to_have_title(re.compile(r"^\(!\) Your debate is ready"), timeout=8_000)
+        context.close()
+    debate = Debate.objects.get(experiment_version=version)
+    assert Participant.objects.get(debate=debate, seat="judge").user.username.endswith("5f00000000000000000000a2")
+
+
+def free_the_first_seat(first, version) -> int:
+    """The first judge was seated long ago and never connected: their seat is freed."""
+    from judging import crowd
+    from judging.models import StudyParticipant
+
+    StudyParticipant.objects.filter(pk=first.pk).update(status_changed_at=first.status_changed_at.replace(year=2000))
+    return crowd.free_dropped_seats(version, crowd.study_settings(version))
+
+
+def test_the_lobby_shows_a_new_debate_and_your_turn_at_once(chromium_path, daphne_server, make_user, question):
+    """The lobby listens on the person's own websocket: a debate created and started for them shows
+    up with its "Your turn" badge and tab title within seconds, not at its 30 s fallback poll."""
+    from playwright.sync_api import expect
+
+    from tests.test_browser import sign_in
+    from tests.test_browser_pixel import in_thread
+
+    alice, bob = make_user("lobbyalice", "debater"), make_user("lobbybob", "debater")
+    with chromium() as browser:
+        page = sign_in(browser, daphne_server, "lobbyalice")
+        expect(page.locator("html[data-personal-socket=open]")).to_be_attached()
+        debate_id = in_thread(start_a_debate, question, alice, bob)
+        item = page.locator(".debate-item", has_text=f"Debate {debate_id}")
+        expect(item.locator(".pill.turn")).to_have_text("Your turn", timeout=8_000)
+        expect(page).to_have_title(re.compile(r"^\(!\) Your turn"))
+        shoot(page, "lobby-live-your-turn.png")
+        page.context.close()
+
+
+def start_a_debate(question, first, second) -> int:
+    from debates import live, services
+    from debates.protocol import Protocol
+
+    debate = services.create_debate(question, Protocol(rounds=("sequential",)), {"A": (first, 0), "B": (second, 1)},
+                                    answer_order=[0, 1])
+    live.publish(debate.pk, services.start_debate(debate.pk))
+    return debate.pk

@@ -146,7 +146,8 @@ def test_datasheet_describes_every_field_and_the_counts(experiment, tmp_path):
     sheet = (tmp_path / export.DATASHEET_NAME).read_text()
     count = Verdict.objects.filter(debate__experiment_version__experiment=experiment).count()
     assert f"{count:,} verdicts" in sheet
-    for name in ("verdict_id", "turns[].quotes[].status", "question.hidden_material", "participants[].honest"):
+    for name in ("verdict_id", "turns[].quotes[].status", "question.hidden_material", "participants[].honest",
+                 "hidden_seconds", "quality.excluded", "quality.gold_check"):
         assert f"`{name}`" in sheet
     assert "Licence" in sheet and "CC-BY-4.0" in sheet and "pseudonyms" in sheet
     assert f"experiments: {experiment.pk}" in sheet and "counterbalancing seed 11" in sheet

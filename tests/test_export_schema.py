@@ -205,3 +205,76 @@ def test_khan_debates_export_in_every_format_and_validate(db, tmp_path):
     assert counts["jsonl"] == 3
     assert all(r["question"]["hidden_material"] for r in counts["records"])  # the shared story
     _booleans_are_words(counts["csv_tables"])
+
+
+QUALITY_STUDY = """name: Quality in the export
+dataset:
+  source: quality-unit
+protocols:
+  - name: debate
+    format: debate
+    rounds: [sequential]
+debaters:
+  kind: human
+  pool: [qdeb1, qdeb2]
+judges:
+  kind: human
+study:
+  platform: prolific
+  gold:
+    debates: [GOLD]
+    rate: 1
+"""
+
+
+@pytest.mark.postgresql
+def test_hidden_time_and_the_judges_quality_are_in_every_format(db, make_user, tmp_path):
+    """A screened-out crowd judge's study verdict (page hidden 12.5 s) and gold verdict carry the
+    quality figures; a judge outside any study has none. PostgreSQL's SQL and the Python records of
+    the embedded default agree."""
+    from debates import services
+    from judging import crowd, offline
+    from judging.models import Assignment, StudyParticipant
+    from judging.services import submit_verdict
+    from tests.factories import VerdictFactory, dataset_questions, started_study
+
+    gold = VerdictFactory().debate
+    owner = make_user("quinn", "researcher")
+    make_user("qdeb1", "debater")
+    make_user("qdeb2", "debater")
+    dataset_questions("quality-unit", 1, text="Only question?")
+    study = started_study(owner, QUALITY_STUDY.replace("GOLD", str(gold.pk)))
+    participant = crowd.enter(study, crowd.Entry("prolific", "QUALITY1"))
+    debate = crowd.seat_judge(participant, crowd.study_version(study))
+    for seat in ("A", "B"):  # seating the judge started it
+        services.submit_action(debate.pk, debate.participants.get(seat=seat).user, kind="speech", text="Argued.")
+    verdict, _ = submit_verdict(debate.pk, participant.user, [0.7, 0.3], "Judged.")
+    Verdict.objects.filter(pk=verdict.pk).update(hidden_seconds=12.5)
+    assignment = offline.assign(gold.pk, participant.user, Assignment.ALL_AT_ONCE)
+    right = gold.shown_answer_order().index(gold.question.correct_index)
+    offline.submit_offline_verdict(assignment.pk, participant.user, [0.2 if i == right else 0.8 for i in range(2)],
+                                   "Wrong on purpose.")
+    StudyParticipant.objects.filter(pk=participant.pk).update(
+        status="screened_out", outcome="failed_checks", quiz_attempts=2, responses={"practice": {"correct": False}})
+
+    counts = export_everything(tmp_path)  # validates every JSONL record against the JSON Schema
+    own = [r for r in counts["records"] if r["debate_id"] == debate.pk][0]
+    checked = [r for r in counts["records"] if r["debate_id"] == gold.pk and r["quality"] is not None][0]
+    outside = [r for r in counts["records"] if r["debate_id"] == gold.pk and r["quality"] is None]
+    expected = {"study_status": "screened_out", "study_outcome": "failed_checks", "excluded": True,
+                "gold_judged": 1, "gold_correct": 0, "practice_correct": False, "quiz_attempts": 2}
+    assert own["hidden_seconds"] == 12.5 and own["quality"] == dict(expected, gold_check=False)
+    assert checked["quality"] == dict(expected, gold_check=True) and checked["hidden_seconds"] is None
+    assert len(outside) == 1  # the gold debate's own live judge is in no study
+    python = {r["verdict_id"]: (r["hidden_seconds"], r["quality"]) for r in export.python_records(export.ExportOptions())}
+    assert python == {r["verdict_id"]: (r["hidden_seconds"], r["quality"]) for r in counts["records"]}
+    rows = {row["verdict_id"]: row for row in counts["csv_tables"]["judgments"]}
+    assert rows[str(own["verdict_id"])]["hidden_seconds"] == "12.5"
+    assert rows[str(own["verdict_id"])]["excluded"] == "true" and rows[str(checked["verdict_id"])]["gold_check"] == "true"
+    table = counts["parquet_table"].to_pylist()
+    assert {r["verdict_id"]: r["quality"] for r in table} == {r["verdict_id"]: r["quality"] for r in counts["records"]}
+    # The hidden time comes back on re-import (the quality figures belong to the study, not the verdict).
+    line = next(raw for raw in (tmp_path / "jsonl" / export.JSONL_NAME).read_bytes().splitlines()
+                if json.loads(raw)["verdict_id"] == own["verdict_id"])
+    import_dataset([line], owner=owner)
+    assert Verdict.objects.exclude(pk=own["verdict_id"]).filter(hidden_seconds=12.5).count() == 1

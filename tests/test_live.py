@@ -1,7 +1,9 @@
 """Live debates through a real daphne server with real websocket clients: a whole debate, sequence
 numbers, reconnects and catch-up, idempotent retries, presence, who may connect, bad input, and
 turn time limits acted on by a real Celery worker or by the in-process timer."""
+import json
 import math
+import time
 from datetime import datetime
 
 import pytest
@@ -398,3 +400,46 @@ def test_a_session_from_the_real_login_page_opens_the_websocket(room):
     state = alice.wait_for_type("state")
     assert state["my_seat"] == "A" and state["view"] == "debater"
     alice.close()
+
+
+# The person's own socket -----------------------------------------------------------------------------
+
+def personal_socket(url, session):
+    """A real websocket to /ws/me/ (debates.consumers.PersonalConsumer), signed in with `session`."""
+    from urllib.parse import urlsplit
+
+    from websockets.sync.client import connect
+
+    socket = connect(f"ws://{urlsplit(url).netloc}/ws/me/", origin=url,
+                     additional_headers={"Cookie": f"sessionid={session}"}, open_timeout=15, legacy=True)
+    assert json.loads(socket.recv(timeout=15)) == {"type": "hello"}
+    return socket
+
+
+def next_notice(socket, kind, timeout=15):
+    deadline = time.monotonic() + timeout
+    while True:
+        frame = json.loads(socket.recv(timeout=max(0.1, deadline - time.monotonic())))
+        if frame["type"] == "notice" and frame["kind"] == kind:
+            return frame
+
+
+def test_the_persons_own_socket_hears_their_turn_and_the_end_through_daphne_and_redis(room):
+    """Speeches sent over the debate's websocket (saved on the process's database threads) reach
+    the next person's own socket as a "your_turn" notice, and the end reaches everyone's."""
+    judge, alice = (personal_socket(room.url, room.sessions[seat]) for seat in ("judge", "A"))
+    sockets = {seat: room.connect(seat) for seat in ("A", "B", "judge")}
+    for socket in sockets.values():
+        socket.wait_for_type("state")
+    room.start()
+    assert next_notice(alice, "your_turn")["debate"] == room.debate.pk
+    play_first_round(room, sockets)
+    assert next_notice(judge, "your_turn") == {"type": "notice", "kind": "your_turn", "debate": room.debate.pk}
+    assert room_ack(sockets["judge"], {"type": "feedback", "probabilities": [0.5, 0.5], "end_debate": True,
+                                       "client_id": "j-end"})
+    assert next_notice(judge, "debate_ended")["debate"] == room.debate.pk
+    assert next_notice(alice, "debate_ended")["debate"] == room.debate.pk
+    judge.send(json.dumps({"type": "ping"}))
+    assert json.loads(judge.recv(timeout=15)) == {"type": "pong"}
+    for socket in (judge, alice, *sockets.values()):
+        socket.close()

@@ -24,8 +24,9 @@ CSV_COLUMNS = {
              "probabilities as JSON (judge reports), p_correct, end_debate, number of quotes and of verified quotes, "
              "the payload as JSON (quotes with their verification), private note when included, author, time",
     "judgments": "one row per verdict: ids, judge, judge kind, AI judge, live, probabilities as JSON, p_correct, "
-                 "chosen answer, correct, reason, seconds spent, after turn/event, scoring rule, score, time, "
-                 "provenance as JSON",
+                 "chosen answer, correct, reason, seconds spent, seconds the page was hidden, the crowd judge's "
+                 "study status and outcome, excluded, gold check, gold judged and right (the record's `quality`), "
+                 "after turn/event, scoring rule, score, time, provenance as JSON",
 }
 
 
@@ -110,6 +111,11 @@ def datasheet(options: ExportOptions, fmt: str = "jsonl") -> str:
         "(who never saw the hidden material, the correct answer or which side was honest) reported probabilities "
         "during the debate where the protocol has feedback rounds, and gave a final verdict with a written reason, "
         "scored by a proper scoring rule. Quotes from the hidden passage were checked by the server.",
+        "Each verdict carries `hidden_seconds`, how long the judge's page was hidden during the debate as their "
+        "browser reported it, and, for judges recruited into a crowd study, `quality`: their study status and "
+        "outcome, whether the study's exclusion rules screened them out (`excluded`), whether this verdict was on a "
+        "gold debate with a known answer (`gold_check`, an attention check rather than work) and their gold "
+        "accuracy. Leave out excluded judges and gold checks before analysing, unless studying them.",
         *_collection(options, sources),
         "",
         "## Licence",

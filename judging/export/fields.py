@@ -75,6 +75,21 @@ TURN_FIELDS = (
     Field("created_at", "string", "When the turn was stored (ISO 8601)."),
 )
 
+QUALITY_FIELDS = (
+    Field("study_status", "string", "The judge's status in the crowd study: allocated, consented, qualified, "
+                                    "waiting, judging, completed, returned, timed_out or screened_out."),
+    Field("study_outcome", "string", "How their study ended (the completion code's key: completed, "
+                                     "failed_checks, timed_out, ...); null while it goes on."),
+    Field("excluded", "bool", "Whether the study's exclusion rules screened the judge out (failed practice, "
+                              "gold accuracy, hidden time, or an earlier ban)."),
+    Field("gold_check", "bool", "Whether this verdict was on one of the study's gold debates (an attention "
+                                "check with a known answer, not part of the work)."),
+    Field("gold_judged", "int", "How many gold debates the judge judged in the study."),
+    Field("gold_correct", "int", "How many of those they got right."),
+    Field("practice_correct", "bool", "Whether the judge's practice debate was right; null without one."),
+    Field("quiz_attempts", "int", "How many tries the instructions' quiz took."),
+)
+
 RECORD_FIELDS = (
     Field("verdict_id", "int", "The verdict's id in the exporting DebateLab."),
     Field("debate_id", "int", "The debate's id in the exporting DebateLab; records of one debate share it."),
@@ -115,6 +130,10 @@ RECORD_FIELDS = (
     Field("p_correct", "float", "The probability the verdict put on the correct answer."),
     Field("reason", "string", "The judge's written reason."),
     Field("seconds_spent", "float", "Time the judge spent on the verdict, when measured."),
+    Field("hidden_seconds", "float", "Seconds the judge's page was hidden (another tab or window) during the "
+                                     "debate, as their browser reported it; null when not reported."),
+    Field("quality", "struct", "Crowd studies: the judge's quality checks in the study (judging.quality); null "
+                               "for judges outside a study.", QUALITY_FIELDS),
     Field("after_turn", "int", "How many turns the debate had when the verdict was given."),
     Field("after_seq", "int", "The last debate event the judge had seen."),
     Field("scoring_rule", "string", "The proper scoring rule the judge was scored under (log, quadratic, "

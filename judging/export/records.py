@@ -10,6 +10,7 @@ from django.db import connection
 from debates.models import Participant, Turn
 
 from ..models import Verdict
+from ..quality import verdict_quality
 from .fields import quotes_of
 from .options import ExportOptions, check_postgresql, pseudonym, pseudonymised_definition, verdict_queryset, versions_of
 from .sql import csv_table_sql, formula_safe_sql, record_sql
@@ -121,7 +122,8 @@ def python_records(options: ExportOptions, after_id: int | None = None, limit: i
                 "judge": person(v.judge_id), "judge_kind": v.judge_kind, "ai_judge": v.ai_judge, "live": v.live,
                 "probabilities": v.probabilities, "chosen_index": v.chosen_index, "correct": v.correct,
                 "p_correct": float(v.probabilities[q.correct_index]), "reason": v.reason,
-                "seconds_spent": v.seconds_spent, "after_turn": v.after_turn, "after_seq": v.after_seq,
+                "seconds_spent": v.seconds_spent, "hidden_seconds": v.hidden_seconds, "quality": verdict_quality(v),
+                "after_turn": v.after_turn, "after_seq": v.after_seq,
                 "scoring_rule": v.scoring_rule, "score": v.score, "client_id": v.client_id,
                 "verdict_provenance_json": text(v.provenance), "verdict_created_at": when(v.created_at),
             }

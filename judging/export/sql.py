@@ -6,6 +6,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 
 from ..csv_safety import safe_cell_sql
+from ..quality import verdict_quality_sql
 from .fields import EXTRA, QUOTE_FIELDS
 from .options import CSV_TABLES, ExportError, ExportOptions, pseudonym
 
@@ -172,7 +173,8 @@ def record_sql(options: ExportOptions, after_id: int | None = None, limit: int |
       'judge', {judge}, 'judge_kind', v.judge_kind, 'ai_judge', v.ai_judge, 'live', v.live,
       'probabilities', v.probabilities, 'chosen_index', v.chosen_index, 'correct', v.correct,
       'p_correct', (v.probabilities->>q.correct_index)::double precision,
-      'reason', v.reason, 'seconds_spent', v.seconds_spent, 'after_turn', v.after_turn, 'after_seq', v.after_seq,
+      'reason', v.reason, 'seconds_spent', v.seconds_spent, 'hidden_seconds', v.hidden_seconds,
+      'quality', {verdict_quality_sql("v", "d", "ev")}, 'after_turn', v.after_turn, 'after_seq', v.after_seq,
       'scoring_rule', v.scoring_rule, 'score', v.score, 'client_id', v.client_id,
       'verdict_provenance_json', v.provenance::text, 'verdict_created_at', v.created_at
     )::text
@@ -245,9 +247,14 @@ def csv_table_sql(table: str, options: ExportOptions) -> tuple[str, list]:
         return f"""{names}SELECT v.id AS verdict_id, v.debate_id, {judge} AS judge, v.judge_kind, v.ai_judge,
             {_csv_bool("v.live")} AS live,
             v.probabilities::text AS probabilities, (v.probabilities->>q.correct_index)::double precision AS p_correct,
-            v.chosen_index, {_csv_bool("v.correct")} AS correct, v.reason, v.seconds_spent, v.after_turn, v.after_seq, v.scoring_rule, v.score,
+            v.chosen_index, {_csv_bool("v.correct")} AS correct, v.reason, v.seconds_spent, v.hidden_seconds,
+            quality->>'study_status' AS study_status, quality->>'study_outcome' AS study_outcome,
+            quality->>'excluded' AS excluded, quality->>'gold_check' AS gold_check,
+            (quality->>'gold_judged')::int AS gold_judged, (quality->>'gold_correct')::int AS gold_correct,
+            v.after_turn, v.after_seq, v.scoring_rule, v.score,
             v.created_at, v.provenance::text AS provenance_json
-            {FROM_VERDICTS} WHERE {where} ORDER BY v.id""", params
+            {FROM_VERDICTS} CROSS JOIN LATERAL (SELECT {verdict_quality_sql("v", "d", "ev")}::jsonb AS quality) vq
+            WHERE {where} ORDER BY v.id""", params
     raise ExportError(f"unknown table {table!r}; the tables are {', '.join(CSV_TABLES)}")
 
 
