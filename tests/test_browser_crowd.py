@@ -113,6 +113,7 @@ def take_part(browser, base_url, experiment_id, pid, viewport):
     expect(page.locator("output[for=p0]")).to_have_text("70%")  # starts from the feedback just given
     page.get_by_label("Your reason").fill("The public material points to the first answer.")
     fits(page, viewport["width"])
+    expect(page.locator("[data-verdict-form][data-ready]")).to_be_attached()  # the script that times the page
     page.get_by_role("button", name="Submit verdict").click()
 
     expect(page.get_by_role("heading", name="Your last verdict")).to_be_visible()
