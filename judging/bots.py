@@ -2,7 +2,8 @@
 study pages (entry by a Prolific link, consent, quiz, practice, waiting, survey, completion) and
 through the debate's websocket (the judge's feedback), against a running DebateLab server. For
 tests and for a researcher's dry run (`manage.py run_bots`). Bots know the quiz answers (read from
-the experiment file) and judge correctly with a set probability."""
+the experiment file) and judge correctly with a set probability. Some may drop out once seated, as a
+person closing the tab does, so the study's replacement of absent judges is exercised too."""
 
 import json
 import random
@@ -93,10 +94,30 @@ class BotResult:
     requests: int = 0
     error: str = ""
     reconnects: int = 0
+    dropped_debate: int | None = None  # the debate this bot abandoned once seated as its judge
+
+
+class DropoutPlan:
+    """Which seatings end in a dropout: `count` of the first `among` seatings (chosen with the run's
+    seed). Those seatings always come, one per debate, so every planned dropout happens; later
+    seatings (of freed seats) are kept, so the run ends."""
+
+    def __init__(self, count, among, rng):
+        self.chosen = set(rng.sample(range(among), min(count, among)))
+        self.seatings = 0
+        self.lock = threading.Lock()
+
+    def next_seating_drops_out(self) -> bool:
+        with self.lock:
+            index = self.seatings
+            self.seatings += 1
+        return index in self.chosen
 
 
 class Bot:
-    def __init__(self, base_url, experiment_id, study, pid, rng, accuracy=0.8, poll_seconds=0.5, timeout=600):
+    def __init__(
+        self, base_url, experiment_id, study, pid, rng, accuracy=0.8, poll_seconds=0.5, timeout=600, dropouts=None
+    ):
         self.client = BotClient(base_url)
         self.experiment_id = experiment_id
         self.study = study
@@ -106,6 +127,7 @@ class Bot:
         self.deadline = time.monotonic() + timeout
         self.result = BotResult(pid)
         self.page_path = f"/study/{experiment_id}/"
+        self.dropouts = dropouts
 
     def run(self) -> BotResult:
         try:
@@ -131,9 +153,11 @@ class Bot:
                 self.result.redirect = self._completion_redirect(page)
                 return
             page = self._step(status, page)
+            if page is None:  # dropped out: the bot stops as a closed tab does
+                return
         raise TimeoutError(f"still {self.result.status} when the bot's time ran out")
 
-    def _step(self, status, page) -> str:
+    def _step(self, status, page) -> str | None:
         base = self.page_path
         if status == "allocated":
             return self.client.post(base + "consent/", {"consent": "agree"})
@@ -153,7 +177,18 @@ class Bot:
             return self.client.get(base)
         if self.result.seated_at is None:
             self.result.seated_at = time.monotonic()
+            if self.dropouts is not None and self.dropouts.next_seating_drops_out():
+                return self._abandon(int(link.group(1)))
         return self._judge(int(link.group(1)))
+
+    def _abandon(self, debate_id) -> None:
+        """Opens the debate's room (page and websocket), then closes it and never comes back: no
+        feedback, no verdict, no survey."""
+        self.client.get(f"/debates/{debate_id}/")
+        with self._room_socket(debate_id) as socket:
+            socket.recv(timeout=30)
+        self.result.dropped_debate = debate_id
+        return None
 
     def _judge(self, debate_id) -> str:
         """Reads the debate in its room (page and websocket), gives feedback when it is the judge's
@@ -182,15 +217,18 @@ class Bot:
                     raise RuntimeError(f"debate {debate_id}: websocket kept failing ({error})") from None
                 time.sleep(min(8.0, 0.5 * 2**attempt) * (0.5 + self.rng.random()))
 
-    def _watch(self, debate_id) -> dict:
+    def _room_socket(self, debate_id):
         host = urlsplit(self.client.base_url).netloc
         headers = {"Cookie": f"sessionid={self.client.cookie('sessionid')}"}
-        with connect(
+        return connect(
             f"ws://{host}/ws/debates/{debate_id}/",
             origin=self.client.base_url,
             additional_headers=headers,
             open_timeout=30,
-        ) as socket:
+        )
+
+    def _watch(self, debate_id) -> dict:
+        with self._room_socket(debate_id) as socket:
             state, sent = None, set()
             while time.monotonic() < self.deadline:
                 frame = json.loads(socket.recv(timeout=max(1.0, self.deadline - time.monotonic())))
@@ -272,13 +310,28 @@ def run_bots(
     truth_for=None,
     prefix="BOT",
     start_gap=0.0,
+    dropouts=0,
+    debates=None,
 ) -> dict:
     """Runs `judges` bots (at most `concurrency` at once) and returns their results and the study's figures.
-    truth_for(debate_id) -> shown index of the right answer lets bots be right with `accuracy`."""
+    truth_for(debate_id) -> shown index of the right answer lets bots be right with `accuracy`.
+    `dropouts` of them abandon their debate once seated, chosen among the first seatings (as many
+    as there are `debates`, when given)."""
     rng = random.Random(seed)
     lock = threading.Lock()
+    among = judges - dropouts if debates is None else min(judges - dropouts, debates)
+    plan = DropoutPlan(dropouts, among, random.Random(rng.random())) if dropouts else None
     bots = [
-        Bot(base_url, experiment_id, study, f"{prefix}{i:05d}", random.Random(rng.random()), accuracy, timeout=timeout)
+        Bot(
+            base_url,
+            experiment_id,
+            study,
+            f"{prefix}{i:05d}",
+            random.Random(rng.random()),
+            accuracy,
+            timeout=timeout,
+            dropouts=plan,
+        )
         for i in range(judges)
     ]
     if truth_for is not None:
@@ -309,6 +362,7 @@ def figures(results, started) -> dict:
     return {
         "bots": len(results),
         "completed": sum(r.status == "completed" for r in results),
+        "dropped_out": sum(r.dropped_debate is not None for r in results),
         "with_code": sum(bool(r.code) for r in results),
         "errors": sum(bool(r.error) for r in results),
         "median_seconds_to_seat": round(statistics.median(seated), 2) if seated else None,

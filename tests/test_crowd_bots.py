@@ -2,8 +2,10 @@
 server: each bot arrives by a Prolific link, consents, passes the quiz and the practice, waits, is
 seated as the judge of a debate (all at once, so the seat constraint settles real races), gives its
 feedback over the debate's websocket and its verdict on the verdict page, answers the survey and
-leaves with the completion code; then the bonus file is written. Direct-judging debates keep the
-run free of AI work, so it measures the study machinery itself."""
+leaves with the completion code; then the bonus file is written. Ten of them drop out once seated
+(they open the room, close it and never come back): after the study's judge timeout their seats go
+to the ten extra bots in the waiting room, so every debate still gets exactly one judgment.
+Direct-judging debates keep the run free of AI work, so it measures the study machinery itself."""
 
 import csv
 import io
@@ -18,7 +20,9 @@ from tests.factories import dataset_questions
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-JUDGES = 100
+DEBATES = 100
+DROPOUTS = 10
+BOTS = DEBATES + DROPOUTS
 DEFINITION = """name: Bot study
 dataset:
   source: bot-study
@@ -46,17 +50,21 @@ study:
       kind: scale
     - id: comments
       question: Anything else?
+  judge_timeout_seconds: 10
   completion_codes:
     completed: BOTDONE
+    timed_out: BOTGONE
   bonus:
     per_correct: 0.5
 """
 
 
 @pytest.mark.timeout(600)  # about a minute here; room for a busier machine
-def test_a_hundred_bots_run_a_study_from_link_to_bonus_file(daphne_server, make_user, tmp_path, capsys):
+def test_a_hundred_bots_run_a_study_from_link_to_bonus_file_and_dropouts_are_replaced(
+    daphne_server, make_user, tmp_path, capsys
+):
     owner = make_user("botmaster", "researcher")
-    dataset_questions("bot-study", JUDGES, correct_index=lambda i: i % 2, hidden_material="",
+    dataset_questions("bot-study", DEBATES, correct_index=lambda i: i % 2, hidden_material="",
                       public_material="Read carefully.")
     version, _ = load_experiment(DEFINITION, owner)
     start_experiment(version.pk)
@@ -66,7 +74,9 @@ def test_a_hundred_bots_run_a_study_from_link_to_bonus_file(daphne_server, make_
         "run_bots",
         str(version.experiment_id),
         "--judges",
-        str(JUDGES),
+        str(BOTS),
+        "--dropouts",
+        str(DROPOUTS),
         "--url",
         daphne_server,
         "--concurrency",
@@ -82,18 +92,29 @@ def test_a_hundred_bots_run_a_study_from_link_to_bonus_file(daphne_server, make_
     print(printed)  # the run's figures, for the log
 
     participants = list(StudyParticipant.objects.filter(experiment=version.experiment))
-    assert len(participants) == JUDGES and {p.status for p in participants} == {"completed"}
+    assert len(participants) == BOTS
+    stayed = [p for p in participants if p.status == "completed"]
+    dropped = [p for p in participants if p.status != "completed"]
+    assert len(stayed) == DEBATES and len(dropped) == DROPOUTS
     assert all(
-        p.completion_code == "BOTDONE" and p.responses["survey"]["comments"] == "No comments." for p in participants
+        p.completion_code == "BOTDONE" and p.responses["survey"]["comments"] == "No comments." for p in stayed
     )
-    assert f"completed: {JUDGES}" in printed and f"with_code: {JUDGES}" in printed and "errors: 0" in printed
+    # A dropout ends timed out with that outcome's code, no verdict, no bonus and no seat.
+    assert {(p.status, p.outcome, p.completion_code, p.bonus) for p in dropped} == {("timed_out", "timed_out", "BOTGONE", None)}
+    assert not Verdict.objects.filter(judge__in=[p.user for p in dropped]).exists()
+    assert not Participant.objects.filter(user__in=[p.user for p in dropped]).exists()
+    for line in (f"completed: {DEBATES}", f"with_code: {DEBATES}", "errors: 0", f"dropped_out: {DROPOUTS}",
+                 f"seats_freed: {DROPOUTS}", f"seats_refilled: {DROPOUTS}",
+                 f"end_statuses: {{'completed': {DEBATES}, 'timed_out': {DROPOUTS}}}"):
+        assert line in printed
     # Exactly one judge per debate, every debate judged once, nobody twice.
     judges = Participant.objects.filter(debate__experiment_version=version, seat="judge")
-    assert judges.count() == JUDGES and judges.values("user").distinct().count() == JUDGES
-    assert Verdict.objects.filter(debate__experiment_version=version).count() == JUDGES
+    assert judges.count() == DEBATES and judges.values("user").distinct().count() == DEBATES
+    assert Verdict.objects.filter(debate__experiment_version=version).count() == DEBATES
+    assert Verdict.objects.filter(debate__experiment_version=version).values("debate").distinct().count() == DEBATES
     assert set(Debate.objects.filter(experiment_version=version).values_list("status", flat=True)) == {"complete"}
     # The bonus file: one line per person owed, in Prolific's format, no header, matching the scoring rule.
     rows = list(csv.reader(io.StringIO(bonus_path.read_text())))
-    correct = {p.external_id: Verdict.objects.get(judge=p.user).correct for p in participants}
+    correct = {p.external_id: Verdict.objects.get(judge=p.user).correct for p in stayed}
     assert sorted(rows) == sorted([pid, "0.50"] for pid, right in correct.items() if right)
-    assert 0 < len(rows) < JUDGES
+    assert 0 < len(rows) < DEBATES
