@@ -94,7 +94,9 @@ class BotResult:
     requests: int = 0
     error: str = ""
     reconnects: int = 0
+    debate: int | None = None  # the debate it was seated in
     dropped_debate: int | None = None  # the debate this bot abandoned once seated as its judge
+    dropped_at: float | None = None
 
 
 class DropoutPlan:
@@ -177,6 +179,7 @@ class Bot:
             return self.client.get(base)
         if self.result.seated_at is None:
             self.result.seated_at = time.monotonic()
+            self.result.debate = int(link.group(1))
             if self.dropouts is not None and self.dropouts.next_seating_drops_out():
                 return self._abandon(int(link.group(1)))
         return self._judge(int(link.group(1)))
@@ -188,6 +191,7 @@ class Bot:
         with self._room_socket(debate_id) as socket:
             socket.recv(timeout=30)
         self.result.dropped_debate = debate_id
+        self.result.dropped_at = time.monotonic()
         return None
 
     def _judge(self, debate_id) -> str:
@@ -367,6 +371,21 @@ def figures(results, started) -> dict:
         "errors": sum(bool(r.error) for r in results),
         "median_seconds_to_seat": round(statistics.median(seated), 2) if seated else None,
         "time_to_finish_all": round(max(finished), 2) if finished else None,
+        "median_seconds_to_refill": _median_refill(results),
         "requests": sum(r.requests for r in results),
         "websocket_reconnects": sum(r.reconnects for r in results),
     }
+
+
+def _median_refill(results) -> float | None:
+    """Median seconds from a bot's dropout to the next judge being seated in the debate it left."""
+    seated = {}
+    for r in results:
+        if r.debate is not None and r.dropped_debate is None:
+            seated.setdefault(r.debate, []).append(r.seated_at)
+    waits = [
+        min(t for t in seated[r.dropped_debate] if t >= r.dropped_at) - r.dropped_at
+        for r in results
+        if r.dropped_debate is not None and any(t >= r.dropped_at for t in seated.get(r.dropped_debate, []))
+    ]
+    return round(statistics.median(waits), 2) if waits else None
