@@ -47,6 +47,7 @@ DEFAULT_STUDY = {
     "gold": None,
 }
 BEFORE_JUDGING = (StudyParticipant.ALLOCATED, StudyParticipant.CONSENTED, StudyParticipant.QUALIFIED)
+UNFINISHED = (Debate.SCHEDULED, Debate.LIVE, Debate.AWAITING_VERDICT)
 
 
 @dataclass(frozen=True)
@@ -435,7 +436,9 @@ def _progress(participant: StudyParticipant) -> StudyParticipant:
     wanted = StudyParticipant.JUDGING if debate else StudyParticipant.WAITING
     with transaction.atomic():
         locked = _locked(participant)
-        if locked.status != wanted:  # a waiting participant keeps the time they started waiting
+        # A waiting participant keeps the time they started waiting; a judge seated again (their next
+        # debate) is timed from this seat, or free_dropped_seats would count the earlier debates.
+        if locked.status != wanted or debate:
             _move(locked, wanted)
     participant.refresh_from_db()
     return participant
@@ -451,6 +454,23 @@ def _hid_too_long(participant: StudyParticipant, version, study: dict) -> bool:
     )
 
 
+def _untouched_judge_seats(version: ExperimentVersion):
+    """Judge seats in the version's unfinished debates where the judge has not acted yet."""
+    return Participant.objects.filter(
+        debate__experiment_version=version, seat=JUDGE, debate__status__in=UNFINISHED
+    ).exclude(debate__turns__seat=JUDGE)
+
+
+def _untouched_judges(version: ExperimentVersion):
+    """Study participants judging with an untouched seat: the only ones who may count as dropped out
+    (the rest are never locked or looked at by free_dropped_seats)."""
+    return StudyParticipant.objects.filter(
+        experiment=version.experiment,
+        status=StudyParticipant.JUDGING,
+        user__in=_untouched_judge_seats(version).values("user_id"),
+    )
+
+
 def free_dropped_seats(version: ExperimentVersion, study: dict) -> int:
     """Judges who were seated judge_timeout_seconds ago, are not connected and have done nothing in
     their debate yet count as dropped out: their seat is freed for the next person waiting and their
@@ -460,9 +480,7 @@ def free_dropped_seats(version: ExperimentVersion, study: dict) -> int:
     if not limit:
         return 0
     cutoff = timezone.now() - timedelta(seconds=limit)
-    stale = StudyParticipant.objects.filter(
-        experiment=version.experiment, status=StudyParticipant.JUDGING, status_changed_at__lt=cutoff
-    )
+    stale = _untouched_judges(version).filter(status_changed_at__lt=cutoff)
     freed = 0
     for participant in stale:
         with transaction.atomic():
@@ -473,7 +491,7 @@ def free_dropped_seats(version: ExperimentVersion, study: dict) -> int:
                 debate__experiment_version=version,
                 seat=JUDGE,
                 user=participant.user,
-                debate__status__in=(Debate.SCHEDULED, Debate.LIVE, Debate.AWAITING_VERDICT),
+                debate__status__in=UNFINISHED,
             )
             idle = [
                 s
@@ -575,6 +593,32 @@ def _waited_too_long(participant: StudyParticipant, study: dict) -> bool:
     )
 
 
+def seconds_to_next_check(participant: StudyParticipant) -> int | None:
+    """How long until a waiting participant's page should ask again, since no notice comes for
+    either moment: when the study's wait limit passes, or when a seated judge may have dropped out
+    (their seat could then go to this person). None when nothing is due."""
+    if participant.status != StudyParticipant.WAITING:
+        return None
+    version = study_version(participant.experiment)
+    due = [s for s in (seconds_to_wait_limit(participant), seconds_to_judge_timeout(version)) if s is not None]
+    return min(due) if due else None
+
+
+def seconds_to_judge_timeout(version: ExperimentVersion | None) -> int | None:
+    """Until the next seated judge who has not acted passes judge_timeout_seconds. A judge already
+    past it who is still connected may leave at any time: then the check comes one timeout later."""
+    limit = study_settings(version)["judge_timeout_seconds"] if version else None
+    if not limit:
+        return None
+    now = timezone.now()
+    seated = list(_untouched_judges(version).values_list("status_changed_at", flat=True))
+    upcoming = [(at - now).total_seconds() + limit for at in seated]
+    future = [s for s in upcoming if s > 0]
+    if future:
+        return math.ceil(min(future))
+    return limit if seated else None
+
+
 def seconds_to_wait_limit(participant: StudyParticipant) -> int | None:
     """How long until a waiting participant passes the study's wait limit (their page asks then,
     since no notice comes for it); None when nothing is due."""
@@ -594,9 +638,7 @@ def waiting_room(experiment: Experiment) -> dict:
     waits = [(p.external_id, round((now - p.status_changed_at).total_seconds())) for p in waiting]
     version = study_version(experiment)
     open_seats = (
-        Debate.objects.filter(
-            experiment_version=version, status__in=(Debate.SCHEDULED, Debate.LIVE, Debate.AWAITING_VERDICT)
-        )
+        Debate.objects.filter(experiment_version=version, status__in=UNFINISHED)
         .exclude(participants__seat=JUDGE)
         .count()
         if version
@@ -640,9 +682,7 @@ def open_debates(version: ExperimentVersion, user):
     seen |= set(Verdict.objects.filter(judge=user).values_list("debate__question_id", flat=True))
     # Live and finished-but-unjudged debates appear here only when their judge dropped out.
     return (
-        Debate.objects.filter(
-            experiment_version=version, status__in=(Debate.SCHEDULED, Debate.LIVE, Debate.AWAITING_VERDICT)
-        )
+        Debate.objects.filter(experiment_version=version, status__in=UNFINISHED)
         .exclude(participants__seat=JUDGE)
         .exclude(question_id__in=seen)
         .order_by("id")

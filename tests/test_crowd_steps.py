@@ -273,17 +273,41 @@ def test_a_judge_who_drops_out_is_replaced_from_the_waiting_room(checked_study, 
     assert debate.status == "live"
     waiting = crowd.progress(qualified(checked_study, "NEXT"))
     assert waiting.status == "waiting"
+    # No notice comes when a judge's timeout passes: the waiting page asks then (not at the wait limit).
+    assert crowd.seconds_to_next_check(waiting) in (119, 120)
     StudyParticipant.objects.filter(pk=gone.pk).update(status_changed_at=timezone.now() - timedelta(seconds=121))
     # Connected judges keep their seat however long they take. Presence is the live layer's
     # (debates/presence.py, tested there); here its answer is set directly.
     online = {debate.pk: ["judge"]}
     monkeypatch.setattr(crowd.presence, "online_seats", lambda debate_id: online.get(debate_id, []))
     assert crowd.progress(waiting).status == "waiting"
+    assert crowd.seconds_to_next_check(waiting) == 120  # the judge may still leave: ask again later
     online.clear()
     waiting = crowd.progress(waiting)
     gone.refresh_from_db()
     assert (gone.status, gone.completion_code) == ("timed_out", "WAITED1")
     assert waiting.status == "judging" and debate.participants.get(seat="judge").user == waiting.user
+
+
+def test_a_judge_seated_in_their_next_debate_is_timed_from_that_seat(make_user):
+    owner = make_user("tara", "researcher")
+    make_user("sdeb1", "debater")
+    make_user("sdeb2", "debater")
+    dataset_questions("steps-unit", 2)
+    study = started_study(owner, CHECKED.replace("  wait_limit_seconds: 600\n", "  debates_per_judge: 2\n"))
+    judge = crowd.progress(qualified(study, "TWICE"))
+    first = Debate.objects.get(participants__user=judge.user, participants__seat="judge")
+    for seat in first.get_protocol().order:
+        services.submit_action(first.pk, first.participants.get(seat=seat).user, kind="speech", text="Speech.")
+    from judging.services import submit_verdict
+
+    submit_verdict(first.pk, judge.user, [0.8, 0.2], "sure")
+    StudyParticipant.objects.filter(pk=judge.pk).update(status_changed_at=timezone.now() - timedelta(seconds=500))
+    judge = crowd.progress(judge)
+    assert judge.status == "judging" and Debate.objects.filter(participants__user=judge.user).count() == 2
+    # Seated again just now: not yet a dropout, however long the first debate took.
+    assert (timezone.now() - judge.status_changed_at).total_seconds() < 5
+    assert crowd.free_dropped_seats(crowd.study_version(study), crowd.study_settings(crowd.study_version(study))) == 0
 
 
 def test_the_monitor_counts_people_waits_dropouts_and_judged_debates_and_advances_people(client, study):
