@@ -107,7 +107,7 @@ def study_status(request, experiment_id):
             "status": participant.status,
             "room_text": crowd.room_text(crowd.waiting_room(participant.experiment)),
             "waiting_since": participant.status_changed_at.isoformat(),
-            "check_in_seconds": crowd.seconds_to_wait_limit(participant),
+            "check_in_seconds": crowd.seconds_to_next_check(participant),
         }
     )
 
