@@ -181,7 +181,8 @@ class Bot:
             self.result.seated_at = time.monotonic()
             self.result.debate = int(link.group(1))
             if self.dropouts is not None and self.dropouts.next_seating_drops_out():
-                return self._abandon(int(link.group(1)))
+                self._abandon(int(link.group(1)))
+                return None
         return self._judge(int(link.group(1)))
 
     def _abandon(self, debate_id) -> None:
@@ -192,7 +193,6 @@ class Bot:
             socket.recv(timeout=30)
         self.result.dropped_debate = debate_id
         self.result.dropped_at = time.monotonic()
-        return None
 
     def _judge(self, debate_id) -> str:
         """Reads the debate in its room (page and websocket), gives feedback when it is the judge's
@@ -379,7 +379,7 @@ def figures(results, started) -> dict:
 
 def _median_refill(results) -> float | None:
     """Median seconds from a bot's dropout to the next judge being seated in the debate it left."""
-    seated = {}
+    seated: dict[int, list[float]] = {}
     for r in results:
         if r.debate is not None and r.dropped_debate is None:
             seated.setdefault(r.debate, []).append(r.seated_at)

@@ -608,7 +608,7 @@ def seconds_to_judge_timeout(version: ExperimentVersion | None) -> int | None:
     """Until the next seated judge who has not acted passes judge_timeout_seconds. A judge already
     past it who is still connected may leave at any time: then the check comes one timeout later."""
     limit = study_settings(version)["judge_timeout_seconds"] if version else None
-    if not limit:
+    if version is None or not limit:
         return None
     now = timezone.now()
     seated = list(_untouched_judges(version).values_list("status_changed_at", flat=True))

@@ -107,6 +107,7 @@ def test_a_hundred_bots_run_a_study_from_link_to_bonus_file_and_dropouts_are_rep
                  f"seats_freed: {DROPOUTS}", f"seats_refilled: {DROPOUTS}",
                  f"end_statuses: {{'completed': {DEBATES}, 'timed_out': {DROPOUTS}}}"):
         assert line in printed
+    assert "median_seconds_to_refill: None" not in printed
     # Exactly one judge per debate, every debate judged once, nobody twice.
     judges = Participant.objects.filter(debate__experiment_version=version, seat="judge")
     assert judges.count() == DEBATES and judges.values("user").distinct().count() == DEBATES
