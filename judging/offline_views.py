@@ -10,6 +10,7 @@ from debates.protocol import JUDGE, Refused
 
 from . import offline
 from .models import Assignment
+from .verdict_form import even_split, posted_probabilities, recorded_rows, slider_rows, whole_percents
 from .views import study_of
 
 
@@ -35,20 +36,16 @@ def offline_judging(request, assignment_id):
         "assignment": assignment, "debate": assignment.debate, "state": state, "error": error, "done": done,
         "transcript": _transcript_rows(state), "steps": state["steps"],
         "ready": not done and offline.ready_for_verdict(assignment),
-        "sliders": _slider_rows(state, _start_values(assignment, reports, request.POST if error else None)),
+        "sliders": slider_rows(state, _start_values(assignment, reports), request.POST if error else None),
         "reports": [_report_row(assignment, state, r) for r in reports],
-        "recorded": _recorded(assignment, state) if done else None,
+        "recorded": recorded_rows(assignment.debate, state, assignment.verdict) if done else None,
         "posted": request.POST if error else {},
         "study": study_of(assignment.debate, request.user),
     }, status=400 if error else 200)
 
 
 def _act(request, assignment):
-    answers = len(assignment.debate.question.answers)
-    try:
-        probabilities = [float(request.POST.get(f"p{i}", "")) / 100 for i in range(answers)]
-    except ValueError:
-        raise Refused("bad_probabilities", "give a percentage for every answer") from None
+    probabilities = posted_probabilities(request.POST, len(assignment.debate.question.answers))
     if request.POST.get("action") == "step":
         try:
             step = int(request.POST.get("step", ""))
@@ -70,35 +67,13 @@ def _transcript_rows(state):
             for turn in state["turns"]]
 
 
-def _start_values(assignment, reports, posted):
-    """Sliders start from what was just posted, else the last report, else an even split."""
-    answers = len(assignment.debate.question.answers)
-    if posted is not None:
-        try:
-            return [max(0, min(100, round(float(posted.get(f"p{i}", ""))))) for i in range(answers)]
-        except (ValueError, OverflowError):  # not a number, NaN, or infinite
-            pass
+def _start_values(assignment, reports):
+    """Sliders start from the last step report, else an even split."""
     if reports:
-        percents = [round(p * 100) for p in services.to_display(assignment.debate, reports[-1].probabilities)]
-        if sum(percents) == 100:
-            return percents
-    return [100 // answers + (1 if i < 100 % answers else 0) for i in range(answers)]
-
-
-def _slider_rows(state, values):
-    return [{"index": i, "answer": answer, "value": values[i],
-             "argued_by": [s["name"] for s in state["seats"] if s.get("answer") == i]}
-            for i, answer in enumerate(state["question"]["answers"])]
+        return whole_percents(services.to_display(assignment.debate, reports[-1].probabilities))
+    return even_split(len(assignment.debate.question.answers))
 
 
 def _report_row(assignment, state, report):
     shown = services.to_display(assignment.debate, report.probabilities)
     return {"step": report.step, "percents": [(a, round(p * 100)) for a, p in zip(state["question"]["answers"], shown)]}
-
-
-def _recorded(assignment, state):
-    verdict = assignment.verdict
-    shown = services.to_display(assignment.debate, verdict.probabilities)
-    chosen = assignment.debate.shown_answer_order().index(verdict.chosen_index)
-    return [{"answer": a, "percent": round(p * 100, 1), "chosen": i == chosen}
-            for i, (a, p) in enumerate(zip(state["question"]["answers"], shown))]
