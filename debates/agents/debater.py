@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 
 from .. import quotes
-from . import offline
+from . import scripted
 from .config import AgentConfig, Budget, Usage
 from .errors import AgentError
 from .llm import chat_model
@@ -85,12 +85,12 @@ def _offline_drafts(config, context, fields, budget, callbacks):
     budget.output_allowance("")
     drafts, scores = [], []
     for variant in range(config.best_of_n):
-        text, score = offline.compose(fields, config.prompts, context.passage, context.char_limit,
+        text, score = scripted.compose(fields, config.prompts, context.passage, context.char_limit,
                                       context.quote_chars, {quotes.normalise(q)[0] for q in context.already_quoted},
                                       variant)
         drafts.append(text)
         scores.append(round(score, 4))
-    budget.charge(Usage(0, sum(len(offline.words(d)) for d in drafts)))
+    budget.charge(Usage(0, sum(len(scripted.words(d)) for d in drafts)))
     chosen = scores.index(max(scores))  # the best-supported draft; the first of equals
     for piece in re.findall(r"\S+\s*", drafts[chosen]):  # the offline debater "types" its speech
         callbacks.delta(chosen, piece)
