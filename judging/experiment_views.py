@@ -27,7 +27,7 @@ protocols:
     format: consultancy
 debaters:
   kind: ai
-  backend: offline
+  backend: scripted
 judges:
   kind: human
   per_debate: 2
@@ -136,6 +136,8 @@ def _save(request, text: str, owner, source_name: str, experiment: Experiment | 
     except experiment_spec.SpecError as error:
         return error.errors
     messages.success(request, _saved_message(previous, version, created))
+    for deprecation in experiment_spec.check(text).deprecations:
+        messages.warning(request, f"Saved, but written the old way: {deprecation}.")
     return []
 
 
