@@ -11,7 +11,7 @@ from debates.protocol import JUDGE, Refused
 from . import offline
 from .models import Assignment
 from .verdict_form import even_split, posted_probabilities, recorded_rows, slider_rows, whole_percents
-from .views import study_of
+from .judge_views import study_of
 
 
 @login_required
