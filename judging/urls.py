@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import api, experiment_views, offline_views, pages, study_views, token_views
+from . import api, experiment_views, judge_views, pages, study_views, token_views
 
 urlpatterns = [
     path("experiments/", pages.experiment_list, name="experiment_list"),
@@ -23,7 +23,7 @@ urlpatterns = [
     path("experiments/<int:experiment_id>/invitations/", study_views.make_invitation, name="experiment_invitation"),
     path("experiments/<int:experiment_id>/bonuses/", study_views.make_bonus_file, name="experiment_bonus_batch"),
     path("experiments/<int:experiment_id>/bonuses/<int:batch>.csv", study_views.bonus_file, name="experiment_bonus_file"),
-    path("judging/offline/<int:assignment_id>/", offline_views.offline_judging, name="offline_judging"),
+    path("judging/offline/<int:assignment_id>/", judge_views.offline_judging, name="offline_judging"),
     path("experiments/<int:experiment_id>/analysis/", pages.experiment_analysis, name="experiment_analysis"),
     path("experiments/<int:experiment_id>/analysis/stamp.json", pages.experiment_analysis_stamp,
          name="experiment_analysis_stamp"),
