@@ -1,13 +1,13 @@
 from django.urls import path
 
-from . import api, experiment_views, judge_views, pages, study_views, token_views
+from . import api, judge_views, pages, study_views, token_views
 
 urlpatterns = [
     path("experiments/", pages.experiment_list, name="experiment_list"),
-    path("experiments/new/", experiment_views.experiment_new, name="experiment_new"),
+    path("experiments/new/", pages.experiment_new, name="experiment_new"),
     path("experiments/<int:experiment_id>/", pages.experiment_detail, name="experiment_detail"),
-    path("experiments/<int:experiment_id>/edit/", experiment_views.experiment_edit, name="experiment_edit"),
-    path("experiments/<int:experiment_id>/start/", experiment_views.experiment_start, name="experiment_start"),
+    path("experiments/<int:experiment_id>/edit/", pages.experiment_edit, name="experiment_edit"),
+    path("experiments/<int:experiment_id>/start/", pages.experiment_start, name="experiment_start"),
     path("study/<int:experiment_id>/", study_views.study, name="study"),
     path("study/<int:experiment_id>/consent/", study_views.study_consent, name="study_consent"),
     path("study/<int:experiment_id>/quiz/", study_views.study_quiz, name="study_quiz"),
