@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import api, judge_views, pages, study_views, token_views
+from . import api, judge_views, pages, study_views
 
 urlpatterns = [
     path("experiments/", pages.experiment_list, name="experiment_list"),
@@ -33,8 +33,8 @@ urlpatterns = [
     path("experiments/<int:experiment_id>/datasheet.md", pages.experiment_datasheet, name="experiment_datasheet"),
     path("datasets/nyu/analysis/", pages.nyu_analysis, name="nyu_analysis"),
     path("datasets/nyu/analysis/<slug:key>.csv", pages.nyu_figure_csv, name="nyu_figure_csv"),
-    path("account/api-tokens/", token_views.api_tokens, name="api_tokens"),
-    path("account/api-tokens/<int:token_id>/revoke/", token_views.revoke_api_token, name="revoke_api_token"),
+    path("account/api-tokens/", pages.api_tokens, name="api_tokens"),
+    path("account/api-tokens/<int:token_id>/revoke/", pages.revoke_api_token, name="revoke_api_token"),
     path("api/schema.json", api.schema, name="api_schema"),
     path("api/experiments/", api.experiments, name="api_experiments"),
     path("api/experiments/<int:experiment_id>/", api.experiment, name="api_experiment"),
