@@ -498,7 +498,8 @@ class _Checker:
         written in experiment files). An old name the operator does not use is read as the new one."""
         choices = choices or self.backend_names()
         child = children.get("backend")
-        if child is not None and child.value in backends.RENAMED and child.value not in choices:
+        if child is not None and isinstance(child.value, str) and child.value in backends.RENAMED \
+                and child.value not in choices:
             new = backends.RENAMED[child.value]
             self.deprecated(child, f"{path}.backend", f"{child.value!r} is the old name of the {new!r} back-end "
                                                       f"(no model, no network): write backend: {new}")

@@ -166,6 +166,7 @@ def test_a_redirect_is_not_followed(internal_server):
     ({"x": {"kind": "openai-compatible", "base_url": "http://h/v1", "models": []}}, "models must be"),
     ({"x": {"kind": "openai-compatible", "base_url": "http://h/v1", "headers": {}}}, "unknown settings headers"),
     ({"bad name!": {"kind": "scripted"}}, "a back-end name is"),
+    ({"lab": {"kind": ["offline"]}}, "kind must be one of"),
 ])
 def test_the_operators_back_end_list_is_checked_at_start(raw, message):
     with pytest.raises(backends.BackendConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -244,6 +245,12 @@ def test_the_old_name_of_the_scripted_back_end_loads_with_a_deprecation():
     assert "write backend: scripted" in checked.deprecations[1]
     assert experiment_spec.parse(OLD_SPELLING) == experiment_spec.parse(
         OLD_SPELLING.replace("backend: offline", "backend: scripted").replace("offline_opening", "scripted_opening"))
+
+
+@pytest.mark.parametrize("value", ["[offline]", "{offline: 1}"])
+def test_a_back_end_that_is_not_a_name_is_still_an_error(value):
+    with pytest.raises(experiment_spec.SpecError, match="line 8: debaters.backend: must be a non-empty string"):
+        experiment_spec.parse(OLD_SPELLING.replace("backend: offline", f"backend: {value}", 1))
 
 
 def test_the_new_name_of_the_scripted_back_end_loads_without_a_deprecation():

@@ -75,11 +75,12 @@ def _backend(name, entry) -> Backend:
     unknown = set(entry) - _FIELDS
     if unknown:
         raise BackendConfigError(f"{where}: unknown settings {', '.join(sorted(unknown))}")
-    kind = KINDS.get(RENAMED.get(entry.get("kind"), entry.get("kind")))
+    written = entry.get("kind")
+    kind = KINDS.get(RENAMED.get(written, written)) if isinstance(written, str) else None
     if kind is None:
         raise BackendConfigError(f"{where}: kind must be one of {', '.join(KINDS)}")
-    if entry.get("kind") in RENAMED:
-        logger.warning("%s: kind %r is deprecated, write %r", where, entry.get("kind"), kind)
+    if written in RENAMED:
+        logger.warning("%s: kind %r is deprecated, write %r", where, written, kind)
     base_url = entry.get("base_url")
     if kind != SCRIPTED and not (isinstance(base_url, str) and base_url.startswith(("http://", "https://"))):
         raise BackendConfigError(f"{where}: base_url must be an http(s) URL")
@@ -111,7 +112,9 @@ def names() -> tuple[str, ...]:
 
 def get(name) -> Backend:
     """The back-end of this name (or of its old name, for definitions and seats stored before a rename)."""
-    backend = _registry.get(name) or _registry.get(RENAMED.get(name)) if isinstance(name, str) else None
+    backend = None
+    if isinstance(name, str):
+        backend = _registry.get(name) or _registry.get(RENAMED.get(name, name))
     if backend is None:
         raise AgentError("unknown_backend", f"backend must be one of the back-ends this server offers: "
                                             f"{', '.join(names())} (got {name!r})")
