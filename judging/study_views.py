@@ -15,7 +15,7 @@ from debates.protocol import Refused
 
 from . import crowd
 from .models import StudyParticipant
-from .pages import owned_experiment, researcher_required
+from .researcher_views import owned_experiment, researcher_required
 from .verdict_form import posted_probabilities
 
 BACKEND = "django.contrib.auth.backends.ModelBackend"

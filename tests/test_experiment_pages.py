@@ -172,7 +172,7 @@ def test_unknown_sources_and_pool_users_are_refused_at_save(rhea):
 
 
 def test_the_example_on_the_new_form_saves_and_starts(rhea):
-    from judging.pages import EXAMPLE
+    from judging.researcher_views import EXAMPLE
 
     for i in range(2):
         Question.objects.create(text=f"Demo {i}?", answers=["a", "b"], correct_index=0, hidden_material="p",
