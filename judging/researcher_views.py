@@ -391,7 +391,7 @@ def experiment_datasheet(request, experiment_id):
 # used and when it expires, and revokes them. Only a hash of each key is stored.
 
 EXPIRY_CHOICES = (7, 30, 90, 365)
-MAX_NAME = 100
+MAX_TOKEN_NAME = 100  # ApiToken.name
 
 
 @researcher_required
@@ -400,8 +400,8 @@ def api_tokens(request):
     if request.method == "POST":
         name = request.POST.get("name", "").strip()
         days = request.POST.get("days", "")
-        if len(name) > MAX_NAME or "\x00" in name:
-            errors.append(f"a name has at most {MAX_NAME} characters")
+        if len(name) > MAX_TOKEN_NAME or "\x00" in name:
+            errors.append(f"a name has at most {MAX_TOKEN_NAME} characters")
         if days not in {str(d) for d in EXPIRY_CHOICES}:
             errors.append("choose when the token expires")
         if not errors:
