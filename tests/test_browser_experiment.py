@@ -186,6 +186,7 @@ def run_the_experiment(browser, url, good, broken):
         if step == 2:
             shoot(otto, "experiment-offline-step.png")
         otto.locator("[data-step-form] button[type=submit]").click()
+    expect(otto.locator("[data-verdict-form][data-ready]")).to_be_attached()  # its script handles the keys
     otto.locator("#p0").focus()
     otto.keyboard.press("PageUp")
     otto.get_by_label("Your reason").fill("The quotes about the fire were verified.")
