@@ -3,7 +3,7 @@
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/dl_bench .venv/bin/python bench/analysis_page.py \
         [--verdicts 100000] [--repeat 3] [--keep]
 
-Migrates the database, generates a synthetic experiment (judging.synthetic: debate, consultancy and
+Migrates the database, generates a synthetic experiment (tests/synthetic.py: debate, consultancy and
 direct protocols, 200 judges, 40 debaters, some debates judged twice), then times the full page
 (request to rendered HTML, through Django's test client): cold (nothing cached), warm (cached
 figures, as the polling page gets them), and right after one more verdict arrives (the page serves
@@ -39,7 +39,8 @@ def main():
     from django.test import Client
     from django.test.utils import setup_test_environment
 
-    from judging import analysis, synthetic
+    from judging import analysis
+    from tests import synthetic
     from judging.models import Verdict
 
     if connection.vendor != "postgresql":

@@ -3,7 +3,7 @@
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/dl_bench .venv/bin/python bench/export.py \
         [--verdicts 1000000] [--repeat 1] [--keep]
 
-Generates an experiment of N verdicts with full transcripts inside PostgreSQL (judging.synthetic:
+Generates an experiment of N verdicts with full transcripts inside PostgreSQL (tests/synthetic.py:
 INSERT ... SELECT over generate_series), then, in one run and into files in the same folder:
   - COPY: PostgreSQL's `COPY (SELECT ...) TO STDOUT` of the same rows (each verdict joined with its
     debate and question, its turns and seats as json_agg of the rows), read by psycopg and written
@@ -87,7 +87,8 @@ def main():
     from django.core.management import call_command
     from django.db import connection
 
-    from judging import export, synthetic
+    from judging import export
+    from tests import synthetic
 
     if connection.vendor != "postgresql":
         sys.exit("Point DATABASE_URL at a PostgreSQL database.")

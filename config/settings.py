@@ -205,7 +205,7 @@ STATIC_ROOT = VAR_DIR / "staticfiles"
 
 def _ai_backends(value: str) -> dict:
     """DEBATELAB_AI_BACKENDS: a JSON object, or the path of a JSON file holding one. The operator's
-    AI back-ends (debates/agents/backends.py checks them); the offline back-end is always there."""
+    AI back-ends (debates/agents/backends.py checks them); the scripted back-end is always there."""
     if not value.strip():
         return {}
     text = value

@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from debates import views as debate_views
-from judging import views as judging_views
+from judging import judge_views
 
 urlpatterns = [
     path("", debate_views.lobby, name="lobby"),
@@ -17,7 +17,7 @@ urlpatterns = [
     path("join/<str:token>/", debate_views.join, name="join"),
     path("debates/<int:debate_id>/", debate_views.debate_room, name="debate_room"),
     path("debates/<int:debate_id>/start/", debate_views.start, name="debate_start"),
-    path("debates/<int:debate_id>/verdict/", judging_views.verdict_form, name="verdict_form"),
+    path("debates/<int:debate_id>/verdict/", judge_views.verdict_form, name="verdict_form"),
     path("api/debates/<int:debate_id>/state/", debate_views.debate_state, name="api_debate_state"),
     path("api/debates/<int:debate_id>/actions/", debate_views.debate_action, name="api_debate_action"),
     path("healthz", debate_views.healthz, name="healthz"),

@@ -3,6 +3,7 @@ counterbalancing plan that turns a definition into debate conditions. Pure modul
 
 A definition names the dataset, the protocols to compare, debater and judge kinds, judgments wanted
 per debate, counterbalancing, blinding and time limits; docs/experiments.md documents every field.
+Old spellings of renamed values still load: `check` reports each as a line-numbered deprecation.
 """
 import itertools
 import json
@@ -15,6 +16,7 @@ import yaml
 from .agents import backends
 from .agents.config import MODEL_PARAMETERS, AgentConfig
 from .agents.errors import AgentError
+from .agents import prompts as prompt_templates
 from .agents.prompts import prompt_problems
 from .protocol import Protocol
 
@@ -22,7 +24,7 @@ FORMATS = ("debate", "consultancy", "direct", "interactive")
 DEBATER_KINDS = ("human", "ai")
 JUDGE_KINDS = ("human", "ai")
 PLAYED_ELSEWHERE = ("pixel_mcts",)  # image debates' tree search (debates/pixel_player.py)
-BACKENDS = (backends.OFFLINE,) + PLAYED_ELSEWHERE  # built in; the operator names the others
+BACKENDS = (backends.SCRIPTED,) + PLAYED_ELSEWHERE  # built in; the operator names the others
 MAX_NAME = 200  # Experiment.name
 MAX_PROTOCOL_NAME = 100  # Debate.protocol_name
 OFFLINE_MODES = ("none", "stepwise", "all_at_once")
@@ -127,8 +129,19 @@ def _plain(located: _Located):
     return located.value
 
 
+@dataclass(frozen=True)
+class Checked:
+    definition: dict
+    deprecations: list[str]  # "line N: path: ..." for each old spelling, already replaced in the definition
+
+
 def parse(text: str) -> dict:
     """YAML (JSON is valid YAML) -> normalised definition. Raises SpecError listing every problem."""
+    return check(text).definition
+
+
+def check(text: str) -> Checked:
+    """The normalised definition and what in it is spelled the old way. Raises SpecError listing every problem."""
     if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
         raise SpecError([f"line 1: the definition is larger than {MAX_BYTES // 1000} kB"])
     loader = _Loader(text)
@@ -149,15 +162,19 @@ def parse(text: str) -> dict:
     definition = checker.experiment(root)
     if checker.errors:
         raise SpecError(checker.errors)
-    return definition
+    return Checked(definition, checker.deprecations)
 
 
 class _Checker:
     def __init__(self):
         self.errors: list[str] = []
+        self.deprecations: list[str] = []
 
     def fail(self, located: _Located, path: str, message: str):
         self.errors.append(f"line {located.line}: {path}: {message}")
+
+    def deprecated(self, located: _Located, path: str, message: str):
+        self.deprecations.append(f"line {located.line}: {path}: {message}")
 
     def mapping(self, located, path, known: dict):
         """known: {field: (required, default)}. Returns the located children, reporting unknown fields."""
@@ -215,6 +232,7 @@ class _Checker:
         }
         for problem in prompt_problems(definition["prompts"]):
             self.fail(top["prompts"], "prompts", problem)
+        definition["prompts"] = self.current_prompt_names(top.get("prompts"), definition["prompts"])
         definition["dataset"] = self.dataset(top["dataset"]) if "dataset" in top else None
         time_limits = self.time_limits(top.get("time_limits"))
         definition["time_limits"] = time_limits
@@ -458,7 +476,7 @@ class _Checker:
                                              "parameters": (False, None), "pool": (False, None)})
         kind = self.value(j, "kind", "judges", "str", choices=JUDGE_KINDS)
         judge_backends = tuple(n for n in self.backend_names() if n not in PLAYED_ELSEWHERE)
-        backend = self.value(j, "backend", "judges", "str", choices=judge_backends)
+        backend = self.backend(j, "judges", judge_backends)
         if kind == "ai" and backend is None:
             self.fail(located, "judges", "AI judges need a backend (" + ", ".join(judge_backends) + ")")
         found = {"kind": kind,
@@ -475,10 +493,26 @@ class _Checker:
     def backend_names() -> tuple[str, ...]:
         return tuple(dict.fromkeys(backends.names() + PLAYED_ELSEWHERE))
 
-    def backend(self, children, path):
+    def backend(self, children, path, choices=None):
         """A back-end the server's operator configured (by name: addresses and keys are not
-        written in experiment files)."""
-        return self.value(children, "backend", path, "str", choices=self.backend_names())
+        written in experiment files). An old name the operator does not use is read as the new one."""
+        choices = choices or self.backend_names()
+        child = children.get("backend")
+        if child is not None and isinstance(child.value, str) and child.value in backends.RENAMED \
+                and child.value not in choices:
+            new = backends.RENAMED[child.value]
+            self.deprecated(child, f"{path}.backend", f"{child.value!r} is the old name of the {new!r} back-end "
+                                                      f"(no model, no network): write backend: {new}")
+            children = dict(children, backend=_Located(new, child.line))
+        return self.value(children, "backend", path, "str", choices=choices)
+
+    def current_prompt_names(self, located, prompts: dict) -> dict:
+        """Prompt overrides under their current names; an old name is reported where it is written."""
+        for name, new in prompt_templates.RENAMED.items():
+            if name in prompts:
+                self.deprecated(located.value.get(name, located), f"prompts.{name}",
+                                f"the old name of the prompt {new!r}: write {new}")
+        return prompt_templates.current_names(prompts)
 
     def agent(self, located, children, path, found):
         """The model and parameters must suit the back-end; every problem points at its line."""

@@ -1,5 +1,6 @@
 """Experiments: load a definition (from a file or the web form), freeze it when it starts, and
 create its counterbalanced debates. Every debate records the version, seed and code version."""
+import logging
 import random
 from collections import defaultdict
 
@@ -12,11 +13,17 @@ from .models import Debate, Experiment, ExperimentVersion, Participant, Question
 from .protocol import JUDGE, Protocol, Refused
 from .provenance import code_version
 
+log = logging.getLogger(__name__)
+
 
 def load_experiment(text: str, owner, source_name: str = "") -> tuple[ExperimentVersion, bool]:
     """Parse and store a definition. Returns (version, created). An unchanged definition returns the
-    latest version; a changed one edits an unstarted version or adds a new one after a frozen one."""
-    definition = experiment_spec.parse(text)
+    latest version; a changed one edits an unstarted version or adds a new one after a frozen one.
+    Old spellings are logged here; the pages and the command show them (experiment_spec.check)."""
+    checked = experiment_spec.check(text)
+    definition = checked.definition
+    for deprecation in checked.deprecations:
+        log.warning("experiment %r (%s) uses an old spelling: %s", definition["name"], source_name or "no file", deprecation)
     with transaction.atomic():
         experiment, _ = Experiment.objects.get_or_create(owner=owner, name=definition["name"])
         latest = ExperimentVersion.objects.select_for_update().filter(experiment=experiment).order_by("-number").first()

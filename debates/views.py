@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from . import live, pixel_player, services, snapshots, worker_health
-from .consumers import action_fields
+from .action_messages import action_fields
 from .models import RESEARCHER, Debate, DebateEvent, Invitation, Participant, has_role
 from .protocol import Refused
 

@@ -2,7 +2,7 @@
 transcript the way a human judge sees it, quotes marked verified / near / unverified, and returns
 a probability for each answer. Its verdict is stored with judge_kind="ai" and full provenance.
 
-The "offline" back-end is a transparent baseline that needs no network: it favours the side whose
+The "scripted" back-end is a transparent baseline that needs no network: it favours the side whose
 speeches carry more verified quotation (useful in the embedded default and for wiring tests)."""
 import logging
 
@@ -10,6 +10,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 
 from debates import live, quotes, services, snapshots
+from debates.agents import backends
 from debates.agents.config import AgentConfig, Budget, Usage
 from debates.agents.debater import find_json_object
 from debates.agents.errors import AgentError
@@ -24,7 +25,7 @@ from .models import Verdict
 
 log = logging.getLogger(__name__)
 FINISHED = (Debate.AWAITING_VERDICT, Debate.COMPLETE)
-OFFLINE_JUDGE = "offline-verified-quotes"
+SCRIPTED_JUDGE = "offline-verified-quotes"  # the name its verdicts are stored under (from before the rename)
 
 
 def judge_debate(debate_id: int, config: dict, seated: bool = False, spent: Usage | None = None) -> Verdict:
@@ -32,7 +33,7 @@ def judge_debate(debate_id: int, config: dict, seated: bool = False, spent: Usag
     seated: the judge seated in the debate, who gave the feedback (its verdict is the live one);
     spent: what its earlier turns used of its budget."""
     agent = AgentConfig.from_dict(config)
-    name = agent.model or OFFLINE_JUDGE
+    name = agent.model or SCRIPTED_JUDGE
     debate = Debate.objects.select_related("question").get(pk=debate_id)
     if debate.status not in FINISHED:
         raise Refused("debate_not_over", "AI judges judge finished debates")
@@ -42,8 +43,8 @@ def judge_debate(debate_id: int, config: dict, seated: bool = False, spent: Usag
     state = snapshots.state_for(debate, snapshots.Viewer(snapshots.JUDGE_VIEW, None))
     fields = {"question": state["question"]["text"], "transcript": judge_transcript(state),
               "answers": "\n".join(f"{i + 1}. {a}" for i, a in enumerate(state["question"]["answers"]))}
-    if agent.kind == "offline":
-        shown, reason, exchange = _offline_judgment(state), "more verified quotation for this side", {}
+    if agent.kind == backends.SCRIPTED:
+        shown, reason, exchange = _scripted_judgment(state), "more verified quotation for this side", {}
     else:
         shown, reason, exchange = _model_judgment(agent, fields, len(state["question"]["answers"]), spent)
     return _save(debate, agent, name, shown, reason, dict(exchange, fields_seen=sorted(fields)), seated)
@@ -53,7 +54,7 @@ def judge_finished_debates(config: dict, debates=None) -> list[Verdict]:
     """Runs the AI judge over every finished debate that has no verdict from this model yet.
     A debate the judge cannot judge (unreadable replies, budget, no passage) is logged and skipped."""
     agent = AgentConfig.from_dict(config)
-    name = agent.model or OFFLINE_JUDGE
+    name = agent.model or SCRIPTED_JUDGE
     judged = Verdict.objects.filter(debate=OuterRef("pk"), judge_kind=Verdict.AI, ai_judge=name)
     pending = (debates if debates is not None else Debate.objects.all()).filter(status__in=FINISHED).exclude(
         Exists(judged)).order_by("pk")
@@ -188,8 +189,8 @@ def give_feedback(debate_id: int, expected_round: int) -> str:
     agent = AgentConfig.from_dict(seat.agent)
     state = snapshots.state_for(debate, snapshots.Viewer(snapshots.JUDGE_VIEW, seat))
     answers = state["question"]["answers"]
-    if agent.backend == "offline":
-        shown, comment, end, usage = _offline_judgment(state), "", False, Usage()
+    if agent.kind == backends.SCRIPTED:
+        shown, comment, end, usage = _scripted_judgment(state), "", False, Usage()
     else:
         fields = {"question": state["question"]["text"], "transcript": judge_transcript(state),
                   "answers": "\n".join(f"{i + 1}. {a}" for i, a in enumerate(answers)), "round": expected_round + 1}
@@ -233,7 +234,7 @@ def seated_verdict(debate_id: int) -> Verdict | None:
     return judge_debate(debate_id, seat.agent, seated=True, spent=spent_by(debate, JUDGE))
 
 
-def _offline_judgment(state: dict) -> list[float]:
+def _scripted_judgment(state: dict) -> list[float]:
     """Shown-order probabilities: 1 + verified quote characters per answer, normalised; a draw
     leans 55/45 to the answer shown first so that a verdict always favours one answer."""
     weight = [1.0] * len(state["question"]["answers"])

@@ -14,7 +14,7 @@ from debates.models import RESEARCHER, has_role
 from . import analysis, crowd, export
 from .export.datasheet import datasheet
 from .models import ApiToken
-from .pages import export_options, owned_experiment, streaming_bundle
+from .researcher_views import export_options, owned_experiment, streaming_bundle
 
 MAX_PAGE = 1_000
 DEFAULT_PAGE = 100

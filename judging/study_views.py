@@ -15,7 +15,8 @@ from debates.protocol import Refused
 
 from . import crowd
 from .models import StudyParticipant
-from .pages import owned_experiment, researcher_required
+from .researcher_views import owned_experiment, researcher_required
+from .verdict_form import posted_probabilities
 
 BACKEND = "django.contrib.auth.backends.ModelBackend"
 
@@ -162,13 +163,7 @@ def study_practice(request, experiment_id):
     participant = _own_participant(request, experiment_id)
     practice = crowd.study_settings(crowd.study_version(participant.experiment))["practice"] or {}
     try:
-        probabilities = [float(request.POST.get(f"p{i}", "")) / 100 for i in range(len(practice.get("answers", [])))]
-    except ValueError:
-        probabilities = None
-    try:
-        if probabilities is None:
-            raise Refused("bad_probabilities", "give a percentage for every answer")
-        crowd.answer_practice(participant, probabilities)
+        crowd.answer_practice(participant, posted_probabilities(request.POST, len(practice.get("answers", []))))
     except Refused as refused:
         _refusal_message(request, refused)
     return redirect("study", experiment_id=experiment_id)

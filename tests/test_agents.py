@@ -155,22 +155,22 @@ def test_a_cost_budget_stops_the_seat_once_spent(fake_llm, keys):
 
 
 @pytest.mark.parametrize("config, message", [
-    ({"backend": "gpt"}, "backend must be one of the back-ends this server offers: offline, fake-openai"),
+    ({"backend": "gpt"}, "backend must be one of the back-ends this server offers: scripted, fake-openai"),
     ({"backend": "fake-openai"}, "needs a model name"),
     ({"backend": "fake-anthropic", "model": "claude-opus"}, "offers the models fake-claude, fake-claude-large"),
-    ({"backend": "offline", "best_of_n": 40}, "best_of_n"),
-    ({"backend": "offline", "temperature": 1}, "unknown agent settings: temperature"),
+    ({"backend": "scripted", "best_of_n": 40}, "best_of_n"),
+    ({"backend": "scripted", "temperature": 1}, "unknown agent settings: temperature"),
     ({"backend": "fake-openai", "model": "m", "parameters": {"base_url": "http://x"}}, "parameters may not set base_url"),
     ({"backend": "fake-openai", "model": "m", "api_key_env": "SECRET_KEY"}, "unknown agent settings: api_key_env"),
-    ({"backend": "offline", "prompts": {"debater_turn": "Say $nonsense"}}, "uses $nonsense"),
-    ({"backend": "offline", "prompts": {"opening": "hi"}}, "unknown prompt 'opening'"),
+    ({"backend": "scripted", "prompts": {"debater_turn": "Say $nonsense"}}, "uses $nonsense"),
+    ({"backend": "scripted", "prompts": {"opening": "hi"}}, "unknown prompt 'opening'"),
 ])
 def test_bad_agent_settings_get_clear_errors(config, message):
     with pytest.raises(AgentError, match=re.escape(message)):
         AgentConfig.from_dict(config)
 
 
-# The offline debater.
+# The scripted debater.
 
 def context(answer=0, round_number=1, char_limit=600, quote_chars=200, transcript="", already_quoted=()):
     return TurnContext(seat="A", question=QUESTION, answers=ANSWERS, my_answer=ANSWERS[answer],
@@ -179,25 +179,25 @@ def context(answer=0, round_number=1, char_limit=600, quote_chars=200, transcrip
                        already_quoted=list(already_quoted))
 
 
-def offline_turn(ctx, **extra):
-    config = AgentConfig.from_dict(dict({"backend": "offline", "token_delay": 0}, **extra))
+def scripted_turn(ctx, **extra):
+    config = AgentConfig.from_dict(dict({"backend": "scripted", "token_delay": 0}, **extra))
     return write_turn(config, ctx, Budget(config))
 
 
-def test_the_offline_debater_quotes_the_sentences_that_support_its_answer():
-    result = offline_turn(context(answer=0))
+def test_the_scripted_debater_quotes_the_sentences_that_support_its_answer():
+    result = scripted_turn(context(answer=0))
     _, found = quotes.check_speech(result.text, STORY, per_turn=200)
     assert found and all(q.status == quotes.VERIFIED for q in found)
     assert "vent the fire" in found[0].text  # the best BM25 sentence for "airlock ... vent a fire"
     assert '"To vent a fire"' in result.text
-    other = offline_turn(context(answer=1))
+    other = scripted_turn(context(answer=1))
     assert '"To escape the ship"' in other.text and other.text != result.text
 
 
-def test_the_offline_debater_does_not_repeat_its_own_quotes():
-    first = offline_turn(context())
+def test_the_scripted_debater_does_not_repeat_its_own_quotes():
+    first = scripted_turn(context())
     used = [q.text for q in quotes.check_speech(first.text, STORY)[1]]
-    second = offline_turn(context(round_number=2, already_quoted=used))
+    second = scripted_turn(context(round_number=2, already_quoted=used))
     again = [q.text for q in quotes.check_speech(second.text, STORY)[1]]
     assert again and not set(again) & set(used)
     assert second.text.startswith("My opponent argues for")
@@ -206,15 +206,15 @@ def test_the_offline_debater_does_not_repeat_its_own_quotes():
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(char_limit=st.integers(60, 900), quote_chars=st.one_of(st.none(), st.integers(0, 400)),
        answer=st.sampled_from([0, 1]), round_number=st.integers(1, 4))
-def test_offline_speeches_stay_within_the_limits_and_every_quote_verifies(char_limit, quote_chars, answer, round_number):
-    result = offline_turn(context(answer, round_number, char_limit, quote_chars))
+def test_scripted_speeches_stay_within_the_limits_and_every_quote_verifies(char_limit, quote_chars, answer, round_number):
+    result = scripted_turn(context(answer, round_number, char_limit, quote_chars))
     assert 0 < len(result.text) <= char_limit
     _, found = quotes.check_speech(result.text, STORY, per_turn=quote_chars)
     assert all(q.status == quotes.VERIFIED for q in found)
 
 
-def test_offline_best_of_n_keeps_every_candidate_and_picks_the_best_supported():
-    result = offline_turn(context(), best_of_n=4)
+def test_scripted_best_of_n_keeps_every_candidate_and_picks_the_best_supported():
+    result = scripted_turn(context(), best_of_n=4)
     payload = result.payload()
     assert len(payload["candidates"]) == 4 and len({c["text"] for c in payload["candidates"]}) > 1
     scores = payload["agent"]["preference"]["scores"]
@@ -222,11 +222,11 @@ def test_offline_best_of_n_keeps_every_candidate_and_picks_the_best_supported():
     assert result.text == payload["candidates"][payload["chosen"]]["text"]
 
 
-def test_the_offline_debater_refuses_a_question_without_a_passage():
+def test_the_scripted_debater_refuses_a_question_without_a_passage():
     ctx = context()
     ctx.passage = ""
     with pytest.raises(AgentError, match="no hidden passage"):
-        offline_turn(ctx)
+        scripted_turn(ctx)
 
 
 # AI turns in a debate (database).
@@ -258,7 +258,7 @@ def ai_debate(make_user):
 def test_run_ai_turn_plays_once_however_often_it_runs(ai_debate):
     from debates.tasks import run_ai_turn
 
-    debate = ai_debate({"backend": "offline", "token_delay": 0})
+    debate = ai_debate({"backend": "scripted", "token_delay": 0})
     assert run_ai_turn(debate.pk, "A", 0) == "played"
     assert run_ai_turn(debate.pk, "A", 0) == "already_played"
     assert run_ai_turn(debate.pk, "B", 0) == "not_an_ai_seat"
@@ -266,7 +266,7 @@ def test_run_ai_turn_plays_once_however_often_it_runs(ai_debate):
     turn = debate.turns.get()
     assert (turn.seat, turn.kind, turn.client_id, turn.author) == ("A", "speech", "ai-0-A", None)
     assert turn.payload["quotes"] and all(q["status"] == "verified" for q in turn.payload["quotes"])
-    assert turn.payload["agent"]["backend"] == "offline" and turn.payload["agent"]["usage"]["output_tokens"] > 0
+    assert turn.payload["agent"]["backend"] == "scripted" and turn.payload["agent"]["usage"]["output_tokens"] > 0
     assert debate.events.filter(kind="speech").count() == 1
 
 
@@ -274,7 +274,7 @@ def test_an_agent_turn_goes_through_the_same_checks_as_a_persons(ai_debate):
     from debates import services
     from debates.protocol import Refused
 
-    debate = ai_debate({"backend": "offline"})
+    debate = ai_debate({"backend": "scripted"})
     with pytest.raises(Refused) as refused:
         services.submit_agent_turn(debate.pk, "A", text="x" * 501, expected_round=0, client_id="ai-0-A")
     assert refused.value.code == "too_long"
@@ -363,7 +363,7 @@ def test_an_ai_seat_becoming_expected_schedules_its_turn_after_the_commit(make_u
     alice, judy = make_user("alice", "debater"), make_user("judy", "judge")
     debate = services.create_debate(question, Protocol(rounds=("simultaneous", "sequential")),
                                     {"A": (alice, 0), "B": (None, 1)}, judge=judy)
-    debate.participants.filter(seat="B").update(agent={"backend": "offline"})
+    debate.participants.filter(seat="B").update(agent={"backend": "scripted"})
     with django_capture_on_commit_callbacks(execute=True):
         services.start_debate(debate.pk)
     assert scheduled == [(debate.pk, "B", 0)]
@@ -446,14 +446,14 @@ def test_an_ai_judge_that_never_answers_in_json_stores_nothing(finished_debate, 
 def test_the_ai_judge_runs_over_every_finished_debate_without_its_verdict(finished_debate, make_user):
     from debates import services
     from debates.models import Debate
-    from judging.ai_judges import OFFLINE_JUDGE, judge_finished_debates
+    from judging.ai_judges import SCRIPTED_JUDGE, judge_finished_debates
 
     live = services.create_debate(finished_debate.question, finished_debate.get_protocol(),
                                   {"A": (make_user("carol"), 0), "B": (make_user("dave"), 1)})
-    first = judge_finished_debates({"backend": "offline"})
-    assert [v.debate_id for v in first] == [finished_debate.pk] and first[0].ai_judge == OFFLINE_JUDGE
+    first = judge_finished_debates({"backend": "scripted"})
+    assert [v.debate_id for v in first] == [finished_debate.pk] and first[0].ai_judge == SCRIPTED_JUDGE
     assert first[0].chosen_index == 0  # only A's quote is verified
-    assert judge_finished_debates({"backend": "offline"}) == []
+    assert judge_finished_debates({"backend": "scripted"}) == []
     assert Debate.objects.get(pk=finished_debate.pk).status == Debate.COMPLETE  # no human judge was waiting
     assert Debate.objects.get(pk=live.pk).verdicts.count() == 0
 
@@ -507,7 +507,7 @@ def test_an_ai_vs_ai_debate_streams_to_the_observer_through_a_real_celery_worker
                         char_limit=500, quote_chars_per_turn=150)
     debate = services.create_debate(question, protocol, {"A": (None, 0), "B": (None, 1)}, judge=judy,
                                     answer_order=[0, 1], created_by=rita)
-    debate.participants.filter(seat="A").update(agent={"backend": "offline", "token_delay": 0.005})
+    debate.participants.filter(seat="A").update(agent={"backend": "scripted", "token_delay": 0.005})
     debate.participants.filter(seat="B").update(agent={  # a self-hosted OpenAI-compatible server: no key
         "backend": "fake-local", "model": "fake-local", "parameters": FAST_RETRIES})
     keyless_llm.script([Reply("My opening: <quote>the captain's quick decision</quote>."), Fail(500),
@@ -569,7 +569,7 @@ def test_the_embedded_default_plays_ai_turns_in_a_background_thread(transactiona
     question = Question.objects.create(text=QUESTION, answers=ANSWERS, correct_index=0, hidden_material=STORY)
     debate = services.create_debate(question, Protocol(rounds=("sequential", "sequential")),
                                     {"A": (None, 0), "B": (None, 1)}, answer_order=[0, 1])
-    debate.participants.filter(seat__in=["A", "B"]).update(agent={"backend": "offline", "token_delay": 0})
+    debate.participants.filter(seat__in=["A", "B"]).update(agent={"backend": "scripted", "token_delay": 0})
     services.start_debate(debate.pk)
     wait_until(lambda: Debate.objects.get(pk=debate.pk).status != Debate.LIVE, 60, "the AI turns to finish")
     assert Debate.objects.get(pk=debate.pk).status == Debate.AWAITING_VERDICT
@@ -583,10 +583,10 @@ def test_the_ai_judge_command_judges_finished_debates_and_reports_bad_settings(f
     from django.core.management import CommandError, call_command
 
     out = StringIO()
-    call_command("ai_judge", "--backend", "offline", stdout=out)
+    call_command("ai_judge", "--backend", "scripted", stdout=out)
     assert out.getvalue().strip() == "1 new AI verdicts (1 correct)"
     assert finished_debate.verdicts.get().judge_kind == "ai"
     with pytest.raises(CommandError, match="needs a model name"):
         call_command("ai_judge", "--backend", "fake-openai")
     with pytest.raises(CommandError, match="--parameters is not valid JSON"):
-        call_command("ai_judge", "--backend", "offline", "--parameters", "{temperature")
+        call_command("ai_judge", "--backend", "scripted", "--parameters", "{temperature")

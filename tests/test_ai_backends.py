@@ -55,7 +55,7 @@ def test_an_experiment_file_names_a_configured_back_end_and_an_offered_model():
         experiment_spec.parse(EXPERIMENT.replace("backend: fake-openai", "backend: openai")
                               + "  base_url: http://10.0.0.1/v1\n")
     assert error.value.errors[0].startswith("line 12: debaters.base_url: unknown field")
-    assert error.value.errors[1].startswith("line 8: debaters.backend: must be one of offline, fake-openai, ")
+    assert error.value.errors[1].startswith("line 8: debaters.backend: must be one of scripted, fake-openai, ")
     with pytest.raises(experiment_spec.SpecError, match=r"line 9: debaters.model: the fake-anthropic back-end offers "
                                                         r"the models fake-claude, fake-claude-large \(got 'gpt-5'\)"):
         experiment_spec.parse(EXPERIMENT.replace("fake-openai", "fake-anthropic").replace("fake-gpt", "gpt-5"))
@@ -66,7 +66,7 @@ def test_the_demo_experiment_still_loads():
     from pathlib import Path
 
     definition = experiment_spec.parse((Path(__file__).parent.parent / "examples/demo-experiment.yaml").read_text())
-    assert definition["debaters"]["backend"] == "offline"
+    assert definition["debaters"]["backend"] == "scripted"
 
 
 @pytest.mark.parametrize("agent", [
@@ -165,7 +165,8 @@ def test_a_redirect_is_not_followed(internal_server):
     ({"x": {"kind": "anthropic", "base_url": "http://h/v1"}}, "needs api_key_env"),
     ({"x": {"kind": "openai-compatible", "base_url": "http://h/v1", "models": []}}, "models must be"),
     ({"x": {"kind": "openai-compatible", "base_url": "http://h/v1", "headers": {}}}, "unknown settings headers"),
-    ({"bad name!": {"kind": "offline"}}, "a back-end name is"),
+    ({"bad name!": {"kind": "scripted"}}, "a back-end name is"),
+    ({"lab": {"kind": ["offline"]}}, "kind must be one of"),
 ])
 def test_the_operators_back_end_list_is_checked_at_start(raw, message):
     with pytest.raises(backends.BackendConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -176,13 +177,13 @@ def test_the_example_back_end_list_is_valid():
     from pathlib import Path
 
     found = backends.parse(json.loads((Path(__file__).parent.parent / "examples/ai-backends.json").read_text()))
-    assert {"offline", "openai", "anthropic", "lab-vllm"} == set(found)
+    assert {"scripted", "openai", "anthropic", "lab-vllm"} == set(found)
     assert found["lab-vllm"].api_key_env is None and found["openai"].allows("gpt-4o-mini")
 
 
-def test_the_embedded_default_offers_the_offline_back_end_only():
-    assert list(backends.parse({})) == ["offline"]
-    assert list(backends.parse(None)) == ["offline"]
+def test_the_embedded_default_offers_the_scripted_back_end_only():
+    assert list(backends.parse({})) == ["scripted"]
+    assert list(backends.parse(None)) == ["scripted"]
 
 
 def test_the_setting_may_name_a_file(tmp_path):
@@ -212,3 +213,74 @@ def test_the_admin_checks_participant_agents_like_experiment_files(db):
                                  "agent": json.dumps({"backend": "fake-local", "model": "m"})})
     assert form.is_valid(), form.errors
     assert User.objects.count() == 0  # nothing was saved by checking
+
+
+# The scripted back-end was called "offline" (the word offline judging also uses): the old spellings
+# still load, each with a line-numbered deprecation, and mean the new ones.
+OLD_SPELLING = """name: Old spelling
+dataset:
+  source: demo
+protocols:
+  - name: debate
+debaters:
+  kind: ai
+  backend: offline
+judges:
+  kind: ai
+  backend: offline
+  offline: stepwise
+  per_debate: 2
+prompts:
+  offline_opening: I say "$my_answer". $evidence
+"""
+
+
+def test_the_old_name_of_the_scripted_back_end_loads_with_a_deprecation():
+    checked = experiment_spec.check(OLD_SPELLING)
+    assert (checked.definition["debaters"]["backend"], checked.definition["judges"]["backend"]) == ("scripted", "scripted")
+    assert checked.definition["judges"]["offline"] == "stepwise"  # offline judging keeps its name
+    assert checked.definition["prompts"] == {"scripted_opening": 'I say "$my_answer". $evidence'}
+    assert [d.split(":")[0:2] for d in checked.deprecations] == [
+        ["line 15", " prompts.offline_opening"], ["line 8", " debaters.backend"], ["line 11", " judges.backend"]]
+    assert "write backend: scripted" in checked.deprecations[1]
+    assert experiment_spec.parse(OLD_SPELLING) == experiment_spec.parse(
+        OLD_SPELLING.replace("backend: offline", "backend: scripted").replace("offline_opening", "scripted_opening"))
+
+
+@pytest.mark.parametrize("value", ["[offline]", "{offline: 1}"])
+def test_a_back_end_that_is_not_a_name_is_still_an_error(value):
+    with pytest.raises(experiment_spec.SpecError, match="line 8: debaters.backend: must be a non-empty string"):
+        experiment_spec.parse(OLD_SPELLING.replace("backend: offline", f"backend: {value}", 1))
+
+
+def test_the_new_name_of_the_scripted_back_end_loads_without_a_deprecation():
+    checked = experiment_spec.check(OLD_SPELLING.replace("backend: offline", "backend: scripted")
+                                    .replace("offline_opening", "scripted_opening"))
+    assert checked.deprecations == []
+    assert checked.definition["debaters"]["backend"] == "scripted"
+
+
+def test_seats_and_operator_settings_stored_with_the_old_name_still_work(caplog):
+    config = AgentConfig.from_dict({"backend": "offline", "prompts": {"offline_rebuttal": "No. $evidence"}})
+    assert (config.backend, config.kind) == ("scripted", "scripted")
+    assert config.prompts == {"scripted_rebuttal": "No. $evidence"}
+    found = backends.parse({"no-network": {"kind": "offline"}})
+    assert found["no-network"].kind == "scripted"
+    assert "kind 'offline' is deprecated" in caplog.text
+
+
+def test_loading_an_old_spelling_logs_it_and_the_command_shows_it(db, django_user_model, tmp_path, caplog):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from tests.factories import dataset_questions
+
+    dataset_questions("demo", 2)
+    django_user_model.objects.create_user("rachel")
+    path = tmp_path / "old.yaml"
+    path.write_text(OLD_SPELLING)
+    err = StringIO()
+    call_command("load_experiment", str(path), "--owner", "rachel", stdout=StringIO(), stderr=err)
+    assert f"warning: {path}:line 8: debaters.backend: 'offline' is the old name" in err.getvalue()
+    assert "experiment 'Old spelling'" in caplog.text and "uses an old spelling: line 8" in caplog.text

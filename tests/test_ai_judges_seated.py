@@ -10,7 +10,7 @@ import pytest
 from debates.experiments import load_experiment, start_experiment
 from debates.models import Debate, Participant, Question, Turn
 from debates.protocol import JUDGE
-from judging.ai_judges import OFFLINE_JUDGE
+from judging.ai_judges import SCRIPTED_JUDGE
 from judging.models import Verdict
 from judging.verdicts import TIE_RULE
 
@@ -29,7 +29,7 @@ protocols:
     rounds: [sequential, judge_feedback, sequential, judge_feedback]
 debaters:
   kind: ai
-  backend: offline
+  backend: scripted
   parameters: {{token_delay: 0}}
 judges:
 {judges}
@@ -73,14 +73,14 @@ def _wait_until_complete(debates, seconds=120):
                lambda: f"the debates to complete: {stuck()}", interval=0.3)
 
 
-def test_an_offline_ai_judge_is_seated_gives_feedback_and_the_verdict_through_the_worker(
+def test_a_scripted_ai_judge_is_seated_gives_feedback_and_the_verdict_through_the_worker(
         celery_worker, make_user, questions):
     questions("offline", 2)
-    debates = _start(make_user, "offline", "  kind: ai\n  backend: offline")
+    debates = _start(make_user, "offline", "  kind: ai\n  backend: scripted")
     assert debates
     for debate in debates:
         seat = Participant.objects.get(debate=debate, seat=JUDGE)
-        assert seat.user is None and seat.agent["backend"] == "offline"  # seated at creation
+        assert seat.user is None and seat.agent["backend"] == "scripted"  # seated at creation
         assert Debate.objects.get(pk=debate.pk).status != Debate.SCHEDULED  # every seat filled: started at once
     _wait_until_complete(debates)
     for debate in debates:
@@ -89,7 +89,7 @@ def test_an_offline_ai_judge_is_seated_gives_feedback_and_the_verdict_through_th
         assert all(abs(sum(t.probabilities) - 1) < 1e-9 for t in feedback)
         verdict = Verdict.objects.get(debate=debate)
         assert (verdict.judge_kind, verdict.ai_judge, verdict.live, verdict.judge) == (
-            Verdict.AI, OFFLINE_JUDGE, True, None)
+            Verdict.AI, SCRIPTED_JUDGE, True, None)
         assert verdict.provenance["tie_rule"] == TIE_RULE
         assert verdict.after_turn == debate.turns.count()
         kinds = list(debate.events.order_by("seq").values_list("kind", flat=True))

@@ -1,4 +1,4 @@
-"""Headless Chromium against a real daphne server and a real Celery worker: AI debaters (the offline
+"""Headless Chromium against a real daphne server and a real Celery worker: AI debaters (the scripted
 back-end, which needs no network) write their turns while people watch the debate room.
 
 - A judge watches an AI-vs-AI debate live: the sealed round shows only a character count, a
@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 QUESTION = "Why does the captain open the airlock?"
 ANSWERS = ["To vent a fire", "To escape the ship"]
-TYPING = 0.12  # seconds between the offline debater's words: slow enough to watch a turn stream in
+TYPING = 0.12  # seconds between the scripted debater's words: slow enough to watch a turn stream in
 SCREENSHOTS = ("ai-room-judge-sealed.png", "ai-room-judge-quotes.png", "ai-room-judge-streaming.png",
                "ai-room-observer-streaming.png", "ai-room-judge-feedback.png", "ai-room-judge-end.png",
                "ai-room-verdict.png", "ai-room-debater-composer.png", "ai-room-debater-refused.png",
@@ -81,8 +81,8 @@ def test_a_judge_watches_an_ai_vs_ai_debate_live_and_gives_the_verdict(
     judy, _ = _people(make_user)
     protocol = Protocol(rounds=("simultaneous", "judge_feedback", "sequential"), speaking_order=("A", "B"),
                         char_limit=500, quote_chars_per_turn=150)
-    offline = {"backend": "offline", "token_delay": TYPING}
-    debate = _ai_debate(QUESTION, judy, {"A": (None, 0), "B": (None, 1)}, protocol, {"A": offline, "B": offline})
+    scripted = {"backend": "scripted", "token_delay": TYPING}
+    debate = _ai_debate(QUESTION, judy, {"A": (None, 0), "B": (None, 1)}, protocol, {"A": scripted, "B": scripted})
 
     with chromium() as browser:
         seen = watch_and_judge(browser, daphne_server, debate.pk)
@@ -206,7 +206,7 @@ def test_a_person_debates_an_ai_with_quotes_and_answers_the_judge(
     protocol = Protocol(rounds=("sequential", "judge_feedback", "sequential"), speaking_order=("A", "B"),
                         char_limit=600, quote_chars_per_turn=120, quote_chars_per_debate=160)
     debate = _ai_debate(QUESTION, judy, {"A": (alice, 0), "B": (None, 1)}, protocol,
-                        {"B": {"backend": "offline", "token_delay": TYPING}})
+                        {"B": {"backend": "scripted", "token_delay": TYPING}})
     services.start_debate(debate.pk)
 
     with chromium() as browser:
@@ -312,7 +312,7 @@ def test_an_ai_seat_that_cannot_write_is_shown_as_failed_only_to_those_who_may_k
     judy, _ = _people(make_user)
     no_key = {"backend": "no-key", "model": "gpt-4o-mini"}  # tests/settings.py: its key variable is not set
     debate = _ai_debate(QUESTION, judy, {"A": (None, 0), "B": (None, 1)}, Protocol(rounds=("sequential",)),
-                        {"A": no_key, "B": {"backend": "offline", "token_delay": 0}})
+                        {"A": no_key, "B": {"backend": "scripted", "token_delay": 0}})
 
     with chromium() as browser:
         from playwright.sync_api import expect

@@ -18,7 +18,7 @@ from .conftest import ARTIFACTS
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 EXPERIMENT_FILE = """name: AI debate, live judge
-description: Two offline AI debaters argue over the Stardust story; a person judges live.
+description: Two scripted AI debaters argue over the Stardust story; a person judges live.
 dataset:
   source: browser-experiment
 protocols:
@@ -29,7 +29,7 @@ protocols:
     quote_chars_per_turn: 150
 debaters:
   kind: ai
-  backend: offline
+  backend: scripted
   parameters:
     token_delay: 0.03
 judges:
@@ -85,7 +85,7 @@ def test_a_researcher_loads_and_starts_an_experiment_and_a_judge_judges_the_ai_d
     assert version.frozen_at is not None and version.source_name == "ai-debate.yaml"
     debate = Debate.objects.get(experiment_version=version)
     assert debate.status == Debate.COMPLETE
-    assert all(p.agent["backend"] == "offline" for p in debate.participants.all() if p.is_debater)
+    assert all(p.agent["backend"] == "scripted" for p in debate.participants.all() if p.is_debater)
     kinds = list(debate.turns.values_list("seat", "kind"))
     assert len(kinds) == 5 and kinds[2] == ("judge", "feedback")
     assert debate.turns.get(kind="feedback").text == JUDGE_COMMENT
@@ -98,7 +98,7 @@ def test_a_researcher_loads_and_starts_an_experiment_and_a_judge_judges_the_ai_d
     # The judge's browser was never sent the passage, the right answer or who was honest.
     for secret in ("hydroponics", "correct_answer", "honest_seats"):
         assert secret not in seen["judge_html"], secret
-    assert "AI (offline)" not in seen["judge_html_before_verdict"]
+    assert "AI (scripted)" not in seen["judge_html_before_verdict"]
     assert not PAGE_ERRORS, PAGE_ERRORS
     for name in SCREENSHOTS:
         assert (ARTIFACTS / name).stat().st_size > 10_000, name
@@ -169,7 +169,7 @@ def run_the_experiment(browser, url, good, broken):
 
     # After the verdict the file lets the judge learn who debated; the dashboard counts the verdict live.
     judy.goto(f"{url}/debates/{debate_id}/")
-    expect(judy.locator("[data-seats]")).to_contain_text("AI (offline)")
+    expect(judy.locator("[data-seats]")).to_contain_text("AI (scripted)")
     judge_html_after = judy.content()
     shoot(judy, "experiment-judge-revealed.png")
     expect(rita.locator("[data-field=verdicts]")).to_have_text("1")
@@ -186,6 +186,7 @@ def run_the_experiment(browser, url, good, broken):
         if step == 2:
             shoot(otto, "experiment-offline-step.png")
         otto.locator("[data-step-form] button[type=submit]").click()
+    expect(otto.locator("[data-verdict-form][data-ready]")).to_be_attached()  # its script handles the keys
     otto.locator("#p0").focus()
     otto.keyboard.press("PageUp")
     otto.get_by_label("Your reason").fill("The quotes about the fire were verified.")

@@ -35,7 +35,7 @@ def test_in_process_ai_turns_stream_to_connected_clients(embedded_daphne_server,
     judy, rita = make_user("emj2", "judge"), make_user("emr2", "researcher")
     debate = services.create_debate(question, Protocol(rounds=("sequential", "judge_feedback")),
                                     {"A": (None, 0), "B": (None, 1)}, judge=judy, created_by=rita)
-    debate.participants.filter(seat__in=("A", "B")).update(agent={"backend": "offline"})
+    debate.participants.filter(seat__in=("A", "B")).update(agent={"backend": "scripted"})
     judge = LiveSocket(embedded_daphne_server, debate.pk, session_for(judy))
     observer = LiveSocket(embedded_daphne_server, debate.pk, session_for(rita))
     judge.wait_for_type("state")

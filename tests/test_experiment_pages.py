@@ -74,6 +74,15 @@ def test_a_researcher_creates_an_experiment_from_yaml_text(rhea):
     assert message_of(response) == "Saved Web study as version 1. Start it when you are ready."
 
 
+def test_a_definition_with_an_old_spelling_saves_and_says_the_new_one(rhea):
+    old = DEFINITION.replace("debaters:\n  kind: human\n  pool: [deb1, deb2]", "debaters:\n  kind: ai\n  backend: offline")
+    response = create(rhea, old)
+    assert response.status_code == 302
+    assert Experiment.objects.get(name="Web study").latest_version().definition["debaters"]["backend"] == "scripted"
+    assert message_of(response) == ("Saved, but written the old way: line 10: debaters.backend: 'offline' is the old "
+                                    "name of the 'scripted' back-end (no model, no network): write backend: scripted.")
+
+
 def test_json_and_uploaded_files_are_read_the_same_way(rhea):
     as_json = json.dumps({"name": "JSON study", "dataset": {"source": "web-unit"}, "protocols": [{"name": "d"}]})
     assert create(rhea, as_json).status_code == 302
@@ -163,7 +172,7 @@ def test_unknown_sources_and_pool_users_are_refused_at_save(rhea):
 
 
 def test_the_example_on_the_new_form_saves_and_starts(rhea):
-    from judging.experiment_views import EXAMPLE
+    from judging.researcher_views import EXAMPLE
 
     for i in range(2):
         Question.objects.create(text=f"Demo {i}?", answers=["a", "b"], correct_index=0, hidden_material="p",

@@ -19,7 +19,7 @@ protocols:
     format: consultancy
 debaters:
   kind: ai
-  backend: offline
+  backend: scripted
 judges:
   kind: human
   pool: [judge1, judge2]
@@ -85,7 +85,7 @@ def test_starting_an_experiment_freezes_it_and_records_provenance(make_user, uni
     debate = Debate.objects.filter(experiment_version=version).first()
     assert debate.provenance["experiment_version"] == 1
     assert debate.provenance["counterbalance_seed"] == 11
-    assert all(p.agent["backend"] == "offline" for p in debate.participants.all() if p.is_debater)
+    assert all(p.agent["backend"] == "scripted" for p in debate.participants.all() if p.is_debater)
     with pytest.raises(Refused):
         start_experiment(version.pk)
 

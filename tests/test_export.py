@@ -17,7 +17,8 @@ from django.test import AsyncClient
 from django.urls import reverse
 
 from debates.models import Debate, Experiment, ExperimentVersion, Participant, Question, Turn
-from judging import export, synthetic
+from judging import export
+from tests import synthetic
 from judging.models import Verdict
 from judging.reimport import ImportRefused, import_dataset
 

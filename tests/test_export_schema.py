@@ -16,7 +16,8 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 
 from debates.models import Debate, DebateEvent, Experiment, Participant, Question, Turn
-from judging import export, synthetic
+from judging import export
+from tests import synthetic
 from judging.models import Verdict
 from judging.reimport import import_dataset
 

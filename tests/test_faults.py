@@ -1,7 +1,7 @@
 """Faults injected into a running study, each on a platform of its own (tests/fault_stack.py: a
 PostgreSQL cluster and a redis-server that the test kills and restarts, real daphne, Celery worker
 and Celery beat processes). Every scenario ends with the debate moving again within a bound.
-AI seats use the offline debater (no network), slowed down by its token_delay."""
+AI seats use the scripted debater (no network), slowed down by its token_delay."""
 import json
 import subprocess
 import sys
@@ -50,7 +50,7 @@ def _disconnect(connection) -> None:
 def make_debate(protocol, ai_seat=None, token_delay=0.1):
     """A debate on the stack's database: people alice (A), bob (B), judy (judge) and olga (an
     observer, who sees AI writing progress; a blinded judge does not); `ai_seat` is played by the
-    offline debater instead. Returns (debate, {name: session cookie})."""
+    scripted debater instead. Returns (debate, {name: session cookie})."""
     from django.contrib.auth.models import User
 
     from debates import services
@@ -68,7 +68,7 @@ def make_debate(protocol, ai_seat=None, token_delay=0.1):
     debate = services.create_debate(question, protocol, debaters, judge=people["judy"], observers=[people["olga"]],
                                     answer_order=[0, 1])
     if ai_seat:
-        debate.participants.filter(seat=ai_seat).update(agent={"backend": "offline", "token_delay": token_delay})
+        debate.participants.filter(seat=ai_seat).update(agent={"backend": "scripted", "token_delay": token_delay})
     return debate, {name: session_for(user) for name, user in people.items()}
 
 

@@ -242,7 +242,7 @@ def test_after_a_simultaneous_round_the_speeches_read_in_speaking_order(make_use
 # AI debates, blinded experiments and streams (issue 10). AI turns are played by a real Celery
 # worker; the model API of the "fake-local" back-end is tests/fake_llm_server.py (a TEST DOUBLE).
 AI_KEYS = {"ai", "agent", "agent_error", "identity", "candidates", "chosen", "backend", "model"}
-AI_WORDS = ["(AI)", "ai_turn", "ai_token", "ai-0-", "ai-2-", "offline", "fake-local", "is writing"]
+AI_WORDS = ["(AI)", "ai_turn", "ai_token", "ai-0-", "ai-2-", "offline", "scripted", "fake-local", "is writing"]
 
 
 def _experiment_debate(owner, judge, question, protocol, blinding, agents):
@@ -250,7 +250,7 @@ def _experiment_debate(owner, judge, question, protocol, blinding, agents):
     from debates.experiments import load_experiment
 
     text = (f"name: Leaks {blinding['aliases']}\ndataset: {{source: leaks}}\nprotocols: [{{name: p}}]\n"
-            f"debaters: {{kind: ai, backend: offline}}\n"
+            f"debaters: {{kind: ai, backend: scripted}}\n"
             f"blinding: {{aliases: {str(blinding['aliases']).lower()}, reveal_after_verdict: false}}\n")
     version, _ = load_experiment(text, owner)
     debate = services.create_debate(question, protocol, {"A": (None, 1), "B": (None, 0)}, judge=judge,
@@ -293,7 +293,7 @@ def test_a_blinded_judge_cannot_tell_an_ai_seat_from_a_person(daphne_server, cel
     protocol = Protocol(rounds=("simultaneous", "judge_feedback", "sequential"), char_limit=300,
                         speaking_order=("A", "B"))
     debate = _experiment_debate(rita, judy, question, protocol, {"aliases": True},
-                                {"A": {"backend": "offline", "token_delay": 0.01}})
+                                {"A": {"backend": "scripted", "token_delay": 0.01}})
     debate.participants.filter(seat="B").update(user=bob, alias="Debater B")
     bob_socket = LiveSocket(daphne_server, debate.pk, session_for(bob))
     bob_socket.wait_for_type("state")

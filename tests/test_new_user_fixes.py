@@ -85,7 +85,7 @@ def test_csv_download_says_why_before_the_click_where_the_database_cannot_make_i
     from types import SimpleNamespace
 
     from debates.models import Experiment
-    from judging import pages
+    from judging import researcher_views
 
     researcher = make_user("rcsv", "researcher")
     experiment = Experiment.objects.create(name="CSV", owner=researcher)
@@ -93,7 +93,7 @@ def test_csv_download_says_why_before_the_click_where_the_database_cannot_make_i
     url = reverse("experiment_detail", args=[experiment.pk])
     export_url = reverse("experiment_export", args=[experiment.pk, "csv"])
     assert f'href="{export_url}"' in client.get(url).content.decode()  # PostgreSQL makes the CSV tables
-    monkeypatch.setattr(pages, "connection", SimpleNamespace(vendor="sqlite"))
+    monkeypatch.setattr(researcher_views, "connection", SimpleNamespace(vendor="sqlite"))
     page = client.get(url).content.decode()
     assert f'href="{export_url}"' not in page
     assert 'disabled aria-describedby="csv-why">Download CSV' in page and "embedded\n      sqlite database" in page

@@ -22,7 +22,7 @@ def turns(debate):
 
 @pytest.fixture
 def debate_with(make_user, question):
-    """A started debate; `ai` names the seats played by the offline debater (set after the start,
+    """A started debate; `ai` names the seats played by the scripted debater (set after the start,
     so that no task was ever scheduled for them: as if it had been lost)."""
     def make(rounds=("sequential",), ai=(), turn_seconds=None):
         alice, bob = make_user(f"alice{time.monotonic_ns()}"), make_user(f"bob{time.monotonic_ns()}")
@@ -31,7 +31,7 @@ def debate_with(make_user, question):
                                                              "B": (None if "B" in ai else bob, 1)},
                                         answer_order=[0, 1])
         services.start_debate(debate.pk)
-        debate.participants.filter(seat__in=list(ai)).update(agent={"backend": "offline", "token_delay": 0})
+        debate.participants.filter(seat__in=list(ai)).update(agent={"backend": "scripted", "token_delay": 0})
         return Debate.objects.get(pk=debate.pk)
     return make
 

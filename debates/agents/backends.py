@@ -10,13 +10,19 @@ never a researcher's. Pure module (no Django): the debates app installs the regi
 `models` lists the models researchers may ask for (leave it out to allow any); an
 openai-compatible back-end without `api_key_env` sends no key (self-hosted servers).
 """
+import logging
 import re
 from dataclasses import dataclass
 
 from .errors import AgentError
 
-OFFLINE = "offline"
-KINDS = {"offline": OFFLINE, "openai-compatible": "openai", "openai": "openai", "anthropic": "anthropic"}
+SCRIPTED = "scripted"
+KINDS = {SCRIPTED: SCRIPTED, "openai-compatible": "openai", "openai": "openai", "anthropic": "anthropic"}
+# The scripted back-end was called "offline" until offline judging (judging after the fact) made
+# the word mean two things in one experiment file; definitions, seats and operator settings that
+# still say "offline" keep working and are told the new name.
+RENAMED = {"offline": SCRIPTED}
+logger = logging.getLogger(__name__)
 _FIELDS = {"kind", "base_url", "api_key_env", "models", "anthropic_version", "stream_usage", "description"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
@@ -29,7 +35,7 @@ class BackendConfigError(ValueError):
 @dataclass(frozen=True)
 class Backend:
     name: str
-    kind: str  # offline, openai (any OpenAI-compatible server) or anthropic
+    kind: str  # scripted, openai (any OpenAI-compatible server) or anthropic
     base_url: str | None = None
     api_key_env: str | None = None
     models: tuple[str, ...] | None = None  # None: any model
@@ -44,12 +50,12 @@ class Backend:
         return (self.base_url or "").rstrip("/")
 
 
-BUILT_IN = {OFFLINE: Backend(OFFLINE, OFFLINE, description="the offline debater and judge (no model, no network)")}
+BUILT_IN = {SCRIPTED: Backend(SCRIPTED, SCRIPTED, description="the scripted debater and judge (no model, no network)")}
 _registry: dict[str, Backend] = dict(BUILT_IN)
 
 
 def parse(raw) -> dict[str, Backend]:
-    """The operator's mapping name -> settings, checked; the offline back-end is always there."""
+    """The operator's mapping name -> settings, checked; the scripted back-end is always there."""
     if raw in (None, "", {}):
         return dict(BUILT_IN)
     if not isinstance(raw, dict):
@@ -69,11 +75,14 @@ def _backend(name, entry) -> Backend:
     unknown = set(entry) - _FIELDS
     if unknown:
         raise BackendConfigError(f"{where}: unknown settings {', '.join(sorted(unknown))}")
-    kind = KINDS.get(entry.get("kind"))
+    written = entry.get("kind")
+    kind = KINDS.get(RENAMED.get(written, written)) if isinstance(written, str) else None
     if kind is None:
         raise BackendConfigError(f"{where}: kind must be one of {', '.join(KINDS)}")
+    if written in RENAMED:
+        logger.warning("%s: kind %r is deprecated, write %r", where, written, kind)
     base_url = entry.get("base_url")
-    if kind != OFFLINE and not (isinstance(base_url, str) and base_url.startswith(("http://", "https://"))):
+    if kind != SCRIPTED and not (isinstance(base_url, str) and base_url.startswith(("http://", "https://"))):
         raise BackendConfigError(f"{where}: base_url must be an http(s) URL")
     key_env = entry.get("api_key_env")
     if key_env is not None and not (isinstance(key_env, str) and _ENV_NAME.match(key_env)):
@@ -102,7 +111,10 @@ def names() -> tuple[str, ...]:
 
 
 def get(name) -> Backend:
-    backend = _registry.get(name) if isinstance(name, str) else None
+    """The back-end of this name (or of its old name, for definitions and seats stored before a rename)."""
+    backend = None
+    if isinstance(name, str):
+        backend = _registry.get(name) or _registry.get(RENAMED.get(name, name))
     if backend is None:
         raise AgentError("unknown_backend", f"backend must be one of the back-ends this server offers: "
                                             f"{', '.join(names())} (got {name!r})")
@@ -111,7 +123,7 @@ def get(name) -> Backend:
 
 def model_problem(backend: Backend, model) -> str | None:
     """Why `model` cannot be used on `backend`, or None."""
-    if backend.kind == OFFLINE:
+    if backend.kind == SCRIPTED:
         return None
     if not (isinstance(model, str) and model.strip()):
         return f"the {backend.name} back-end needs a model name"

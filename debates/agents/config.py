@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from . import backends
 from .backends import Backend
 from .errors import AgentError, BudgetExhausted
-from .prompts import prompt_problems
+from .prompts import current_names, prompt_problems
 
-BACKENDS = (backends.OFFLINE,)  # built in; the operator adds the rest
+BACKENDS = (backends.SCRIPTED,)  # built in; the operator adds the rest
 
 # name: (type check, description) for the platform's own settings
 _CONTROL = {
@@ -68,7 +68,7 @@ def _is_number(v) -> bool:
 @dataclass(frozen=True)
 class AgentConfig:
     backend: str  # the operator's name for the back-end
-    endpoint: Backend = backends.BUILT_IN[backends.OFFLINE]
+    endpoint: Backend = backends.BUILT_IN[backends.SCRIPTED]
     model: str | None = None
     parameters: dict = field(default_factory=dict)  # sent to the model as they are
     best_of_n: int = 1
@@ -121,12 +121,12 @@ class AgentConfig:
             raise AgentError("bad_prompt", "; ".join(problems))
         judge = data.get("judge")
         return cls(backend=endpoint.name, endpoint=endpoint, model=model, best_of_n=best_of_n,
-                   prompts=dict(prompts), parameters={k: v for k, v in parameters.items() if k not in _CONTROL},
+                   prompts=current_names(prompts), parameters={k: v for k, v in parameters.items() if k not in _CONTROL},
                    judge=cls.from_dict(judge) if judge is not None else None, **settings)
 
     @property
     def kind(self) -> str:
-        """offline, openai or anthropic: the wire format."""
+        """scripted, openai or anthropic: the wire format."""
         return self.endpoint.kind
 
     def key_env(self) -> str | None:

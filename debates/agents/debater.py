@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 
 from .. import quotes
-from . import offline
+from . import backends, scripted
 from .config import AgentConfig, Budget, Usage
 from .errors import AgentError
 from .llm import chat_model
@@ -67,8 +67,8 @@ def write_turn(config: AgentConfig, context: TurnContext, budget: Budget, callba
     if not context.passage.strip():
         raise AgentError("no_passage", "AI debaters argue text debates: this question has no hidden passage")
     fields = context.fields()
-    if config.kind == "offline":
-        drafts, scores, chosen = _offline_drafts(config, context, fields, budget, callbacks)
+    if config.kind == backends.SCRIPTED:
+        drafts, scores, chosen = _scripted_drafts(config, context, fields, budget, callbacks)
         preference = {"method": "bm25_support", "scores": scores}
     else:
         drafts = _model_drafts(config, context, fields, budget, callbacks)
@@ -81,18 +81,18 @@ def write_turn(config: AgentConfig, context: TurnContext, budget: Budget, callba
                       _provenance(config, fields, preference))
 
 
-def _offline_drafts(config, context, fields, budget, callbacks):
+def _scripted_drafts(config, context, fields, budget, callbacks):
     budget.output_allowance("")
     drafts, scores = [], []
     for variant in range(config.best_of_n):
-        text, score = offline.compose(fields, config.prompts, context.passage, context.char_limit,
+        text, score = scripted.compose(fields, config.prompts, context.passage, context.char_limit,
                                       context.quote_chars, {quotes.normalise(q)[0] for q in context.already_quoted},
                                       variant)
         drafts.append(text)
         scores.append(round(score, 4))
-    budget.charge(Usage(0, sum(len(offline.words(d)) for d in drafts)))
+    budget.charge(Usage(0, sum(len(scripted.words(d)) for d in drafts)))
     chosen = scores.index(max(scores))  # the best-supported draft; the first of equals
-    for piece in re.findall(r"\S+\s*", drafts[chosen]):  # the offline debater "types" its speech
+    for piece in re.findall(r"\S+\s*", drafts[chosen]):  # the scripted debater "types" its speech
         callbacks.delta(chosen, piece)
         if config.token_delay:
             time.sleep(config.token_delay)
@@ -158,8 +158,8 @@ def find_json_object(text: str):
 
 
 def _provenance(config: AgentConfig, fields: dict, preference: dict) -> dict:
-    names = ("offline_opening", "offline_rebuttal") if config.kind == "offline" else ("debater_system", "debater_turn")
-    if config.best_of_n > 1 and config.kind != "offline":
+    names = ("scripted_opening", "scripted_rebuttal") if config.kind == backends.SCRIPTED else ("debater_system", "debater_turn")
+    if config.best_of_n > 1 and config.kind != backends.SCRIPTED:
         names += ("preference",)
     templates = {name: template_for(name, config.prompts) for name in names}
     rendered = json.dumps([templates, {k: str(v) for k, v in fields.items()}], sort_keys=True)

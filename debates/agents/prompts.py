@@ -4,7 +4,7 @@ as in the JSON a judge is asked for, need no escaping. Pure module (no Django).
 
 Fields: question, answers (numbered, in the order the judge sees them), my_answer,
 opponent_answer, passage, transcript, round (from 1), char_limit, quote_limit, seat; the
-preference prompt also has candidates; the offline debater's templates have evidence.
+preference prompt also has candidates; the scripted debater's templates have evidence.
 """
 from string import Template
 
@@ -41,9 +41,9 @@ DEFAULTS = {
         "{\"probabilities\": [one number per answer, in the order listed, adding up to 1], "
         "\"comment\": \"a question or remark for the debaters, or an empty string\", "
         "\"end_debate\": false (true when you have heard enough)}."),
-    "offline_opening": (
+    "scripted_opening": (
         "I argue that the answer is \"$my_answer\". $evidence The story gives no support to \"$opponent_answer\"."),
-    "offline_rebuttal": (
+    "scripted_rebuttal": (
         "My opponent argues for \"$opponent_answer\", but the story does not bear that out. $evidence "
         "That is why the answer is \"$my_answer\"."),
 }
@@ -52,8 +52,18 @@ FIELDS = {"question", "answers", "my_answer", "opponent_answer", "passage", "tra
           "char_limit", "quote_limit", "seat", "candidates", "evidence"}
 
 
+# Old names still read (the scripted debater's templates were named after the "offline" back-end).
+RENAMED = {"offline_opening": "scripted_opening", "offline_rebuttal": "scripted_rebuttal"}
+
+
+def current_names(prompts: dict) -> dict:
+    """Prompt overrides with old names replaced by the current ones (a current name wins over its old one)."""
+    renamed = {RENAMED[name]: text for name, text in prompts.items() if name in RENAMED}
+    return renamed | {name: text for name, text in prompts.items() if name not in RENAMED}
+
+
 def template_for(name: str, prompts: dict | None) -> str:
-    return (prompts or {}).get(name) or DEFAULTS[name]
+    return current_names(prompts or {}).get(name) or DEFAULTS[name]
 
 
 def render(name: str, prompts: dict | None, fields: dict) -> str:
@@ -71,7 +81,7 @@ def prompt_problems(prompts) -> list[str]:
     if not isinstance(prompts, dict):
         return ["prompts must be a mapping of prompt name to template"]
     problems = []
-    for name, text in prompts.items():
+    for name, text in current_names(prompts).items():
         if name not in DEFAULTS:
             problems.append(f"unknown prompt {name!r} (known: {', '.join(DEFAULTS)})")
             continue

@@ -3,7 +3,7 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from debates.experiment_spec import SpecError, parse
+from debates.experiment_spec import SpecError, check, parse
 from debates.experiments import availability_problems, load_experiment, start_experiment
 from debates.protocol import Refused
 
@@ -31,6 +31,8 @@ class Command(BaseCommand):
         except SpecError as error:
             raise CommandError(f"{path} has errors:\n" + "\n".join(f"  {path}:{e}" for e in error.errors)) from None
         self.stdout.write(f"{'Created' if created else 'Loaded'} {version} (version id {version.pk})")
+        for deprecation in check(text).deprecations:
+            self.stderr.write(f"warning: {path}:{deprecation}")
         if start:
             try:
                 debates = start_experiment(version.pk)

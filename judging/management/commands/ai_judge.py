@@ -9,12 +9,12 @@ from judging.ai_judges import judge_finished_debates
 
 
 class Command(BaseCommand):
-    help = ("Judge finished debates with an AI judge: an OpenAI-compatible or Anthropic model, or the offline "
-            "verified-quote baseline. Each verdict is stored with judge_kind=ai and its provenance.")
+    help = ("Judge finished debates with an AI judge: an OpenAI-compatible or Anthropic model, or the scripted "
+            "verified-quote baseline (no model, no network). Each verdict is stored with judge_kind=ai and its provenance.")
 
     def add_arguments(self, parser):
         parser.add_argument("--backend", required=True,
-                            help="A back-end named in DEBATELAB_AI_BACKENDS, or offline.")
+                            help="A back-end named in DEBATELAB_AI_BACKENDS, or scripted.")
         parser.add_argument("--model", help="Model name (one the back-end offers).")
         parser.add_argument("--parameters", default="{}", help='Model parameters as JSON, e.g. \'{"temperature": 0}\'.')
         parser.add_argument("--prompts", default="{}", help="Prompt overrides as JSON (judge_system, judge_prompt).")

@@ -1,4 +1,4 @@
-"""The offline debater: no network, no model. It ranks the passage's sentences by BM25 against
+"""The scripted debater: no network, no model. It ranks the passage's sentences by BM25 against
 the question and its own answer, quotes the best stretches word for word (so every quote
 verifies) within the quote budget, and writes a templated argument around them.
 Pure module (numpy only)."""
@@ -134,9 +134,9 @@ def pick_evidence(index: SentenceIndex, query: dict, chars: int, already_quoted:
 
 def compose(fields: dict, prompts: dict, passage: str, char_limit: int, quote_chars: int | None,
             already_quoted: set[str], variant: int = 0) -> tuple[str, float]:
-    """A speech for the offline debater and its score (the BM25 support of what it quotes).
+    """A speech for the scripted debater and its score (the BM25 support of what it quotes).
     fields: the prompt fields (question, my_answer, opponent_answer, round, ...)."""
-    template = "offline_opening" if int(fields["round"]) == 1 else "offline_rebuttal"
+    template = "scripted_opening" if int(fields["round"]) == 1 else "scripted_rebuttal"
     skeleton = render(template, prompts, dict(fields, evidence=""))
     room = char_limit - len(skeleton) - 1
     quote_room = DEFAULT_QUOTE_CHARS if quote_chars is None else quote_chars
