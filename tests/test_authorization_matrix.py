@@ -84,7 +84,9 @@ POLICY = {
 ADMIN = ("GET", {"administrator"})  # every route of the admin site
 ALSO_REFUSED = {"study": {400}}  # the study link without a platform's parameters: "open it from Prolific"
 NO_SUCH_OBJECT = {"experiment_bonus_file"}  # no bonus file yet: those allowed get 404, the others 403
-WEBSOCKETS = {"ws/debates/<int:debate_id>/": SEATED | OWNERS, "ws/experiments/<int:experiment_id>/": OWNERS}
+# ws/me/ carries only the signed-in person's own notices (tests/test_crowd_notices.py checks whose)
+WEBSOCKETS = {"ws/debates/<int:debate_id>/": SEATED | OWNERS, "ws/experiments/<int:experiment_id>/": OWNERS,
+              "ws/me/": SIGNED_IN}
 
 
 def routes():
