@@ -11,6 +11,7 @@ the figures it has, marked stale, while a thread recomputes them; the recompute 
 Also prints the time of each figure's queries and statistics. Deletes the data afterwards unless
 --keep. The target is under a second cold.
 """
+
 import argparse
 import os
 from pathlib import Path
@@ -53,8 +54,10 @@ def main():
     experiment = synthetic.generate(args.verdicts, owner=owner, name="Analysis bench")
     generated = time.perf_counter() - started
     verdicts = analysis.experiment_verdicts(experiment)
-    print(f"Generated {verdicts.count():,} verdicts on {verdicts.values('debate').distinct().count():,} debates "
-          f"in {generated:.1f} s")
+    print(
+        f"Generated {verdicts.count():,} verdicts on {verdicts.values('debate').distinct().count():,} debates "
+        f"in {generated:.1f} s"
+    )
     # The page starts a thread to recompute stale figures; here the recompute is timed on its own
     # instead, so that no thread competes with (or fills the cache for) the timed renders.
     analysis.caching._refresh_in_background = lambda verdicts, n_boot, key: cache.delete(f"{key}:refreshing")
@@ -75,10 +78,19 @@ def main():
             cold.append(render())
             warm.append(render())
             one = Verdict.objects.filter(debate__experiment_version__experiment=experiment, judge_kind="ai").first()
-            added = Verdict.objects.create(debate=one.debate, judge_kind="ai", ai_judge="late-model", live=False,
-                                           probabilities=one.probabilities, chosen_index=one.chosen_index,
-                                           correct=one.correct, reason="late", after_turn=1, after_seq=1,
-                                           score=one.score)
+            added = Verdict.objects.create(
+                debate=one.debate,
+                judge_kind="ai",
+                ai_judge="late-model",
+                live=False,
+                probabilities=one.probabilities,
+                chosen_index=one.chosen_index,
+                correct=one.correct,
+                reason="late",
+                after_turn=1,
+                after_seq=1,
+                score=one.score,
+            )
             fresh.append(render())  # the figures from before, marked stale; a thread recomputes them
             start = time.perf_counter()
             analysis.compute(verdicts)
@@ -89,13 +101,15 @@ def main():
             start = time.perf_counter()
             data = analysis.facts(verdicts)
             parts["per-verdict facts (one query)"] = time.perf_counter() - start
-        for name, run in (("accuracy (3 figures)", lambda: analysis.accuracy_figures(data)),
-                          ("protocol differences", lambda: analysis.comparison_figure(data)),
-                          ("calibration", lambda: analysis.calibration_figure(data)),
-                          ("round by round", lambda: analysis.by_round_figure(verdicts)),
-                          ("debaters + Bradley-Terry", lambda: analysis.debater_figures(verdicts)),
-                          ("judge leaderboard", lambda: analysis.judge_figure(data)),
-                          ("agreement", lambda: analysis.agreement_figure(data))):
+        for name, run in (
+            ("accuracy (3 figures)", lambda: analysis.accuracy_figures(data)),
+            ("protocol differences", lambda: analysis.comparison_figure(data)),
+            ("calibration", lambda: analysis.calibration_figure(data)),
+            ("round by round", lambda: analysis.by_round_figure(verdicts)),
+            ("debaters + Bradley-Terry", lambda: analysis.debater_figures(verdicts)),
+            ("judge leaderboard", lambda: analysis.judge_figure(data)),
+            ("agreement", lambda: analysis.agreement_figure(data)),
+        ):
             with analysis.short_queries():
                 start = time.perf_counter()
                 run()
@@ -106,8 +120,12 @@ def main():
 
     print(f"\nAnalysis page, {args.verdicts:,} verdicts, {args.repeat} runs (median; min-max)")
     print(f"{'render':<34}{'seconds':>10}")
-    for label, times in (("cold (nothing cached)", cold), ("warm (figures cached)", warm),
-                         ("a verdict arrived (served stale)", fresh), ("background recompute", recompute)):
+    for label, times in (
+        ("cold (nothing cached)", cold),
+        ("warm (figures cached)", warm),
+        ("a verdict arrived (served stale)", fresh),
+        ("background recompute", recompute),
+    ):
         print(f"{label:<34}{statistics.median(times):>10.3f}   ({min(times):.3f}-{max(times):.3f})")
     print(f"\n{'figure (one run, uncached)':<34}{'seconds':>10}")
     for name, seconds in parts.items():

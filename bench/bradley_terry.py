@@ -6,6 +6,7 @@ Debaters get true strengths drawn from N(0, 1); each debate pits two different d
 first wins with the Bradley-Terry probability. Prints the time of the point fit, of the bootstrap
 fits, and how well the ratings recover the true strengths.
 """
+
 import argparse
 from pathlib import Path
 import sys
@@ -51,14 +52,22 @@ def main() -> None:
     true = np.array([strength[p] for p in result.players])
     true -= true.mean()
     covered = np.mean((result.low <= true) & (true <= result.high))
-    print(f"Bradley-Terry: {args.debates} debates among {args.debaters} debaters, "
-          f"{len(set(zip(winners, losers)))} distinct (winner, loser) pairings")
-    print(f"  point fit:                   best {min(point_times) * 1000:8.1f} ms, "
-          f"median {np.median(point_times) * 1000:8.1f} ms")
-    print(f"  point fit + {args.boot} bootstrap fits: best {min(total_times):8.3f} s,  "
-          f"median {np.median(total_times):8.3f} s  ({args.repeat} runs)")
-    print(f"  correlation with true strengths: {np.corrcoef(result.ratings, true)[0, 1]:.3f}; "
-          f"true strength inside its 95% interval for {covered:.0%} of debaters")
+    print(
+        f"Bradley-Terry: {args.debates} debates among {args.debaters} debaters, "
+        f"{len(set(zip(winners, losers)))} distinct (winner, loser) pairings"
+    )
+    print(
+        f"  point fit:                   best {min(point_times) * 1000:8.1f} ms, "
+        f"median {np.median(point_times) * 1000:8.1f} ms"
+    )
+    print(
+        f"  point fit + {args.boot} bootstrap fits: best {min(total_times):8.3f} s,  "
+        f"median {np.median(total_times):8.3f} s  ({args.repeat} runs)"
+    )
+    print(
+        f"  correlation with true strengths: {np.corrcoef(result.ratings, true)[0, 1]:.3f}; "
+        f"true strength inside its 95% interval for {covered:.0%} of debaters"
+    )
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ For each: seconds, rows and megabytes per second, and memory: the largest reside
 while it ran (sampled every 20,000 rows) and the process's peak RSS (getrusage) before and after.
 The target: JSONL at most 2x COPY's time, with memory that stays flat as rows go by.
 """
+
 import argparse
 import os
 from pathlib import Path
@@ -124,8 +125,9 @@ def main():
             keep_best(run)
             (folder / export.JSONL_NAME).unlink()
             with Run("manage.py export_verdicts (JSONL)") as run:
-                call_command("export_verdicts", str(folder / "command"), "--experiment", str(experiment.pk),
-                             verbosity=0)
+                call_command(
+                    "export_verdicts", str(folder / "command"), "--experiment", str(experiment.pk), verbosity=0
+                )
                 run.rows = args.verdicts
                 run.bytes = (folder / "command" / export.JSONL_NAME).stat().st_size
             keep_best(run)
@@ -137,14 +139,18 @@ def main():
 
     copy_seconds = results["PostgreSQL COPY (SELECT ...) TO STDOUT"].seconds
     print(f"\nExport of {args.verdicts:,} verdicts with transcripts (best of {args.repeat})")
-    header = (f"{'method':<38}{'seconds':>9}{'x COPY':>8}{'rows/s':>10}{'MB':>8}{'MB/s':>7}"
-              f"{'max RSS MB':>12}{'peak RSS MB before/after':>26}")
+    header = (
+        f"{'method':<38}{'seconds':>9}{'x COPY':>8}{'rows/s':>10}{'MB':>8}{'MB/s':>7}"
+        f"{'max RSS MB':>12}{'peak RSS MB before/after':>26}"
+    )
     print(header)
     print("-" * len(header))
     for run in results.values():
-        print(f"{run.name:<38}{run.seconds:>9.1f}{run.seconds / copy_seconds:>8.2f}{run.rows / run.seconds:>10,.0f}"
-              f"{run.bytes / 2**20:>8,.0f}{run.bytes / 2**20 / run.seconds:>7.1f}{run.max_rss:>12.0f}"
-              f"{run.peak_before:>14.0f} / {run.peak_after:<9.0f}")
+        print(
+            f"{run.name:<38}{run.seconds:>9.1f}{run.seconds / copy_seconds:>8.2f}{run.rows / run.seconds:>10,.0f}"
+            f"{run.bytes / 2**20:>8,.0f}{run.bytes / 2**20 / run.seconds:>7.1f}{run.max_rss:>12.0f}"
+            f"{run.peak_before:>14.0f} / {run.peak_after:<9.0f}"
+        )
 
 
 if __name__ == "__main__":

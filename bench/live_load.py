@@ -19,6 +19,7 @@ sockets, 0.5 speech/s per debate (100 speeches/s in all). Targets on a 2-core ma
 included: 1,000 sockets connected in <= 10 s; study: delivery p50 <= 30 ms, p99 <= 150 ms, nothing
 lost or duplicated; small: p99 <= 50 ms.
 """
+
 import argparse
 import asyncio
 import json
@@ -42,8 +43,17 @@ DRAIN_SECONDS = 10
 
 def server_environment(prefix: str) -> dict:
     env = dict(os.environ)
-    env.update({"DEBUG": "0", "HTTPS": "0", "ALLOWED_HOSTS": "127.0.0.1,localhost", "CHANNEL_PREFIX": prefix,
-                "PYTHONUNBUFFERED": "1", "LOG_LEVEL": "WARNING", "CELERY_QUEUE": prefix})
+    env.update(
+        {
+            "DEBUG": "0",
+            "HTTPS": "0",
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "CHANNEL_PREFIX": prefix,
+            "PYTHONUNBUFFERED": "1",
+            "LOG_LEVEL": "WARNING",
+            "CELERY_QUEUE": prefix,
+        }
+    )
     env.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
     env.pop("DJANGO_SETTINGS_MODULE", None)
     return env
@@ -72,6 +82,7 @@ def wait_healthy(url: str, processes, seconds=90) -> None:
 
 # --- data ---------------------------------------------------------------------------------------
 
+
 def prepare_debates(count: int) -> list[dict]:
     """`count` live debates with five signed-in people each: [{id, sessions: {seat: key}}]."""
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
@@ -87,27 +98,33 @@ def prepare_debates(count: int) -> list[dict]:
 
     tag = secrets.token_hex(4)
     password = make_password(secrets.token_urlsafe(12))  # one hash for all: hashing 1,000 would take minutes
-    users = User.objects.bulk_create([User(username=f"bench-{tag}-{i}-{seat}", password=password)
-                                      for i in range(count) for seat in SEATS])
+    users = User.objects.bulk_create(
+        [User(username=f"bench-{tag}-{i}-{seat}", password=password) for i in range(count) for seat in SEATS]
+    )
     store = SessionStore()
     expiry = timezone.now() + timezone.timedelta(hours=2)
     sessions = {}
     rows = []
     for user in users:
         key = secrets.token_hex(16)
-        data = {SESSION_KEY: str(user.pk), BACKEND_SESSION_KEY: "django.contrib.auth.backends.ModelBackend",
-                HASH_SESSION_KEY: user.get_session_auth_hash()}
+        data = {
+            SESSION_KEY: str(user.pk),
+            BACKEND_SESSION_KEY: "django.contrib.auth.backends.ModelBackend",
+            HASH_SESSION_KEY: user.get_session_auth_hash(),
+        }
         rows.append(Session(session_key=key, session_data=store.encode(data), expire_date=expiry))
         sessions[user.pk] = key
     Session.objects.bulk_create(rows)
-    question = Question.objects.create(text="Bench question", answers=["Yes", "No"], correct_index=0,
-                                       hidden_material="The passage for the bench.")
+    question = Question.objects.create(
+        text="Bench question", answers=["Yes", "No"], correct_index=0, hidden_material="The passage for the bench."
+    )
     protocol = Protocol(rounds=("sequential",) * 200, char_limit=500)
     debates = []
     for i in range(count):
-        a, b, judge, o1, o2 = users[i * 5:(i + 1) * 5]
-        debate = services.create_debate(question, protocol, {"A": (a, 0), "B": (b, 1)}, judge=judge,
-                                        observers=[o1, o2], seed=i)
+        a, b, judge, o1, o2 = users[i * 5 : (i + 1) * 5]
+        debate = services.create_debate(
+            question, protocol, {"A": (a, 0), "B": (b, 1)}, judge=judge, observers=[o1, o2], seed=i
+        )
         services.start_debate(debate.pk)
         people = dict(zip(SEATS, (a, b, judge, o1, o2)))
         debates.append({"id": debate.pk, "sessions": {seat: sessions[u.pk] for seat, u in people.items()}})
@@ -115,6 +132,7 @@ def prepare_debates(count: int) -> list[dict]:
 
 
 # --- measuring ----------------------------------------------------------------------------------
+
 
 @dataclass
 class Tally:
@@ -132,8 +150,12 @@ class Tally:
     def lost_and_duplicated(self) -> tuple[int, int]:
         """Deliveries owed to the connected screens of each acknowledged speech that never came,
         and deliveries that came twice."""
-        expected = sum(1 for marker in self.acked for seat in SEATS
-                       if seat != speaker_of(marker) and f"{self.sent[marker][1]}/{seat}" in self.connected)
+        expected = sum(
+            1
+            for marker in self.acked
+            for seat in SEATS
+            if seat != speaker_of(marker) and f"{self.sent[marker][1]}/{seat}" in self.connected
+        )
         delivered = sum(1 for (_, marker) in self.received if marker in self.acked)
         duplicated = sum(count - 1 for count in self.received.values() if count > 1)
         return expected - delivered, duplicated
@@ -194,8 +216,13 @@ async def run_clients(url_for, headers_for, debates, rate, seconds, platform: bo
         ready[name] = asyncio.Event()
         async with gate:
             try:
-                ws = await websockets.connect(url_for(debates[index], seat), additional_headers=headers_for(debates[index], seat),
-                                              origin=headers_for.origin, open_timeout=60, max_size=2 ** 22)
+                ws = await websockets.connect(
+                    url_for(debates[index], seat),
+                    additional_headers=headers_for(debates[index], seat),
+                    origin=headers_for.origin,
+                    open_timeout=60,
+                    max_size=2**22,
+                )
             except Exception as error:  # noqa: BLE001 - counted, the run goes on
                 if not tally.connect_failures:
                     print(f"connect failed: {error!r}", file=sys.stderr)
@@ -274,32 +301,77 @@ def service_pids(web, worker) -> dict[str, list[int]]:
             pids += [int(p) for p in children.read_text().split()]
         parts[name] = pids
     for name, pattern in (("postgres", "postgres"), ("redis", "redis-server")):
-        parts[name] = [int(p) for p in subprocess.run(["pgrep", "-f", pattern], capture_output=True,
-                                                      text=True).stdout.split()]
+        parts[name] = [
+            int(p) for p in subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split()
+        ]
     return parts
 
 
 # --- the two servers ----------------------------------------------------------------------------
+
 
 def run_platform(debate_count, rate, seconds, processes) -> tuple[Tally, float]:
     prefix = f"bench{secrets.token_hex(3)}"
     env = server_environment(prefix)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    web = subprocess.Popen([sys.executable, "platform/serve.py", "--host", "127.0.0.1", "--port", str(port),
-                            "--processes", str(processes)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
-    worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "config", "worker", "--loglevel", "WARNING",
-                               "--concurrency", "1", "--without-gossip", "--without-mingle", "-Q", prefix],
-                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    web = subprocess.Popen(
+        [
+            sys.executable,
+            "platform/serve.py",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--processes",
+            str(processes),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--loglevel",
+            "WARNING",
+            "--concurrency",
+            "1",
+            "--without-gossip",
+            "--without-mingle",
+            "-Q",
+            prefix,
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_healthy(base, [web, worker])
         debates = prepare_debates(debate_count)
         headers = Headers(base, lambda d, seat: {"Cookie": f"sessionid={d['sessions'][seat]}"})
         parts = service_pids(web, worker)
-        before, wall_before, client_before = {k: cpu_seconds(v) for k, v in parts.items()}, time.monotonic(), \
-            time.process_time()
-        tally = asyncio.run(run_clients(lambda d, seat: f"ws://127.0.0.1:{port}/ws/debates/{d['id']}/",
-                                        headers, debates, rate, seconds, platform=True))
+        before, wall_before, client_before = (
+            {k: cpu_seconds(v) for k, v in parts.items()},
+            time.monotonic(),
+            time.process_time(),
+        )
+        tally = asyncio.run(
+            run_clients(
+                lambda d, seat: f"ws://127.0.0.1:{port}/ws/debates/{d['id']}/",
+                headers,
+                debates,
+                rate,
+                seconds,
+                platform=True,
+            )
+        )
         wall = time.monotonic() - wall_before
         after = service_pids(web, worker)
         cpu = {k: round(cpu_used(before[k], cpu_seconds(after[k])) / wall, 2) for k in parts}
@@ -327,8 +399,11 @@ def run_plain(debate_count, rate, seconds) -> Tally:
                 time.sleep(0.2)
         debates = [{"id": i} for i in range(debate_count)]
         headers = Headers(None, lambda d, seat: {})
-        return asyncio.run(run_clients(lambda d, seat: f"ws://127.0.0.1:{port}/{d['id']}", headers, debates, rate,
-                                       seconds, platform=False))
+        return asyncio.run(
+            run_clients(
+                lambda d, seat: f"ws://127.0.0.1:{port}/{d['id']}", headers, debates, rate, seconds, platform=False
+            )
+        )
     finally:
         server.terminate()
         server.wait(timeout=10)
@@ -352,7 +427,7 @@ def plain_server(port: int) -> None:
             room.discard(ws)
 
     async def serve():
-        async with websockets.serve(handler, "127.0.0.1", port, max_size=2 ** 22):
+        async with websockets.serve(handler, "127.0.0.1", port, max_size=2**22):
             await asyncio.Future()
 
     asyncio.run(serve())
@@ -360,16 +435,24 @@ def plain_server(port: int) -> None:
 
 def report(label, tally: Tally, cpu=None) -> dict:
     lost, duplicated = tally.lost_and_duplicated()
-    row = {"run": label, "connect_s": round(tally.connect_seconds, 2),
-           "ack_p50_ms": round(percentile(tally.acks, 50) * 1000, 1),
-           "ack_p99_ms": round(percentile(tally.acks, 99) * 1000, 1),
-           "delivery_p50_ms": round(percentile(tally.deliveries, 50) * 1000, 1),
-           "delivery_p99_ms": round(percentile(tally.deliveries, 99) * 1000, 1),
-           "speeches": len(tally.sent), "acked": len(tally.acked), "deliveries": len(tally.deliveries),
-           "lost": lost, "duplicated": duplicated, "refused": tally.refused, "gaps": tally.out_of_order,
-           "connect_failures": tally.connect_failures,
-           "server_cpu_cores": round(sum(v for k, v in cpu.items() if k != "client"), 2) if cpu else None,
-           "cpu_by_part": cpu}
+    row = {
+        "run": label,
+        "connect_s": round(tally.connect_seconds, 2),
+        "ack_p50_ms": round(percentile(tally.acks, 50) * 1000, 1),
+        "ack_p99_ms": round(percentile(tally.acks, 99) * 1000, 1),
+        "delivery_p50_ms": round(percentile(tally.deliveries, 50) * 1000, 1),
+        "delivery_p99_ms": round(percentile(tally.deliveries, 99) * 1000, 1),
+        "speeches": len(tally.sent),
+        "acked": len(tally.acked),
+        "deliveries": len(tally.deliveries),
+        "lost": lost,
+        "duplicated": duplicated,
+        "refused": tally.refused,
+        "gaps": tally.out_of_order,
+        "connect_failures": tally.connect_failures,
+        "server_cpu_cores": round(sum(v for k, v in cpu.items() if k != "client"), 2) if cpu else None,
+        "cpu_by_part": cpu,
+    }
     print(json.dumps(row), flush=True)
     return row
 
@@ -400,17 +483,27 @@ def main():
         debates, rate = SCENARIOS[name]
         for processes in args.processes:
             tally, cpu = run_platform(debates, rate, args.seconds, processes)
-            rows.append(report(f"{name}: {debates * 5} sockets, {debates * rate:g} speeches/s, {processes} web "
-                               f"process{'es' if processes > 1 else ''}", tally, cpu))
+            rows.append(
+                report(
+                    f"{name}: {debates * 5} sockets, {debates * rate:g} speeches/s, {processes} web "
+                    f"process{'es' if processes > 1 else ''}",
+                    tally,
+                    cpu,
+                )
+            )
         if not args.no_plain:
             rows.append(report(f"{name}: plain websockets fan-out", run_plain(debates, rate, args.seconds)))
     print()
-    print("| run | connect (s) | ack p50 / p99 (ms) | delivery p50 / p99 (ms) | lost | duplicated | server CPU (cores) |")
+    print(
+        "| run | connect (s) | ack p50 / p99 (ms) | delivery p50 / p99 (ms) | lost | duplicated | server CPU (cores) |"
+    )
     print("|---|---|---|---|---|---|---|")
     for row in rows:
-        print(f"| {row['run']} | {row['connect_s']} | {row['ack_p50_ms']} / {row['ack_p99_ms']} | "
-              f"{row['delivery_p50_ms']} / {row['delivery_p99_ms']} | {row['lost']} | {row['duplicated']} | "
-              f"{row['server_cpu_cores'] if row['server_cpu_cores'] is not None else '-'} |")
+        print(
+            f"| {row['run']} | {row['connect_s']} | {row['ack_p50_ms']} / {row['ack_p99_ms']} | "
+            f"{row['delivery_p50_ms']} / {row['delivery_p99_ms']} | {row['lost']} | {row['duplicated']} | "
+            f"{row['server_cpu_cores'] if row['server_cpu_cores'] is not None else '-'} |"
+        )
 
 
 if __name__ == "__main__":

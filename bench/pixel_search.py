@@ -22,6 +22,7 @@ first test images (9 lies with precommit, no-precommit games, both move orders),
 is shared the way a real run shares it. The plain search plays only the first --plain-games of
 them (it is slow); rates are per rollout. The default run takes about 2.5 CPU minutes.
 """
+
 import argparse
 import os
 import sys
@@ -82,7 +83,7 @@ def judge_rates(evaluator, planes, batch, seconds) -> tuple[float, float]:
     done, elapsed = 0, Elapsed()
     while time.perf_counter() - elapsed.wall_start < seconds:
         start = done % (len(planes) - batch + 1)
-        evaluator(planes[start:start + batch])
+        evaluator(planes[start : start + batch])
         done += batch
     elapsed.stop()
     return done / elapsed.wall, done / elapsed.cpu
@@ -97,20 +98,26 @@ def play_plain(games, evaluator, config):
 
 def play_batched(games, evaluator, config, max_active=256):
     stats, elapsed = DriverStats(), Elapsed()
-    finished = {id(game): result for game, result in play_games(games, evaluator, config, max_active=max_active, stats=stats)}
+    finished = {
+        id(game): result for game, result in play_games(games, evaluator, config, max_active=max_active, stats=stats)
+    }
     return [finished[id(game)] for game in games], stats, elapsed.stop()
 
 
-SEARCH_HEADER = (f"{'search':<40} {'games':>5} {'rollouts/s':>10} {'per CPU-s':>9} {'speed-up':>8} {'s/game':>6} "
-                 f"{'CPU-s/game':>10} {'judged':>8} {'cache hits':>10} {'mean batch':>10} {'judge time':>10}")
+SEARCH_HEADER = (
+    f"{'search':<40} {'games':>5} {'rollouts/s':>10} {'per CPU-s':>9} {'speed-up':>8} {'s/game':>6} "
+    f"{'CPU-s/game':>10} {'judged':>8} {'cache hits':>10} {'mean batch':>10} {'judge time':>10}"
+)
 
 
 def search_row(name, games, rollouts, elapsed, stats, plain) -> str:
     """One line of the speed table; the speed-up is per CPU second against `plain` (same unit)."""
-    return (f"{name:<40} {games:>5} {rollouts / elapsed.wall:>10,.0f} {rollouts / elapsed.cpu:>9,.0f} "
-            f"{rollouts / elapsed.cpu / plain:>7.1f}x {elapsed.wall / games:>6.1f} {elapsed.cpu / games:>10.1f} "
-            f"{stats.evaluations:>8,} {stats.cache_hit_rate:>10.0%} "
-            f"{stats.evaluations / max(stats.judge_calls, 1):>10.1f} {stats.judge_seconds / elapsed.wall:>10.0%}")
+    return (
+        f"{name:<40} {games:>5} {rollouts / elapsed.wall:>10,.0f} {rollouts / elapsed.cpu:>9,.0f} "
+        f"{rollouts / elapsed.cpu / plain:>7.1f}x {elapsed.wall / games:>6.1f} {elapsed.cpu / games:>10.1f} "
+        f"{stats.evaluations:>8,} {stats.cache_hit_rate:>10.0%} "
+        f"{stats.evaluations / max(stats.judge_calls, 1):>10.1f} {stats.judge_seconds / elapsed.wall:>10.0%}"
+    )
 
 
 def rollouts_of(games, config) -> int:
@@ -152,27 +159,43 @@ def parse_arguments(argv):
     parser.add_argument("--sample-images", type=int, default=20, help="test images of the win-rate sample")
     parser.add_argument("--sample-rollouts", type=int, default=100, help="rollouts per move in the win-rate sample")
     parser.add_argument("--paper-rollouts", action="store_true", help="also time games at 10,000 rollouts per move")
-    parser.add_argument("--compare-options", action="store_true",
-                        help="also play the sample with each alternative the paper leaves open")
+    parser.add_argument(
+        "--compare-options",
+        action="store_true",
+        help="also play the sample with each alternative the paper leaves open",
+    )
     parser.add_argument("--judge-seconds", type=float, default=3.0)
-    parser.add_argument("--lockstep", type=int, nargs="+", default=[1, 20, 80, 160],
-                        help="numbers of games played in lockstep for the lockstep section (64+ is the point)")
-    parser.add_argument("--gpu-evals-per-second", type=float,
-                        help="judge evaluations per second of a GPU measured elsewhere (bench/pixel_search.py "
-                             "--device cuda prints it), for the projection of a GPU machine")
+    parser.add_argument(
+        "--lockstep",
+        type=int,
+        nargs="+",
+        default=[1, 20, 80, 160],
+        help="numbers of games played in lockstep for the lockstep section (64+ is the point)",
+    )
+    parser.add_argument(
+        "--gpu-evals-per-second",
+        type=float,
+        help="judge evaluations per second of a GPU measured elsewhere (bench/pixel_search.py "
+        "--device cuda prints it), for the projection of a GPU machine",
+    )
     parser.add_argument("--gpu-machine-cores", type=int, default=16, help="CPU cores of that GPU machine")
     return parser.parse_args(argv)
 
 
 def judge_section(dense, sparse, images, pixels, seconds) -> None:
     masks = random_nonzero_masks(images[:512], pixels, seed=0)
-    masks = [mask[:1 + i % pixels] for i, mask in enumerate(masks)]  # positions of every size, as in a search
+    masks = [mask[: 1 + i % pixels] for i, mask in enumerate(masks)]  # positions of every size, as in a search
     planes = np.concatenate([batch_judge_planes(image, [mask]) for image, mask in zip(images[:512], masks)])
     single = judge_rates(dense, planes, 1, seconds)
     print(f"\n1. judge evaluations/s (positions of 1 to {pixels} revealed pixels)")
     print(f"{'network pass':<40} {'batch':>5} {'evals/s':>10} {'per CPU-s':>9} {'vs one at a time (CPU)':>22}")
-    for name, evaluator, batch in (("plain", dense, 1), ("plain", dense, 256), ("sparse", sparse, 1),
-                                   ("sparse", sparse, 64), ("sparse", sparse, 256)):
+    for name, evaluator, batch in (
+        ("plain", dense, 1),
+        ("plain", dense, 256),
+        ("sparse", sparse, 1),
+        ("sparse", sparse, 64),
+        ("sparse", sparse, 256),
+    ):
         wall, cpu = single if batch == 1 and evaluator is dense else judge_rates(evaluator, planes, batch, seconds)
         print(f"{name:<40} {batch:>5} {wall:>10,.0f} {cpu:>9,.0f} {cpu / single[1]:>21.1f}x")
 
@@ -181,21 +204,33 @@ def speed_section(args, dense, sparse, images, labels) -> dict[str, float]:
     """Rollouts per CPU second of each search on the Table 2 games of the first test images."""
     exact = SearchConfig(rollouts=args.rollouts)
     virtual = replace(exact, leaves_per_batch=args.leaves)
-    workload = table2_games(images[:args.images], labels[:args.images], pixels=args.pixels, seeds=1)
-    plain_subset = workload[:args.plain_games]
-    print(f"\n2. search speed at {args.rollouts:,} rollouts per move, {args.pixels} px; workload: the Table 2 games of "
-          f"{args.images} test image(s), {len(workload)} games, 1 seed (the plain search plays the first "
-          f"{len(plain_subset)})")
+    workload = table2_games(images[: args.images], labels[: args.images], pixels=args.pixels, seeds=1)
+    plain_subset = workload[: args.plain_games]
+    print(
+        f"\n2. search speed at {args.rollouts:,} rollouts per move, {args.pixels} px; workload: the Table 2 games of "
+        f"{args.images} test image(s), {len(workload)} games, 1 seed (the plain search plays the first "
+        f"{len(plain_subset)})"
+    )
     print(SEARCH_HEADER)
     _, stats, elapsed = play_plain(plain_subset, dense, exact)
     plain_rate = rollouts_of(plain_subset, exact) / elapsed.cpu
-    print(search_row("plain (1 leaf per call, no cache)", len(plain_subset), rollouts_of(plain_subset, exact),
-                     elapsed, stats, plain_rate))
+    print(
+        search_row(
+            "plain (1 leaf per call, no cache)",
+            len(plain_subset),
+            rollouts_of(plain_subset, exact),
+            elapsed,
+            stats,
+            plain_rate,
+        )
+    )
     rates = {"plain": plain_rate}
-    runs = [("batched + cached, exact, plain pass", workload, exact, dense),
-            ("batched + cached, exact, sparse pass", workload, exact, sparse),
-            (f"+ virtual loss x{args.leaves}, sparse pass", workload, virtual, sparse),
-            (f"one game alone, virtual loss x{args.leaves}, sparse", workload[:1], virtual, sparse)]
+    runs = [
+        ("batched + cached, exact, plain pass", workload, exact, dense),
+        ("batched + cached, exact, sparse pass", workload, exact, sparse),
+        (f"+ virtual loss x{args.leaves}, sparse pass", workload, virtual, sparse),
+        (f"one game alone, virtual loss x{args.leaves}, sparse", workload[:1], virtual, sparse),
+    ]
     if args.paper_rollouts:
         runs.append(("exact, sparse, at 10,000 rollouts", workload, SearchConfig(rollouts=PAPER_ROLLOUTS), sparse))
     for name, games, config, evaluator in runs:
@@ -210,10 +245,14 @@ def lockstep_section(args, evaluator, images, labels) -> dict:
     evaluates the new positions of every running game at once. Returns the widest run's figures."""
     config = SearchConfig(rollouts=args.rollouts)
     per_image = len(table2_games(images[:1], labels[:1], pixels=args.pixels, seeds=1))
-    print(f"\n2b. games in lockstep: exact search, {evaluator_name(evaluator)} pass, {args.rollouts:,} rollouts per move, "
-          f"{args.pixels} px; the Table 2 games of the first test images ({per_image} per image), all running at once")
-    print(f"{'games':>6} {'rollouts/s':>10} {'per CPU-s':>9} {'vs 1 game':>9} {'mean batch':>10} {'judge CPU':>9} "
-          f"{'tree: rollouts per CPU-s':>24} {'evals per rollout':>17}")
+    print(
+        f"\n2b. games in lockstep: exact search, {evaluator_name(evaluator)} pass, {args.rollouts:,} rollouts per move, "
+        f"{args.pixels} px; the Table 2 games of the first test images ({per_image} per image), all running at once"
+    )
+    print(
+        f"{'games':>6} {'rollouts/s':>10} {'per CPU-s':>9} {'vs 1 game':>9} {'mean batch':>10} {'judge CPU':>9} "
+        f"{'tree: rollouts per CPU-s':>24} {'evals per rollout':>17}"
+    )
     single, widest = None, {}
     for width in args.lockstep:
         count = -(-width // per_image)
@@ -222,11 +261,17 @@ def lockstep_section(args, evaluator, images, labels) -> dict:
         rollouts = rollouts_of(workload, config)
         rate = rollouts / elapsed.cpu
         single = single or rate
-        widest = {"games": width, "rate": rate, "tree_rate": rollouts / max(elapsed.cpu - stats.judge_cpu_seconds, 1e-9),
-                  "evals_per_rollout": stats.evaluations / rollouts}
-        print(f"{width:>6} {rollouts / elapsed.wall:>10,.0f} {rate:>9,.0f} {rate / single:>8.1f}x "
-              f"{stats.evaluations / max(stats.judge_calls, 1):>10.1f} {stats.judge_cpu_seconds / elapsed.cpu:>9.0%} "
-              f"{widest['tree_rate']:>24,.0f} {widest['evals_per_rollout']:>17.3f}")
+        widest = {
+            "games": width,
+            "rate": rate,
+            "tree_rate": rollouts / max(elapsed.cpu - stats.judge_cpu_seconds, 1e-9),
+            "evals_per_rollout": stats.evaluations / rollouts,
+        }
+        print(
+            f"{width:>6} {rollouts / elapsed.wall:>10,.0f} {rate:>9,.0f} {rate / single:>8.1f}x "
+            f"{stats.evaluations / max(stats.judge_calls, 1):>10.1f} {stats.judge_cpu_seconds / elapsed.cpu:>9.0%} "
+            f"{widest['tree_rate']:>24,.0f} {widest['evals_per_rollout']:>17.3f}"
+        )
     return widest
 
 
@@ -240,31 +285,39 @@ def gpu_projection_section(args, lockstep: dict, gpu_rate: float | None) -> None
     total_rollouts = sum(count * pixels * PAPER_ROLLOUTS for pixels, count in paper_games().items())
     cores = args.gpu_machine_cores
     tree_seconds = total_rollouts / lockstep["tree_rate"] / cores
-    print(f"\n4b. the full table on one GPU machine with {cores} cores, {cores} search processes each playing "
-          f"{lockstep['games']} games in lockstep (tree work as measured here per core: "
-          f"{lockstep['tree_rate']:,.0f} rollouts per CPU-s)")
+    print(
+        f"\n4b. the full table on one GPU machine with {cores} cores, {cores} search processes each playing "
+        f"{lockstep['games']} games in lockstep (tree work as measured here per core: "
+        f"{lockstep['tree_rate']:,.0f} rollouts per CPU-s)"
+    )
     print(f"tree work alone: {duration(tree_seconds)}")
     if gpu_rate is None:
         print("judge work: no GPU rate (run with --device cuda, or pass --gpu-evals-per-second)")
         return
     judge_seconds = total_rollouts * lockstep["evals_per_rollout"] / gpu_rate
-    print(f"judge work: {lockstep['evals_per_rollout']:.3f} evaluations per rollout at {gpu_rate:,.0f} per GPU-s: "
-          f"{duration(judge_seconds)}")
+    print(
+        f"judge work: {lockstep['evals_per_rollout']:.3f} evaluations per rollout at {gpu_rate:,.0f} per GPU-s: "
+        f"{duration(judge_seconds)}"
+    )
     print(f"projected (the two overlap; the slower one sets the pace): {duration(max(tree_seconds, judge_seconds))}")
 
 
 def win_rate_line(name, games, results, elapsed) -> str:
     wins = honest_wins(games, results)
     low, high = wilson_interval(wins, len(games))
-    return (f"{name:<56} {wins / len(games):>6.1%}  ({wins}/{len(games)}, 95% {low:.1%}-{high:.1%})  "
-            f"{elapsed.wall:.0f} s ({elapsed.cpu:.0f} CPU-s)")
+    return (
+        f"{name:<56} {wins / len(games):>6.1%}  ({wins}/{len(games)}, 95% {low:.1%}-{high:.1%})  "
+        f"{elapsed.wall:.0f} s ({elapsed.cpu:.0f} CPU-s)"
+    )
 
 
 def sample_section(args, dense, sparse, sample) -> None:
     exact = SearchConfig(rollouts=args.sample_rollouts)
     virtual = replace(exact, leaves_per_batch=args.leaves)
-    print(f"\n3. honest win rate on a fixed sample: {len(sample)} precommit games (test images 0-{args.sample_images - 1}, "
-          f"both orders, one lie each), {args.sample_rollouts} rollouts per move")
+    print(
+        f"\n3. honest win rate on a fixed sample: {len(sample)} precommit games (test images 0-{args.sample_images - 1}, "
+        f"both orders, one lie each), {args.sample_rollouts} rollouts per move"
+    )
     plain_results, _, plain_elapsed = play_plain(sample, dense, exact)
     exact_results, _, exact_elapsed = play_batched(sample, sparse, exact)
     virtual_results, _, virtual_elapsed = play_batched(sample, sparse, virtual)
@@ -272,40 +325,57 @@ def sample_section(args, dense, sparse, sample) -> None:
     print(win_rate_line("batched + cached, exact, sparse pass", sample, exact_results, exact_elapsed))
     print(win_rate_line(f"+ virtual loss x{args.leaves}", sample, virtual_results, virtual_elapsed))
     same = sum(p["moves"] == [m["pixel"] for m in e["moves"]] for p, e in zip(plain_results, exact_results))
-    print(f"exact search: {same}/{len(sample)} games move for move identical to the plain search "
-          f"(the sparse pass differs from the plain one by float rounding only)")
+    print(
+        f"exact search: {same}/{len(sample)} games move for move identical to the plain search "
+        f"(the sparse pass differs from the plain one by float rounding only)"
+    )
 
 
 def extrapolation_section(args, rates) -> None:
-    print(f"\n4. the full Table 2 at the paper's scale ({PAPER_IMAGES:,} images; precommit 9 lies x {PAPER_SEEDS} seeds x "
-          f"{PAPER_ORDERS} orders, no precommit {PAPER_SEEDS} seeds x {PAPER_ORDERS} orders; {PAPER_ROLLOUTS:,} rollouts per move)")
+    print(
+        f"\n4. the full Table 2 at the paper's scale ({PAPER_IMAGES:,} images; precommit 9 lies x {PAPER_SEEDS} seeds x "
+        f"{PAPER_ORDERS} orders, no precommit {PAPER_SEEDS} seeds x {PAPER_ORDERS} orders; {PAPER_ROLLOUTS:,} rollouts per move)"
+    )
     basis = f"rollouts per CPU-s at {args.rollouts:,} rollouts"
     # The faster network pass on this device: sparse on a CPU, plain on a GPU.
     faster_pass = max(("plain pass", "sparse pass"), key=lambda name: rates[f"batched + cached, exact, {name}"])
-    measured = [("plain", rates["plain"], basis),
-                (f"batched + cached, exact, {faster_pass}", rates[f"batched + cached, exact, {faster_pass}"], basis)]
+    measured = [
+        ("plain", rates["plain"], basis),
+        (f"batched + cached, exact, {faster_pass}", rates[f"batched + cached, exact, {faster_pass}"], basis),
+    ]
     if "exact, sparse, at 10,000 rollouts" in rates:
-        measured.append(("batched + cached, exact, sparse", rates["exact, sparse, at 10,000 rollouts"],
-                         "rollouts per CPU-s at 10,000 rollouts"))
+        measured.append(
+            (
+                "batched + cached, exact, sparse",
+                rates["exact, sparse, at 10,000 rollouts"],
+                "rollouts per CPU-s at 10,000 rollouts",
+            )
+        )
     games = paper_games()
     total_rollouts = sum(count * pixels * PAPER_ROLLOUTS for pixels, count in games.items())
     print(f"games: {games[6]:,} at 6 px + {games[4]:,} at 4 px; rollouts {total_rollouts:.2e}")
     workers = max(1, os.cpu_count() // args.threads) if args.device == "cpu" else 1
     for name, rate, basis in measured:
         one_worker = total_rollouts / rate
-        print(f"{name:<32} ({basis}): one worker ({args.threads} thread{'s' if args.threads > 1 else ''}) "
-              f"{duration(one_worker)}; this machine ({workers} workers) {duration(one_worker / workers)}; "
-              f"workers to finish in a week {one_worker / (7 * 86400):,.0f}")
+        print(
+            f"{name:<32} ({basis}): one worker ({args.threads} thread{'s' if args.threads > 1 else ''}) "
+            f"{duration(one_worker)}; this machine ({workers} workers) {duration(one_worker / workers)}; "
+            f"workers to finish in a week {one_worker / (7 * 86400):,.0f}"
+        )
 
 
 def options_section(args, sparse, sample) -> None:
     exact = SearchConfig(rollouts=args.sample_rollouts)
-    print(f"\n5. the choices the paper leaves open, on the same sample (exact search, sparse pass, "
-          f"{args.sample_rollouts} rollouts per move)")
-    for name, config in (("leaf: judge the partial mask, value: win/loss (default)", exact),
-                         ("leaf: random playout to the end", replace(exact, leaf="playout")),
-                         ("value: logit margin", replace(exact, value="margin")),
-                         ("no tree reuse between moves", replace(exact, reuse_tree=False))):
+    print(
+        f"\n5. the choices the paper leaves open, on the same sample (exact search, sparse pass, "
+        f"{args.sample_rollouts} rollouts per move)"
+    )
+    for name, config in (
+        ("leaf: judge the partial mask, value: win/loss (default)", exact),
+        ("leaf: random playout to the end", replace(exact, leaf="playout")),
+        ("value: logit margin", replace(exact, value="margin")),
+        ("no tree reuse between moves", replace(exact, reuse_tree=False)),
+    ):
         results, _, elapsed = play_batched(sample, sparse, config)
         print(win_rate_line(name, sample, results, elapsed))
 
@@ -317,14 +387,17 @@ def main(argv=None) -> None:
     dense = JudgeEvaluator(model, device=args.device)
     sparse = JudgeEvaluator(model, device=args.device, sparse=True)
     images, labels = mnist.load("test", mnist.fetch())
-    print(f"judge: {judge_name}; device {args.device}, {args.threads} torch thread(s); {os.cpu_count()} cores, "
-          f"load average {os.getloadavg()[0]:.1f} at start")
+    print(
+        f"judge: {judge_name}; device {args.device}, {args.threads} torch thread(s); {os.cpu_count()} cores, "
+        f"load average {os.getloadavg()[0]:.1f} at start"
+    )
     judge_section(dense, sparse, images, args.pixels, args.judge_seconds)
     rates = speed_section(args, dense, sparse, images, labels)
     # On a CPU the sparse pass is the faster one; on a GPU the plain pass in big batches.
     lockstep = lockstep_section(args, sparse if args.device == "cpu" else dense, images, labels)
-    sample = table2_games(images[:args.sample_images], labels[:args.sample_images], pixels=args.pixels,
-                          seeds=1, precommit=[True])[::9]  # one game per image and order, the lie varies
+    sample = table2_games(
+        images[: args.sample_images], labels[: args.sample_images], pixels=args.pixels, seeds=1, precommit=[True]
+    )[::9]  # one game per image and order, the lie varies
     sample_section(args, dense, sparse, sample)
     extrapolation_section(args, rates)
     gpu_rate = args.gpu_evals_per_second

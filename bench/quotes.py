@@ -3,6 +3,7 @@
 
     .venv/bin/python bench/quotes.py
 """
+
 import random
 import statistics
 import sys
@@ -15,8 +16,10 @@ from debates import quotes  # noqa: E402
 
 
 def story(chars: int, rng) -> str:
-    words = ("the captain opened airlock to vent fire while crew slept in forward cabin station ship engineer "
-             "wrote later decision saved rations hydroponics failed twice Mars bulkhead sealed").split()
+    words = (
+        "the captain opened airlock to vent fire while crew slept in forward cabin station ship engineer "
+        "wrote later decision saved rations hydroponics failed twice Mars bulkhead sealed"
+    ).split()
     text, length = [], 0
     while length < chars:
         text.append(rng.choice(words) + rng.choice([" ", " ", " ", ", ", ". "]))
@@ -40,8 +43,8 @@ def main():
     passage = quotes.Passage(text)
     print(f"story: {len(text)} characters; normalising it: {(time.perf_counter() - start) * 1000:.1f} ms")
     for length in (50, 250, 1000):
-        piece = text[15_000:15_000 + length]
-        typo = piece[:length // 2] + "#q" + piece[length // 2 + 2:]
+        piece = text[15_000 : 15_000 + length]
+        typo = piece[: length // 2] + "#q" + piece[length // 2 + 2 :]
         for name, quote in (("exact", piece), ("one typo", typo), ("nowhere", "zebra quartz " * (length // 13))):
             status, ms = timed(passage, quote)
             print(f"quote of {length:4d} chars, {name:8s}: {status:10s} median {ms:7.2f} ms")

@@ -13,10 +13,14 @@ from debates.rooms import PooledAuthMiddlewareStack  # noqa: E402  (needs the ap
 from debates.routing import websocket_urlpatterns  # noqa: E402
 from judging.routing import websocket_urlpatterns as experiment_websockets  # noqa: E402
 
-application = ProtocolTypeRouter({
-    "http": django_asgi_app,
-    "websocket": AllowedHostsOriginValidator(PooledAuthMiddlewareStack(URLRouter(websocket_urlpatterns + experiment_websockets))),
-})
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": AllowedHostsOriginValidator(
+            PooledAuthMiddlewareStack(URLRouter(websocket_urlpatterns + experiment_websockets))
+        ),
+    }
+)
 
 # A web process holds thousands of long-lived objects (a consumer per socket): collected on Python's
 # default schedule they stall every socket of the process for tens of milliseconds, many times a

@@ -27,8 +27,11 @@ def _restore_unacked_without_a_transport(restore_unacked):
 
     def restore(self, client=None):
         if client is None and getattr(self.channel.connection, "client", None) is None:
-            log.warning("Redis connection lost with %d unacknowledged message(s): leaving them for the "
-                        "visibility-timeout restore", len(self._delivered))
+            log.warning(
+                "Redis connection lost with %d unacknowledged message(s): leaving them for the "
+                "visibility-timeout restore",
+                len(self._delivered),
+            )
             raise kombu_redis.redis.exceptions.ConnectionError("the broker connection is closed")
         return restore_unacked(self, client)
 

@@ -4,6 +4,7 @@ Embedded default (nothing set): SQLite in var/, in-memory channel layer, AI work
 run in-process. Production: DATABASE_URL (PostgreSQL) and REDIS_URL (channel layer, cache, Celery
 broker) chosen by environment variables, DEBUG off, a real SECRET_KEY required.
 """
+
 import json
 import os
 from datetime import timedelta
@@ -30,8 +31,7 @@ INSECURE_KEY_PREFIX = "insecure-"
 
 def is_weak_secret(key: str) -> bool:
     """The same test as Django's security.W009 check, so production refuses what check --deploy flags."""
-    return (key.startswith((INSECURE_KEY_PREFIX, "django-insecure-")) or len(key) < 50
-            or len(set(key)) < 5)
+    return key.startswith((INSECURE_KEY_PREFIX, "django-insecure-")) or len(key) < 50 or len(set(key)) < 5
 
 
 DEBUG = env_bool("DEBUG")
@@ -102,7 +102,10 @@ elif env_bool("DATABASE_POOL", default=True):
     # A process's threads (sockets' database work, requests) borrow connections from a pool
     # instead of opening one per call; DATABASE_POOL_SIZE bounds what one process holds.
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-        "min_size": 1, "max_size": int(os.environ.get("DATABASE_POOL_SIZE", "12")), "timeout": 30}
+        "min_size": 1,
+        "max_size": int(os.environ.get("DATABASE_POOL_SIZE", "12")),
+        "timeout": 30,
+    }
     # After a PostgreSQL restart the pool's idle connections are dead: the pool checks each one as
     # it lends it out and replaces it, instead of failing one request or task per dead connection.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
@@ -141,10 +144,14 @@ CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "debatelab")
 # default. 0 turns it off.
 DEBATELAB_SWEEP_INTERVAL = float(os.environ.get("SWEEP_INTERVAL", "10"))
 if REDIS_URL and DEBATELAB_SWEEP_INTERVAL > 0:
-    CELERY_BEAT_SCHEDULE = {"sweep-owed-work": {
-        "task": "debates.tasks.sweep_owed_work", "schedule": DEBATELAB_SWEEP_INTERVAL,
-        # A sweep that waited out a worker outage in the queue is stale: the next one does its work.
-        "options": {"expires": max(5.0, DEBATELAB_SWEEP_INTERVAL * 2)}}}
+    CELERY_BEAT_SCHEDULE = {
+        "sweep-owed-work": {
+            "task": "debates.tasks.sweep_owed_work",
+            "schedule": DEBATELAB_SWEEP_INTERVAL,
+            # A sweep that waited out a worker outage in the queue is stale: the next one does its work.
+            "options": {"expires": max(5.0, DEBATELAB_SWEEP_INTERVAL * 2)},
+        }
+    }
 # /healthz fails when no Celery worker has reported in for this many seconds (production only; the
 # embedded default has no worker). 0 turns the check off.
 DEBATELAB_WORKER_MAX_AGE = float(os.environ.get("HEALTH_WORKER_MAX_AGE", "60"))
@@ -200,7 +207,6 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
-
 
 
 def _ai_backends(value: str) -> dict:
@@ -277,8 +283,11 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"daphne": {"level": "WARNING"}, "django.channels.server": {"level": "WARNING"},
-                "axes": {"level": "WARNING"}},
+    "loggers": {
+        "daphne": {"level": "WARNING"},
+        "django.channels.server": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},
+    },
 }
 
 # Serve static files straight from the app folders too, so daphne alone serves a complete site.

@@ -1,6 +1,7 @@
 """What a client's action message may carry, type-checked before services.submit_action sees it:
 the same fields arrive as a websocket frame (consumers) or an API POST body (views).
 Pure module (no Django)."""
+
 from .protocol import Refused
 
 
@@ -21,8 +22,13 @@ def action_fields(message: dict) -> dict:
     reveal = message.get("reveal")
     if reveal is not None and (isinstance(reveal, bool) or not isinstance(reveal, int)):
         raise Refused("bad_message", "reveal must be a pixel number (row * 28 + column)")
-    fields = {"text": text, "private_note": note, "seat": seat, "reveal": reveal,
-              "rectangles": message.get("rectangles")}
+    fields = {
+        "text": text,
+        "private_note": note,
+        "seat": seat,
+        "reveal": reveal,
+        "rectangles": message.get("rectangles"),
+    }
     if message["type"] == "feedback":
         fields["probabilities"] = message.get("probabilities")
         fields["end_debate"] = message.get("end_debate") is True

@@ -154,6 +154,7 @@ class InvitationAdmin(admin.ModelAdmin):
 class ExperimentAdmin(admin.ModelAdmin):
     """Where a platform administrator gives an experiment to more researchers (shared_with): they
     then see and run it like its owner (docs/security.md)."""
+
     list_display = ("name", "owner", "created_at")
     search_fields = ("name", "owner__username")
     filter_horizontal = ("shared_with",)

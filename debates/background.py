@@ -22,6 +22,7 @@ starts from a shell. It spreads its units over CPU cores with multiprocessing, o
 workers with judging.tasks.pixel_selfplay_unit, and waits for every result to report Table 2;
 there is no transaction to wait for and no web process to fall back to, and threads would share
 one core (the tree search is pure Python and numpy)."""
+
 import functools
 import threading
 from datetime import datetime

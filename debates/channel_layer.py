@@ -5,6 +5,7 @@ and AI turns run in plain threads in the embedded default, and a send from such 
 touch those queues from a foreign loop: the waiting websocket may not wake up. This layer hands
 every send made from another loop over to the server's loop.
 """
+
 import asyncio
 
 from channels.layers import InMemoryChannelLayer

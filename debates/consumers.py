@@ -6,6 +6,7 @@ the next one, and every other frame repeats the last number sent. New events arr
 for each audience (debates.live); the database is read only on connect, on a gap and on a
 client's sync request. Database work runs on debates.rooms' thread pool.
 """
+
 import asyncio
 import json
 
@@ -18,6 +19,7 @@ from .action_messages import action_fields
 from .models import Debate, Participant
 from .protocol import Refused
 from .rooms import rooms, run_db
+
 
 class DebateConsumer(AsyncJsonWebsocketConsumer):
     viewer = None
@@ -68,19 +70,27 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
         if bytes_data is not None or text_data is None:
             return await self.send_error("bad_message", "send JSON text frames")
         if len(text_data.encode("utf-8", "surrogatepass")) > settings.DEBATELAB_MAX_MESSAGE_BYTES:
-            return await self.send_error("too_large", f"messages may have at most {settings.DEBATELAB_MAX_MESSAGE_BYTES} bytes")
+            return await self.send_error(
+                "too_large", f"messages may have at most {settings.DEBATELAB_MAX_MESSAGE_BYTES} bytes"
+            )
         message = parse_message(text_data)
         if message is None:
             return await self.send_error("bad_json", "that message is not valid JSON")
         if not isinstance(message, dict):
             return await self.send_error("bad_message", "a message is a JSON object with a 'type'")
         kind = message.get("type")
-        handler = {"speech": self.act, "feedback": self.act, "sync": self.sync, "ping": self.pong}.get(kind) \
-            if isinstance(kind, str) else None
+        handler = (
+            {"speech": self.act, "feedback": self.act, "sync": self.sync, "ping": self.pong}.get(kind)
+            if isinstance(kind, str)
+            else None
+        )
         if handler is None:
             client_id = message.get("client_id")
-            return await self.send_error("unknown_type", "type must be speech, feedback, sync or ping",
-                                         client_id if isinstance(client_id, str) else None)
+            return await self.send_error(
+                "unknown_type",
+                "type must be speech, feedback, sync or ping",
+                client_id if isinstance(client_id, str) else None,
+            )
         await handler(message)
 
     async def act(self, message):
@@ -89,7 +99,9 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
             fields = action_fields(message)
             turn_id, announcement = await run_db(self._submit, message["type"], client_id, fields)
         except Refused as refused:
-            return await self.send_error(refused.code, refused.message, client_id if isinstance(client_id, str) else None)
+            return await self.send_error(
+                refused.code, refused.message, client_id if isinstance(client_id, str) else None
+            )
         await self.send_json({"type": "ack", "client_id": client_id, "turn_id": turn_id})
         if announcement is not None:
             await live.send_announcement(self.debate_id, announcement)
@@ -200,8 +212,9 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
     def _viewer_and_state(self):
         debate = Debate.objects.select_related("question", "experiment_version").filter(pk=self.debate_id).first()
         viewer = snapshots.viewer_for(debate, self.user) if debate else None
-        self.ai_seats = set(debate.participants.filter(agent__isnull=False).values_list("seat", flat=True)) \
-            if viewer else set()
+        self.ai_seats = (
+            set(debate.participants.filter(agent__isnull=False).values_list("seat", flat=True)) if viewer else set()
+        )
         return viewer, (snapshots.state_for(debate, viewer) if viewer else None)
 
     def _state(self):

@@ -5,6 +5,7 @@ A definition names the dataset, the protocols to compare, debater and judge kind
 per debate, counterbalancing, blinding and time limits; docs/experiments.md documents every field.
 Old spellings of renamed values still load: `check` reports each as a line-numbered deprecation.
 """
+
 import itertools
 import json
 import math
@@ -41,6 +42,7 @@ class SpecError(Exception):
 @dataclass
 class _Located:
     """A parsed value with the line it came from (1-based), so errors can point at it."""
+
     value: object
     line: int
 
@@ -67,8 +69,10 @@ class _Loader(yaml.SafeLoader):
     def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
-            raise _Refused(event.start_mark.line + 1, "YAML aliases (*name) are not allowed in experiment files; "
-                                                      "write the value out")
+            raise _Refused(
+                event.start_mark.line + 1,
+                "YAML aliases (*name) are not allowed in experiment files; write the value out",
+            )
         event = self.peek_event()
         self.depth += 1
         if self.depth > MAX_DEPTH:
@@ -219,11 +223,24 @@ class _Checker:
         return value
 
     def experiment(self, root):
-        top = self.mapping(root, "", {
-            "name": (True, None), "description": (False, ""), "dataset": (True, None), "protocols": (True, None),
-            "debaters": (False, None), "judges": (False, None), "counterbalance": (False, None),
-            "blinding": (False, None), "time_limits": (False, None), "target_verdicts": (False, None),
-            "prompts": (False, None), "study": (False, None)})
+        top = self.mapping(
+            root,
+            "",
+            {
+                "name": (True, None),
+                "description": (False, ""),
+                "dataset": (True, None),
+                "protocols": (True, None),
+                "debaters": (False, None),
+                "judges": (False, None),
+                "counterbalance": (False, None),
+                "blinding": (False, None),
+                "time_limits": (False, None),
+                "target_verdicts": (False, None),
+                "prompts": (False, None),
+                "study": (False, None),
+            },
+        )
         definition = {
             "name": self.value(top, "name", "", "str", max_length=MAX_NAME),
             "description": self.value(top, "description", "", "str", default=""),
@@ -247,13 +264,28 @@ class _Checker:
 
     def study(self, located):
         """Crowd studies: where participants come from, what they see before judging, their codes and pay."""
-        s = self.mapping(located, "study", {
-            "platform": (False, "prolific"), "consent": (False, None), "instructions": (False, None),
-            "quiz": (False, None), "debates_per_judge": (False, 1), "show_answer_after_verdict": (False, True),
-            "completion_codes": (False, None), "bonus": (False, None), "practice": (False, None),
-            "survey": (False, None), "wait_limit_seconds": (False, None), "min_verdict_seconds": (False, None),
-            "judge_timeout_seconds": (False, None), "exclusion": (False, None), "on_wait_limit": (False, "release"),
-            "gold": (False, None)})
+        s = self.mapping(
+            located,
+            "study",
+            {
+                "platform": (False, "prolific"),
+                "consent": (False, None),
+                "instructions": (False, None),
+                "quiz": (False, None),
+                "debates_per_judge": (False, 1),
+                "show_answer_after_verdict": (False, True),
+                "completion_codes": (False, None),
+                "bonus": (False, None),
+                "practice": (False, None),
+                "survey": (False, None),
+                "wait_limit_seconds": (False, None),
+                "min_verdict_seconds": (False, None),
+                "judge_timeout_seconds": (False, None),
+                "exclusion": (False, None),
+                "on_wait_limit": (False, "release"),
+                "gold": (False, None),
+            },
+        )
         return {
             "platform": self.value(s, "platform", "study", "str", default="prolific", choices=STUDY_PLATFORMS),
             "consent": self.value(s, "consent", "study", "str"),
@@ -268,8 +300,9 @@ class _Checker:
             "wait_limit_seconds": self.value(s, "wait_limit_seconds", "study", "int", low=10, high=86_400),
             "min_verdict_seconds": self.value(s, "min_verdict_seconds", "study", "int", low=1, high=86_400),
             "judge_timeout_seconds": self.value(s, "judge_timeout_seconds", "study", "int", low=10, high=86_400),
-            "on_wait_limit": self.value(s, "on_wait_limit", "study", "str", default="release",
-                                        choices=("release", "offline")),
+            "on_wait_limit": self.value(
+                s, "on_wait_limit", "study", "str", default="release", choices=("release", "offline")
+            ),
             "exclusion": self.exclusion(s.get("exclusion")),
             "gold": self.gold(s.get("gold")),
         }
@@ -282,8 +315,11 @@ class _Checker:
         debates = g.get("debates")
         ids = []
         if debates is not None:
-            if not isinstance(debates.value, list) or not debates.value or not all(
-                    isinstance(d.value, int) and not isinstance(d.value, bool) for d in debates.value):
+            if (
+                not isinstance(debates.value, list)
+                or not debates.value
+                or not all(isinstance(d.value, int) and not isinstance(d.value, bool) for d in debates.value)
+            ):
                 self.fail(debates, "study.gold.debates", "must be a non-empty list of debate ids")
             else:
                 ids = [d.value for d in debates.value]
@@ -293,33 +329,54 @@ class _Checker:
         """Rules that screen a participant out with the failed_checks code."""
         if located is None:
             return {"practice_must_be_right": False, "max_hidden_seconds": None, "min_gold_accuracy": None}
-        e = self.mapping(located, "study.exclusion", {"practice_must_be_right": (False, False),
-                                                      "max_hidden_seconds": (False, None),
-                                                      "min_gold_accuracy": (False, None)})
-        return {"practice_must_be_right": self.value(e, "practice_must_be_right", "study.exclusion", "bool",
-                                                     default=False),
-                "max_hidden_seconds": self.value(e, "max_hidden_seconds", "study.exclusion", "int", low=0,
-                                                 high=86_400),
-                "min_gold_accuracy": self.value(e, "min_gold_accuracy", "study.exclusion", "number", low=0, high=1)}
+        e = self.mapping(
+            located,
+            "study.exclusion",
+            {
+                "practice_must_be_right": (False, False),
+                "max_hidden_seconds": (False, None),
+                "min_gold_accuracy": (False, None),
+            },
+        )
+        return {
+            "practice_must_be_right": self.value(e, "practice_must_be_right", "study.exclusion", "bool", default=False),
+            "max_hidden_seconds": self.value(e, "max_hidden_seconds", "study.exclusion", "int", low=0, high=86_400),
+            "min_gold_accuracy": self.value(e, "min_gold_accuracy", "study.exclusion", "number", low=0, high=1),
+        }
 
     def practice(self, located):
         """A worked example with a known answer: a short transcript to read, scored and explained."""
         if located is None:
             return None
-        p = self.mapping(located, "study.practice", {"question": (True, None), "answers": (True, None),
-                                                     "correct": (True, None), "transcript": (True, None),
-                                                     "explanation": (True, None)})
+        p = self.mapping(
+            located,
+            "study.practice",
+            {
+                "question": (True, None),
+                "answers": (True, None),
+                "correct": (True, None),
+                "transcript": (True, None),
+                "explanation": (True, None),
+            },
+        )
         answers = self.strings(p.get("answers"), "study.practice.answers", minimum=2)
         transcript = self.strings(p.get("transcript"), "study.practice.transcript", minimum=1)
-        return {"question": self.value(p, "question", "study.practice", "str"), "answers": answers,
-                "correct": self.value(p, "correct", "study.practice", "int", low=0, high=max(1, len(answers) - 1)),
-                "transcript": transcript, "explanation": self.value(p, "explanation", "study.practice", "str")}
+        return {
+            "question": self.value(p, "question", "study.practice", "str"),
+            "answers": answers,
+            "correct": self.value(p, "correct", "study.practice", "int", low=0, high=max(1, len(answers) - 1)),
+            "transcript": transcript,
+            "explanation": self.value(p, "explanation", "study.practice", "str"),
+        }
 
     def strings(self, located, path, minimum):
         if located is None:
             return []
-        if not isinstance(located.value, list) or len(located.value) < minimum or not all(
-                isinstance(item.value, str) and item.value.strip() for item in located.value):
+        if (
+            not isinstance(located.value, list)
+            or len(located.value) < minimum
+            or not all(isinstance(item.value, str) and item.value.strip() for item in located.value)
+        ):
             self.fail(located, path, f"must be a list of at least {minimum} non-empty strings")
             return []
         return [item.value for item in located.value]
@@ -334,8 +391,11 @@ class _Checker:
         questions, ids = [], set()
         for i, item in enumerate(located.value):
             path = f"study.survey[{i}]"
-            q = self.mapping(item, path, {"id": (True, None), "question": (True, None), "kind": (False, "text"),
-                                          "options": (False, None)})
+            q = self.mapping(
+                item,
+                path,
+                {"id": (True, None), "question": (True, None), "kind": (False, "text"), "options": (False, None)},
+            )
             question_id = self.value(q, "id", path, "str")
             if question_id in ids:
                 self.fail(q["id"], f"{path}.id", f"survey id {question_id!r} is used twice")
@@ -344,8 +404,14 @@ class _Checker:
             options = self.strings(q.get("options"), f"{path}.options", minimum=2)
             if kind == "choice" and not options:
                 self.fail(item, path, "a choice question needs options")
-            questions.append({"id": question_id, "question": self.value(q, "question", path, "str"), "kind": kind,
-                              "options": options})
+            questions.append(
+                {
+                    "id": question_id,
+                    "question": self.value(q, "question", path, "str"),
+                    "kind": kind,
+                    "options": options,
+                }
+            )
         return questions
 
     def quiz(self, located):
@@ -359,14 +425,21 @@ class _Checker:
             path = f"study.quiz[{i}]"
             q = self.mapping(item, path, {"question": (True, None), "options": (True, None), "answer": (True, None)})
             options = q.get("options")
-            if options is not None and (not isinstance(options.value, list) or len(options.value) < 2 or not all(
-                    isinstance(o.value, str) and o.value.strip() for o in options.value)):
+            if options is not None and (
+                not isinstance(options.value, list)
+                or len(options.value) < 2
+                or not all(isinstance(o.value, str) and o.value.strip() for o in options.value)
+            ):
                 self.fail(options, f"{path}.options", "must be a list of two or more non-empty strings")
                 options = None
             count = len(options.value) if options is not None else 2
-            questions.append({"question": self.value(q, "question", path, "str"),
-                              "options": [o.value for o in options.value] if options is not None else [],
-                              "answer": self.value(q, "answer", path, "int", low=0, high=count - 1)})
+            questions.append(
+                {
+                    "question": self.value(q, "question", path, "str"),
+                    "options": [o.value for o in options.value] if options is not None else [],
+                    "answer": self.value(q, "answer", path, "int", low=0, high=count - 1),
+                }
+            )
         return questions
 
     def completion_codes(self, located):
@@ -386,21 +459,29 @@ class _Checker:
         if located is None:
             return {"per_correct": 0.0, "maximum": None}
         b = self.mapping(located, "study.bonus", {"per_correct": (False, 0.0), "maximum": (False, None)})
-        return {"per_correct": self.value(b, "per_correct", "study.bonus", "number", default=0.0, low=0, high=1000),
-                "maximum": self.value(b, "maximum", "study.bonus", "number", low=0, high=10_000)}
+        return {
+            "per_correct": self.value(b, "per_correct", "study.bonus", "number", default=0.0, low=0, high=1000),
+            "maximum": self.value(b, "maximum", "study.bonus", "number", low=0, high=10_000),
+        }
 
     def dataset(self, located):
-        d = self.mapping(located, "dataset", {"source": (True, None), "ids": (False, None), "limit": (False, None),
-                                              "sample_seed": (False, None)})
+        d = self.mapping(
+            located,
+            "dataset",
+            {"source": (True, None), "ids": (False, None), "limit": (False, None), "sample_seed": (False, None)},
+        )
         ids = None
         if "ids" in d:
             if not isinstance(d["ids"].value, list) or not all(isinstance(i.value, (str, int)) for i in d["ids"].value):
                 self.fail(d["ids"], "dataset.ids", "must be a list of question ids")
             else:
                 ids = [str(i.value) for i in d["ids"].value]
-        return {"source": self.value(d, "source", "dataset", "str", max_length=200), "ids": ids,
-                "limit": self.value(d, "limit", "dataset", "int", low=1, high=1_000_000),
-                "sample_seed": self.value(d, "sample_seed", "dataset", "int")}
+        return {
+            "source": self.value(d, "source", "dataset", "str", max_length=200),
+            "ids": ids,
+            "limit": self.value(d, "limit", "dataset", "int", low=1, high=1_000_000),
+            "sample_seed": self.value(d, "sample_seed", "dataset", "int"),
+        }
 
     def time_limits(self, located):
         if located is None:
@@ -417,11 +498,23 @@ class _Checker:
         result, names = [], set()
         for i, item in enumerate(located.value):
             path = f"protocols[{i}]"
-            p = self.mapping(item, path, {
-                "name": (True, None), "format": (False, "debate"), "rounds": (False, None), "char_limit": (False, 750),
-                "turn_seconds": (False, None), "judge_may_end": (False, True), "scoring_rule": (False, "log"),
-                "turn_penalty": (False, 0.0), "speaking_order": (False, None),
-                "quote_chars_per_turn": (False, None), "quote_chars_per_debate": (False, None)})
+            p = self.mapping(
+                item,
+                path,
+                {
+                    "name": (True, None),
+                    "format": (False, "debate"),
+                    "rounds": (False, None),
+                    "char_limit": (False, 750),
+                    "turn_seconds": (False, None),
+                    "judge_may_end": (False, True),
+                    "scoring_rule": (False, "log"),
+                    "turn_penalty": (False, 0.0),
+                    "speaking_order": (False, None),
+                    "quote_chars_per_turn": (False, None),
+                    "quote_chars_per_debate": (False, None),
+                },
+            )
             name = self.value(p, "name", path, "str", max_length=MAX_PROTOCOL_NAME)
             if name in names:
                 self.fail(p["name"], f"{path}.name", f"protocol name {name!r} is used twice")
@@ -452,39 +545,72 @@ class _Checker:
     def debaters(self, located):
         if located is None:
             return {"kind": "human", "backend": None, "model": None, "parameters": {}, "best_of_n": 1}
-        d = self.mapping(located, "debaters", {"kind": (True, None), "backend": (False, None), "model": (False, None),
-                                               "parameters": (False, None), "best_of_n": (False, 1),
-                                               "pool": (False, None)})
+        d = self.mapping(
+            located,
+            "debaters",
+            {
+                "kind": (True, None),
+                "backend": (False, None),
+                "model": (False, None),
+                "parameters": (False, None),
+                "best_of_n": (False, 1),
+                "pool": (False, None),
+            },
+        )
         kind = self.value(d, "kind", "debaters", "str", choices=DEBATER_KINDS)
         backend = self.backend(d, "debaters")
         if kind == "ai" and backend is None:
             self.fail(located, "debaters", "AI debaters need a backend (" + ", ".join(self.backend_names()) + ")")
-        found = {"kind": kind, "backend": backend, "model": self.value(d, "model", "debaters", "str"),
-                 "parameters": self.value(d, "parameters", "debaters", "dict", default={}),
-                 "best_of_n": self.value(d, "best_of_n", "debaters", "int", default=1, low=1, high=16),
-                 "pool": self.usernames(d.get("pool"), "debaters.pool")}
+        found = {
+            "kind": kind,
+            "backend": backend,
+            "model": self.value(d, "model", "debaters", "str"),
+            "parameters": self.value(d, "parameters", "debaters", "dict", default={}),
+            "best_of_n": self.value(d, "best_of_n", "debaters", "int", default=1, low=1, high=16),
+            "pool": self.usernames(d.get("pool"), "debaters.pool"),
+        }
         if kind == "ai" and backend is not None:
             self.agent(located, d, "debaters", found)
         return found
 
     def judges(self, located):
         if located is None:
-            return {"kind": "human", "per_debate": 1, "offline": "none", "backend": None, "model": None,
-                    "parameters": {}, "pool": None}
-        j = self.mapping(located, "judges", {"kind": (True, None), "per_debate": (False, 1), "offline": (False, "none"),
-                                             "backend": (False, None), "model": (False, None),
-                                             "parameters": (False, None), "pool": (False, None)})
+            return {
+                "kind": "human",
+                "per_debate": 1,
+                "offline": "none",
+                "backend": None,
+                "model": None,
+                "parameters": {},
+                "pool": None,
+            }
+        j = self.mapping(
+            located,
+            "judges",
+            {
+                "kind": (True, None),
+                "per_debate": (False, 1),
+                "offline": (False, "none"),
+                "backend": (False, None),
+                "model": (False, None),
+                "parameters": (False, None),
+                "pool": (False, None),
+            },
+        )
         kind = self.value(j, "kind", "judges", "str", choices=JUDGE_KINDS)
         judge_backends = tuple(n for n in self.backend_names() if n not in PLAYED_ELSEWHERE)
         backend = self.backend(j, "judges", judge_backends)
         if kind == "ai" and backend is None:
             self.fail(located, "judges", "AI judges need a backend (" + ", ".join(judge_backends) + ")")
-        found = {"kind": kind,
-                 "per_debate": self.value(j, "per_debate", "judges", "int", default=1, low=1, high=100),
-                 "offline": self.value(j, "offline", "judges", "str", default="none", choices=OFFLINE_MODES),
-                 "backend": backend, "model": self.value(j, "model", "judges", "str"),
-                 "parameters": self.value(j, "parameters", "judges", "dict", default={}),
-                 "pool": self.usernames(j.get("pool"), "judges.pool")}
+        found = {
+            "kind": kind,
+            "per_debate": self.value(j, "per_debate", "judges", "int", default=1, low=1, high=100),
+            "offline": self.value(j, "offline", "judges", "str", default="none", choices=OFFLINE_MODES),
+            "backend": backend,
+            "model": self.value(j, "model", "judges", "str"),
+            "parameters": self.value(j, "parameters", "judges", "dict", default={}),
+            "pool": self.usernames(j.get("pool"), "judges.pool"),
+        }
         if backend is not None:
             self.agent(located, j, "judges", found)
         return found
@@ -498,11 +624,18 @@ class _Checker:
         written in experiment files). An old name the operator does not use is read as the new one."""
         choices = choices or self.backend_names()
         child = children.get("backend")
-        if child is not None and isinstance(child.value, str) and child.value in backends.RENAMED \
-                and child.value not in choices:
+        if (
+            child is not None
+            and isinstance(child.value, str)
+            and child.value in backends.RENAMED
+            and child.value not in choices
+        ):
             new = backends.RENAMED[child.value]
-            self.deprecated(child, f"{path}.backend", f"{child.value!r} is the old name of the {new!r} back-end "
-                                                      f"(no model, no network): write backend: {new}")
+            self.deprecated(
+                child,
+                f"{path}.backend",
+                f"{child.value!r} is the old name of the {new!r} back-end (no model, no network): write backend: {new}",
+            )
             children = dict(children, backend=_Located(new, child.line))
         return self.value(children, "backend", path, "str", choices=choices)
 
@@ -510,8 +643,11 @@ class _Checker:
         """Prompt overrides under their current names; an old name is reported where it is written."""
         for name, new in prompt_templates.RENAMED.items():
             if name in prompts:
-                self.deprecated(located.value.get(name, located), f"prompts.{name}",
-                                f"the old name of the prompt {new!r}: write {new}")
+                self.deprecated(
+                    located.value.get(name, located),
+                    f"prompts.{name}",
+                    f"the old name of the prompt {new!r}: write {new}",
+                )
         return prompt_templates.current_names(prompts)
 
     def agent(self, located, children, path, found):
@@ -528,12 +664,20 @@ class _Checker:
         some_model = endpoint.models[0] if endpoint.models else "model"
         for key, child in parameters.value.items():
             try:
-                AgentConfig.from_dict({"backend": endpoint.name, "model": some_model, "parameters": {key: _plain(child)}})
+                AgentConfig.from_dict(
+                    {"backend": endpoint.name, "model": some_model, "parameters": {key: _plain(child)}}
+                )
             except AgentError as error:
                 refused = key not in MODEL_PARAMETERS and "parameters may not set" in error.message
-                self.fail(child, f"{path}.parameters.{key}", "not allowed: parameters are model settings and "
-                                                             "budgets; the server's operator chooses addresses and "
-                                                             "keys" if refused else error.message)
+                self.fail(
+                    child,
+                    f"{path}.parameters.{key}",
+                    "not allowed: parameters are model settings and "
+                    "budgets; the server's operator chooses addresses and "
+                    "keys"
+                    if refused
+                    else error.message,
+                )
 
     def usernames(self, located, path):
         if located is None:
@@ -553,15 +697,24 @@ class _Checker:
         if located is None:
             return {"aliases": True, "reveal_after_verdict": False}
         b = self.mapping(located, "blinding", {"aliases": (False, True), "reveal_after_verdict": (False, False)})
-        return {"aliases": self.value(b, "aliases", "blinding", "bool", default=True),
-                "reveal_after_verdict": self.value(b, "reveal_after_verdict", "blinding", "bool", default=False)}
+        return {
+            "aliases": self.value(b, "aliases", "blinding", "bool", default=True),
+            "reveal_after_verdict": self.value(b, "reveal_after_verdict", "blinding", "bool", default=False),
+        }
 
 
 def default_rounds(fmt: str) -> tuple[str, ...]:
     return {
         "debate": ("simultaneous", "judge_feedback", "sequential", "judge_feedback", "sequential", "judge_feedback"),
         "consultancy": ("sequential", "judge_feedback", "sequential", "judge_feedback", "sequential", "judge_feedback"),
-        "interactive": ("simultaneous", "judge_feedback", "sequential", "judge_feedback", "sequential", "judge_feedback"),
+        "interactive": (
+            "simultaneous",
+            "judge_feedback",
+            "sequential",
+            "judge_feedback",
+            "sequential",
+            "judge_feedback",
+        ),
         "direct": ("judge_feedback",),
     }[fmt]
 
@@ -573,6 +726,7 @@ def canonical_json(definition: dict) -> str:
 @dataclass(frozen=True)
 class Condition:
     """One debate to create: which question, protocol, which answer each seat argues, shown order."""
+
     question_id: int
     protocol_name: str
     seat_answers: dict  # seat -> answer index (canonical)

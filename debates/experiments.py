@@ -1,5 +1,6 @@
 """Experiments: load a definition (from a file or the web form), freeze it when it starts, and
 create its counterbalanced debates. Every debate records the version, seed and code version."""
+
 import logging
 import random
 from collections import defaultdict
@@ -23,7 +24,9 @@ def load_experiment(text: str, owner, source_name: str = "") -> tuple[Experiment
     checked = experiment_spec.check(text)
     definition = checked.definition
     for deprecation in checked.deprecations:
-        log.warning("experiment %r (%s) uses an old spelling: %s", definition["name"], source_name or "no file", deprecation)
+        log.warning(
+            "experiment %r (%s) uses an old spelling: %s", definition["name"], source_name or "no file", deprecation
+        )
     with transaction.atomic():
         experiment, _ = Experiment.objects.get_or_create(owner=owner, name=definition["name"])
         latest = ExperimentVersion.objects.select_for_update().filter(experiment=experiment).order_by("-number").first()
@@ -34,8 +37,13 @@ def load_experiment(text: str, owner, source_name: str = "") -> tuple[Experiment
             latest.save(update_fields=["definition", "source_text", "source_name"])
             return latest, False
         version = ExperimentVersion.objects.create(
-            experiment=experiment, number=(latest.number + 1) if latest else 1, definition=definition,
-            source_text=text, source_name=source_name, created_by=owner)
+            experiment=experiment,
+            number=(latest.number + 1) if latest else 1,
+            definition=definition,
+            source_text=text,
+            source_name=source_name,
+            created_by=owner,
+        )
         return version, True
 
 
@@ -47,8 +55,10 @@ def availability_problems(definition: dict, text: str = "") -> list[str]:
     source = (definition.get("dataset") or {}).get("source")
     if source and not Question.objects.filter(source=source).exists():
         known = sorted(Question.objects.order_by().values_list("source", flat=True).distinct()[:20])
-        problems.append(f"line {_line_of(text, 'source')}: dataset.source: no questions with source {source!r} "
-                        f"(available: {', '.join(repr(k) for k in known if k) or 'none; import questions first'})")
+        problems.append(
+            f"line {_line_of(text, 'source')}: dataset.source: no questions with source {source!r} "
+            f"(available: {', '.join(repr(k) for k in known if k) or 'none; import questions first'})"
+        )
     User = get_user_model()
     for role in ("debaters", "judges"):
         names = (definition.get(role) or {}).get("pool") or []
@@ -57,8 +67,11 @@ def availability_problems(definition: dict, text: str = "") -> list[str]:
             line = _line_of(text, "pool", start=_line_of(text, role))
             problems.append(f"line {line}: {role}.pool: no such users: {', '.join(missing)}")
     gold = ((definition.get("study") or {}).get("gold") or {}).get("debates") or []
-    finished = set(Debate.objects.filter(pk__in=gold, status__in=(Debate.COMPLETE, Debate.AWAITING_VERDICT))
-                   .values_list("pk", flat=True))
+    finished = set(
+        Debate.objects.filter(pk__in=gold, status__in=(Debate.COMPLETE, Debate.AWAITING_VERDICT)).values_list(
+            "pk", flat=True
+        )
+    )
     if set(gold) - finished:
         missing = ", ".join(str(d) for d in gold if d not in finished)
         problems.append(f"line {_line_of(text, 'gold')}: study.gold.debates: no finished debates with ids {missing}")
@@ -67,7 +80,7 @@ def availability_problems(definition: dict, text: str = "") -> list[str]:
 
 def _line_of(text: str, key: str, start: int = 1) -> int:
     """The first line at or after `start` whose field is `key` (YAML or JSON); `start` when none is."""
-    for number, row in enumerate(text.splitlines()[start - 1:], start):
+    for number, row in enumerate(text.splitlines()[start - 1 :], start):
         if row.strip().lstrip("-{ ").strip().strip('"').startswith(key):
             return number
     return start
@@ -81,7 +94,7 @@ def select_questions(dataset: dict) -> list[Question]:
     if dataset.get("sample_seed") is not None:
         random.Random(dataset["sample_seed"]).shuffle(questions)
     if dataset.get("limit"):
-        questions = questions[:dataset["limit"]]
+        questions = questions[: dataset["limit"]]
     return questions
 
 
@@ -97,18 +110,19 @@ def start_experiment(version_id: int) -> list[Debate]:
             raise Refused("no_questions", f"no questions with source {definition['dataset']['source']!r}")
         seed = definition["counterbalance"]["seed"]
         plan = experiment_spec.counterbalanced_plan(
-            [(q.pk, len(q.answers), q.correct_index) for q in questions], definition["protocols"], seed)
+            [(q.pk, len(q.answers), q.correct_index) for q in questions], definition["protocols"], seed
+        )
         protocols = {p["name"]: p for p in definition["protocols"]}
         people = _Roster(definition)
         by_id = {q.pk: q for q in questions}
-        debates = [_create(version, by_id[c.question_id], protocols[c.protocol_name], c, people, seed)
-                   for c in plan]
+        debates = [_create(version, by_id[c.question_id], protocols[c.protocol_name], c, people, seed) for c in plan]
         version.frozen_at = timezone.now()
         version.code_version = code_version()
         version.save(update_fields=["frozen_at", "code_version"])
     for debate in debates:
         if _ready_to_start(debate):
             from .live import publish
+
             publish(debate.pk, services.start_debate(debate.pk))
     return debates
 
@@ -125,12 +139,17 @@ def _create(version, question, protocol_spec, condition, people, seed) -> Debate
     debate.experiment_version = version
     debate.protocol_name = protocol_spec["name"]
     debate.provenance = {
-        "experiment": version.experiment.name, "experiment_version": version.number,
-        "experiment_version_id": version.pk, "protocol": protocol_spec["name"], "format": protocol_spec["format"],
-        "counterbalance_seed": seed, "honest_seats": list(condition.honest_seats),
+        "experiment": version.experiment.name,
+        "experiment_version": version.number,
+        "experiment_version_id": version.pk,
+        "protocol": protocol_spec["name"],
+        "format": protocol_spec["format"],
+        "counterbalance_seed": seed,
+        "honest_seats": list(condition.honest_seats),
         "debaters": {k: v for k, v in definition["debaters"].items() if k != "pool"},
         "judges": {k: v for k, v in definition["judges"].items() if k != "pool"},
-        "prompts": definition.get("prompts", {}), "code_version": code_version(),
+        "prompts": definition.get("prompts", {}),
+        "code_version": code_version(),
     }
     debate.save(update_fields=["experiment_version", "protocol_name", "provenance"])
     if definition["debaters"]["kind"] == "ai" and protocol.has_speeches:
@@ -150,8 +169,12 @@ def ai_judge_agent(definition: dict) -> dict:
     """The agent settings of an experiment's AI judge seat (judging plays it: feedback in each
     judge feedback round, then the verdict)."""
     judges = definition["judges"]
-    return {"backend": judges["backend"], "model": judges.get("model"), "parameters": judges.get("parameters") or {},
-            "prompts": definition.get("prompts", {})}
+    return {
+        "backend": judges["backend"],
+        "model": judges.get("model"),
+        "parameters": judges.get("parameters") or {},
+        "prompts": definition.get("prompts", {}),
+    }
 
 
 def _ready_to_start(debate: Debate) -> bool:
@@ -195,8 +218,11 @@ class _Roster:
 
     def judge_for(self, question, debaters):
         excluded = {u.pk for u in debaters}
-        candidates = [u for u in self.judges if u.pk not in excluded and question.pk not in self.judged[u.pk]
-                      and question.pk not in self.debated[u.pk]]
+        candidates = [
+            u
+            for u in self.judges
+            if u.pk not in excluded and question.pk not in self.judged[u.pk] and question.pk not in self.debated[u.pk]
+        ]
         if not candidates:
             return None
         user = min(candidates, key=lambda u: (self.load[u.pk], u.pk))

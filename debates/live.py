@@ -7,6 +7,7 @@ frame without reading the database. The announcement is a hint, not the record: 
 poll of the debates it serves does (debates.rooms), and the missing events are read from the
 database. So publishing never fails the caller: what was saved reaches every screen either way.
 """
+
 import json
 import logging
 import time
@@ -75,8 +76,9 @@ def _experiment_of_version(version_id: int | None) -> int | None:
     if version_id not in _experiment_of_versions:
         from .models import ExperimentVersion
 
-        _experiment_of_versions[version_id] = (ExperimentVersion.objects.filter(pk=version_id)
-                                               .values_list("experiment_id", flat=True).first())
+        _experiment_of_versions[version_id] = (
+            ExperimentVersion.objects.filter(pk=version_id).values_list("experiment_id", flat=True).first()
+        )
     return _experiment_of_versions[version_id]
 
 
@@ -84,8 +86,9 @@ def notify_experiment(debate_id: int) -> None:
     """Tells the experiment's live dashboards (if the debate belongs to one) to refresh their summary."""
     from .models import Debate
 
-    experiment_id = (Debate.objects.filter(pk=debate_id)
-                     .values_list("experiment_version__experiment_id", flat=True).first())
+    experiment_id = (
+        Debate.objects.filter(pk=debate_id).values_list("experiment_version__experiment_id", flat=True).first()
+    )
     if experiment_id is not None:
         notify_experiment_id(experiment_id)
 
@@ -125,5 +128,9 @@ async def _asend(group: str, message: dict) -> None:
     try:
         await get_channel_layer().group_send(group, message)
     except Exception as error:  # noqa: BLE001 - see the module docstring: the record is in the database
-        log.warning("could not announce to %s (%s: %s); clients catch up from the database",
-                    group, error.__class__.__name__, error)
+        log.warning(
+            "could not announce to %s (%s: %s); clients catch up from the database",
+            group,
+            error.__class__.__name__,
+            error,
+        )

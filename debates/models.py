@@ -45,10 +45,17 @@ class Question(models.Model):
     text = models.TextField()
     answers = models.JSONField(help_text="Two or more answer options, in their canonical order.")
     correct_index = models.PositiveSmallIntegerField()
-    hidden_material = models.TextField(blank=True, help_text="What only the debaters see (a passage); empty when "
-                                                             "the passage is a shared story.")
-    story = models.ForeignKey(Story, null=True, blank=True, on_delete=models.PROTECT, related_name="questions",
-                              help_text="The shared story that is this question's passage, if any.")
+    hidden_material = models.TextField(
+        blank=True, help_text="What only the debaters see (a passage); empty when the passage is a shared story."
+    )
+    story = models.ForeignKey(
+        Story,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="questions",
+        help_text="The shared story that is this question's passage, if any.",
+    )
     hidden_image = models.JSONField(null=True, blank=True, help_text="Image debates: 28x28 grey levels 0..255.")
     public_material = models.TextField(blank=True, help_text="What the judge may see.")
     title = models.CharField(max_length=300, blank=True)
@@ -59,8 +66,9 @@ class Question(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["source", "external_id"], condition=~Q(external_id=""),
-                                    name="question_unique_external_id"),
+            models.UniqueConstraint(
+                fields=["source", "external_id"], condition=~Q(external_id=""), name="question_unique_external_id"
+            ),
         ]
 
     def __str__(self):
@@ -84,8 +92,11 @@ class Question(models.Model):
     def clean(self):
         from django.core.exceptions import ValidationError
 
-        if not isinstance(self.answers, list) or len(self.answers) < 2 or not all(
-                isinstance(a, str) and a.strip() for a in self.answers):
+        if (
+            not isinstance(self.answers, list)
+            or len(self.answers) < 2
+            or not all(isinstance(a, str) and a.strip() for a in self.answers)
+        ):
             raise ValidationError({"answers": "give two or more non-empty answer options"})
         if self.correct_index is None or self.correct_index >= len(self.answers):
             raise ValidationError({"correct_index": "the correct answer must be one of the options"})
@@ -97,8 +108,12 @@ class Experiment(models.Model):
 
     name = models.CharField(max_length=200)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="experiments")
-    shared_with = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="shared_experiments",
-                                         help_text="Researchers who may see and run this experiment like its owner.")
+    shared_with = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="shared_experiments",
+        help_text="Researchers who may see and run this experiment like its owner.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -129,7 +144,9 @@ class ExperimentVersion(models.Model):
     definition = models.JSONField(help_text="The validated, normalised definition (debates.experiment_spec).")
     source_text = models.TextField(blank=True, help_text="The YAML/JSON as written.")
     source_name = models.CharField(max_length=300, blank=True)
-    frozen_at = models.DateTimeField(null=True, blank=True, help_text="Set when the version starts; never edited after.")
+    frozen_at = models.DateTimeField(
+        null=True, blank=True, help_text="Set when the version starts; never edited after."
+    )
     code_version = models.CharField(max_length=100, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -142,27 +159,41 @@ class ExperimentVersion(models.Model):
 
 
 class Debate(models.Model):
-    SCHEDULED, LIVE, AWAITING_VERDICT, COMPLETE, ABANDONED = "scheduled", "live", "awaiting_verdict", "complete", "abandoned"
+    SCHEDULED, LIVE, AWAITING_VERDICT, COMPLETE, ABANDONED = (
+        "scheduled",
+        "live",
+        "awaiting_verdict",
+        "complete",
+        "abandoned",
+    )
     STATUSES = [(s, s.replace("_", " ")) for s in (SCHEDULED, LIVE, AWAITING_VERDICT, COMPLETE, ABANDONED)]
 
     question = models.ForeignKey(Question, on_delete=models.PROTECT, related_name="debates")
-    experiment_version = models.ForeignKey(ExperimentVersion, null=True, blank=True, on_delete=models.PROTECT,
-                                           related_name="debates")
+    experiment_version = models.ForeignKey(
+        ExperimentVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="debates"
+    )
     protocol_name = models.CharField(max_length=100, blank=True, help_text="Which of the experiment's protocols.")
     protocol = models.JSONField(help_text="Frozen copy of the protocol; later edits never change it.")
     status = models.CharField(max_length=20, choices=STATUSES, default=SCHEDULED)
-    answer_order = models.JSONField(default=list, blank=True,
-                                    help_text="Order in which answers are shown (indices into question.answers).")
+    answer_order = models.JSONField(
+        default=list, blank=True, help_text="Order in which answers are shown (indices into question.answers)."
+    )
     last_seq = models.PositiveIntegerField(default=0, help_text="Sequence number of the last event.")
-    engine_state = models.JSONField(null=True, blank=True, editable=False,
-                                    help_text="The protocol engine's state after the last turn (empty: replay the turns).")
+    engine_state = models.JSONField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="The protocol engine's state after the last turn (empty: replay the turns).",
+    )
     turn_deadline = models.DateTimeField(null=True, blank=True)
     source = models.CharField(max_length=200, blank=True, help_text="Imported debates: the dataset they came from.")
     external_id = models.CharField(max_length=200, blank=True)
-    provenance = models.JSONField(default=dict, blank=True,
-                                  help_text="What produced this debate: code version, seeds, models, prompts, importer.")
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+    provenance = models.JSONField(
+        default=dict, blank=True, help_text="What produced this debate: code version, seeds, models, prompts, importer."
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
@@ -181,14 +212,16 @@ class Debate(models.Model):
         debate by the last action, or replayed from the turns for debates stored without one."""
         revealable = self.question.revealable_pixels()
         if self.engine_state is not None:
-            return DebateEngine.from_state(self.get_protocol(), len(self.question.answers), self.engine_state,
-                                           revealable=revealable)
+            return DebateEngine.from_state(
+                self.get_protocol(), len(self.question.answers), self.engine_state, revealable=revealable
+            )
         return self.replayed_engine()
 
     def replayed_engine(self) -> DebateEngine:
         actions = [t.as_action() for t in self.turns.order_by("id")]
-        return DebateEngine.replay(self.get_protocol(), len(self.question.answers), actions,
-                                   revealable=self.question.revealable_pixels())
+        return DebateEngine.replay(
+            self.get_protocol(), len(self.question.answers), actions, revealable=self.question.revealable_pixels()
+        )
 
     def seat_of(self, user):
         """The user's seat; reads the participants once (or uses them when prefetched)."""
@@ -196,11 +229,11 @@ class Debate(models.Model):
             return None
         return next((p for p in self.participants.all() if p.user_id == user.pk), None)
 
-
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["source", "external_id"], condition=~Q(external_id=""),
-                                    name="debate_unique_external_id"),
+            models.UniqueConstraint(
+                fields=["source", "external_id"], condition=~Q(external_id=""), name="debate_unique_external_id"
+            ),
         ]
 
 
@@ -211,15 +244,18 @@ class Participant(models.Model):
 
     debate = models.ForeignKey(Debate, on_delete=models.CASCADE, related_name="participants")
     seat = models.CharField(max_length=20, help_text="A debater's letter, 'judge' or 'observer'.")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
-                             related_name="seats")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="seats"
+    )
     answer_index = models.PositiveSmallIntegerField(null=True, blank=True)
     alias = models.CharField(max_length=60, blank=True, help_text="Name shown to others.")
     agent = models.JSONField(null=True, blank=True, help_text="AI seat: back-end and parameters.")
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["debate", "seat"], condition=~Q(seat="observer"), name="one_person_per_seat"),
+            models.UniqueConstraint(
+                fields=["debate", "seat"], condition=~Q(seat="observer"), name="one_person_per_seat"
+            ),
             models.UniqueConstraint(fields=["debate", "user"], name="one_seat_per_person"),
         ]
 
@@ -248,21 +284,28 @@ class Turn(models.Model):
     private_note = models.TextField(blank=True, help_text="A debater's note to self; never shown to anyone else.")
     payload = models.JSONField(default=dict, blank=True)
     client_id = models.CharField(max_length=64, blank=True)
-    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                               related_name="+")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["id"]
         constraints = [
-            models.UniqueConstraint(fields=["debate", "seat", "client_id"], condition=~Q(client_id=""),
-                                    name="turn_idempotent_client_id"),
+            models.UniqueConstraint(
+                fields=["debate", "seat", "client_id"], condition=~Q(client_id=""), name="turn_idempotent_client_id"
+            ),
         ]
 
     def as_action(self) -> Action:
-        return Action(seat=self.seat, kind=self.kind, text=self.text,
-                      probabilities=tuple(self.probabilities) if self.probabilities else None,
-                      end_debate=self.end_debate, reveal=(self.payload or {}).get("reveal", {}).get("pixel"))
+        return Action(
+            seat=self.seat,
+            kind=self.kind,
+            text=self.text,
+            probabilities=tuple(self.probabilities) if self.probabilities else None,
+            end_debate=self.end_debate,
+            reveal=(self.payload or {}).get("reveal", {}).get("pixel"),
+        )
 
 
 class DebateEvent(models.Model):
@@ -290,10 +333,17 @@ class Invitation(models.Model):
     token = models.CharField(max_length=64, unique=True, default=new_invitation_token)
     role = models.CharField(max_length=20, choices=[(r, r) for r in ROLE_GROUPS], default=JUDGE_ROLE)
     # Set by whoever makes it (admin or experiment page), never typed in a form.
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, editable=False,
-                                   on_delete=models.SET_NULL, related_name="+")
-    experiment = models.ForeignKey(Experiment, null=True, blank=True, on_delete=models.CASCADE, related_name="invitations",
-                                   help_text="People who sign up with this link join this experiment's study.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, editable=False, on_delete=models.SET_NULL, related_name="+"
+    )
+    experiment = models.ForeignKey(
+        Experiment,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="invitations",
+        help_text="People who sign up with this link join this experiment's study.",
+    )
     uses_left = models.PositiveIntegerField(default=100)
     expires_at = models.DateTimeField(null=True, blank=True)
     note = models.CharField(max_length=200, blank=True)

@@ -97,8 +97,7 @@ def tell_debate_ended(debate_id: int) -> None:
         email(
             participant.user,
             "The debate has ended",
-            f"The debate about “{participant.debate.question.text}” has ended.\n\n"
-            f"{next_step}: {room_url(debate_id)}\n",
+            f"The debate about “{participant.debate.question.text}” has ended.\n\n{next_step}: {room_url(debate_id)}\n",
         )
 
 

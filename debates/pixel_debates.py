@@ -16,6 +16,7 @@
   shared machine one thread per process is several times faster than torch's default (measured
   6x for the search's small batches on 2 busy cores); scale out with processes instead.
 """
+
 import functools
 import hashlib
 import json
@@ -43,8 +44,10 @@ JUDGE_PIXELS = (4, 6)  # the trained judges: 4 and 6 revealed pixels
 JUDGE_OVERRIDE_ENV = "DEBATELAB_PIXEL_JUDGE_{pixels}PX"
 TORCH_THREADS_ENV = "DEBATELAB_TORCH_THREADS"
 QUESTION_TEXT = "Which digit is this?"
-PUBLIC_MATERIAL = ("A handwritten digit from the MNIST test set. The debaters see the whole image; you see only "
-                   "the pixels they reveal. Revealed pixels are evidence; statements and rectangles are claims.")
+PUBLIC_MATERIAL = (
+    "A handwritten digit from the MNIST test set. The debaters see the whole image; you see only "
+    "the pixels they reveal. Revealed pixels are evidence; statements and rectangles are claims."
+)
 
 
 class JudgeMissing(FileNotFoundError):
@@ -82,16 +85,28 @@ def image_question(index: int, lie: int | None = None, precommit: bool = True) -
         digits = list(range(LABELS))
         external_id = f"test-{index}-open"
     defaults = {
-        "kind": Question.KIND_IMAGE, "text": QUESTION_TEXT, "public_material": PUBLIC_MATERIAL,
-        "answers": [str(d) for d in digits], "correct_index": digits.index(label),
-        "hidden_image": image.astype(int).tolist(), "title": "MNIST digit (pixel debate)",
-        "metadata": {"mnist": {"split": "test", "index": index, "label": label, "precommit": precommit,
-                               "images_sha256": mnist.SHA256["t10k-images-idx3-ubyte"]}},
+        "kind": Question.KIND_IMAGE,
+        "text": QUESTION_TEXT,
+        "public_material": PUBLIC_MATERIAL,
+        "answers": [str(d) for d in digits],
+        "correct_index": digits.index(label),
+        "hidden_image": image.astype(int).tolist(),
+        "title": "MNIST digit (pixel debate)",
+        "metadata": {
+            "mnist": {
+                "split": "test",
+                "index": index,
+                "label": label,
+                "precommit": precommit,
+                "images_sha256": mnist.SHA256["t10k-images-idx3-ubyte"],
+            }
+        },
     }
     try:
         with transaction.atomic():
-            question, _ = Question.objects.get_or_create(source=QUESTION_SOURCE, external_id=external_id,
-                                                         defaults=defaults)
+            question, _ = Question.objects.get_or_create(
+                source=QUESTION_SOURCE, external_id=external_id, defaults=defaults
+            )
     except IntegrityError:  # created at the same moment by another worker
         question = Question.objects.get(source=QUESTION_SOURCE, external_id=external_id)
     return question
@@ -109,16 +124,28 @@ def ai_game_protocol(pixels: int = 6, char_limit: int = 300) -> Protocol:
     """The paper's game: debaters alternate, each turn reveals one nonzero pixel, `pixels` in all."""
     if isinstance(pixels, bool) or not isinstance(pixels, int) or pixels < 2 or pixels % 2:
         raise Refused("bad_pixels", f"the pixel budget is an even number of reveals, 2 or more (got {pixels!r})")
-    return Protocol(rounds=(SEQUENTIAL,) * (pixels // 2), evidence="pixels", reveals_per_debater=pixels // 2,
-                    reveal_each_turn=True, judge_may_end=False, char_limit=char_limit)
+    return Protocol(
+        rounds=(SEQUENTIAL,) * (pixels // 2),
+        evidence="pixels",
+        reveals_per_debater=pixels // 2,
+        reveal_each_turn=True,
+        judge_may_end=False,
+        char_limit=char_limit,
+    )
 
 
 def human_game_protocol(rounds: int = 4, char_limit: int = 500, turn_seconds: int | None = None) -> Protocol:
     """The paper's human prototype: statements in turn, rectangles as claims, one real pixel each."""
     if isinstance(rounds, bool) or not isinstance(rounds, int) or not 1 <= rounds <= 20:
         raise Refused("bad_rounds", f"a human pixel debate has 1 to 20 rounds (got {rounds!r})")
-    return Protocol(rounds=(SEQUENTIAL,) * rounds, evidence="pixels", reveals_per_debater=1,
-                    judge_may_end=False, char_limit=char_limit, turn_seconds=turn_seconds)
+    return Protocol(
+        rounds=(SEQUENTIAL,) * rounds,
+        evidence="pixels",
+        reveals_per_debater=1,
+        judge_may_end=False,
+        char_limit=char_limit,
+        turn_seconds=turn_seconds,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -144,8 +171,11 @@ class PixelAgent:
             problems.append("rollouts must be a whole number from 1 to 100000")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             problems.append("seed must be a whole number")
-        if isinstance(self.move_delay, bool) or not isinstance(self.move_delay, (int, float)) \
-                or not 0 <= self.move_delay <= 600:
+        if (
+            isinstance(self.move_delay, bool)
+            or not isinstance(self.move_delay, (int, float))
+            or not 0 <= self.move_delay <= 600
+        ):
             problems.append("move_delay must be between 0 and 600 seconds")
         if self.leaf not in LEAF_MODES:
             problems.append(f"leaf must be one of {', '.join(LEAF_MODES)}")
@@ -175,11 +205,26 @@ def is_pixel_agent(agent) -> bool:
 # Debates
 
 
-def create_pixel_debate(mode: str, image_index: int, *, lie: int | None = None, precommit: bool = True,
-                        pixels: int = 6, honest_first: bool = True, humans=(), human_side: str | None = None,
-                        judge=None, observers=(), rollouts: int = 1000, seed: int = 0, move_delay: float = 2.0,
-                        rounds: int = 4, turn_seconds: int | None = None, created_by=None,
-                        start_when_judge_opens: bool = False) -> Debate:
+def create_pixel_debate(
+    mode: str,
+    image_index: int,
+    *,
+    lie: int | None = None,
+    precommit: bool = True,
+    pixels: int = 6,
+    honest_first: bool = True,
+    humans=(),
+    human_side: str | None = None,
+    judge=None,
+    observers=(),
+    rollouts: int = 1000,
+    seed: int = 0,
+    move_delay: float = 2.0,
+    rounds: int = 4,
+    turn_seconds: int | None = None,
+    created_by=None,
+    start_when_judge_opens: bool = False,
+) -> Debate:
     """An image debate on MNIST test image `image_index`.
 
     mode: ai_vs_ai (two tree search debaters, the paper's game), human_vs_ai (one person against a
@@ -211,17 +256,33 @@ def create_pixel_debate(mode: str, image_index: int, *, lie: int | None = None, 
     for side, seat in (("honest", honest_seat), ("liar", liar_seat)):
         debaters[seat] = (people.get(side), answers[seat])
         if people.get(side) is None:
-            agents[seat] = PixelAgent(pixels=agent_pixels, rollouts=rollouts, seed=seed + (seat == "B"),
-                                      move_delay=move_delay).to_dict()
+            agents[seat] = PixelAgent(
+                pixels=agent_pixels, rollouts=rollouts, seed=seed + (seat == "B"), move_delay=move_delay
+            ).to_dict()
     with transaction.atomic():
-        debate = services.create_debate(question, protocol, debaters, judge=judge, observers=observers,
-                                        created_by=created_by, answer_order=list(range(len(question.answers))))
+        debate = services.create_debate(
+            question,
+            protocol,
+            debaters,
+            judge=judge,
+            observers=observers,
+            created_by=created_by,
+            answer_order=list(range(len(question.answers))),
+        )
         for seat, agent in agents.items():
             Participant.objects.filter(debate=debate, seat=seat).update(agent=agent)
-        debate.provenance = {"code_version": provenance.code_version(), "pixel_debate": {
-            "mode": mode, "image_index": image_index, "lie": lie, "precommit": precommit,
-            "pixels": protocol.reveals_per_debater * 2, "honest_first": honest_first,
-            "start_when_judge_opens": bool(start_when_judge_opens)}}
+        debate.provenance = {
+            "code_version": provenance.code_version(),
+            "pixel_debate": {
+                "mode": mode,
+                "image_index": image_index,
+                "lie": lie,
+                "precommit": precommit,
+                "pixels": protocol.reveals_per_debater * 2,
+                "honest_first": honest_first,
+                "start_when_judge_opens": bool(start_when_judge_opens),
+            },
+        }
         debate.save(update_fields=["provenance"])
     return debate
 
@@ -245,8 +306,11 @@ def is_pixel_debate(debate: Debate) -> bool:
 
 def revealed_pixels(debate: Debate) -> list[int]:
     """The pixels revealed so far, in order."""
-    return [payload["reveal"]["pixel"] for payload in debate.turns.order_by("id").values_list("payload", flat=True)
-            if (payload or {}).get("reveal")]
+    return [
+        payload["reveal"]["pixel"]
+        for payload in debate.turns.order_by("id").values_list("payload", flat=True)
+        if (payload or {}).get("reveal")
+    ]
 
 
 def start_when_judge_opens(debate: Debate, viewer) -> list:
@@ -277,9 +341,11 @@ def judge_file(pixels: int) -> Path:
     if not path.exists():
         if override:
             raise JudgeMissing(f"{JUDGE_OVERRIDE_ENV.format(pixels=pixels)} names {path}, which does not exist")
-        raise JudgeMissing(f"the {pixels}-pixel judge is not trained yet: {path} is missing. Train it with "
-                           f"`python -m debates.pixel train-judge --pixels {pixels}`, or point "
-                           f"{JUDGE_OVERRIDE_ENV.format(pixels=pixels)} at a weights file or training checkpoint")
+        raise JudgeMissing(
+            f"the {pixels}-pixel judge is not trained yet: {path} is missing. Train it with "
+            f"`python -m debates.pixel train-judge --pixels {pixels}`, or point "
+            f"{JUDGE_OVERRIDE_ENV.format(pixels=pixels)} at a weights file or training checkpoint"
+        )
     return path
 
 
@@ -323,14 +389,21 @@ def _load_evaluator(pixels: int, path: Path, device: str):
 def judge_identity(pixels: int) -> dict:
     """Which judge network decides: its name, file, SHA-256 and (shipped judges) metadata."""
     path = judge_file(pixels)
-    identity = {"name": f"pixel-judge-{pixels}px", "pixels": pixels, "weights_file": path.name,
-                "weights_sha256": _sha256(str(path.resolve()), path.stat().st_mtime_ns),
-                "override": bool(os.environ.get(JUDGE_OVERRIDE_ENV.format(pixels=pixels)))}
+    identity = {
+        "name": f"pixel-judge-{pixels}px",
+        "pixels": pixels,
+        "weights_file": path.name,
+        "weights_sha256": _sha256(str(path.resolve()), path.stat().st_mtime_ns),
+        "override": bool(os.environ.get(JUDGE_OVERRIDE_ENV.format(pixels=pixels))),
+    }
     metadata = path.with_suffix(".json")
     if not identity["override"] and metadata.exists():
         recorded = json.loads(metadata.read_text())
-        identity["metadata"] = {k: recorded.get(k) for k in ("training_command", "seed", "batches", "weights_dtype",
-                                                              "test_accuracy_random_nonzero_masks") if k in recorded}
+        identity["metadata"] = {
+            k: recorded.get(k)
+            for k in ("training_command", "seed", "batches", "weights_dtype", "test_accuracy_random_nonzero_masks")
+            if k in recorded
+        }
     return identity
 
 
@@ -372,18 +445,35 @@ def record_finished_games(games: list[FinishedGame]) -> list[Debate]:
     inside the caller's transaction. Every reveal goes through the protocol engine (Refused if a
     game broke a rule; nothing is stored then). Games already stored (same source and
     external_id) are skipped; returns the new debates in the order given."""
-    stored = set(Debate.objects.filter(external_id__in=[g.external_id for g in games])
-                 .values_list("source", "external_id"))
+    stored = set(
+        Debate.objects.filter(external_id__in=[g.external_id for g in games]).values_list("source", "external_id")
+    )
     games = [g for g in games if (g.source, g.external_id) not in stored]
     replays = [_replay(g) for g in games]
     now = timezone.now()
-    debates = [Debate(question=g.question, protocol=g.protocol.to_dict(), status=Debate.AWAITING_VERDICT,
-                      answer_order=list(range(len(g.question.answers))), source=g.source, external_id=g.external_id,
-                      provenance=g.provenance, started_at=now, ended_at=now) for g in games]
+    debates = [
+        Debate(
+            question=g.question,
+            protocol=g.protocol.to_dict(),
+            status=Debate.AWAITING_VERDICT,
+            answer_order=list(range(len(g.question.answers))),
+            source=g.source,
+            external_id=g.external_id,
+            provenance=g.provenance,
+            started_at=now,
+            ended_at=now,
+        )
+        for g in games
+    ]
     numbered = [e for d, (_, events) in zip(debates, replays) for e in services.number_events(d, events)]
     Debate.objects.bulk_create(debates)
-    Participant.objects.bulk_create([Participant(debate=d, seat=seat, answer_index=answer, agent=agent)
-                                     for d, g in zip(debates, games) for seat, (answer, agent) in g.seats.items()])
+    Participant.objects.bulk_create(
+        [
+            Participant(debate=d, seat=seat, answer_index=answer, agent=agent)
+            for d, g in zip(debates, games)
+            for seat, (answer, agent) in g.seats.items()
+        ]
+    )
     Turn.objects.bulk_create([Turn(debate=d, **turn) for d, (turns, _) in zip(debates, replays) for turn in turns])
     DebateEvent.objects.bulk_create(numbered)
     return debates
@@ -399,11 +489,24 @@ def _replay(game: FinishedGame) -> tuple[list[dict], list[Event]]:
         round_index = engine.round_index
         action = Action(seat=seat, kind="speech", text=reveal_text(pixel), reveal=int(pixel))
         shown = {"pixel": int(pixel), "value": question.pixel_value(int(pixel))}
-        events += [Event(e.kind, e.audience, dict(e.data, reveal=shown)) if "reveal" in e.data else e
-                   for e in engine.apply(action)]
-        turns.append({"round_index": round_index, "seat": seat, "kind": "speech", "text": action.text,
-                      "payload": {"reveal": shown}, "client_id": f"pixel-{round_index}-{seat}"})
+        events += [
+            Event(e.kind, e.audience, dict(e.data, reveal=shown)) if "reveal" in e.data else e
+            for e in engine.apply(action)
+        ]
+        turns.append(
+            {
+                "round_index": round_index,
+                "seat": seat,
+                "kind": "speech",
+                "text": action.text,
+                "payload": {"reveal": shown},
+                "client_id": f"pixel-{round_index}-{seat}",
+            }
+        )
     if not engine.finished:
-        raise Refused("game_unfinished", f"the game stopped after {len(game.reveals)} reveals; the protocol needs "
-                                         f"{protocol.reveals_per_debater * len(protocol.debaters)}")
+        raise Refused(
+            "game_unfinished",
+            f"the game stopped after {len(game.reveals)} reveals; the protocol needs "
+            f"{protocol.reveals_per_debater * len(protocol.debaters)}",
+        )
     return turns, events

@@ -9,6 +9,7 @@ whoever made the earlier moves (a person or a search).
 Called by the Celery task debates.tasks.play_pixel_turn (a timer thread in the embedded default),
 `move_delay` seconds after the turn starts, so people can watch the moves come in.
 """
+
 import logging
 import time
 
@@ -51,22 +52,31 @@ def game_setup(debate: Debate) -> tuple[DebateSetup, dict]:
     liar = next(seat for seat in debaters if seat != honest[0])
     protocol = debate.get_protocol()
     precommit = len(question.answers) == 2
-    setup = DebateSetup(np.asarray(question.hidden_image, dtype=np.uint8),
-                        pixel_debates.digit_of(question, question.correct_index),
-                        pixel_debates.digit_of(question, debaters[liar]) if precommit else None,
-                        pixels=protocol.reveals_per_debater * 2, honest_first=protocol.order[0] == honest[0],
-                        precommit=precommit)
+    setup = DebateSetup(
+        np.asarray(question.hidden_image, dtype=np.uint8),
+        pixel_debates.digit_of(question, question.correct_index),
+        pixel_debates.digit_of(question, debaters[liar]) if precommit else None,
+        pixels=protocol.reveals_per_debater * 2,
+        honest_first=protocol.order[0] == honest[0],
+        precommit=precommit,
+    )
     return setup, {honest[0]: "honest", liar: "liar"}
 
 
-def choose_pixel(setup: DebateSetup, revealed: list[int], agent: pixel_debates.PixelAgent, evaluator) -> tuple[int, dict]:
+def choose_pixel(
+    setup: DebateSetup, revealed: list[int], agent: pixel_debates.PixelAgent, evaluator
+) -> tuple[int, dict]:
     """The search's move from the position after `revealed`, and figures about the search."""
     config = SearchConfig(rollouts=agent.rollouts, leaf=agent.leaf, value=agent.value)
     seed = agent.seed + PLY_SEED_STRIDE * len(revealed)
     started = time.perf_counter()
     pixel = choose_move(setup, revealed, evaluator, config, seed)
-    return pixel, {"backend": pixel_debates.PIXEL_BACKEND, "rollouts": agent.rollouts, "seed": seed,
-                   "seconds": round(time.perf_counter() - started, 3)}
+    return pixel, {
+        "backend": pixel_debates.PIXEL_BACKEND,
+        "rollouts": agent.rollouts,
+        "seed": seed,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
 
 
 def play_turn(debate_id: int, seat: str, expected_round: int) -> str:
@@ -97,9 +107,15 @@ def play_turn(debate_id: int, seat: str, expected_round: int) -> str:
         return give_up(debate_id, seat, expected_round, "judge_unreadable", f"the judge could not be loaded: {error}")
     pixel, figures = choose_pixel(setup, list(engine.revealed), agent, evaluator)
     try:
-        _, events = services.submit_agent_turn(debate_id, seat, text=pixel_debates.reveal_text(pixel),
-                                               expected_round=expected_round, client_id=client_id,
-                                               payload={"agent": figures}, reveal=pixel)
+        _, events = services.submit_agent_turn(
+            debate_id,
+            seat,
+            text=pixel_debates.reveal_text(pixel),
+            expected_round=expected_round,
+            client_id=client_id,
+            payload={"agent": figures},
+            reveal=pixel,
+        )
     except Refused as refused:
         if refused.code in TOO_LATE:
             return "too_late"
@@ -111,8 +127,14 @@ def play_turn(debate_id: int, seat: str, expected_round: int) -> str:
 def give_up(debate_id: int, seat: str, expected_round: int, code: str, message: str) -> str:
     """The seat forfeits the turn (recorded as timed out, with the reason) so the debate goes on."""
     log.warning("pixel debater failed: debate %s seat %s round %s: %s", debate_id, seat, expected_round, message)
-    events = services.forfeit_agent_turn(debate_id, seat, expected_round=expected_round,
-                                         client_id=client_id_for(expected_round, seat), code=code, message=message)
+    events = services.forfeit_agent_turn(
+        debate_id,
+        seat,
+        expected_round=expected_round,
+        client_id=client_id_for(expected_round, seat),
+        code=code,
+        message=message,
+    )
     live.publish(debate_id, events)
     return f"failed: {code}"
 
@@ -123,8 +145,11 @@ def waiting_pixel_seats(debate: Debate) -> list[tuple[str, int]]:
         return []
     engine = debate.engine()
     expected = set(engine.expected_seats())
-    return [(p.seat, engine.round_index) for p in debate.participants.filter(seat__in=expected)
-            if pixel_debates.is_pixel_agent(p.agent)]
+    return [
+        (p.seat, engine.round_index)
+        for p in debate.participants.filter(seat__in=expected)
+        if pixel_debates.is_pixel_agent(p.agent)
+    ]
 
 
 def on_room_opened(debate: Debate, viewer) -> bool:
@@ -138,6 +163,7 @@ def on_room_opened(debate: Debate, viewer) -> bool:
     if not events:
         for seat, round_index in waiting_pixel_seats(debate):
             delay = move_delay_of(debate.pk, seat) or 0.0
-            background.dispatch("debates.tasks.play_pixel_turn", debate.pk, seat, round_index, countdown=delay,
-                                only_once=True)
+            background.dispatch(
+                "debates.tasks.play_pixel_turn", debate.pk, seat, round_index, countdown=delay, only_once=True
+            )
     return bool(events)

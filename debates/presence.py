@@ -9,6 +9,7 @@ Production keeps the entries in Redis (one sorted set per debate, scored by expi
 process sees every connection; the embedded default keeps them in this process, which is the only
 one.
 """
+
 import threading
 import time
 

@@ -1,6 +1,7 @@
 """Confidence intervals for a proportion: the one Wilson interval that judging.stats (accuracy, win
 rates) and debates.pixel.selfplay (Table 2) both use. Pure module (standard library only); it lives
 under debates/ because debates.pixel needs it and debates never imports judging."""
+
 import math
 from statistics import NormalDist
 

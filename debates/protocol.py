@@ -13,6 +13,7 @@ Round kinds:
 - judge_feedback: the judge reports a probability for each answer, may comment, and may end the
   debate early when the protocol allows it.
 """
+
 from dataclasses import asdict, dataclass, field
 
 from .pixel.board import PIXEL_COUNT, SIDE, row_column
@@ -90,7 +91,9 @@ class Protocol:
             found.append("reveals_per_debater and reveal_each_turn need evidence: pixels")
         for name in ("quote_chars_per_turn", "quote_chars_per_debate"):
             limit = getattr(self, name)
-            if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= 100_000):
+            if limit is not None and (
+                isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= 100_000
+            ):
                 found.append(f"{name} must be a whole number between 0 and 100000, or empty")
         return found
 
@@ -172,9 +175,15 @@ class DebateEngine:
 
     def to_state(self) -> dict:
         """Everything the engine has learnt from the actions so far, as JSON."""
-        return {"round_index": self.round_index, "finished": self.finished, "ended_by_judge": self.ended_by_judge,
-                "acted": list(self._acted), "sealed": dict(self._sealed), "revealed": list(self.revealed),
-                "reveals_by_seat": dict(self.reveals_by_seat)}
+        return {
+            "round_index": self.round_index,
+            "finished": self.finished,
+            "ended_by_judge": self.ended_by_judge,
+            "acted": list(self._acted),
+            "sealed": dict(self._sealed),
+            "revealed": list(self.revealed),
+            "reveals_by_seat": dict(self.reveals_by_seat),
+        }
 
     @classmethod
     def from_state(cls, protocol: Protocol, answer_count: int, state: dict, revealable=None) -> "DebateEngine":
@@ -247,8 +256,10 @@ class DebateEngine:
         if not text and action.reveal is None:
             raise Refused("empty_speech", "a speech cannot be empty")
         if len(action.text) > self.protocol.char_limit:
-            raise Refused("too_long", f"a speech may have at most {self.protocol.char_limit} characters "
-                                            f"(this one has {len(action.text)})")
+            raise Refused(
+                "too_long",
+                f"a speech may have at most {self.protocol.char_limit} characters (this one has {len(action.text)})",
+            )
         round_number = self.round_index
         if self.round_kind == SIMULTANEOUS:
             self._sealed[action.seat] = action.text
@@ -268,8 +279,18 @@ class DebateEngine:
             raise Refused("too_long", f"a comment may have at most {self.protocol.char_limit} characters")
         if action.end_debate and not self.protocol.judge_may_end:
             raise Refused("cannot_end", "this protocol does not let the judge end the debate early")
-        events = [Event("feedback", EVERYONE, {"round": self.round_index, "probabilities": list(probabilities),
-                                               "comment": action.text, "end_debate": action.end_debate})]
+        events = [
+            Event(
+                "feedback",
+                EVERYONE,
+                {
+                    "round": self.round_index,
+                    "probabilities": list(probabilities),
+                    "comment": action.text,
+                    "end_debate": action.end_debate,
+                },
+            )
+        ]
         if action.end_debate:
             self.ended_by_judge = True
             return events + self._finish("judge_ended")
@@ -291,8 +312,11 @@ class DebateEngine:
         self.round_index += 1
         if self.round_index == len(self.protocol.rounds):
             return events + self._finish("all_rounds_done")
-        return events + [Event("round_started", EVERYONE, {"round": self.round_index,
-                                                          "kind": self.protocol.rounds[self.round_index]})]
+        return events + [
+            Event(
+                "round_started", EVERYONE, {"round": self.round_index, "kind": self.protocol.rounds[self.round_index]}
+            )
+        ]
 
     def _finish(self, reason: str) -> list[Event]:
         self.finished = True

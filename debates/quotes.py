@@ -14,6 +14,7 @@ A quote the server has no status for (imported transcripts, stored before checki
 Normalising keeps only letters and digits, case-folded. Case, punctuation and white space are
 layout rather than evidence, and counting them marks honest quotes unverified.
 """
+
 import functools
 import re
 import unicodedata
@@ -122,7 +123,7 @@ def fuzzy_find(pattern: str, text: str, max_edits: int):
         return None, None, None
     # The start: run the same scan backwards from the end, anchored there.
     window_start = max(0, end + 1 - len(pattern) - max_edits)
-    backwards = text[window_start:end + 1][::-1]
+    backwards = text[window_start : end + 1][::-1]
     _, length = _closest_ending(pattern[::-1], backwards, anchored=True)
     return edits, end + 1 - (length + 1), end + 1
 
@@ -162,6 +163,7 @@ def _closest_ending(pattern: str, text: str, anchored: bool) -> tuple[int, int]:
 @dataclass(frozen=True)
 class Marked:
     """A quote as written in a speech: its text and where the markup sits in the speech."""
+
     text: str
     start: int
     end: int
@@ -169,12 +171,15 @@ class Marked:
 
 def expand_spans(text: str, passage_text: str) -> str:
     """Replaces <quote span="S:E"/> with <quote>the passage's characters S..E</quote>."""
+
     def fill(match):
         start, end = int(match.group(1)), int(match.group(2))
         if not 0 <= start < end <= len(passage_text):
-            raise Refused("bad_quote_span", f"quote span {start}:{end} is not inside the passage "
-                                            f"(0:{len(passage_text)})")
+            raise Refused(
+                "bad_quote_span", f"quote span {start}:{end} is not inside the passage (0:{len(passage_text)})"
+            )
         return f"<quote>{passage_text[start:end]}</quote>"
+
     return _SPAN_QUOTE.sub(fill, text)
 
 
@@ -188,8 +193,10 @@ def find_quotes(text: str) -> list[Marked]:
         marks.append(Marked(inner.strip(), match.start(), match.end()))
     leftover = _TEXT_QUOTE.sub("", text)
     if _ANY_TAG.search(leftover):
-        raise Refused("bad_quote_markup", "a <quote> is not closed, or a </quote> has no <quote> "
-                                          "(write <quote>words from the passage</quote>)")
+        raise Refused(
+            "bad_quote_markup",
+            "a <quote> is not closed, or a </quote> has no <quote> (write <quote>words from the passage</quote>)",
+        )
     return marks
 
 
@@ -202,7 +209,7 @@ def speech_segments(text: str, checked=()) -> list[dict]:
     pieces, last = [], 0
     for match in _TEXT_QUOTE.finditer(text):
         if match.start() > last:
-            pieces.append({"text": text[last:match.start()]})
+            pieces.append({"text": text[last : match.start()]})
         pieces.append({"quote": match.group(1).strip(), "status": next(statuses, UNCHECKED)})
         last = match.end()
     if last < len(text):
@@ -220,8 +227,9 @@ def quote_chars(quotes) -> int:
     return sum(len(q["text"] if isinstance(q, dict) else q.text) for q in quotes)
 
 
-def check_speech(text: str, passage_text: str, per_turn: int | None = None,
-                 debate_chars_left: int | None = None) -> tuple[str, list[Quote]]:
+def check_speech(
+    text: str, passage_text: str, per_turn: int | None = None, debate_chars_left: int | None = None
+) -> tuple[str, list[Quote]]:
     """Expands span quotes, checks every quote against the passage and enforces the budgets.
     Returns (the speech text to store, its quotes in order). Refused when over budget."""
     text = expand_spans(text, passage_text)
@@ -230,11 +238,15 @@ def check_speech(text: str, passage_text: str, per_turn: int | None = None,
         return text, []
     used = quote_chars(marks)
     if per_turn is not None and used > per_turn:
-        raise Refused("quote_budget", f"quotes may have at most {per_turn} characters per turn "
-                                      f"(this speech quotes {used})")
+        raise Refused(
+            "quote_budget", f"quotes may have at most {per_turn} characters per turn (this speech quotes {used})"
+        )
     if debate_chars_left is not None and used > debate_chars_left:
-        raise Refused("quote_budget", f"you have {max(0, debate_chars_left)} characters of quotes left in "
-                                      f"this debate (this speech quotes {used})")
+        raise Refused(
+            "quote_budget",
+            f"you have {max(0, debate_chars_left)} characters of quotes left in "
+            f"this debate (this speech quotes {used})",
+        )
     prepared = passage(passage_text)
     return text, [prepared.check(mark.text) for mark in marks]
 
@@ -245,7 +257,7 @@ def fit_speech(text: str, char_limit: int, quote_chars_left: int | None) -> str:
     Broken markup is removed. Used for AI speeches, never for people's."""
     pieces, budget, last = [], quote_chars_left, 0
     for match in _TEXT_QUOTE.finditer(text):
-        pieces.append(_ANY_TAG.sub("", text[last:match.start()]))
+        pieces.append(_ANY_TAG.sub("", text[last : match.start()]))
         inner = _ANY_TAG.sub("", match.group(1)).strip()
         if inner and normalise(inner)[0] and (budget is None or len(inner) <= budget):
             pieces.append(f"<quote>{inner}</quote>")
@@ -259,7 +271,7 @@ def fit_speech(text: str, char_limit: int, quote_chars_left: int | None) -> str:
         if len(fitted) + len(piece) <= char_limit:
             fitted += piece
         elif not piece.startswith("<quote>"):
-            cut = piece[:char_limit - len(fitted) + 1]
+            cut = piece[: char_limit - len(fitted) + 1]
             fitted += cut.rsplit(None, 1)[0] if len(cut.split()) > 1 else ""  # whole words only
             break
         else:

@@ -10,6 +10,7 @@ because another process's connections lapsed.
 Database work of the sockets runs here too, on a pool of threads (run_db), instead of the one
 thread Channels gives synchronous code by default: many sockets read and write at once.
 """
+
 import asyncio
 import logging
 import time
@@ -106,8 +107,12 @@ class Rooms:
 
     async def _refresh_presence(self) -> None:
         store = presence.store()
-        await store.refresh(entry for members in self.sockets.values() for socket in members
-                            if (entry := socket.presence_entry()) is not None)
+        await store.refresh(
+            entry
+            for members in self.sockets.values()
+            for socket in members
+            if (entry := socket.presence_entry()) is not None
+        )
         for debate_id, seats in (await store.online_many(list(self.sockets))).items():
             if seats != self.online.get(debate_id):
                 self.tell_presence(debate_id, seats)

@@ -1,6 +1,7 @@
 """The one write path for debates. Pages, websocket messages and Celery tasks that do the same
 thing call the same function here, which validates, saves in one transaction and returns the
 stored events; the caller then publishes them (debates.live.publish)."""
+
 import random
 from dataclasses import replace
 from datetime import timedelta
@@ -22,8 +23,11 @@ def check_text(**fields) -> None:
     store: refuse them here instead of failing in the database."""
     for name, value in fields.items():
         if isinstance(value, str) and not _storable(value):
-            raise Refused("bad_text", f"{name.replace('_', ' ')} contains characters that cannot be stored "
-                                      "(NUL or a broken Unicode surrogate)")
+            raise Refused(
+                "bad_text",
+                f"{name.replace('_', ' ')} contains characters that cannot be stored "
+                "(NUL or a broken Unicode surrogate)",
+            )
 
 
 def _storable(text: str) -> bool:
@@ -40,8 +44,9 @@ def number_events(debate: Debate, events: list[Event]) -> list[DebateEvent]:
     numbered = []
     for event in events:
         debate.last_seq += 1
-        numbered.append(DebateEvent(debate=debate, seq=debate.last_seq, kind=event.kind,
-                                    audience=event.audience, data=event.data))
+        numbered.append(
+            DebateEvent(debate=debate, seq=debate.last_seq, kind=event.kind, audience=event.audience, data=event.data)
+        )
     return numbered
 
 
@@ -53,8 +58,16 @@ def record_events(debate: Debate, events: list[Event]) -> list[DebateEvent]:
     return stored
 
 
-def create_debate(question: Question, protocol: Protocol, debaters: dict, judge=None, observers=(),
-                  created_by=None, answer_order=None, seed=None) -> Debate:
+def create_debate(
+    question: Question,
+    protocol: Protocol,
+    debaters: dict,
+    judge=None,
+    observers=(),
+    created_by=None,
+    answer_order=None,
+    seed=None,
+) -> Debate:
     """debaters: {seat: (user or None, answer_index)}. Answer display order is shuffled unless given."""
     if set(debaters) != set(protocol.debaters):
         raise Refused("bad_seats", f"this protocol needs debaters {', '.join(protocol.debaters)}")
@@ -62,7 +75,9 @@ def create_debate(question: Question, protocol: Protocol, debaters: dict, judge=
     for seat, (_, answer_index) in debaters.items():
         if not 0 <= answer_index < answer_count:
             raise Refused("bad_answer", f"debater {seat} must argue for one of the {answer_count} answers")
-    people = [user for user, _ in debaters.values() if user is not None] + [judge] * (judge is not None) + list(observers)
+    people = (
+        [user for user, _ in debaters.values() if user is not None] + [judge] * (judge is not None) + list(observers)
+    )
     if len({user.pk for user in people}) != len(people):
         raise Refused("same_person", "one person can hold only one seat in a debate")
     if answer_order is not None and sorted(answer_order) != list(range(answer_count)):
@@ -71,8 +86,9 @@ def create_debate(question: Question, protocol: Protocol, debaters: dict, judge=
         answer_order = list(range(answer_count))
         random.Random(seed).shuffle(answer_order)
     with transaction.atomic():
-        debate = Debate.objects.create(question=question, protocol=protocol.to_dict(), created_by=created_by,
-                                       answer_order=list(answer_order))
+        debate = Debate.objects.create(
+            question=question, protocol=protocol.to_dict(), created_by=created_by, answer_order=list(answer_order)
+        )
         for seat, (user, answer_index) in debaters.items():
             Participant.objects.create(debate=debate, seat=seat, user=user, answer_index=answer_index)
         if judge is not None:
@@ -98,9 +114,21 @@ def start_debate(debate_id: int) -> list[DebateEvent]:
         return record_events(debate, [Event("debate_started", "all", {}), _turn_state(debate, engine)])
 
 
-def submit_action(debate_id: int, user, *, kind: str, text: str = "", probabilities=None, end_debate=False,
-                  client_id: str = "", private_note: str = "", payload=None, seat: str | None = None,
-                  reveal: int | None = None, rectangles=None):
+def submit_action(
+    debate_id: int,
+    user,
+    *,
+    kind: str,
+    text: str = "",
+    probabilities=None,
+    end_debate=False,
+    client_id: str = "",
+    private_note: str = "",
+    payload=None,
+    seat: str | None = None,
+    reveal: int | None = None,
+    rectangles=None,
+):
     """A seated person's speech or feedback. Returns (turn, new events); a retry with the same
     client_id returns the turn already stored and no events."""
     if kind not in ("speech", "feedback"):
@@ -111,8 +139,12 @@ def submit_action(debate_id: int, user, *, kind: str, text: str = "", probabilit
         raise Refused("too_long", f"a private note may have at most {MAX_PRIVATE_NOTE} characters")
     check_text(text=text, private_note=private_note, client_id=client_id)
     with transaction.atomic():
-        debate = (Debate.objects.select_for_update(of=("self",)).select_related("question").prefetch_related("participants")
-                  .get(pk=debate_id))
+        debate = (
+            Debate.objects.select_for_update(of=("self",))
+            .select_related("question")
+            .prefetch_related("participants")
+            .get(pk=debate_id)
+        )
         participant = _seat_for(debate, user, seat)
         if client_id:
             existing = debate.turns.filter(seat=participant.seat, client_id=client_id).first()
@@ -121,13 +153,19 @@ def submit_action(debate_id: int, user, *, kind: str, text: str = "", probabilit
         _require_live(debate)
         if probabilities is not None:
             probabilities = to_canonical(debate, probabilities)
-        action = Action(seat=participant.seat, kind=kind, text=text or "",
-                        probabilities=tuple(probabilities) if probabilities is not None else None,
-                        end_debate=bool(end_debate), reveal=reveal)
+        action = Action(
+            seat=participant.seat,
+            kind=kind,
+            text=text or "",
+            probabilities=tuple(probabilities) if probabilities is not None else None,
+            end_debate=bool(end_debate),
+            reveal=reveal,
+        )
         if rectangles:
             payload = dict(payload or {}, rectangles=_checked_rectangles(debate, rectangles))
-        return _apply(debate, action, author=user, client_id=client_id, private_note=private_note,
-                      payload=payload or {})
+        return _apply(
+            debate, action, author=user, client_id=client_id, private_note=private_note, payload=payload or {}
+        )
 
 
 def time_out_turn(debate_id: int) -> list[DebateEvent]:
@@ -151,8 +189,19 @@ def time_out_turn(debate_id: int) -> list[DebateEvent]:
         return events
 
 
-def submit_agent_turn(debate_id: int, seat: str, *, text: str, expected_round: int, client_id: str, payload=None,
-                      reveal: int | None = None, kind: str = "speech", probabilities=None, end_debate: bool = False):
+def submit_agent_turn(
+    debate_id: int,
+    seat: str,
+    *,
+    text: str,
+    expected_round: int,
+    client_id: str,
+    payload=None,
+    reveal: int | None = None,
+    kind: str = "speech",
+    probabilities=None,
+    end_debate: bool = False,
+):
     """An AI seat's speech (or an AI judge's feedback: kind="feedback", probabilities in canonical
     order), through the same checks as a person's. Returns (turn, new events); a retry with the
     same client_id returns the turn already stored and no events."""
@@ -166,8 +215,14 @@ def submit_agent_turn(debate_id: int, seat: str, *, text: str, expected_round: i
             return existing, []
         _require_live(debate)
         _require_round(debate, expected_round)
-        action = Action(seat=seat, kind=kind, text=text, reveal=reveal, end_debate=bool(end_debate),
-                        probabilities=tuple(probabilities) if probabilities is not None else None)
+        action = Action(
+            seat=seat,
+            kind=kind,
+            text=text,
+            reveal=reveal,
+            end_debate=bool(end_debate),
+            probabilities=tuple(probabilities) if probabilities is not None else None,
+        )
         return _apply(debate, action, author=None, client_id=client_id, payload=payload or {})
 
 
@@ -182,10 +237,17 @@ def forfeit_agent_turn(debate_id: int, seat: str, *, expected_round: int, client
         engine = debate.engine()
         if engine.round_index != expected_round or seat not in engine.expected_seats():
             return []
-        failure = record_events(debate, [Event("ai_turn_failed", "all", {"seat": seat, "round": expected_round,
-                                                                         "code": code, "message": message})])
-        _, events = _apply(debate, Action(seat=seat, kind="timeout"), author=None, client_id=client_id,
-                           payload={"agent_error": {"code": code, "message": message}})
+        failure = record_events(
+            debate,
+            [Event("ai_turn_failed", "all", {"seat": seat, "round": expected_round, "code": code, "message": message})],
+        )
+        _, events = _apply(
+            debate,
+            Action(seat=seat, kind="timeout"),
+            author=None,
+            client_id=client_id,
+            payload={"agent_error": {"code": code, "message": message}},
+        )
         return failure + events
 
 
@@ -199,8 +261,10 @@ def _agent_seat(debate: Debate, seat: str) -> Participant:
 def _require_round(debate: Debate, expected_round: int) -> None:
     engine = debate.engine()
     if engine.round_index != expected_round:
-        raise Refused("wrong_round", f"this turn was for round {expected_round + 1}; the debate is in round "
-                                     f"{engine.round_index + 1}")
+        raise Refused(
+            "wrong_round",
+            f"this turn was for round {expected_round + 1}; the debate is in round {engine.round_index + 1}",
+        )
 
 
 def _apply(debate: Debate, action: Action, author, client_id="", private_note="", payload=None):
@@ -213,15 +277,28 @@ def _apply(debate: Debate, action: Action, author, client_id="", private_note=""
     debate.engine_state = engine.to_state()
     if action.reveal is not None:
         payload = dict(payload or {}, reveal=_revealed_pixel(debate, action.reveal))
-        events = [Event(e.kind, e.audience, dict(e.data, reveal=payload["reveal"])) if "reveal" in e.data else e
-                  for e in events]
+        events = [
+            Event(e.kind, e.audience, dict(e.data, reveal=payload["reveal"])) if "reveal" in e.data else e
+            for e in events
+        ]
     if (payload or {}).get("rectangles"):  # claims drawn on the image reach every screen with the speech
-        events = [Event(e.kind, e.audience, dict(e.data, rectangles=payload["rectangles"])) if e.kind == "speech" else e
-                  for e in events]
-    turn = Turn.objects.create(debate=debate, round_index=round_before, seat=action.seat, kind=action.kind,
-                               text=action.text, probabilities=list(action.probabilities) if action.probabilities else None,
-                               end_debate=action.end_debate, private_note=private_note, payload=payload or {},
-                               client_id=client_id, author=author)
+        events = [
+            Event(e.kind, e.audience, dict(e.data, rectangles=payload["rectangles"])) if e.kind == "speech" else e
+            for e in events
+        ]
+    turn = Turn.objects.create(
+        debate=debate,
+        round_index=round_before,
+        seat=action.seat,
+        kind=action.kind,
+        text=action.text,
+        probabilities=list(action.probabilities) if action.probabilities else None,
+        end_debate=action.end_debate,
+        private_note=private_note,
+        payload=payload or {},
+        client_id=client_id,
+        author=author,
+    )
     if engine.finished:
         debate.status = Debate.AWAITING_VERDICT
         debate.ended_at = timezone.now()
@@ -232,8 +309,9 @@ def _apply(debate: Debate, action: Action, author, client_id="", private_note=""
         _set_deadline(debate, engine)
     client_events = [_for_clients(debate, _with_quote_status(debate, e, turn)) for e in events]
     client_events.append(_turn_state(debate, engine))
-    newly_expected = [s for s in engine.expected_seats()
-                      if engine.round_index != round_before or s not in expected_before]
+    newly_expected = [
+        s for s in engine.expected_seats() if engine.round_index != round_before or s not in expected_before
+    ]
     _schedule_agent_turns(debate, engine, newly_expected)
     if not engine.finished:
         _tell_people_whose_turn(debate, newly_expected)
@@ -256,10 +334,17 @@ def _checked_rectangles(debate: Debate, rectangles) -> list[list[int]]:
         raise Refused("bad_rectangles", f"send at most {MAX_RECTANGLES} rectangles as [top, left, bottom, right]")
     checked = []
     for r in rectangles:
-        if (not isinstance(r, list) or len(r) != 4 or any(isinstance(v, bool) or not isinstance(v, int) for v in r)
-                or not all(0 <= v < SIDE for v in r) or r[0] > r[2] or r[1] > r[3]):
-            raise Refused("bad_rectangles",
-                          f"a rectangle is [top, left, bottom, right] with 0 <= top <= bottom <= {SIDE - 1}")
+        if (
+            not isinstance(r, list)
+            or len(r) != 4
+            or any(isinstance(v, bool) or not isinstance(v, int) for v in r)
+            or not all(0 <= v < SIDE for v in r)
+            or r[0] > r[2]
+            or r[1] > r[3]
+        ):
+            raise Refused(
+                "bad_rectangles", f"a rectangle is [top, left, bottom, right] with 0 <= top <= bottom <= {SIDE - 1}"
+            )
         checked.append(list(r))
     return checked
 
@@ -268,8 +353,12 @@ def _check_quotes(debate: Debate, action: Action, payload) -> tuple[Action, dict
     """A speech's quotes: spans written out, each checked against the hidden passage, budgets
     enforced (Refused when over). The statuses go into the turn's payload, never the client's."""
     protocol = debate.get_protocol()
-    text, found = quotes.check_speech(action.text, debate.question.passage,
-                                      protocol.quote_chars_per_turn, _quote_chars_left_in_debate(debate, action.seat))
+    text, found = quotes.check_speech(
+        action.text,
+        debate.question.passage,
+        protocol.quote_chars_per_turn,
+        _quote_chars_left_in_debate(debate, action.seat),
+    )
     payload = {k: v for k, v in (payload or {}).items() if k != "quotes"}
     if found:
         payload["quotes"] = [q.to_dict() for q in found]
@@ -297,8 +386,9 @@ def _with_quote_status(debate: Debate, event: Event, turn: Turn) -> Event:
     if event.kind == "speech":
         return Event(event.kind, event.audience, dict(event.data, quotes=_public_quotes(turn.payload)))
     if event.kind == "speeches_revealed":
-        payloads = dict(debate.turns.filter(round_index=event.data["round"], kind="speech")
-                        .values_list("seat", "payload"))
+        payloads = dict(
+            debate.turns.filter(round_index=event.data["round"], kind="speech").values_list("seat", "payload")
+        )
         speeches = [dict(s, quotes=_public_quotes(payloads.get(s["seat"]) or {})) for s in event.data["speeches"]]
         return Event(event.kind, event.audience, dict(event.data, speeches=speeches))
     return event
@@ -338,13 +428,17 @@ def _for_clients(debate: Debate, event: Event) -> Event:
 
 
 def _turn_state(debate: Debate, engine) -> Event:
-    return Event("turn_state", "all", {
-        "status": debate.status,
-        "round": engine.round_index if not engine.finished else None,
-        "round_kind": engine.round_kind,
-        "waiting_for": list(engine.expected_seats()),
-        "deadline": debate.turn_deadline.isoformat() if debate.turn_deadline else None,
-    })
+    return Event(
+        "turn_state",
+        "all",
+        {
+            "status": debate.status,
+            "round": engine.round_index if not engine.finished else None,
+            "round_kind": engine.round_kind,
+            "waiting_for": list(engine.expected_seats()),
+            "deadline": debate.turn_deadline.isoformat() if debate.turn_deadline else None,
+        },
+    )
 
 
 def _set_deadline(debate: Debate, engine) -> None:

@@ -8,6 +8,7 @@ ai_judge_expected: sent after the commit when a debate's judge seat is held by a
 judge feedback round now waits for it (judging plays AI judges). Arguments: debate_id,
 expected_round.
 """
+
 import logging
 
 from django.dispatch import Signal
@@ -26,7 +27,8 @@ def announce_finished(debate_model, debate_id: int) -> None:
 
 def announce_ai_judge_expected(debate_model, debate_id: int, expected_round: int) -> None:
     """Sends ai_judge_expected; a failing receiver is logged (the judge's turn then waits)."""
-    for receiver, result in ai_judge_expected.send_robust(sender=debate_model, debate_id=debate_id,
-                                                          expected_round=expected_round):
+    for receiver, result in ai_judge_expected.send_robust(
+        sender=debate_model, debate_id=debate_id, expected_round=expected_round
+    ):
         if isinstance(result, Exception):
             log.error("ai_judge_expected receiver %r failed for debate %s: %r", receiver, debate_id, result)

@@ -1,6 +1,7 @@
 """What each role may see of a debate. Every page, API response and websocket frame about a
 debate is built here, so the rule 'a judge never sees hidden material, the correct answer, which
 side is honest, or anything private' is enforced in one place."""
+
 from django.db.models import Q
 
 from . import presence
@@ -87,14 +88,16 @@ def blinding_of(debate: Debate) -> dict:
 def event_for(event: DebateEvent, viewer: Viewer) -> dict:
     """An event the viewer may not see becomes a 'noop' frame, so sequence numbers never skip."""
     hidden = event.audience != EVERYONE and event.audience != viewer.seat and viewer.view != OBSERVER
-    if hidden or (viewer.blind and event.kind in AI_ONLY_EVENTS) or (
-            viewer.view == JUDGE_VIEW and event.kind == "speech_sealed"):
+    if (
+        hidden
+        or (viewer.blind and event.kind in AI_ONLY_EVENTS)
+        or (viewer.view == JUDGE_VIEW and event.kind == "speech_sealed")
+    ):
         return {"type": "event", "seq": event.seq, "kind": "noop", "data": {}}
     data = event.data
     if viewer.view == JUDGE_VIEW and event.kind == "turn_state" and data.get("round_kind") == SIMULTANEOUS:
         data = dict(data, waiting_for=_simultaneous_waiting(event.debate))
-    return {"type": "event", "seq": event.seq, "kind": event.kind, "data": data,
-            "at": event.created_at.isoformat()}
+    return {"type": "event", "seq": event.seq, "kind": event.kind, "data": data, "at": event.created_at.isoformat()}
 
 
 def frames_by_audience(debate: Debate, event: DebateEvent) -> tuple[list[dict], dict[str, int]]:
@@ -103,7 +106,9 @@ def frames_by_audience(debate: Debate, event: DebateEvent) -> tuple[list[dict], 
     viewers = [Viewer(OBSERVER, None)] + [
         Viewer(view, None, blind=blind, seat=seat)
         for blind in (False, True)
-        for view, seat in [(JUDGE_VIEW, JUDGE), (JUDGE_VIEW, None)] + [(DEBATER, s) for s in debate.get_protocol().debaters]]
+        for view, seat in [(JUDGE_VIEW, JUDGE), (JUDGE_VIEW, None)]
+        + [(DEBATER, s) for s in debate.get_protocol().debaters]
+    ]
     frames, index = [], {}
     for viewer in viewers:
         frame = event_for(event, viewer)
@@ -139,12 +144,20 @@ def state_for(debate: Debate, viewer: Viewer) -> dict:
         "status": debate.status,
         "view": viewer.view,
         "my_seat": viewer.seat,
-        "question": {"kind": question.kind, "text": question.text, "public_material": question.public_material,
-                     "answers": [question.answers[i] for i in order]},
-        "protocol": {"rounds": list(protocol.rounds), "char_limit": protocol.char_limit,
-                     "turn_seconds": protocol.turn_seconds, "judge_may_end": protocol.judge_may_end,
-                     "quote_chars_per_turn": protocol.quote_chars_per_turn,
-                     "quote_chars_per_debate": protocol.quote_chars_per_debate},
+        "question": {
+            "kind": question.kind,
+            "text": question.text,
+            "public_material": question.public_material,
+            "answers": [question.answers[i] for i in order],
+        },
+        "protocol": {
+            "rounds": list(protocol.rounds),
+            "char_limit": protocol.char_limit,
+            "turn_seconds": protocol.turn_seconds,
+            "judge_may_end": protocol.judge_may_end,
+            "quote_chars_per_turn": protocol.quote_chars_per_turn,
+            "quote_chars_per_debate": protocol.quote_chars_per_debate,
+        },
         "format": debate_format(debate, protocol),
         "seats": _seats(debate, viewer, participants, shown_position),
         "round": None if engine.finished else engine.round_index,
@@ -266,8 +279,13 @@ def _in_reading_order(turns, protocol, simultaneous_rounds) -> list:
     speaking order, not the order they were handed in."""
     position = {seat: i for i, seat in enumerate(protocol.order)}
     numbered = list(enumerate(turns))
-    numbered.sort(key=lambda item: (item[1].round_index, position.get(item[1].seat, len(position))
-                                    if item[1].round_index in simultaneous_rounds else 0, item[0]))
+    numbered.sort(
+        key=lambda item: (
+            item[1].round_index,
+            position.get(item[1].seat, len(position)) if item[1].round_index in simultaneous_rounds else 0,
+            item[0],
+        )
+    )
     return [turn for _, turn in numbered]
 
 
@@ -297,5 +315,8 @@ def _visible_payload(payload: dict, viewer: Viewer, mine: bool) -> dict:
 
 def _quotes_panel(turns: list[dict]) -> list[dict]:
     """Every quote the viewer may see, in the order it was made."""
-    return [dict(quote, round=turn["round"], seat=turn["seat"])
-            for turn in turns for quote in turn.get("payload", {}).get("quotes", [])]
+    return [
+        dict(quote, round=turn["round"], seat=turn["seat"])
+        for turn in turns
+        for quote in turn.get("payload", {}).get("quotes", [])
+    ]

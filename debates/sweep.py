@@ -13,6 +13,7 @@ it MAX_RESTARTS times. So a dead worker delays an AI seat; it never costs the se
 
 Run by Celery beat in production (debates.tasks.sweep_owed_work every SWEEP_INTERVAL seconds) and
 by one timer thread per web process in the embedded default (start_in_process)."""
+
 import logging
 import threading
 
@@ -42,8 +43,11 @@ def sweep() -> dict:
 
 def record_overdue_timeouts() -> int:
     done = 0
-    overdue = (Debate.objects.filter(status=Debate.LIVE, turn_deadline__lte=timezone.now())
-               .order_by("turn_deadline").values_list("pk", flat=True))
+    overdue = (
+        Debate.objects.filter(status=Debate.LIVE, turn_deadline__lte=timezone.now())
+        .order_by("turn_deadline")
+        .values_list("pk", flat=True)
+    )
     for debate_id in overdue:
         events = services.time_out_turn(debate_id)
         if events:
@@ -54,8 +58,11 @@ def record_overdue_timeouts() -> int:
 
 def owed_ai_turns():
     """(debate_id, seat, round) for each AI seat that a live debate is waiting for."""
-    debate_ids = (Participant.objects.filter(debate__status=Debate.LIVE, agent__isnull=False)
-                  .values_list("debate_id", flat=True).distinct())
+    debate_ids = (
+        Participant.objects.filter(debate__status=Debate.LIVE, agent__isnull=False)
+        .values_list("debate_id", flat=True)
+        .distinct()
+    )
     for debate in Debate.objects.filter(pk__in=list(debate_ids)).select_related("question"):
         engine = debate.engine()
         if engine.finished:
@@ -76,11 +83,19 @@ def restart_orphaned_ai_turns() -> int:
             continue
         turns.withdraw(debate_id, seat, round_index)  # what a dead attempt streamed is void
         if turn_leases.restarts(debate_id, round_index, seat) > MAX_RESTARTS:
-            turns.give_up(debate_id, seat, round_index, AgentError(
-                "worker_lost", f"the turn was lost with its worker {MAX_RESTARTS + 1} times"))
+            turns.give_up(
+                debate_id,
+                seat,
+                round_index,
+                AgentError("worker_lost", f"the turn was lost with its worker {MAX_RESTARTS + 1} times"),
+            )
             continue
-        log.warning("sweep: AI turn of debate %s seat %s round %s had no task; scheduling it again",
-                    debate_id, seat, round_index + 1)
+        log.warning(
+            "sweep: AI turn of debate %s seat %s round %s had no task; scheduling it again",
+            debate_id,
+            seat,
+            round_index + 1,
+        )
         background.dispatch("debates.tasks.run_ai_turn", debate_id, seat, round_index)
         restarted += 1
     return restarted

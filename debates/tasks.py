@@ -2,6 +2,7 @@
 default). Every task is idempotent and safe to run twice, and the database is the record of what
 is owed: a task lost with its worker or its broker is scheduled again by the sweep
 (debates.sweep), which runs from Celery beat (sweep_owed_work)."""
+
 import logging
 
 from celery import shared_task
@@ -21,7 +22,7 @@ def retry_after_database_error(task, error: Exception):
     and retry with backoff. Returns the exception to raise."""
     log.warning("%s: database error, retrying with a fresh connection: %s", task.name, error)
     connection.close()
-    countdown = min(30, 2 ** task.request.retries)
+    countdown = min(30, 2**task.request.retries)
     return task.retry(exc=error, countdown=countdown, max_retries=DATABASE_RETRIES)
 
 
@@ -83,7 +84,7 @@ def run_ai_turn(self, debate_id: int, seat: str, expected_round: int) -> str:
         return _play_ai_turn(debate_id, seat, expected_round)
     except turns.AgentUnavailable as error:
         if self.request.retries < self.max_retries:
-            countdown = min(300, 10 * 2 ** self.request.retries)
+            countdown = min(300, 10 * 2**self.request.retries)
             turn_leases.mark_queued(debate_id, expected_round, seat, delay=countdown)
             raise self.retry(exc=error, countdown=countdown)
         return turns.give_up(debate_id, seat, expected_round, error)
@@ -107,8 +108,9 @@ class PixelTurnTask(BackgroundTask):
     this turn was started within the last ten minutes (a room opened again must not start a second
     search). Returns whether it started."""
 
-    def start(self, debate_id: int, seat: str, expected_round: int, *, countdown: float = 0.0,
-              only_once: bool = False) -> bool:
+    def start(
+        self, debate_id: int, seat: str, expected_round: int, *, countdown: float = 0.0, only_once: bool = False
+    ) -> bool:
         claimed = cache.add(f"pixel-turn:{debate_id}:{expected_round}:{seat}", 1, timeout=int(countdown) + 600)
         if only_once and not claimed:
             return False

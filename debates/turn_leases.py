@@ -4,6 +4,7 @@ worker died from one that is queued or running. Two cache keys (Redis in product
 - running: taken (cache.add) by the task that plays the turn and refreshed by a thread while it
   runs; it expires RUNNING_SECONDS after its worker dies.
 A turn with neither key is owed and nobody is on it: the sweep schedules it again."""
+
 import contextlib
 import threading
 
@@ -34,7 +35,9 @@ def running(debate_id: int, round_index: int, seat: str):
     if not cache.add(key, 1, timeout=RUNNING_SECONDS):
         yield False
         return
-    cache.delete(_key("queued", debate_id, round_index, seat))  # it has left the queue: only `running` speaks for it now
+    cache.delete(
+        _key("queued", debate_id, round_index, seat)
+    )  # it has left the queue: only `running` speaks for it now
     stop = threading.Event()
     refresher = threading.Thread(target=_refresh, args=(key, stop), daemon=True, name=f"lease-{key}")
     refresher.start()

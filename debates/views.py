@@ -24,11 +24,15 @@ from .protocol import Refused
 
 @login_required
 def lobby(request):
-    latest_turn_state = (DebateEvent.objects.filter(debate=OuterRef("debate"), kind="turn_state")
-                         .order_by("-seq").values("data")[:1])
-    seats = (Participant.objects.filter(user=request.user).select_related("debate__question")
-             .annotate(turn_state=Subquery(latest_turn_state, output_field=JSONField()))
-             .order_by("-debate__created_at"))
+    latest_turn_state = (
+        DebateEvent.objects.filter(debate=OuterRef("debate"), kind="turn_state").order_by("-seq").values("data")[:1]
+    )
+    seats = (
+        Participant.objects.filter(user=request.user)
+        .select_related("debate__question")
+        .annotate(turn_state=Subquery(latest_turn_state, output_field=JSONField()))
+        .order_by("-debate__created_at")
+    )
     for seat in seats:  # "Your turn" badges in the lobby
         seat.my_turn = seat.debate.status == Debate.LIVE and seat.seat in (seat.turn_state or {}).get("waiting_for", [])
         seat.answer_text = seat.debate.question.answers[seat.answer_index] if seat.is_debater else ""
@@ -38,8 +42,11 @@ def lobby(request):
     recent = None
     if has_role(request.user, RESEARCHER):  # a researcher's own space only
         recent = snapshots.managed_debates(request.user).select_related("question").order_by("-created_at")[:50]
-    return render(request, "debates/lobby.html", {"debating": debating, "judging": judging,
-                                                  "observing": observing, "recent": recent})
+    return render(
+        request,
+        "debates/lobby.html",
+        {"debating": debating, "judging": judging, "observing": observing, "recent": recent},
+    )
 
 
 def _viewer_or_403(request, debate):
@@ -56,9 +63,16 @@ def debate_room(request, debate_id):
     if pixel_player.on_room_opened(debate, viewer):  # image debates that start when their judge arrives
         debate.refresh_from_db()
     state = snapshots.state_for(debate, viewer)
-    return render(request, "debates/room.html", {"debate": debate, "viewer": viewer, "state": state,
-                                                 "may_start": debate.status == Debate.SCHEDULED
-                                                 and snapshots.manages(debate, request.user)})
+    return render(
+        request,
+        "debates/room.html",
+        {
+            "debate": debate,
+            "viewer": viewer,
+            "state": state,
+            "may_start": debate.status == Debate.SCHEDULED and snapshots.manages(debate, request.user),
+        },
+    )
 
 
 @login_required
@@ -69,7 +83,9 @@ def debate_state(request, debate_id):
     after = request.GET.get("after")
     if after is not None:
         if not re.fullmatch(r"[0-9]{1,18}", after):  # ASCII digits only: "²".isdigit() is true
-            return JsonResponse({"error": {"code": "bad_after", "message": "after must be a sequence number"}}, status=400)
+            return JsonResponse(
+                {"error": {"code": "bad_after", "message": "after must be a sequence number"}}, status=400
+            )
         return JsonResponse({"events": snapshots.events_after(debate, viewer, int(after))})
     return JsonResponse(snapshots.state_for(debate, viewer))
 
@@ -88,8 +104,13 @@ def debate_action(request, debate_id):
     if not isinstance(message, dict) or message.get("type") not in ("speech", "feedback"):
         return _refusal(Refused("unknown_type", "type must be speech or feedback"))
     try:
-        turn, events = services.submit_action(debate.pk, request.user, kind=message["type"],
-                                              client_id=message.get("client_id") or "", **action_fields(message))
+        turn, events = services.submit_action(
+            debate.pk,
+            request.user,
+            kind=message["type"],
+            client_id=message.get("client_id") or "",
+            **action_fields(message),
+        )
     except Refused as refused:
         return _refusal(refused)
     live.publish(debate.pk, events)
@@ -117,6 +138,7 @@ def _refusal(refused: Refused, status=400):
 
 class JoinForm(UserCreationForm):
     """Sign-up with an optional e-mail address, which is what a password reset is sent to."""
+
     email = forms.EmailField(required=False, help_text="Optional: lets you reset your password and get notices.")
 
     class Meta(UserCreationForm.Meta):
@@ -126,8 +148,11 @@ class JoinForm(UserCreationForm):
 def join(request, token):
     """Sign-up by invitation link: creates an account with the invitation's role."""
     invitation = Invitation.objects.filter(token=token).first()
-    if invitation is None or invitation.uses_left == 0 or (
-            invitation.expires_at and invitation.expires_at < timezone.now()):
+    if (
+        invitation is None
+        or invitation.uses_left == 0
+        or (invitation.expires_at and invitation.expires_at < timezone.now())
+    ):
         raise Http404("This invitation link is not valid any more.")
     form = JoinForm(request.POST or None)
     if request.method == "POST" and form.is_valid():

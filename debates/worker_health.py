@@ -1,6 +1,7 @@
 """Whether a Celery worker is alive, for /healthz: each worker process writes the time into the
 cache (Redis in production) every few seconds from a thread started when it is ready; the health
 check fails when no worker has written for settings.DEBATELAB_WORKER_MAX_AGE seconds."""
+
 import logging
 import threading
 import time

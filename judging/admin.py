@@ -17,6 +17,7 @@ class VerdictAdmin(admin.ModelAdmin):
 class ApiTokenAdmin(admin.ModelAdmin):
     """Tokens of every user: the platform administrator can see when they were used and revoke them
     (keys cannot be read: only their hash is stored)."""
+
     list_display = ("prefix", "user", "name", "created_at", "last_used_at", "expires_at", "revoked_at", "status")
     list_filter = ("revoked_at",)
     search_fields = ("user__username", "name", "prefix")

@@ -4,6 +4,7 @@ a probability for each answer. Its verdict is stored with judge_kind="ai" and fu
 
 The "scripted" back-end is a transparent baseline that needs no network: it favours the side whose
 speeches carry more verified quotation (useful in the embedded default and for wiring tests)."""
+
 import logging
 
 from django.db import transaction
@@ -41,8 +42,11 @@ def judge_debate(debate_id: int, config: dict, seated: bool = False, spent: Usag
     if existing:
         return existing
     state = snapshots.state_for(debate, snapshots.Viewer(snapshots.JUDGE_VIEW, None))
-    fields = {"question": state["question"]["text"], "transcript": judge_transcript(state),
-              "answers": "\n".join(f"{i + 1}. {a}" for i, a in enumerate(state["question"]["answers"]))}
+    fields = {
+        "question": state["question"]["text"],
+        "transcript": judge_transcript(state),
+        "answers": "\n".join(f"{i + 1}. {a}" for i, a in enumerate(state["question"]["answers"])),
+    }
     if agent.kind == backends.SCRIPTED:
         shown, reason, exchange = _scripted_judgment(state), "more verified quotation for this side", {}
     else:
@@ -56,8 +60,12 @@ def judge_finished_debates(config: dict, debates=None) -> list[Verdict]:
     agent = AgentConfig.from_dict(config)
     name = agent.model or SCRIPTED_JUDGE
     judged = Verdict.objects.filter(debate=OuterRef("pk"), judge_kind=Verdict.AI, ai_judge=name)
-    pending = (debates if debates is not None else Debate.objects.all()).filter(status__in=FINISHED).exclude(
-        Exists(judged)).order_by("pk")
+    pending = (
+        (debates if debates is not None else Debate.objects.all())
+        .filter(status__in=FINISHED)
+        .exclude(Exists(judged))
+        .order_by("pk")
+    )
     verdicts = []
     for debate_id in pending.values_list("pk", flat=True):
         try:
@@ -76,7 +84,7 @@ def judge_transcript(state: dict) -> str:
     for turn in state["turns"]:
         who = "Judge" if turn["seat"] == JUDGE else names.get(turn["seat"], turn["seat"])
         if turn["seat"] in argued:
-            who += f" (arguing for \"{argued[turn['seat']]}\")"
+            who += f' (arguing for "{argued[turn["seat"]]}")'
         heading = f"Round {turn['round'] + 1}, {who}"
         if turn["kind"] == "timeout":
             lines.append(f"{heading}: (no speech: ran out of time)")
@@ -91,8 +99,10 @@ def judge_transcript(state: dict) -> str:
 def mark_quotes(text: str, checked: list[dict]) -> str:
     """<quote>x</quote> -> [verified quote: "x"] (or near / unverified / unchecked), in order: the
     pieces every page shows (debates.quotes.speech_segments), written for a language model."""
-    return "".join(piece["text"] if "quote" not in piece else f'[{piece["status"]} quote: "{piece["quote"]}"]'
-                   for piece in quotes.speech_segments(text, checked))
+    return "".join(
+        piece["text"] if "quote" not in piece else f'[{piece["status"]} quote: "{piece["quote"]}"]'
+        for piece in quotes.speech_segments(text, checked)
+    )
 
 
 def parse_probabilities(reply: str, answer_count: int) -> tuple[list[float], str]:
@@ -129,10 +139,14 @@ def _reply_probabilities(reply: str, answer_count: int) -> tuple[dict, list[floa
 
 
 def _model_judgment(agent: AgentConfig, fields: dict, answer_count: int, spent: Usage | None = None):
-    (probabilities, reason), exchange = _ask(agent, "judge_prompt", fields, spent,
-                                             lambda reply: parse_probabilities(reply, answer_count),
-                                             f'{{"probabilities": [{answer_count} numbers adding up to 1], '
-                                             f'"reason": "..."}}')
+    (probabilities, reason), exchange = _ask(
+        agent,
+        "judge_prompt",
+        fields,
+        spent,
+        lambda reply: parse_probabilities(reply, answer_count),
+        f'{{"probabilities": [{answer_count} numbers adding up to 1], "reason": "..."}}',
+    )
     return probabilities, reason, exchange
 
 
@@ -151,10 +165,16 @@ def _ask(agent: AgentConfig, template: str, fields: dict, spent: Usage | None, p
         except ValueError as problem:
             prompt += f"\n\nYour reply could not be used: {problem}. Reply with JSON only: {wanted}."
             continue
-        return parsed, {"replies": replies, "usage": model.budget.this_turn.to_dict(),
-                        "prompts": {"judge_system": template_for("judge_system", agent.prompts),
-                                    template: template_for(template, agent.prompts)},
-                        "rendered_prompt": prompt, "system": system}
+        return parsed, {
+            "replies": replies,
+            "usage": model.budget.this_turn.to_dict(),
+            "prompts": {
+                "judge_system": template_for("judge_system", agent.prompts),
+                template: template_for(template, agent.prompts),
+            },
+            "rendered_prompt": prompt,
+            "system": system,
+        }
     raise AgentError("unreadable_judgment", f"the AI judge's replies could not be read twice: {replies[-1][:200]!r}")
 
 
@@ -192,19 +212,34 @@ def give_feedback(debate_id: int, expected_round: int) -> str:
     if agent.kind == backends.SCRIPTED:
         shown, comment, end, usage = _scripted_judgment(state), "", False, Usage()
     else:
-        fields = {"question": state["question"]["text"], "transcript": judge_transcript(state),
-                  "answers": "\n".join(f"{i + 1}. {a}" for i, a in enumerate(answers)), "round": expected_round + 1}
+        fields = {
+            "question": state["question"]["text"],
+            "transcript": judge_transcript(state),
+            "answers": "\n".join(f"{i + 1}. {a}" for i, a in enumerate(answers)),
+            "round": expected_round + 1,
+        }
         (shown, comment, end), exchange = _ask(
-            agent, "judge_feedback", fields, spent_by(debate, JUDGE), lambda reply: parse_feedback(reply, len(answers)),
-            f'{{"probabilities": [{len(answers)} numbers adding up to 1], "comment": "...", "end_debate": false}}')
+            agent,
+            "judge_feedback",
+            fields,
+            spent_by(debate, JUDGE),
+            lambda reply: parse_feedback(reply, len(answers)),
+            f'{{"probabilities": [{len(answers)} numbers adding up to 1], "comment": "...", "end_debate": false}}',
+        )
         usage = Usage.from_dict(exchange["usage"])
     protocol = engine.protocol
     try:
         _, events = services.submit_agent_turn(
-            debate_id, JUDGE, kind="feedback", text=comment[:protocol.char_limit],
-            probabilities=services.to_canonical(debate, shown), end_debate=end and protocol.judge_may_end,
-            expected_round=expected_round, client_id=client_id,
-            payload={"agent": dict(agent.provenance(), usage=usage.to_dict())})
+            debate_id,
+            JUDGE,
+            kind="feedback",
+            text=comment[: protocol.char_limit],
+            probabilities=services.to_canonical(debate, shown),
+            end_debate=end and protocol.judge_may_end,
+            expected_round=expected_round,
+            client_id=client_id,
+            payload={"agent": dict(agent.provenance(), usage=usage.to_dict())},
+        )
     except Refused as refused:
         if refused.code in ("wrong_round", "debate_over", "not_started", "not_your_turn"):
             return "not_expected"
@@ -217,9 +252,14 @@ def forfeit_feedback(debate_id: int, expected_round: int, error: AgentError) -> 
     """The AI judge's report cannot be had: its turn is recorded as timed out, with the reason, so
     the debate goes on (as an AI debater's failed turn)."""
     log.warning("AI judge feedback failed: debate %s round %s: %s", debate_id, expected_round, error)
-    events = services.forfeit_agent_turn(debate_id, JUDGE, expected_round=expected_round,
-                                         client_id=feedback_client_id(expected_round), code=error.code,
-                                         message=str(error))
+    events = services.forfeit_agent_turn(
+        debate_id,
+        JUDGE,
+        expected_round=expected_round,
+        client_id=feedback_client_id(expected_round),
+        code=error.code,
+        message=str(error),
+    )
     live.publish(debate_id, events)
     return f"failed: {error.code}"
 
@@ -251,14 +291,22 @@ def _existing(debate: Debate, name: str):
     return Verdict.objects.filter(debate=debate, judge_kind=Verdict.AI, ai_judge=name).first()
 
 
-def _save(debate, agent: AgentConfig, name: str, shown: list[float], reason: str, exchange: dict,
-          seated: bool = False) -> Verdict:
+def _save(
+    debate, agent: AgentConfig, name: str, shown: list[float], reason: str, exchange: dict, seated: bool = False
+) -> Verdict:
     with transaction.atomic():
         debate = Debate.objects.select_for_update(of=("self",)).select_related("question").get(pk=debate.pk)
         existing = _existing(debate, name)
         if existing:
             return existing
         canonical = list(validate_probabilities(services.to_canonical(debate, shown), len(debate.question.answers)))
-        verdict, _ = verdicts.record_verdict(debate, canonical, judge_kind=Verdict.AI, ai_judge=name, live=seated,
-                                             reason=reason, provenance=dict(agent.provenance(), **exchange))
+        verdict, _ = verdicts.record_verdict(
+            debate,
+            canonical,
+            judge_kind=Verdict.AI,
+            ai_judge=name,
+            live=seated,
+            reason=reason,
+            provenance=dict(agent.provenance(), **exchange),
+        )
         return verdict

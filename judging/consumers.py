@@ -1,6 +1,7 @@
 """The experiment dashboard's websocket (/ws/experiments/<id>/): the owner (or a superuser) gets the
 summary on connect and a fresh one whenever a debate of the experiment changes or an offline
 verdict comes in (debates.live.notify_experiment)."""
+
 import json
 import time
 

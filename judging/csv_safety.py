@@ -3,6 +3,7 @@ researcher opens in Excel, LibreOffice or Google Sheets runs as a formula. Text 
 with =, @, a tab or a carriage return, or with + or - without being a number, get a leading
 apostrophe, which spreadsheets show as text. Numbers (a negative score) stay as they are.
 Pure module (no Django); judging/export/sql.py applies the same rule in SQL (SQL_PATTERN)."""
+
 import re
 
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
@@ -21,5 +22,7 @@ def safe_cell(value):
 
 def safe_cell_sql(expression: str) -> str:
     """SQL for a text expression neutralised the same way."""
-    return (f"CASE WHEN {expression} ~ '{SQL_RISKY}' AND {expression} !~ '{SQL_NUMBER}' "
-            f"THEN '''' || {expression} ELSE {expression} END")
+    return (
+        f"CASE WHEN {expression} ~ '{SQL_RISKY}' AND {expression} !~ '{SQL_NUMBER}' "
+        f"THEN '''' || {expression} ELSE {expression} END"
+    )

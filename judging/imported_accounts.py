@@ -1,5 +1,6 @@
 """The accounts imported data is attached to: inactive, with no usable password, so nobody can log
 in as a dataset's judge or debater."""
+
 from django.contrib.auth import get_user_model
 
 
@@ -18,6 +19,8 @@ def imported_account(username: str, refuse_login_accounts: bool = True):
         user.save()
         return user, True
     if refuse_login_accounts and user.has_usable_password():
-        raise LoginAccountInTheWay(f"user {username} exists with a password; imported data is never attached "
-                                   f"to an account somebody can log in to")
+        raise LoginAccountInTheWay(
+            f"user {username} exists with a password; imported data is never attached "
+            f"to an account somebody can log in to"
+        )
     return user, False

@@ -1,5 +1,6 @@
 """The judges' pages: the verdict form of a live debate's judge, and offline judging (a finished
 debate judged from its transcript by an assigned judge). Both post judging/verdict_form.py's form."""
+
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
@@ -30,25 +31,43 @@ def verdict_form(request, debate_id):
             study = study_of(debate, request.user)
             if study and not existing:
                 quality.check_minimum_time(debate, crowd.study_settings(debate.experiment_version))
-            verdict, _ = submit_verdict(debate.pk, request.user, probabilities, request.POST.get("reason", ""),
-                                             request.POST.get("seconds_spent"), request.POST.get("client_id", ""))
+            verdict, _ = submit_verdict(
+                debate.pk,
+                request.user,
+                probabilities,
+                request.POST.get("reason", ""),
+                request.POST.get("seconds_spent"),
+                request.POST.get("client_id", ""),
+            )
             quality.record_hidden_time(verdict, request.POST.get("hidden_seconds"))
             if study_of(debate, request.user):  # crowd judges go on with their study (answer, score, next step)
                 return redirect("study", experiment_id=debate.experiment_version.experiment_id)
             return redirect("verdict_form", debate_id=debate.pk)
         except Refused as refused:
             error = refused.message
-    return render(request, "judging/verdict.html", {
-        "debate": debate, "state": state, "verdict": existing, "error": error,
-        "answers": list(enumerate(state["question"]["answers"])),
-        "ready": debate.status == Debate.AWAITING_VERDICT, "posted": request.POST,
-        "sliders": slider_rows(state, _last_report_percents(state) or even_split(len(state["question"]["answers"])),
-                               request.POST if error else None),
-        "recorded": recorded_rows(debate, state, existing) if existing else None,
-        "transcript": _transcript_rows(state),
-        "time_spent": _duration(existing.seconds_spent) if existing and existing.seconds_spent else "",
-        "study": study_of(debate, request.user),
-    }, status=400 if error else 200)
+    return render(
+        request,
+        "judging/verdict.html",
+        {
+            "debate": debate,
+            "state": state,
+            "verdict": existing,
+            "error": error,
+            "answers": list(enumerate(state["question"]["answers"])),
+            "ready": debate.status == Debate.AWAITING_VERDICT,
+            "posted": request.POST,
+            "sliders": slider_rows(
+                state,
+                _last_report_percents(state) or even_split(len(state["question"]["answers"])),
+                request.POST if error else None,
+            ),
+            "recorded": recorded_rows(debate, state, existing) if existing else None,
+            "transcript": _transcript_rows(state),
+            "time_spent": _duration(existing.seconds_spent) if existing and existing.seconds_spent else "",
+            "study": study_of(debate, request.user),
+        },
+        status=400 if error else 200,
+    )
 
 
 def study_of(debate, user):
@@ -79,13 +98,15 @@ def _transcript_rows(state):
     rows = []
     for turn in state["turns"]:
         row = dict(turn, who="Judge (you)" if turn["seat"] == "judge" else names.get(turn["seat"], turn["seat"]))
-        row["percents"] = [(answer, round(p * 100)) for answer, p in
-                           zip(state["question"]["answers"], turn.get("probabilities") or [])]
+        row["percents"] = [
+            (answer, round(p * 100)) for answer, p in zip(state["question"]["answers"], turn.get("probabilities") or [])
+        ]
         rows.append(row)
     return rows
 
 
 # Offline judging ------------------------------------------------------------------------------
+
 
 @login_required
 def offline_judging(request, assignment_id):
@@ -108,16 +129,26 @@ def offline_judging(request, assignment_id):
     state = offline.transcript_state(assignment)
     done = assignment.status == Assignment.DONE
     reports = list(assignment.reports.all())
-    return render(request, "judging/offline.html", {
-        "assignment": assignment, "debate": assignment.debate, "state": state, "error": error, "done": done,
-        "transcript": _offline_transcript_rows(state), "steps": state["steps"],
-        "ready": not done and offline.ready_for_verdict(assignment),
-        "sliders": slider_rows(state, _start_values(assignment, reports), request.POST if error else None),
-        "reports": [_report_row(assignment, state, r) for r in reports],
-        "recorded": recorded_rows(assignment.debate, state, assignment.verdict) if done else None,
-        "posted": request.POST if error else {},
-        "study": study_of(assignment.debate, request.user),
-    }, status=400 if error else 200)
+    return render(
+        request,
+        "judging/offline.html",
+        {
+            "assignment": assignment,
+            "debate": assignment.debate,
+            "state": state,
+            "error": error,
+            "done": done,
+            "transcript": _offline_transcript_rows(state),
+            "steps": state["steps"],
+            "ready": not done and offline.ready_for_verdict(assignment),
+            "sliders": slider_rows(state, _start_values(assignment, reports), request.POST if error else None),
+            "reports": [_report_row(assignment, state, r) for r in reports],
+            "recorded": recorded_rows(assignment.debate, state, assignment.verdict) if done else None,
+            "posted": request.POST if error else {},
+            "study": study_of(assignment.debate, request.user),
+        },
+        status=400 if error else 200,
+    )
 
 
 def _act(request, assignment):
@@ -129,8 +160,14 @@ def _act(request, assignment):
             raise Refused("wrong_step", "the step number is missing") from None
         offline.report_step(assignment.pk, request.user, step, probabilities)
     else:
-        offline.submit_offline_verdict(assignment.pk, request.user, probabilities, request.POST.get("reason", ""),
-                                       request.POST.get("seconds_spent"), request.POST.get("client_id", ""))
+        offline.submit_offline_verdict(
+            assignment.pk,
+            request.user,
+            probabilities,
+            request.POST.get("reason", ""),
+            request.POST.get("seconds_spent"),
+            request.POST.get("client_id", ""),
+        )
 
 
 def _names(state):
@@ -139,8 +176,10 @@ def _names(state):
 
 def _offline_transcript_rows(state):
     names = _names(state)
-    return [dict(turn, who="Live judge" if turn["seat"] == JUDGE else names.get(turn["seat"], turn["seat"]))
-            for turn in state["turns"]]
+    return [
+        dict(turn, who="Live judge" if turn["seat"] == JUDGE else names.get(turn["seat"], turn["seat"]))
+        for turn in state["turns"]
+    ]
 
 
 def _start_values(assignment, reports):

@@ -7,6 +7,7 @@ debate_id/judge_id: rows imported before are left alone.
 Judges are pseudonymous ids; each becomes an inactive user "khan:judge-<id>" with an unusable
 password, as the NYU import does, so nobody can log in as them. The AI debaters are AI seats.
 """
+
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,8 +45,11 @@ def import_khan(path: Path, quality_source: str = QUALITY_SOURCE) -> KhanImport:
     result = KhanImport()
     with transaction.atomic():
         store = _Store(result, stories)
-        imported = set(Debate.objects.filter(source=SOURCE, external_id__in=[p.external_id for p in plans])
-                       .values_list("external_id", flat=True))
+        imported = set(
+            Debate.objects.filter(source=SOURCE, external_id__in=[p.external_id for p in plans]).values_list(
+                "external_id", flat=True
+            )
+        )
         for plan in plans:
             if plan.external_id in imported:
                 result.already_imported.append(plan.external_id)
@@ -65,8 +69,11 @@ class _StoryFinder:
 
     def story(self, set_id: str, title) -> Story | None:
         if set_id not in self.found:
-            question = (Question.objects.filter(source=self.source, metadata__set_unique_id=set_id, story__isnull=False)
-                        .select_related("story").first())
+            question = (
+                Question.objects.filter(source=self.source, metadata__set_unique_id=set_id, story__isnull=False)
+                .select_related("story")
+                .first()
+            )
             story = question.story if question else None
             if story is None and title:
                 titled = list(Story.objects.filter(source=self.source, title__iexact=str(title).strip())[:2])
@@ -86,19 +93,45 @@ class _Store:
     def debate(self, plan):
         question = self._question(plan)
         debate = Debate.objects.create(
-            question=question, protocol=plan.protocol.to_dict(), protocol_name=plan.protocol_name,
-            status=Debate.COMPLETE, answer_order=plan.answer_order, source=SOURCE, external_id=plan.external_id,
-            provenance=dict(plan.provenance, format=plan.method, code_version=code_version(),
-                            imported_at=timezone.now().isoformat()))
+            question=question,
+            protocol=plan.protocol.to_dict(),
+            protocol_name=plan.protocol_name,
+            status=Debate.COMPLETE,
+            answer_order=plan.answer_order,
+            source=SOURCE,
+            external_id=plan.external_id,
+            provenance=dict(
+                plan.provenance, format=plan.method, code_version=code_version(), imported_at=timezone.now().isoformat()
+            ),
+        )
         judge = self._user(plan.judge_id)
         config = plan.provenance["row"].get("debater_config")
         Participant.objects.bulk_create(
-            [Participant(debate=debate, seat=seat, answer_index=answer,
-                         agent={"kind": "imported", "model": str(config or "llm_debate")} if answer is not None else None)
-             for seat, answer in plan.seats.items()] + [Participant(debate=debate, seat=JUDGE, user=judge)])
-        Turn.objects.bulk_create([
-            Turn(debate=debate, round_index=t.round_index, seat=t.seat, kind=t.kind, text=t.text, payload=t.payload,
-                 author=judge if t.seat == JUDGE else None) for t in plan.turns])
+            [
+                Participant(
+                    debate=debate,
+                    seat=seat,
+                    answer_index=answer,
+                    agent={"kind": "imported", "model": str(config or "llm_debate")} if answer is not None else None,
+                )
+                for seat, answer in plan.seats.items()
+            ]
+            + [Participant(debate=debate, seat=JUDGE, user=judge)]
+        )
+        Turn.objects.bulk_create(
+            [
+                Turn(
+                    debate=debate,
+                    round_index=t.round_index,
+                    seat=t.seat,
+                    kind=t.kind,
+                    text=t.text,
+                    payload=t.payload,
+                    author=judge if t.seat == JUDGE else None,
+                )
+                for t in plan.turns
+            ]
+        )
         for turn in plan.turns:
             checked = turn.payload.get("quotes") or []
             self.result.quotes_checked += len(checked)
@@ -106,23 +139,38 @@ class _Store:
             self.result.candidates_kept += 1 if "candidates" in turn.payload else 0
         chosen = 0 if plan.correct else 1
         verdicts.build_verdict(
-            debate, plan.probabilities, judge=judge, reason=plan.reason or "(no explanation given)",
-            after_turn=len(plan.turns), after_seq=0, provenance={"dataset": SOURCE, "line": plan.line},
-            source_rule=verdicts.source_rule(TIE_RULE, chosen, plan.correct,
-                                             scoring.score("log", plan.probabilities, 0))).save()
+            debate,
+            plan.probabilities,
+            judge=judge,
+            reason=plan.reason or "(no explanation given)",
+            after_turn=len(plan.turns),
+            after_seq=0,
+            provenance={"dataset": SOURCE, "line": plan.line},
+            source_rule=verdicts.source_rule(
+                TIE_RULE, chosen, plan.correct, scoring.score("log", plan.probabilities, 0)
+            ),
+        ).save()
         self.result.debates += 1
 
     def _question(self, plan) -> Question:
         digest = hashlib.sha256("\x1f".join([plan.question, *plan.answers]).encode()).hexdigest()[:12]
         external_id = f"{plan.question_set_id}:{digest}"
-        question = self.questions.get(external_id) or Question.objects.filter(
-            source=SOURCE, external_id=external_id).first()
+        question = (
+            self.questions.get(external_id) or Question.objects.filter(source=SOURCE, external_id=external_id).first()
+        )
         if question is None:
             story = self.stories.story(plan.question_set_id, plan.provenance["row"].get("story_title"))
             question = Question.objects.create(
-                kind=Question.KIND_TEXT, text=plan.question, answers=plan.answers, correct_index=0, story=story,
-                title=story.title, source=SOURCE, external_id=external_id,
-                metadata={"quality_set_unique_id": plan.question_set_id, "quality_article_id": story.external_id})
+                kind=Question.KIND_TEXT,
+                text=plan.question,
+                answers=plan.answers,
+                correct_index=0,
+                story=story,
+                title=story.title,
+                source=SOURCE,
+                external_id=external_id,
+                metadata={"quality_set_unique_id": plan.question_set_id, "quality_article_id": story.external_id},
+            )
             self.result.questions_created += 1
         self.questions[external_id] = question
         return question

@@ -15,8 +15,9 @@ class Verdict(models.Model):
     HUMAN, AI = "human", "ai"
 
     debate = models.ForeignKey(Debate, on_delete=models.PROTECT, related_name="verdicts")
-    judge = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
-                              related_name="verdicts")
+    judge = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="verdicts"
+    )
     judge_kind = models.CharField(max_length=10, choices=[(HUMAN, "human"), (AI, "AI")], default=HUMAN)
     ai_judge = models.CharField(max_length=200, blank=True, help_text="AI judges: which model, with parameters.")
     live = models.BooleanField(default=True, help_text="Given by the live judge (not offline from a transcript).")
@@ -30,15 +31,19 @@ class Verdict(models.Model):
     scoring_rule = models.CharField(max_length=20, default="log")
     score = models.FloatField()
     client_id = models.CharField(max_length=64, blank=True)
-    hidden_seconds = models.FloatField(null=True, blank=True,
-                                       help_text="Time the judge's debate and verdict pages were hidden (quality).")
-    provenance = models.JSONField(default=dict, blank=True, help_text="What produced this verdict (AI judges, imports).")
+    hidden_seconds = models.FloatField(
+        null=True, blank=True, help_text="Time the judge's debate and verdict pages were hidden (quality)."
+    )
+    provenance = models.JSONField(
+        default=dict, blank=True, help_text="What produced this verdict (AI judges, imports)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["debate", "judge"], condition=models.Q(judge__isnull=False),
-                                    name="one_verdict_per_judge"),
+            models.UniqueConstraint(
+                fields=["debate", "judge"], condition=models.Q(judge__isnull=False), name="one_verdict_per_judge"
+            ),
         ]
         permissions = [("export_identities", "Can export judge and debater identities without pseudonyms")]
 
@@ -78,7 +83,8 @@ class ApiToken(models.Model):
     def usable(cls):
         """Tokens that are neither revoked nor expired."""
         return cls.objects.filter(revoked_at__isnull=True).filter(
-            models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=timezone.now()))
+            models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=timezone.now())
+        )
 
     @staticmethod
     def hash_key(key: str) -> str:
@@ -90,8 +96,9 @@ class ApiToken(models.Model):
         recovered later."""
         key = secrets.token_urlsafe(32)
         expires_at = timezone.now() + timedelta(days=days) if days is not None else None
-        token = cls.objects.create(user=user, name=name, prefix=key[:cls.PREFIX_LENGTH], key_hash=cls.hash_key(key),
-                                   expires_at=expires_at)
+        token = cls.objects.create(
+            user=user, name=name, prefix=key[: cls.PREFIX_LENGTH], key_hash=cls.hash_key(key), expires_at=expires_at
+        )
         return token, key
 
     def revoke(self) -> None:
@@ -116,8 +123,9 @@ class Assignment(models.Model):
     mode = models.CharField(max_length=20, choices=MODES, default=STEPWISE)
     position = models.PositiveIntegerField(default=0, help_text="Step by step: debater turns revealed so far.")
     status = models.CharField(max_length=20, choices=STATUSES, default=ASSIGNED)
-    verdict = models.OneToOneField(Verdict, null=True, blank=True, on_delete=models.PROTECT,
-                                   related_name="offline_assignment")
+    verdict = models.OneToOneField(
+        Verdict, null=True, blank=True, on_delete=models.PROTECT, related_name="offline_assignment"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -153,8 +161,10 @@ class StudyParticipant(models.Model):
     PLATFORMS = [(PROLIFIC, "Prolific"), (MTURK, "Amazon MTurk"), (LAB, "invitation link")]
     ALLOCATED, CONSENTED, QUALIFIED, WAITING, JUDGING = "allocated", "consented", "qualified", "waiting", "judging"
     COMPLETED, RETURNED, TIMED_OUT, SCREENED_OUT = "completed", "returned", "timed_out", "screened_out"
-    STATUSES = [(s, s.replace("_", " ")) for s in (ALLOCATED, CONSENTED, QUALIFIED, WAITING, JUDGING, COMPLETED,
-                                                   RETURNED, TIMED_OUT, SCREENED_OUT)]
+    STATUSES = [
+        (s, s.replace("_", " "))
+        for s in (ALLOCATED, CONSENTED, QUALIFIED, WAITING, JUDGING, COMPLETED, RETURNED, TIMED_OUT, SCREENED_OUT)
+    ]
     FINISHED = (COMPLETED, RETURNED, TIMED_OUT, SCREENED_OUT)
 
     experiment = models.ForeignKey("debates.Experiment", on_delete=models.CASCADE, related_name="study_participants")
@@ -168,11 +178,13 @@ class StudyParticipant(models.Model):
     outcome = models.CharField(max_length=20, blank=True, help_text="How the study ended: a completion code's key.")
     completion_code = models.CharField(max_length=100, blank=True)
     quiz_attempts = models.PositiveIntegerField(default=0)
-    responses = models.JSONField(default=dict, blank=True,
-                                 help_text="What the participant answered: quiz_passed, practice, survey.")
+    responses = models.JSONField(
+        default=dict, blank=True, help_text="What the participant answered: quiz_passed, practice, survey."
+    )
     bonus = models.DecimalField(max_digits=8, decimal_places=2, null=True, blank=True)
-    bonus_batch = models.PositiveIntegerField(null=True, blank=True,
-                                              help_text="The bonus file this person was paid in; never paid twice.")
+    bonus_batch = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The bonus file this person was paid in; never paid twice."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     status_changed_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)

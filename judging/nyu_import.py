@@ -7,6 +7,7 @@ named "nyu:<pseudonym>" with an unusable password, so verdicts and turns point a
 debater the analysis can group by, and nobody can ever log in as them. GPT-4 seats are AI seats
 without a user.
 """
+
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -19,8 +20,7 @@ from django.utils import timezone
 from debates.models import Debate, DebateEvent, Participant, Question, Turn
 from debates.provenance import code_version
 
-from debates.importers.nyu_format import (AI_NAMES, SOURCE, RoomPlan, RoomProblem, article_id, plan_room,
-                                          protocol_name)
+from debates.importers.nyu_format import AI_NAMES, SOURCE, RoomPlan, RoomProblem, article_id, plan_room, protocol_name
 
 from . import verdicts
 from .imported_accounts import LoginAccountInTheWay, imported_account
@@ -55,8 +55,10 @@ def dataset_folder(path: Path) -> Path:
     for candidate in (path, path / "pub"):
         if (candidate / ROOMS_FOLDER).is_dir():
             return candidate
-    raise DatasetMissing(f"{path} is not the NYU debate dataset: no {ROOMS_FOLDER}/ folder in it or in its pub/ "
-                         f"folder (the dataset lives in shared/datasets/nyu-debate-2023/)")
+    raise DatasetMissing(
+        f"{path} is not the NYU debate dataset: no {ROOMS_FOLDER}/ folder in it or in its pub/ "
+        f"folder (the dataset lives in shared/datasets/nyu-debate-2023/)"
+    )
 
 
 def room_files(pub: Path) -> list[Path]:
@@ -130,27 +132,56 @@ class _Store:
     def _room(self, plan: RoomPlan):
         question = self._question(plan)
         debate = Debate.objects.create(
-            question=question, protocol=plan.protocol.to_dict(), protocol_name=protocol_name(plan.provenance["setting"]),
-            status=plan.status, answer_order=plan.answer_order,
-            last_seq=len(plan.events), source=SOURCE, external_id=plan.name,
+            question=question,
+            protocol=plan.protocol.to_dict(),
+            protocol_name=protocol_name(plan.provenance["setting"]),
+            status=plan.status,
+            answer_order=plan.answer_order,
+            last_seq=len(plan.events),
+            source=SOURCE,
+            external_id=plan.name,
             provenance=dict(plan.provenance, code_version=code_version(), imported_at=timezone.now().isoformat()),
-            started_at=_time(plan.started_ms), ended_at=_time(plan.ended_ms))
+            started_at=_time(plan.started_ms),
+            ended_at=_time(plan.ended_ms),
+        )
         if plan.created_ms:
             Debate.objects.filter(pk=debate.pk).update(created_at=_time(plan.created_ms))
-        Participant.objects.bulk_create([
-            Participant(debate=debate, seat=seat.seat, answer_index=seat.answer_index, alias=seat.name[:60],
-                        user=None if seat.is_ai else self._user(seat.name),
-                        agent={"kind": "imported", "model": seat.name} if seat.is_ai else None)
-            for seat in plan.seats])
-        turns = Turn.objects.bulk_create([
-            Turn(debate=debate, round_index=t.round_index, seat=t.seat, kind=t.kind, text=t.text,
-                 probabilities=t.probabilities, end_debate=t.end_debate, payload=t.payload,
-                 author=self._user(t.author_name) if t.author_name else None)
-            for t in plan.turns])
+        Participant.objects.bulk_create(
+            [
+                Participant(
+                    debate=debate,
+                    seat=seat.seat,
+                    answer_index=seat.answer_index,
+                    alias=seat.name[:60],
+                    user=None if seat.is_ai else self._user(seat.name),
+                    agent={"kind": "imported", "model": seat.name} if seat.is_ai else None,
+                )
+                for seat in plan.seats
+            ]
+        )
+        turns = Turn.objects.bulk_create(
+            [
+                Turn(
+                    debate=debate,
+                    round_index=t.round_index,
+                    seat=t.seat,
+                    kind=t.kind,
+                    text=t.text,
+                    probabilities=t.probabilities,
+                    end_debate=t.end_debate,
+                    payload=t.payload,
+                    author=self._user(t.author_name) if t.author_name else None,
+                )
+                for t in plan.turns
+            ]
+        )
         _keep_times(Turn, turns, [t.at_ms for t in plan.turns])
-        events = DebateEvent.objects.bulk_create([
-            DebateEvent(debate=debate, seq=seq, kind=e.kind, audience=e.audience, data=e.data)
-            for seq, e in enumerate(plan.events, start=1)])
+        events = DebateEvent.objects.bulk_create(
+            [
+                DebateEvent(debate=debate, seq=seq, kind=e.kind, audience=e.audience, data=e.data)
+                for seq, e in enumerate(plan.events, start=1)
+            ]
+        )
         _keep_times(DebateEvent, events, [e.at_ms for e in plan.events])
         stored = Verdict.objects.bulk_create([self._verdict(debate, v) for v in plan.verdicts])
         _keep_times(Verdict, stored, [v.at_ms for v in plan.verdicts])
@@ -163,15 +194,27 @@ class _Store:
             question = Question.objects.filter(source=SOURCE, external_id=wanted.external_id).first()
         if question is None:
             question = Question.objects.create(
-                kind=Question.KIND_TEXT, text=wanted.text, answers=wanted.answers, correct_index=wanted.correct_index,
-                hidden_material=wanted.hidden_material, title=wanted.title, source=SOURCE,
-                external_id=wanted.external_id, metadata=wanted.metadata)
+                kind=Question.KIND_TEXT,
+                text=wanted.text,
+                answers=wanted.answers,
+                correct_index=wanted.correct_index,
+                hidden_material=wanted.hidden_material,
+                title=wanted.title,
+                source=SOURCE,
+                external_id=wanted.external_id,
+                metadata=wanted.metadata,
+            )
             self.result.questions_created += 1
             self.stories[wanted.metadata["quality_article_id"]] = wanted.hidden_material
         elif (question.answers, question.correct_index, question.hidden_material) != (
-                wanted.answers, wanted.correct_index, wanted.hidden_material):
-            raise RoomProblem(f"its story, answers or correct answer differ from question {question.external_id} "
-                              f"stored before (debate quotes point into that story)")
+            wanted.answers,
+            wanted.correct_index,
+            wanted.hidden_material,
+        ):
+            raise RoomProblem(
+                f"its story, answers or correct answer differ from question {question.external_id} "
+                f"stored before (debate quotes point into that story)"
+            )
         self.questions[wanted.external_id] = question
         return question
 
@@ -188,12 +231,19 @@ class _Store:
     def _verdict(self, debate: Debate, verdict):
         ai = verdict.judge_name in AI_NAMES
         return verdicts.build_verdict(
-            debate, verdict.probabilities, judge=None if ai else self._user(verdict.judge_name),
-            judge_kind=Verdict.AI if ai else Verdict.HUMAN, ai_judge=verdict.judge_name if ai else "",
-            live=verdict.live, reason=verdict.reason, seconds_spent=verdict.seconds_spent,
-            after_turn=verdict.after_turn, after_seq=verdict.after_seq,
+            debate,
+            verdict.probabilities,
+            judge=None if ai else self._user(verdict.judge_name),
+            judge_kind=Verdict.AI if ai else Verdict.HUMAN,
+            ai_judge=verdict.judge_name if ai else "",
+            live=verdict.live,
+            reason=verdict.reason,
+            seconds_spent=verdict.seconds_spent,
+            after_turn=verdict.after_turn,
+            after_seq=verdict.after_seq,
             provenance=dict(verdict.provenance, code_version=code_version()),
-            source_rule=verdicts.source_rule(TIE_RULE, verdict.chosen_index, verdict.correct, verdict.score))
+            source_rule=verdicts.source_rule(TIE_RULE, verdict.chosen_index, verdict.correct, verdict.score),
+        )
 
 
 def _time(ms):
@@ -210,5 +260,7 @@ def _keep_times(model, rows, times_ms):
     cases = " ".join(["WHEN %s THEN %s"] * len(dated))
     ids = ", ".join(["%s"] * len(dated))
     with connection.cursor() as cursor:
-        cursor.execute(f"UPDATE {table} SET created_at = CASE id {cases} END WHERE id IN ({ids})",
-                       [value for pair in dated for value in pair] + [pk for pk, _ in dated])
+        cursor.execute(
+            f"UPDATE {table} SET created_at = CASE id {cases} END WHERE id IN ({ids})",
+            [value for pair in dated for value in pair] + [pk for pk, _ in dated],
+        )

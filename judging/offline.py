@@ -9,6 +9,7 @@ comments stay, because the debaters answer them.
 
 Who may judge what: a person judges each question at most once (live, offline or by any verdict)
 and never a question they debated or observed (observers read the hidden material)."""
+
 import logging
 
 from django.contrib.auth import get_user_model
@@ -41,9 +42,11 @@ def refusal_for(judge, question_id: int) -> Refused | None:
         return Refused("debated_question", "this person debated this question, so they may not judge it")
     if seats.filter(seat=Participant.OBSERVER).exists():
         return Refused("saw_hidden_material", "this person observed a debate on this question and saw its passage")
-    if (seats.filter(seat=JUDGE).exists()
-            or Assignment.objects.filter(judge=judge, debate__question_id=question_id).exists()
-            or Verdict.objects.filter(judge=judge, debate__question_id=question_id).exists()):
+    if (
+        seats.filter(seat=JUDGE).exists()
+        or Assignment.objects.filter(judge=judge, debate__question_id=question_id).exists()
+        or Verdict.objects.filter(judge=judge, debate__question_id=question_id).exists()
+    ):
         return Refused("judged_question", "this person already judges this question (each person judges it once)")
     return None
 
@@ -75,8 +78,12 @@ def assign_offline_judges(debate_id: int) -> list[Assignment]:
     as one), from the experiment's judge pool or else everyone with the judge role, least loaded
     first. Idempotent: a second call creates only what is still missing."""
     with transaction.atomic():
-        debate = (Debate.objects.select_for_update(of=("self",)).select_related("experiment_version")
-                  .filter(pk=debate_id).first())
+        debate = (
+            Debate.objects.select_for_update(of=("self",))
+            .select_related("experiment_version")
+            .filter(pk=debate_id)
+            .first()
+        )
         if debate is None or debate.status not in FINISHED or debate.experiment_version is None:
             return []
         judges = debate.experiment_version.definition.get("judges") or {}
@@ -116,8 +123,7 @@ def candidates(pool):
 
 
 def judge_viewer(debate: Debate, user) -> snapshots.Viewer:
-    return snapshots.Viewer(snapshots.JUDGE_VIEW, None, user=user,
-                            blind=bool(snapshots.blinding_of(debate)["aliases"]))
+    return snapshots.Viewer(snapshots.JUDGE_VIEW, None, user=user, blind=bool(snapshots.blinding_of(debate)["aliases"]))
 
 
 def step_count(debate: Debate) -> int:
@@ -147,7 +153,9 @@ def transcript_state(assignment: Assignment) -> dict:
     if assignment.mode == Assignment.STEPWISE and assignment.status != Assignment.DONE:
         turns = visible_turns(turns, assignment.position)
     state["turns"] = turns
-    state["quotes"] = [dict(q, round=t["round"], seat=t["seat"]) for t in turns for q in t.get("payload", {}).get("quotes", [])]
+    state["quotes"] = [
+        dict(q, round=t["round"], seat=t["seat"]) for t in turns for q in t.get("payload", {}).get("quotes", [])
+    ]
     state["judge_question"] = None
     state["steps"] = step_count(debate)
     return state
@@ -172,8 +180,12 @@ def mark_opened(assignment: Assignment) -> None:
 
 
 def _locked_assignment(assignment_id: int, user) -> Assignment:
-    assignment = (Assignment.objects.select_for_update(of=("self",)).select_related("debate__question")
-                  .filter(pk=assignment_id).first())
+    assignment = (
+        Assignment.objects.select_for_update(of=("self",))
+        .select_related("debate__question")
+        .filter(pk=assignment_id)
+        .first()
+    )
     if assignment is None or assignment.judge_id != user.pk:
         raise Refused("not_your_assignment", "this offline judging assignment is not yours")
     return assignment
@@ -196,8 +208,9 @@ def report_step(assignment_id: int, user, step: int, probabilities) -> StepRepor
         debate = assignment.debate
         canonical = list(validate_probabilities(to_canonical(debate, probabilities), len(debate.question.answers)))
         shown = transcript_state(assignment)["turns"]
-        report = StepReport.objects.create(assignment=assignment, step=step, turns_shown=len(shown),
-                                           probabilities=canonical)
+        report = StepReport.objects.create(
+            assignment=assignment, step=step, turns_shown=len(shown), probabilities=canonical
+        )
         assignment.position = min(step + 1, step_count(debate))
         assignment.status = Assignment.IN_PROGRESS
         assignment.started_at = assignment.started_at or report.created_at
@@ -205,8 +218,9 @@ def report_step(assignment_id: int, user, step: int, probabilities) -> StepRepor
         return report
 
 
-def submit_offline_verdict(assignment_id: int, user, probabilities, reason: str, seconds_spent=None,
-                           client_id: str = "", **fields) -> Verdict:
+def submit_offline_verdict(
+    assignment_id: int, user, probabilities, reason: str, seconds_spent=None, client_id: str = "", **fields
+) -> Verdict:
     """The offline judge's final verdict (probabilities in the shown answer order). Offline judges
     do not choose how long the debate runs, so no per-turn penalty is taken from their score."""
     with transaction.atomic():
@@ -220,9 +234,20 @@ def submit_offline_verdict(assignment_id: int, user, probabilities, reason: str,
         debate = assignment.debate
         canonical, reason, seconds = checked_judgment(debate, probabilities, reason, seconds_spent, client_id)
         verdict, _ = record_verdict(
-            debate, canonical, judge=user, live=False, reason=reason, seconds_spent=seconds, client_id=client_id,
-            turn_penalty=False, completes=False, provenance={"offline": {
-                "mode": assignment.mode, "assignment": assignment.pk, "steps": assignment.reports.count()}}, **fields)
+            debate,
+            canonical,
+            judge=user,
+            live=False,
+            reason=reason,
+            seconds_spent=seconds,
+            client_id=client_id,
+            turn_penalty=False,
+            completes=False,
+            provenance={
+                "offline": {"mode": assignment.mode, "assignment": assignment.pk, "steps": assignment.reports.count()}
+            },
+            **fields,
+        )
         assignment.verdict, assignment.status, assignment.finished_at = verdict, Assignment.DONE, timezone.now()
         assignment.save(update_fields=["verdict", "status", "finished_at"])
         return verdict

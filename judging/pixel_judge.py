@@ -9,6 +9,7 @@ weights by SHA-256.
 Verdict rule: the answer with the highest logit; an exact tie goes to a wrong answer (the
 platform's one tie rule, judging.verdicts, which is also the game's, debates.pixel.game).
 """
+
 import logging
 
 import numpy as np
@@ -99,8 +100,16 @@ def _verdict_options(debate: Debate, logits, mask: list[int], judge: dict, turns
     question = debate.question
     shown = ", ".join(f"{a}: {s:.2f}" for a, s in zip(question.answers, answer_logits(question, logits)))
     return verdict_probabilities(question, logits), dict(
-        judge_kind=Verdict.AI, ai_judge=judge["name"], live=False, after_turn=turns, debater_turns=turns,
+        judge_kind=Verdict.AI,
+        ai_judge=judge["name"],
+        live=False,
+        after_turn=turns,
+        debater_turns=turns,
         reason=f"Judge network on the {len(mask)} revealed pixels; logits per answer: {shown}.",
-        provenance={"judge": judge, "mask": [int(p) for p in mask], "logits": [float(x) for x in logits],
-                    "code_version": provenance.code_version()})
-
+        provenance={
+            "judge": judge,
+            "mask": [int(p) for p in mask],
+            "logits": [float(x) for x in logits],
+            "code_version": provenance.code_version(),
+        },
+    )

@@ -12,6 +12,7 @@ stopped, and the table is always read back from the stored games.
 Without precommit the liar claims no digit; its seat is stored arguing for the wrong digit the
 judge ranked highest on the final mask (the answer the liar came closest to winning with).
 """
+
 import hashlib
 import json
 from collections.abc import Callable, Iterable
@@ -24,8 +25,17 @@ from debates import pixel_debates, provenance
 from debates.models import Debate
 from debates.pixel.game import HONEST, LIAR
 from debates.pixel.mcts import SearchConfig
-from debates.pixel.selfplay import (AGGREGATION_RULES, ORDERS, SelfPlayGame, format_table2, image_outcomes,
-                                    play_games, sample_image_ids, table2_games, table2_rows)
+from debates.pixel.selfplay import (
+    AGGREGATION_RULES,
+    ORDERS,
+    SelfPlayGame,
+    format_table2,
+    image_outcomes,
+    play_games,
+    sample_image_ids,
+    table2_games,
+    table2_rows,
+)
 
 from . import pixel_judge
 
@@ -75,8 +85,9 @@ class SelfPlayRun:
         self.search_config()  # checks rollouts, leaf, value, leaves_per_batch
 
     def search_config(self) -> SearchConfig:
-        return SearchConfig(rollouts=self.rollouts, leaf=self.leaf, value=self.value,
-                            leaves_per_batch=self.leaves_per_batch)
+        return SearchConfig(
+            rollouts=self.rollouts, leaf=self.leaf, value=self.value, leaves_per_batch=self.leaves_per_batch
+        )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -94,13 +105,19 @@ class SelfPlayRun:
     def fingerprint(self, pixels: int) -> str:
         """What decides a game besides its image, lie, order and seed: the search settings and the
         judge's weights. A run may grow (more images, seeds, budgets) but never change these."""
-        decisive = {"search": asdict(self.search_config()),
-                    "judge_sha256": pixel_debates.judge_identity(pixels)["weights_sha256"]}
+        decisive = {
+            "search": asdict(self.search_config()),
+            "judge_sha256": pixel_debates.judge_identity(pixels)["weights_sha256"],
+        }
         return hashlib.sha256(json.dumps(decisive, sort_keys=True).encode()).hexdigest()[:16]
 
     def units(self) -> list[tuple[int, int, bool]]:
-        return [(image, pixels, committed) for pixels in self.pixels for image in self.image_indices
-                for committed in self.precommit]
+        return [
+            (image, pixels, committed)
+            for pixels in self.pixels
+            for image in self.image_indices
+            for committed in self.precommit
+        ]
 
     def games_per_unit(self, precommit: bool) -> int:
         return len(self.orders) * self.seeds * (9 if precommit else 1)
@@ -112,8 +129,10 @@ class SelfPlayRun:
 def external_id(run: SelfPlayRun, game: SelfPlayGame) -> str:
     setup = game.setup
     lie = f"lie{setup.lie}" if setup.lie is not None else "open"
-    return (f"{run.name}/{game.image_id}/{setup.pixels}px/{'pc' if setup.precommit else 'npc'}/"
-            f"{game.order}-first/{lie}/s{game.seed}")
+    return (
+        f"{run.name}/{game.image_id}/{setup.pixels}px/{'pc' if setup.precommit else 'npc'}/"
+        f"{game.order}-first/{lie}/s{game.seed}"
+    )
 
 
 def run_debates(run_name: str):
@@ -123,21 +142,34 @@ def run_debates(run_name: str):
 def check_run(run: SelfPlayRun) -> None:
     """Raises RunMismatch when games of this run name were played with another search or judge."""
     for pixels in run.pixels:
-        stored = (run_debates(run.name).filter(external_id__contains=f"/{pixels}px/")
-                  .values_list("provenance", flat=True).first())
+        stored = (
+            run_debates(run.name)
+            .filter(external_id__contains=f"/{pixels}px/")
+            .values_list("provenance", flat=True)
+            .first()
+        )
         if stored is None:
             continue
         earlier, now = (stored.get("pixel_selfplay") or {}).get("fingerprint"), run.fingerprint(pixels)
         if earlier != now:
-            raise RunMismatch(f"run {run.name!r} played its {pixels}-pixel games with other search settings or "
-                              f"another judge (fingerprint {earlier}, now {now}): use the same settings and judge "
-                              f"to continue it, or another --run name")
+            raise RunMismatch(
+                f"run {run.name!r} played its {pixels}-pixel games with other search settings or "
+                f"another judge (fingerprint {earlier}, now {now}): use the same settings and judge "
+                f"to continue it, or another --run name"
+            )
 
 
 def unit_games(run: SelfPlayRun, image_index: int, pixels: int, precommit: bool) -> list[SelfPlayGame]:
     image, label = pixel_debates.test_image(image_index)
-    return table2_games(np.asarray([image]), np.asarray([label]), [image_index], pixels=pixels, seeds=run.seeds,
-                        orders=run.orders, precommit=(precommit,))
+    return table2_games(
+        np.asarray([image]),
+        np.asarray([label]),
+        [image_index],
+        pixels=pixels,
+        seeds=run.seeds,
+        orders=run.orders,
+        precommit=(precommit,),
+    )
 
 
 STORE_EVERY = 32  # finished games stored per transaction
@@ -155,16 +187,24 @@ def task_groups(units: Iterable[Unit], images_per_task: int = IMAGES_PER_TASK) -
     groups: list[list[Unit]] = []
     for unit in units:
         group = groups[-1] if groups else None
-        if (group is None or group[0][1] != unit[1]
-                or len({image for image, _, _ in group} | {unit[0]}) > images_per_task):
+        if (
+            group is None
+            or group[0][1] != unit[1]
+            or len({image for image, _, _ in group} | {unit[0]}) > images_per_task
+        ):
             groups.append([unit])
         else:
             group.append(unit)
     return groups
 
 
-def run_units(run: SelfPlayRun, units: Iterable[Unit], evaluator=None,
-              on_stored: Callable[[int], None] | None = None, max_new: int | None = None) -> int:
+def run_units(
+    run: SelfPlayRun,
+    units: Iterable[Unit],
+    evaluator=None,
+    on_stored: Callable[[int], None] | None = None,
+    max_new: int | None = None,
+) -> int:
     """Plays, in lockstep, and stores the units' games not stored yet; returns how many this call stored.
     The units must share a pixel budget. Finished games are stored in batches of STORE_EVERY;
     on_stored(n) is called after each batch. max_new: stop after storing that many."""
@@ -198,8 +238,9 @@ def _store(run, finished, judge, questions, on_stored) -> int:
     return count
 
 
-def store_games(run: SelfPlayRun, finished: list[tuple[SelfPlayGame, dict]], judge: dict,
-                questions: dict | None = None) -> list[Debate]:
+def store_games(
+    run: SelfPlayRun, finished: list[tuple[SelfPlayGame, dict]], judge: dict, questions: dict | None = None
+) -> list[Debate]:
     """Finished games as complete debates with the judge's verdicts, in one transaction; games
     stored already are skipped. questions: a cache of image questions shared across calls."""
     questions = {} if questions is None else questions
@@ -209,8 +250,9 @@ def store_games(run: SelfPlayRun, finished: list[tuple[SelfPlayGame, dict]], jud
             debates = pixel_debates.record_finished_games(records)
             by_id = {record.external_id: result for record, (_, result) in zip(records, finished)}
             results = [by_id[d.external_id] for d in debates]
-            pixel_judge.save_selfplay_verdicts(debates, [r["logits"] for r in results],
-                                               [[m["pixel"] for m in r["moves"]] for r in results], judge)
+            pixel_judge.save_selfplay_verdicts(
+                debates, [r["logits"] for r in results], [[m["pixel"] for m in r["moves"]] for r in results], judge
+            )
             return debates
     except IntegrityError:  # some were stored at the same moment by another worker: one at a time
         if len(finished) == 1:
@@ -226,17 +268,31 @@ def _finished_game(run: SelfPlayRun, game: SelfPlayGame, result: dict, questions
     question = questions[key]
     honest_seat, liar_seat = ("A", "B") if setup.honest_first else ("B", "A")
     liar_digit = setup.lie if setup.precommit else _strongest_wrong_digit(result["logits"], setup.true_label)
-    agent = pixel_debates.PixelAgent(pixels=setup.pixels, rollouts=run.rollouts, seed=game.seed, move_delay=0,
-                                     leaf=run.leaf, value=run.value).to_dict()
+    agent = pixel_debates.PixelAgent(
+        pixels=setup.pixels, rollouts=run.rollouts, seed=game.seed, move_delay=0, leaf=run.leaf, value=run.value
+    ).to_dict()
     side_seat = {HONEST: honest_seat, LIAR: liar_seat}
     return pixel_debates.FinishedGame(
-        source=SOURCE, external_id=external_id(run, game), question=question,
+        source=SOURCE,
+        external_id=external_id(run, game),
+        question=question,
         protocol=pixel_debates.ai_game_protocol(setup.pixels),
-        seats={honest_seat: (question.correct_index, agent), liar_seat: (question.answers.index(str(liar_digit)), agent)},
+        seats={
+            honest_seat: (question.correct_index, agent),
+            liar_seat: (question.answers.index(str(liar_digit)), agent),
+        },
         reveals=[(side_seat[move["player"]], move["pixel"]) for move in result["moves"]],
-        provenance={"code_version": provenance.code_version(), "pixel_selfplay": {
-            "run": run.name, "fingerprint": run.fingerprint(setup.pixels), "run_config": run.identity(),
-            "image_index": game.image_id, "game": result}})
+        provenance={
+            "code_version": provenance.code_version(),
+            "pixel_selfplay": {
+                "run": run.name,
+                "fingerprint": run.fingerprint(setup.pixels),
+                "run_config": run.identity(),
+                "image_index": game.image_id,
+                "game": result,
+            },
+        },
+    )
 
 
 def _strongest_wrong_digit(logits, true_label: int) -> int:
@@ -269,8 +325,12 @@ def table(run: SelfPlayRun, rule: str = "majority") -> tuple[list[dict], dict]:
     complete = complete_units(run, results)
     used = [r for r in results if (r["image_id"], r["pixels"], r["precommit"]) in complete]
     rows = table2_rows(image_outcomes(used, rule))
-    return rows, {"games": len(results), "games_in_table": len(used), "units_complete": len(complete),
-                  "units": len(run.units())}
+    return rows, {
+        "games": len(results),
+        "games_in_table": len(used),
+        "units_complete": len(complete),
+        "units": len(run.units()),
+    }
 
 
 def judge_alone(pixels: int, image_indices=None, seed: int = 0, device: str = "cpu") -> float:
@@ -287,14 +347,18 @@ def judge_alone(pixels: int, image_indices=None, seed: int = 0, device: str = "c
 
 def format_run_table(run: SelfPlayRun, rule: str, judge_accuracy: dict[int, float] | None) -> str:
     rows, counts = table(run, rule)
-    header = (f"Table 2, run {run.name!r}: {counts['units_complete']} of {counts['units']} image settings complete, "
-              f"{counts['games_in_table']} games; {run.rollouts} rollouts per move, leaf value {run.leaf}, "
-              f"{run.value} values, {run.seeds} seed(s) per lie combined by {rule}. Honest win rates with 95% "
-              f"Wilson intervals, the paper's beside them.")
+    header = (
+        f"Table 2, run {run.name!r}: {counts['units_complete']} of {counts['units']} image settings complete, "
+        f"{counts['games_in_table']} games; {run.rollouts} rollouts per move, leaf value {run.leaf}, "
+        f"{run.value} values, {run.seeds} seed(s) per lie combined by {rule}. Honest win rates with 95% "
+        f"Wilson intervals, the paper's beside them."
+    )
     return header + "\n" + format_table2(rows, judge_accuracy)
 
 
-def image_selection(first: int | None = None, sample: int | None = None, sample_seed: int = 0) -> tuple[list[int], dict]:
+def image_selection(
+    first: int | None = None, sample: int | None = None, sample_seed: int = 0
+) -> tuple[list[int], dict]:
     """The first `first` test images, or a seeded sample of `sample` of them (sorted)."""
     if (first is None) == (sample is None):
         raise ValueError("give either the first N images or a sample size")

@@ -81,8 +81,16 @@ def quality_label(figures: dict) -> str:
 # embedded SQLite default and one SQL expression for PostgreSQL's streamed export; the tests hold
 # them to the same answers.
 
-QUALITY_KEYS = ("study_status", "study_outcome", "excluded", "gold_check", "gold_judged", "gold_correct",
-                "practice_correct", "quiz_attempts")
+QUALITY_KEYS = (
+    "study_status",
+    "study_outcome",
+    "excluded",
+    "gold_check",
+    "gold_judged",
+    "gold_correct",
+    "practice_correct",
+    "quiz_attempts",
+)
 
 
 def verdict_quality(verdict: Verdict) -> dict | None:

@@ -7,6 +7,7 @@ gave them (username or pseudonym), as accounts without a usable password. Export
 log, so imported debates have turns and verdicts but no DebateEvent rows. Verdicts keep their
 exported chosen answer, correctness and score under the tie rule they were recorded with.
 """
+
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,8 +20,19 @@ from debates.models import Debate, Experiment, ExperimentVersion, Participant, Q
 from . import export, quality, verdicts
 from .imported_accounts import imported_account
 
-REQUIRED = ("verdict_id", "debate_id", "question_id", "question", "participants", "turns", "probabilities",
-            "chosen_index", "correct", "judge_kind", "score")
+REQUIRED = (
+    "verdict_id",
+    "debate_id",
+    "question_id",
+    "question",
+    "participants",
+    "turns",
+    "probabilities",
+    "chosen_index",
+    "correct",
+    "judge_kind",
+    "score",
+)
 
 
 class ImportRefused(Exception):
@@ -93,12 +105,18 @@ class _Importer:
             existing = Question.objects.filter(source=q.get("source", ""), external_id=q["external_id"]).first()
         if existing is None:
             existing = Question.objects.create(
-                kind=q["kind"], title=q.get("title") or "", text=q["text"], answers=q["answers"],
-                correct_index=q["correct_index"], public_material=q.get("public_material") or "",
+                kind=q["kind"],
+                title=q.get("title") or "",
+                text=q["text"],
+                answers=q["answers"],
+                correct_index=q["correct_index"],
+                public_material=q.get("public_material") or "",
                 hidden_material=q.get("hidden_material") or "",
                 hidden_image=_json(q.get("hidden_image_json"), line, "question.hidden_image_json"),
-                source=q.get("source") or "", external_id=q.get("external_id") or "",
-                metadata=_json(q.get("metadata_json"), line, "question.metadata_json", {}))
+                source=q.get("source") or "",
+                external_id=q.get("external_id") or "",
+                metadata=_json(q.get("metadata_json"), line, "question.metadata_json", {}),
+            )
             self.timestamps.append((existing, _when(q.get("created_at"), line, "question.created_at")))
             self.summary.questions += 1
         self.questions[exported_id] = existing
@@ -112,8 +130,10 @@ class _Importer:
             return self.versions[exported_id]
         line = record["_line"]
         if self.owner is None:
-            raise ImportRefused(f"line {line}: the records belong to experiment {record.get('experiment')!r}; "
-                                "name an owner for the imported experiments")
+            raise ImportRefused(
+                f"line {line}: the records belong to experiment {record.get('experiment')!r}; "
+                "name an owner for the imported experiments"
+            )
         about = self.version_definitions.get(exported_id, {})
         experiment, created = Experiment.objects.get_or_create(owner=self.owner, name=record["experiment"])
         if created and about.get("experiment_created_at"):
@@ -121,10 +141,15 @@ class _Importer:
         version = ExperimentVersion.objects.filter(experiment=experiment, number=record["experiment_version"]).first()
         if version is None:
             version = ExperimentVersion.objects.create(
-                experiment=experiment, number=record["experiment_version"], definition=about.get("definition", {}),
-                source_text=about.get("source_text") or "", source_name=about.get("source_name", ""),
-                frozen_at=_when(about.get("frozen_at"), line, "frozen_at"), code_version=about.get("code_version", ""),
-                created_by=self.owner)
+                experiment=experiment,
+                number=record["experiment_version"],
+                definition=about.get("definition", {}),
+                source_text=about.get("source_text") or "",
+                source_name=about.get("source_name", ""),
+                frozen_at=_when(about.get("frozen_at"), line, "frozen_at"),
+                code_version=about.get("code_version", ""),
+                created_by=self.owner,
+            )
             if about.get("created_at"):
                 self.timestamps.append((version, _when(about["created_at"], line, "created_at")))
             self.summary.experiment_versions += 1
@@ -140,32 +165,55 @@ class _Importer:
         if external_id and Debate.objects.filter(source=source, external_id=external_id).exists():
             raise ImportRefused(f"line {line}: debate {source}/{external_id} is already in this DebateLab")
         debate = Debate.objects.create(
-            question=self.question(record), experiment_version=self.version(record),
+            question=self.question(record),
+            experiment_version=self.version(record),
             protocol_name=record.get("protocol_name") or "",
             protocol=_json(record.get("protocol_json"), line, "protocol_json", {}),
-            status=record.get("debate_status") or Debate.COMPLETE, answer_order=record.get("answer_order") or [],
-            last_seq=record.get("last_seq") or 0, turn_deadline=_when(record.get("turn_deadline"), line, "turn_deadline"),
-            source=source, external_id=external_id,
+            status=record.get("debate_status") or Debate.COMPLETE,
+            answer_order=record.get("answer_order") or [],
+            last_seq=record.get("last_seq") or 0,
+            turn_deadline=_when(record.get("turn_deadline"), line, "turn_deadline"),
+            source=source,
+            external_id=external_id,
             provenance=_json(record.get("debate_provenance_json"), line, "debate_provenance_json", {}),
             created_by=self.user(record.get("debate_created_by")),
             started_at=_when(record.get("debate_started_at"), line, "debate_started_at"),
-            ended_at=_when(record.get("debate_ended_at"), line, "debate_ended_at"))
+            ended_at=_when(record.get("debate_ended_at"), line, "debate_ended_at"),
+        )
         self.timestamps.append((debate, _when(record.get("debate_created_at"), line, "debate_created_at")))
-        Participant.objects.bulk_create([
-            Participant(debate=debate, seat=p["seat"], user=self.user(p.get("participant")),
-                        answer_index=p.get("answer_index"), alias=p.get("alias") or "",
-                        agent=_json(p.get("agent_json"), line, "participants.agent_json"))
-            for p in record["participants"]])
+        Participant.objects.bulk_create(
+            [
+                Participant(
+                    debate=debate,
+                    seat=p["seat"],
+                    user=self.user(p.get("participant")),
+                    answer_index=p.get("answer_index"),
+                    alias=p.get("alias") or "",
+                    agent=_json(p.get("agent_json"), line, "participants.agent_json"),
+                )
+                for p in record["participants"]
+            ]
+        )
         turns = []
         for t in record["turns"]:
             payload = _json(t.get("payload_json"), line, "turns.payload_json", {})
             if t.get("quotes") is not None:  # exported beside the rest of the payload, as declared fields
                 payload["quotes"] = [export.undeclared(q, export.QUOTE_FIELDS) for q in t["quotes"]]
-            turns.append(Turn(debate=debate, round_index=t["round"], seat=t["seat"], kind=t["kind"],
-                              text=t.get("text") or "", probabilities=t.get("probabilities"),
-                              end_debate=bool(t.get("end_debate")), private_note=t.get("private_note") or "",
-                              payload=payload, client_id=t.get("client_id") or "",
-                              author=self.user(t.get("author"))))
+            turns.append(
+                Turn(
+                    debate=debate,
+                    round_index=t["round"],
+                    seat=t["seat"],
+                    kind=t["kind"],
+                    text=t.get("text") or "",
+                    probabilities=t.get("probabilities"),
+                    end_debate=bool(t.get("end_debate")),
+                    private_note=t.get("private_note") or "",
+                    payload=payload,
+                    client_id=t.get("client_id") or "",
+                    author=self.user(t.get("author")),
+                )
+            )
         Turn.objects.bulk_create(turns)
         for turn, t in zip(turns, record["turns"]):
             self.timestamps.append((turn, _when(t.get("created_at"), line, "turns.created_at")))
@@ -177,13 +225,26 @@ class _Importer:
         line = record["_line"]
         provenance = _json(record.get("verdict_provenance_json"), line, "verdict_provenance_json", {})
         verdict = verdicts.build_verdict(
-            self.debate(record), record["probabilities"], judge=self.user(record.get("judge")),
-            judge_kind=record["judge_kind"], ai_judge=record.get("ai_judge") or "", live=bool(record.get("live", True)),
-            reason=record.get("reason") or "", seconds_spent=record.get("seconds_spent"),
-            after_turn=record.get("after_turn") or 0, after_seq=record.get("after_seq") or 0,
-            client_id=record.get("client_id") or "", provenance=provenance,
-            source_rule=verdicts.source_rule(provenance.get("tie_rule"), record["chosen_index"],
-                                             record["correct"], record["score"], record.get("scoring_rule") or "log"))
+            self.debate(record),
+            record["probabilities"],
+            judge=self.user(record.get("judge")),
+            judge_kind=record["judge_kind"],
+            ai_judge=record.get("ai_judge") or "",
+            live=bool(record.get("live", True)),
+            reason=record.get("reason") or "",
+            seconds_spent=record.get("seconds_spent"),
+            after_turn=record.get("after_turn") or 0,
+            after_seq=record.get("after_seq") or 0,
+            client_id=record.get("client_id") or "",
+            provenance=provenance,
+            source_rule=verdicts.source_rule(
+                provenance.get("tie_rule"),
+                record["chosen_index"],
+                record["correct"],
+                record["score"],
+                record.get("scoring_rule") or "log",
+            ),
+        )
         verdict.hidden_seconds = quality.hidden_seconds(record.get("hidden_seconds"))
         verdict.save()
         self.timestamps.append((verdict, _when(record.get("verdict_created_at"), line, "verdict_created_at")))

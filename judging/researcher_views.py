@@ -1,6 +1,7 @@
 """Researchers' pages: their experiments, each experiment's analysis, the NYU reproduction, and the
 streaming dataset downloads. Judges and debaters get 403; people who are not signed in go to the
 sign-in page; a researcher sees only the experiments they own (a superuser sees all)."""
+
 import functools
 import re
 
@@ -66,35 +67,57 @@ def _version_number(request):
 
 @researcher_required
 def experiment_list(request):
-    experiments = (export.experiments_of(request.user).select_related("owner")
-                   .annotate(version_count=Count("versions", distinct=True),
-                             debate_count=Count("versions__debates", distinct=True),
-                             verdict_count=Count("versions__debates__verdicts", distinct=True))
-                   .order_by("-created_at"))
+    experiments = (
+        export.experiments_of(request.user)
+        .select_related("owner")
+        .annotate(
+            version_count=Count("versions", distinct=True),
+            debate_count=Count("versions__debates", distinct=True),
+            verdict_count=Count("versions__debates__verdicts", distinct=True),
+        )
+        .order_by("-created_at")
+    )
     return render(request, "judging/experiment_list.html", {"experiments": experiments})
 
 
 @researcher_required
 def experiment_detail(request, experiment_id):
     experiment = owned_experiment(request.user, experiment_id)
-    versions = list(experiment.versions.annotate(
-        debate_count=Count("debates", distinct=True), verdict_count=Count("debates__verdicts", distinct=True),
-        complete=Count("debates", filter=Q(debates__status=Debate.COMPLETE), distinct=True)).order_by("-number"))
+    versions = list(
+        experiment.versions.annotate(
+            debate_count=Count("debates", distinct=True),
+            verdict_count=Count("debates__verdicts", distinct=True),
+            complete=Count("debates", filter=Q(debates__status=Debate.COMPLETE), distinct=True),
+        ).order_by("-number")
+    )
     for version in versions:
         target = (version.definition or {}).get("target_verdicts")
         version.target = target
         version.progress = min(1.0, version.verdict_count / target) if target else None
-    by_status = dict(Debate.objects.filter(experiment_version__experiment=experiment)
-                     .values_list("status").annotate(n=Count("id")).order_by())
+    by_status = dict(
+        Debate.objects.filter(experiment_version__experiment=experiment)
+        .values_list("status")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
     statuses = [(label, by_status.get(status, 0)) for status, label in Debate.STATUSES]
     verdicts = analysis.experiment_verdicts(experiment)
-    return render(request, "judging/experiment_detail.html", {
-        "experiment": experiment, "versions": versions, "statuses": statuses,
-        "verdict_count": verdicts.count(), "human_verdicts": verdicts.filter(judge_kind=Verdict.HUMAN).count(),
-        "may_see_identities": may_see_identities(request.user), "formats": export.FORMATS,
-        "csv_available": connection.vendor == "postgresql", "database_vendor": connection.vendor,
-        **_study_context(request, experiment),
-    })
+    return render(
+        request,
+        "judging/experiment_detail.html",
+        {
+            "experiment": experiment,
+            "versions": versions,
+            "statuses": statuses,
+            "verdict_count": verdicts.count(),
+            "human_verdicts": verdicts.filter(judge_kind=Verdict.HUMAN).count(),
+            "may_see_identities": may_see_identities(request.user),
+            "formats": export.FORMATS,
+            "csv_available": connection.vendor == "postgresql",
+            "database_vendor": connection.vendor,
+            **_study_context(request, experiment),
+        },
+    )
 
 
 def _study_context(request, experiment):
@@ -104,12 +127,17 @@ def _study_context(request, experiment):
     shown = list(participants[:200])
     for participant in shown:
         participant.quality = quality_label(participant_quality(participant, version))
-    return {"study_platform": platform, "study_link": link,
-            "study_counts": crowd.status_counts(experiment), "study_participants": shown,
-            "waiting_room": crowd.waiting_room(experiment), "monitor": crowd.monitor(experiment),
-            "bonus_batches": sorted({b for b in participants.values_list("bonus_batch", flat=True) if b}),
-            "bonus_owed": participants.filter(status="completed", bonus__gt=0, bonus_batch=None).count(),
-            "invitations": experiment.invitations.order_by("-id")[:20]}
+    return {
+        "study_platform": platform,
+        "study_link": link,
+        "study_counts": crowd.status_counts(experiment),
+        "study_participants": shown,
+        "waiting_room": crowd.waiting_room(experiment),
+        "monitor": crowd.monitor(experiment),
+        "bonus_batches": sorted({b for b in participants.values_list("bonus_batch", flat=True) if b}),
+        "bonus_owed": participants.filter(status="completed", bonus__gt=0, bonus_batch=None).count(),
+        "invitations": experiment.invitations.order_by("-id")[:20],
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -179,7 +207,9 @@ def experiment_start(request, experiment_id):
     if version is None:
         messages.error(request, "This experiment has no definition to start.")
     elif version.frozen_at is not None:
-        messages.error(request, f"Version {version.number} has already started. Edit the definition to make a new version.")
+        messages.error(
+            request, f"Version {version.number} has already started. Edit the definition to make a new version."
+        )
     else:
         try:
             debates = start_experiment(version.pk)
@@ -187,8 +217,11 @@ def experiment_start(request, experiment_id):
             messages.error(request, f"Could not start version {version.number}: {refused.message}.")
         else:
             started = Debate.objects.filter(pk__in=[d.pk for d in debates]).exclude(status=Debate.SCHEDULED).count()
-            messages.success(request, f"Started version {version.number}: {len(debates)} debate{'s' if len(debates) != 1 else ''} "
-                                      f"created, {started} under way.")
+            messages.success(
+                request,
+                f"Started version {version.number}: {len(debates)} debate{'s' if len(debates) != 1 else ''} "
+                f"created, {started} under way.",
+            )
     return redirect("experiment_detail", experiment_id=experiment.pk)
 
 
@@ -213,8 +246,10 @@ def _same_name(text: str, experiment: Experiment) -> list[str]:
         return error.errors
     if name != experiment.name:
         line = next((i for i, row in enumerate(text.splitlines(), 1) if re.match(r"\s*\"?name\"?\s*:", row)), 1)
-        return [f"line {line}: name: an edit keeps the name {experiment.name!r}; "
-                f"to make a new experiment use “New experiment”"]
+        return [
+            f"line {line}: name: an edit keeps the name {experiment.name!r}; "
+            f"to make a new experiment use “New experiment”"
+        ]
     return []
 
 
@@ -249,8 +284,10 @@ def _saved_message(previous, version, created) -> str:
     if previous is None:
         return f"Saved {version.experiment.name} as version {version.number}. Start it when you are ready."
     if created:
-        return (f"Version {previous.number} has started, so its definition is frozen: "
-                f"your edit is saved as a new version, version {version.number}.")
+        return (
+            f"Version {previous.number} has started, so its definition is frozen: "
+            f"your edit is saved as a new version, version {version.number}."
+        )
     if experiment_spec.canonical_json(previous.definition) == experiment_spec.canonical_json(version.definition):
         return f"Nothing changed: version {version.number} is as it was."
     return f"Saved your changes to version {version.number} (not started yet)."
@@ -264,10 +301,19 @@ def _form(request, experiment, text, errors, source_name):
     error_lines = {int(m.group(1)) for e in errors if (m := re.match(r"line (\d+):", e))}
     listing = [{"number": i, "text": row, "error": i in error_lines} for i, row in enumerate(text.splitlines(), 1)]
     latest = experiment.latest_version() if experiment else None
-    return render(request, "judging/experiment_form.html", {
-        "experiment": experiment, "latest": latest, "text": text, "errors": errors, "listing": listing,
-        "source_name": source_name,
-    }, status=400 if errors else 200)
+    return render(
+        request,
+        "judging/experiment_form.html",
+        {
+            "experiment": experiment,
+            "latest": latest,
+            "text": text,
+            "errors": errors,
+            "listing": listing,
+            "source_name": source_name,
+        },
+        status=400 if errors else 200,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -287,8 +333,11 @@ def experiment_analysis(request, experiment_id):
     version = _version_number(request)
     result = analysis.analyse(analysis.experiment_verdicts(experiment, version), wait=False)
     context = _analysis_context(result)
-    context.update(experiment=experiment, version=version,
-                   stamp_url=request.path + "stamp.json" + (f"?version={version}" if version is not None else ""))
+    context.update(
+        experiment=experiment,
+        version=version,
+        stamp_url=request.path + "stamp.json" + (f"?version={version}" if version is not None else ""),
+    )
     template = "judging/analysis_figures.html" if request.GET.get("partial") else "judging/analysis.html"
     return render(request, template, context)
 
@@ -296,7 +345,9 @@ def experiment_analysis(request, experiment_id):
 @researcher_required
 def experiment_analysis_stamp(request, experiment_id):
     experiment = owned_experiment(request.user, experiment_id)
-    return JsonResponse({"stamp": analysis.data_stamp(analysis.experiment_verdicts(experiment, _version_number(request)))})
+    return JsonResponse(
+        {"stamp": analysis.data_stamp(analysis.experiment_verdicts(experiment, _version_number(request)))}
+    )
 
 
 def _figure_csv(result, key: str, filename: str) -> HttpResponse:
@@ -345,8 +396,12 @@ def export_options(request, experiment: Experiment, user) -> export.ExportOption
     identities = request.GET.get("identities") == "1"
     if identities and not may_see_identities(user):
         raise PermissionDenied("You may not export identities; the export uses pseudonyms.")
-    return export.ExportOptions(experiment_ids=[experiment.pk], version_number=_version_number(request),
-                                include_hidden=request.GET.get("hidden") == "1", identities=identities)
+    return export.ExportOptions(
+        experiment_ids=[experiment.pk],
+        version_number=_version_number(request),
+        include_hidden=request.GET.get("hidden") == "1",
+        identities=identities,
+    )
 
 
 def streaming_bundle(request, fmt: str, options: export.ExportOptions, filename: str) -> StreamingHttpResponse:
@@ -374,8 +429,9 @@ async def _async_chunks(chunks):
 @researcher_required
 def experiment_export(request, experiment_id, fmt):
     experiment = owned_experiment(request.user, experiment_id)
-    return streaming_bundle(request, fmt, export_options(request, experiment, request.user),
-                            f"experiment-{experiment.pk}")
+    return streaming_bundle(
+        request, fmt, export_options(request, experiment, request.user), f"experiment-{experiment.pk}"
+    )
 
 
 @researcher_required
@@ -407,9 +463,18 @@ def api_tokens(request):
         if not errors:
             _, new_key = ApiToken.issue(request.user, name, days=int(days))
     tokens = ApiToken.objects.filter(user=request.user).order_by("-created_at")
-    return render(request, "judging/api_tokens.html", {
-        "tokens": tokens, "new_key": new_key, "errors": errors, "expiry_choices": EXPIRY_CHOICES,
-        "default_days": ApiToken.DEFAULT_DAYS}, status=400 if errors else 200)
+    return render(
+        request,
+        "judging/api_tokens.html",
+        {
+            "tokens": tokens,
+            "new_key": new_key,
+            "errors": errors,
+            "expiry_choices": EXPIRY_CHOICES,
+            "default_days": ApiToken.DEFAULT_DAYS,
+        },
+        status=400 if errors else 200,
+    )
 
 
 @researcher_required

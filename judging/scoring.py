@@ -2,6 +2,7 @@
 
 Higher is better for every rule. `log` is log2 p(correct) as in the NYU platform (0 is perfect).
 """
+
 import math
 
 RULES = ("log", "quadratic", "spherical")

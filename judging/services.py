@@ -1,4 +1,5 @@
 """Recording verdicts: the one write path for a judge's final judgment."""
+
 from django.db import transaction
 
 from debates.models import Debate
@@ -11,8 +12,7 @@ from .verdicts import record_verdict, tied
 MAX_REASON = 5_000
 
 
-def submit_verdict(debate_id: int, user, probabilities, reason: str, seconds_spent=None, client_id: str = "",
-                   **fields):
+def submit_verdict(debate_id: int, user, probabilities, reason: str, seconds_spent=None, client_id: str = "", **fields):
     """probabilities are in the debate's display order. Returns (verdict, new events), published
     when the transaction commits. fields: further Verdict fields (judging.verdicts.record_verdict)."""
     with transaction.atomic():
@@ -30,8 +30,16 @@ def submit_verdict(debate_id: int, user, probabilities, reason: str, seconds_spe
         if debate.status == Debate.ABANDONED:
             raise Refused("debate_abandoned", "this debate was abandoned")
         canonical, reason, seconds = checked_judgment(debate, probabilities, reason, seconds_spent, client_id)
-        return record_verdict(debate, canonical, judge=user, reason=reason, seconds_spent=seconds,
-                              client_id=client_id, completes=True, **fields)
+        return record_verdict(
+            debate,
+            canonical,
+            judge=user,
+            reason=reason,
+            seconds_spent=seconds,
+            client_id=client_id,
+            completes=True,
+            **fields,
+        )
 
 
 def checked_judgment(debate: Debate, probabilities, reason: str, seconds_spent, client_id: str):

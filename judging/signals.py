@@ -2,6 +2,7 @@
 finishes, its offline judging assignments are made (judging.offline); when an image debate
 finishes, the pixel judge's verdict is scheduled (judging.tasks); a seated AI judge gives its
 feedback when a judge feedback round waits for it and its verdict when the debate ends."""
+
 from debates.models import Debate, Participant
 from debates.protocol import JUDGE
 

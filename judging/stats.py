@@ -14,6 +14,7 @@ Conventions used throughout:
 - Bad input (empty data, mismatched lengths, probabilities outside [0, 1]) raises ValueError with a
   message that says what is wrong.
 """
+
 from dataclasses import dataclass
 from functools import lru_cache
 import math
@@ -149,8 +150,12 @@ class BradleyTerry:
                 "wins": float(self.wins[i]),
             }
             if self.low is not None and self.high is not None:
-                row.update(low=float(self.low[i]), high=float(self.high[i]),
-                           elo_low=float(self.elo(self.low[i])), elo_high=float(self.elo(self.high[i])))
+                row.update(
+                    low=float(self.low[i]),
+                    high=float(self.high[i]),
+                    elo_low=float(self.elo(self.low[i])),
+                    elo_high=float(self.elo(self.high[i])),
+                )
             rows.append(row)
         return rows
 
@@ -262,14 +267,15 @@ def accuracy(correct, question_ids=None, level: float = 0.95, n_boot: int = 2000
         per_question_correct = np.bincount(codes, weights=correct, minlength=len(questions))
         per_question_total = np.bincount(codes, minlength=len(questions)).astype(float)
         replicates = _cluster_bootstrap(
-            [per_question_correct, per_question_total], n_boot, seed,
-            lambda sums: sums[0] / sums[1])
+            [per_question_correct, per_question_total], n_boot, seed, lambda sums: sums[0] / sums[1]
+        )
         bootstrap = _percentile_interval(replicates, level, "bootstrap by question")
     return Proportion(successes, total, successes / total, wilson_interval(successes, total, level), bootstrap)
 
 
-def grouped_accuracy(groups, correct, question_ids=None, level: float = 0.95, n_boot: int = 2000,
-                     seed: int = 0) -> dict:
+def grouped_accuracy(
+    groups, correct, question_ids=None, level: float = 0.95, n_boot: int = 2000, seed: int = 0
+) -> dict:
     """`accuracy` per group (protocol, judge kind, ...): {group: Proportion}, groups in first-seen order."""
     _check_same_length(groups=groups, correct=correct)
     if question_ids is not None:
@@ -320,8 +326,15 @@ def _percentile_interval(replicates: np.ndarray, level: float, method: str) -> I
 # Comparing two protocols
 
 
-def compare_accuracies(correct_a, correct_b, question_ids_a=None, question_ids_b=None, level: float = 0.95,
-                       n_boot: int = 2000, seed: int = 0) -> Difference:
+def compare_accuracies(
+    correct_a,
+    correct_b,
+    question_ids_a=None,
+    question_ids_b=None,
+    level: float = 0.95,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> Difference:
     """Accuracy of A minus accuracy of B (e.g. debate minus consultancy).
 
     Interval: Newcombe's hybrid score interval (method 10 of Newcombe 1998, built from the two
@@ -343,14 +356,16 @@ def compare_accuracies(correct_a, correct_b, question_ids_a=None, question_ids_b
     newcombe = Interval(
         estimate - math.hypot(a.estimate - a.wilson.low, b.wilson.high - b.estimate),
         estimate + math.hypot(a.wilson.high - a.estimate, b.estimate - b.wilson.low),
-        "newcombe")
+        "newcombe",
+    )
     test, p_value = _two_proportion_test(a.successes, a.total, b.successes, b.total)
     bootstrap = None
     if (question_ids_a is None) != (question_ids_b is None):
         raise ValueError("give question ids for both protocols or for neither")
     if question_ids_a is not None:
-        bootstrap = _paired_difference_bootstrap(correct_a, correct_b, question_ids_a, question_ids_b,
-                                                 level, n_boot, seed)
+        bootstrap = _paired_difference_bootstrap(
+            correct_a, correct_b, question_ids_a, question_ids_b, level, n_boot, seed
+        )
     return Difference(a, b, estimate, newcombe, bootstrap, test, p_value)
 
 
@@ -370,12 +385,14 @@ def _paired_difference_bootstrap(correct_a, correct_b, ids_a, ids_b, level, n_bo
     _check_same_length(correct_a=correct_a, question_ids_a=ids_a)
     _check_same_length(correct_b=correct_b, question_ids_b=ids_b)
     codes, questions = _codes(_joined(ids_a, ids_b))
-    codes_a, codes_b = codes[:correct_a.size], codes[correct_a.size:]
+    codes_a, codes_b = codes[: correct_a.size], codes[correct_a.size :]
     q = len(questions)
-    columns = [np.bincount(codes_a, weights=correct_a, minlength=q),
-               np.bincount(codes_a, minlength=q).astype(float),
-               np.bincount(codes_b, weights=correct_b, minlength=q),
-               np.bincount(codes_b, minlength=q).astype(float)]
+    columns = [
+        np.bincount(codes_a, weights=correct_a, minlength=q),
+        np.bincount(codes_a, minlength=q).astype(float),
+        np.bincount(codes_b, weights=correct_b, minlength=q),
+        np.bincount(codes_b, minlength=q).astype(float),
+    ]
     # A replicate that drew no question of one protocol has no accuracy for it; it is left out.
     replicates = _cluster_bootstrap(columns, n_boot, seed, lambda s: s[0] / s[1] - s[2] / s[3])
     return _percentile_interval(replicates, level, "bootstrap by question")
@@ -422,10 +439,15 @@ def reliability_diagram(p_correct, bins: int = 10) -> tuple[ReliabilityBin, ...]
     result = []
     for i in range(bins):
         filled = counts[i] > 0
-        result.append(ReliabilityBin(
-            float(edges[i]), float(edges[i + 1]), int(counts[i]),
-            float(confidence_sums[i] / counts[i]) if filled else None,
-            float(correct_sums[i] / counts[i]) if filled else None))
+        result.append(
+            ReliabilityBin(
+                float(edges[i]),
+                float(edges[i + 1]),
+                int(counts[i]),
+                float(confidence_sums[i] / counts[i]) if filled else None,
+                float(correct_sums[i] / counts[i]) if filled else None,
+            )
+        )
     return tuple(result)
 
 
@@ -436,8 +458,13 @@ def expected_calibration_error(p_correct, bins: int = 10) -> float:
 
 
 def _calibration_gap(diagram: tuple[ReliabilityBin, ...], total: int) -> float:
-    return float(sum(b.count / total * abs(b.accuracy - b.mean_confidence) for b in diagram
-                     if b.accuracy is not None and b.mean_confidence is not None))
+    return float(
+        sum(
+            b.count / total * abs(b.accuracy - b.mean_confidence)
+            for b in diagram
+            if b.accuracy is not None and b.mean_confidence is not None
+        )
+    )
 
 
 def accuracy_at_confidence(p_correct, threshold: float = 0.9, level: float = 0.95) -> HighConfidence:
@@ -458,8 +485,14 @@ def calibration(p_correct, bins: int = 10, threshold: float = 0.9, level: float 
     high confidence, in one result."""
     p = _as_probabilities(p_correct)
     diagram = reliability_diagram(p, bins)
-    return Calibration(int(p.size), brier_score(p), log_score(p), _calibration_gap(diagram, p.size), diagram,
-                       accuracy_at_confidence(p, threshold, level))
+    return Calibration(
+        int(p.size),
+        brier_score(p),
+        log_score(p),
+        _calibration_gap(diagram, p.size),
+        diagram,
+        accuracy_at_confidence(p, threshold, level),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -511,8 +544,9 @@ def win_rates(debaters, honest, won, level: float = 0.95) -> list[DebaterRecord]
         wins, total = int(won[mask].sum()), int(mask.sum())
         return Proportion(wins, total, wins / total, wilson_interval(wins, total, level))
 
-    return [DebaterRecord(name, rate((codes == c) & honest), rate((codes == c) & ~honest))
-            for c, name in enumerate(names)]
+    return [
+        DebaterRecord(name, rate((codes == c) & honest), rate((codes == c) & ~honest)) for c, name in enumerate(names)
+    ]
 
 
 def judge_leaderboard(judges, correct, scores, level: float = 0.95) -> list[JudgeRow]:
@@ -556,7 +590,7 @@ class _Pairings:
         tie = np.zeros(len(winners), bool) if ties is None else _as_bools(ties, "ties")
         _check_same_length(winners=winners, ties=tie)
         codes, self.players = _codes(list(winners) + list(losers))
-        winner, loser = codes[:len(winners)], codes[len(winners):]
+        winner, loser = codes[: len(winners)], codes[len(winners) :]
         if (winner == loser).any():
             first = int(np.flatnonzero(winner == loser)[0])
             raise ValueError(f"debate {first}: a player cannot play against themselves")
@@ -577,16 +611,17 @@ class _Pairings:
         rows = np.repeat(np.arange(k), 2)
         # pair differences: rating[first] - rating[second]
         self.difference = sparse.csr_matrix(
-            (np.tile([1.0, -1.0], k), (rows, np.ravel(np.column_stack([self.first, self.second])))), shape=(k, p))
+            (np.tile([1.0, -1.0], k), (rows, np.ravel(np.column_stack([self.first, self.second])))), shape=(k, p)
+        )
         # each pair's contribution to the Hessian (flattened p x p)
         f, s = self.first, self.second
         cells = np.column_stack([f * p + f, s * p + s, f * p + s, s * p + f]).ravel()
         self.to_hessian = sparse.csr_matrix(
-            (np.tile([1.0, 1.0, -1.0, -1.0], k), (np.repeat(np.arange(k), 4), cells)), shape=(k, p * p))
+            (np.tile([1.0, 1.0, -1.0, -1.0], k), (np.repeat(np.arange(k), 4), cells)), shape=(k, p * p)
+        )
         self.games_per_player = np.bincount(codes, minlength=p).astype(int)
         tie_codes = np.concatenate([winner[tie], loser[tie]])
-        self.wins_per_player = (np.bincount(winner[~tie], minlength=p)
-                                + 0.5 * np.bincount(tie_codes, minlength=p))
+        self.wins_per_player = np.bincount(winner[~tie], minlength=p) + 0.5 * np.bincount(tie_codes, minlength=p)
 
     def per_pair(self, category_counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         games = (self.to_games.T @ category_counts.T).T
@@ -598,7 +633,7 @@ def _negative_log_posterior(theta, games, first_wins, pairings, prior):
     d = (pairings.difference @ theta.T).T
     # -[w log s(d) + (n - w) log s(-d)] with log s(x) = -log(1 + e^-x), folded into one logaddexp
     loss = games * np.logaddexp(0, d) - first_wins * d
-    return loss.sum(axis=1) + 0.5 * prior * (theta ** 2).sum(axis=1)
+    return loss.sum(axis=1) + 0.5 * prior * (theta**2).sum(axis=1)
 
 
 def _solve_positive_definite(matrices: np.ndarray, vectors: np.ndarray) -> np.ndarray:
@@ -638,8 +673,10 @@ def _fit_bradley_terry(games, first_wins, pairings, prior, start=None, tolerance
             current = _negative_log_posterior(ts, ns, ws, pairings, prior)
             for _ in range(60):
                 trial = ts - scale[searching, None] * steps
-                worse = (_negative_log_posterior(trial, ns, ws, pairings, prior)
-                         > current - 1e-4 * scale[searching] * decrease[searching])
+                worse = (
+                    _negative_log_posterior(trial, ns, ws, pairings, prior)
+                    > current - 1e-4 * scale[searching] * decrease[searching]
+                )
                 if not worse.any():
                     break
                 scale[searching[worse]] *= 0.5
@@ -649,8 +686,9 @@ def _fit_bradley_terry(games, first_wins, pairings, prior, start=None, tolerance
     raise RuntimeError("Bradley-Terry fit did not converge; please report the data that caused this")
 
 
-def bradley_terry(winners, losers, ties=None, prior: float = 0.01, n_boot: int = 1000, seed: int = 0,
-                  level: float = 0.95) -> BradleyTerry:
+def bradley_terry(
+    winners, losers, ties=None, prior: float = 0.01, n_boot: int = 1000, seed: int = 0, level: float = 0.95
+) -> BradleyTerry:
     """Bradley-Terry ratings from pairwise outcomes, with bootstrap intervals.
 
     `winners[k]` beat `losers[k]` in debate k; where `ties[k]` is true the debate was a draw and
@@ -681,13 +719,13 @@ def bradley_terry(winners, losers, ties=None, prior: float = 0.01, n_boot: int =
         for start in range(0, n_boot, chunk):
             draws = rng.multinomial(total, pairings.counts / total, size=min(chunk, n_boot - start))
             # Replicates lie near the full-data fit, so starting there saves Newton steps.
-            batches.append(_fit_bradley_terry(*pairings.per_pair(draws.astype(float)), pairings, prior,
-                                              start=ratings))
+            batches.append(_fit_bradley_terry(*pairings.per_pair(draws.astype(float)), pairings, prior, start=ratings))
         replicates = np.concatenate(batches)
         tail = (1 - level) / 2
         low, high = np.quantile(replicates, [tail, 1 - tail], axis=0)
-    return BradleyTerry(tuple(pairings.players), ratings, low, high, pairings.games_per_player,
-                        pairings.wins_per_player, prior, n_boot)
+    return BradleyTerry(
+        tuple(pairings.players), ratings, low, high, pairings.games_per_player, pairings.wins_per_player, prior, n_boot
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -723,7 +761,7 @@ def krippendorff_alpha(items) -> float:
     coincidence = weighted.T @ table - np.diag(weighted.sum(axis=0))
     per_label = coincidence.sum(axis=1)
     n = per_label.sum()
-    expected_disagreement = n * n - (per_label ** 2).sum()
+    expected_disagreement = n * n - (per_label**2).sum()
     if expected_disagreement == 0:
         raise ValueError("alpha is undefined when every rating has the same label")
     observed_disagreement = n - np.trace(coincidence)
@@ -738,8 +776,10 @@ def fleiss_kappa(items) -> float:
         raise ValueError("kappa needs at least one item")
     raters = {len(item) for item in items}
     if len(raters) != 1:
-        raise ValueError(f"Fleiss' kappa needs the same number of raters on every item, got {sorted(raters)}; "
-                         "use krippendorff_alpha instead")
+        raise ValueError(
+            f"Fleiss' kappa needs the same number of raters on every item, got {sorted(raters)}; "
+            "use krippendorff_alpha instead"
+        )
     m = raters.pop()
     if m < 2:
         raise ValueError("Fleiss' kappa needs at least two raters per item")
@@ -748,7 +788,7 @@ def fleiss_kappa(items) -> float:
     np.add.at(table, (np.repeat(np.arange(len(items)), m), codes), 1)
     observed = ((table * (table - 1)).sum(axis=1) / (m * (m - 1))).mean()
     label_shares = table.sum(axis=0) / table.sum()
-    chance = (label_shares ** 2).sum()
+    chance = (label_shares**2).sum()
     if chance == 1:
         raise ValueError("kappa is undefined when every rating has the same label")
     return float((observed - chance) / (1 - chance))

@@ -5,6 +5,7 @@ screen reader announces what the chart shows; the numbers themselves are printed
 on the page. Text is escaped here, so callers may pass any labels. Colours come from CSS variables
 of the site stylesheet with fallbacks, so the charts follow the page's theme.
 """
+
 import math
 from html import escape
 
@@ -15,20 +16,26 @@ SERIES = ("#2c56c9", "#b3531a", "#23704f", "#8a3ea8", "#a0266a", "#5a6475")
 
 
 def _svg(width: int, height: int, title: str, body: list[str]) -> str:
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" '
-            f'role="img" aria-label="{escape(title)}" class="chart" style="max-width:{width}px">'
-            f"<title>{escape(title)}</title>{''.join(body)}</svg>")
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" '
+        f'role="img" aria-label="{escape(title)}" class="chart" style="max-width:{width}px">'
+        f"<title>{escape(title)}</title>{''.join(body)}</svg>"
+    )
 
 
 def _text(x, y, content, anchor="start", size=12, color=INK, extra="") -> str:
-    return (f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" font-size="{size}" fill="{color}"{extra}>'
-            f"{escape(str(content))}</text>")
+    return (
+        f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" font-size="{size}" fill="{color}"{extra}>'
+        f"{escape(str(content))}</text>"
+    )
 
 
 def _line(x1, y1, x2, y2, color=GRID, width=1, dash=None) -> str:
     dashes = f' stroke-dasharray="{dash}"' if dash else ""
-    return (f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" stroke="{color}" '
-            f'stroke-width="{width}"{dashes}/>')
+    return (
+        f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" stroke="{color}" '
+        f'stroke-width="{width}"{dashes}/>'
+    )
 
 
 def _ticks(low: float, high: float, count: int = 5) -> list[float]:
@@ -40,8 +47,9 @@ def _percent(value: float) -> str:
     return f"{100 * value:.0f}%"
 
 
-def interval_chart(rows, title: str, axis_label: str, low: float = 0.0, high: float = 1.0, reference=None,
-                   as_percent: bool = True) -> str:
+def interval_chart(
+    rows, title: str, axis_label: str, low: float = 0.0, high: float = 1.0, reference=None, as_percent: bool = True
+) -> str:
     """One row per group: a dot at the estimate and a whisker over its interval.
 
     rows: dicts with label, estimate, low, high (interval ends may be None) and optionally
@@ -79,8 +87,9 @@ def interval_chart(rows, title: str, axis_label: str, low: float = 0.0, high: fl
     return _svg(width, height, title, body)
 
 
-def line_chart(series, title: str, x_label: str, y_label: str, low: float = 0.0, high: float = 1.0,
-               reference=None) -> str:
+def line_chart(
+    series, title: str, x_label: str, y_label: str, low: float = 0.0, high: float = 1.0, reference=None
+) -> str:
     """series: [(name, [(x, y, y_low, y_high), ...])] with whole-number x (rounds). Intervals may be None."""
     series = [(name, list(points)) for name, points in series]
     width, height = 620, 300
@@ -104,8 +113,17 @@ def line_chart(series, title: str, x_label: str, y_label: str, low: float = 0.0,
     if reference is not None:
         body.append(_line(left, y_of(reference), right, y_of(reference), MUTED, 1, "4 3"))
     body.append(_text((left + right) / 2, height - 6, x_label, "middle", 11, MUTED))
-    body.append(_text(14, (top + bottom) / 2, y_label, "middle", 11, MUTED,
-                      f' transform="rotate(-90 14 {(top + bottom) / 2:.1f})"'))
+    body.append(
+        _text(
+            14,
+            (top + bottom) / 2,
+            y_label,
+            "middle",
+            11,
+            MUTED,
+            f' transform="rotate(-90 14 {(top + bottom) / 2:.1f})"',
+        )
+    )
     if not series:
         body.append(_text((left + right) / 2, (top + bottom) / 2, "no data yet", "middle", 12, MUTED))
     for i, (name, points) in enumerate(series):
@@ -150,20 +168,26 @@ def reliability_chart(bins, title: str) -> str:
         if not b["count"]:
             continue
         bar_height = 0.25 * plot * b["count"] / most
-        body.append(f'<rect x="{x_of(b["low"]) + 1:.1f}" y="{14 + plot - bar_height:.1f}" '
-                    f'width="{x_of(b["high"]) - x_of(b["low"]) - 2:.1f}" height="{bar_height:.1f}" '
-                    f'fill="{SERIES[5]}" fill-opacity="0.18"/>')
+        body.append(
+            f'<rect x="{x_of(b["low"]) + 1:.1f}" y="{14 + plot - bar_height:.1f}" '
+            f'width="{x_of(b["high"]) - x_of(b["low"]) - 2:.1f}" height="{bar_height:.1f}" '
+            f'fill="{SERIES[5]}" fill-opacity="0.18"/>'
+        )
     points = [b for b in bins if b["count"]]
     if points:
         path = " ".join(f"{x_of(b['mean_confidence']):.1f},{y_of(b['accuracy']):.1f}" for b in points)
         body.append(f'<polyline points="{path}" fill="none" stroke="{SERIES[0]}" stroke-width="2"/>')
         for b in points:
-            body.append(f'<circle cx="{x_of(b["mean_confidence"]):.1f}" cy="{y_of(b["accuracy"]):.1f}" r="4" '
-                        f'fill="{SERIES[0]}"/>')
+            body.append(
+                f'<circle cx="{x_of(b["mean_confidence"]):.1f}" cy="{y_of(b["accuracy"]):.1f}" r="4" '
+                f'fill="{SERIES[0]}"/>'
+            )
     else:
         body.append(_text(margin + plot / 2, 14 + plot / 2, "no data yet", "middle", 12, MUTED))
     body.append(_text(margin + plot / 2, size + 4, "confidence in the chosen answer", "middle", 11, MUTED))
-    body.append(_text(12, 14 + plot / 2, "accuracy", "middle", 11, MUTED, f' transform="rotate(-90 12 {14 + plot / 2:.1f})"'))
+    body.append(
+        _text(12, 14 + plot / 2, "accuracy", "middle", 11, MUTED, f' transform="rotate(-90 12 {14 + plot / 2:.1f})"')
+    )
     return _svg(size, size + 10, title, body)
 
 
@@ -173,9 +197,18 @@ def heatmap(matrix, row_labels, column_labels, title: str, row_axis: str, column
     cell, left, top = 30, 56, 40
     rows, columns = len(row_labels), len(column_labels)
     width, height = left + cell * columns + 10, top + cell * rows + 10
-    body = [_text(left + cell * columns / 2, 12, column_axis, "middle", 11, MUTED),
-            _text(12, top + cell * rows / 2, row_axis, "middle", 11, MUTED,
-                  f' transform="rotate(-90 12 {top + cell * rows / 2:.1f})"')]
+    body = [
+        _text(left + cell * columns / 2, 12, column_axis, "middle", 11, MUTED),
+        _text(
+            12,
+            top + cell * rows / 2,
+            row_axis,
+            "middle",
+            11,
+            MUTED,
+            f' transform="rotate(-90 12 {top + cell * rows / 2:.1f})"',
+        ),
+    ]
     for j, label in enumerate(column_labels):
         body.append(_text(left + cell * j + cell / 2, top - 8, label, "middle", 11))
     for i, label in enumerate(row_labels):
@@ -184,11 +217,17 @@ def heatmap(matrix, row_labels, column_labels, title: str, row_axis: str, column
             value = matrix[i][j]
             x, y = left + cell * j, top + cell * i
             if value is None or (isinstance(value, float) and math.isnan(value)):
-                body.append(f'<rect x="{x}" y="{y}" width="{cell - 1}" height="{cell - 1}" fill="{GRID}" '
-                            'fill-opacity="0.4"/>')
+                body.append(
+                    f'<rect x="{x}" y="{y}" width="{cell - 1}" height="{cell - 1}" fill="{GRID}" fill-opacity="0.4"/>'
+                )
                 continue
-            body.append(f'<rect x="{x}" y="{y}" width="{cell - 1}" height="{cell - 1}" fill="{SERIES[1]}" '
-                        f'fill-opacity="{0.08 + 0.92 * value:.2f}"/>')
-            body.append(_text(x + cell / 2, y + cell / 2 + 4, f"{100 * value:.0f}", "middle", 10,
-                              "#fff" if value > 0.55 else INK))
+            body.append(
+                f'<rect x="{x}" y="{y}" width="{cell - 1}" height="{cell - 1}" fill="{SERIES[1]}" '
+                f'fill-opacity="{0.08 + 0.92 * value:.2f}"/>'
+            )
+            body.append(
+                _text(
+                    x + cell / 2, y + cell / 2 + 4, f"{100 * value:.0f}", "middle", 10, "#fff" if value > 0.55 else INK
+                )
+            )
     return _svg(width, height, title, body)

@@ -1,5 +1,6 @@
 """Celery tasks of the judging app, started through debates.background (threads in the embedded
 default)."""
+
 import logging
 
 from celery import shared_task
@@ -35,7 +36,7 @@ AI_JUDGE_RETRIES = 4
 
 
 def _backoff(retries: int) -> int:
-    return min(300, 10 * 2 ** retries)
+    return min(300, 10 * 2**retries)
 
 
 def _ai_judge_feedback_in_process(debate_id: int, expected_round: int) -> None:
@@ -63,8 +64,13 @@ def _ai_judge_verdict_in_process(debate_id: int) -> None:
         log.warning("no AI judge verdict for debate %s: %s", debate_id, getattr(error, "message", error))
 
 
-@shared_task(base=BackgroundTask, bind=True, acks_late=True, max_retries=AI_JUDGE_RETRIES,
-             in_process=staticmethod(_ai_judge_feedback_in_process))
+@shared_task(
+    base=BackgroundTask,
+    bind=True,
+    acks_late=True,
+    max_retries=AI_JUDGE_RETRIES,
+    in_process=staticmethod(_ai_judge_feedback_in_process),
+)
 def ai_judge_feedback(self, debate_id: int, expected_round: int) -> str:
     """Idempotent: nothing happens unless the AI judge is still expected in that round."""
     from debates.agents.errors import AgentError, AgentUnavailable
@@ -81,8 +87,13 @@ def ai_judge_feedback(self, debate_id: int, expected_round: int) -> str:
         return ai_judges.forfeit_feedback(debate_id, expected_round, error)
 
 
-@shared_task(base=BackgroundTask, bind=True, acks_late=True, max_retries=AI_JUDGE_RETRIES,
-             in_process=staticmethod(_ai_judge_verdict_in_process))
+@shared_task(
+    base=BackgroundTask,
+    bind=True,
+    acks_late=True,
+    max_retries=AI_JUDGE_RETRIES,
+    in_process=staticmethod(_ai_judge_verdict_in_process),
+)
 def ai_judge_verdict(self, debate_id: int) -> str:
     """Idempotent: one verdict per debate and AI judge. A verdict that cannot be had is logged and
     the debate waits for it (manage.py ai_judge gives it later)."""

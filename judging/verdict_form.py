@@ -1,6 +1,7 @@
 """The verdict form that live judging (the verdict page) and offline judging (step reports and the
 final verdict) both post: reading its probabilities, and the slider rows it starts from, which
 templates/judging/_sliders.html draws."""
+
 from debates import services
 from debates.protocol import Refused
 
@@ -24,7 +25,7 @@ def whole_percents(probabilities) -> list[int]:
     shares = [p * 100 for p in probabilities]
     percents = [int(s) for s in shares]
     by_remainder = sorted(range(len(shares)), key=lambda i: (-(shares[i] - percents[i]), i))
-    for i in by_remainder[:100 - sum(percents)]:
+    for i in by_remainder[: 100 - sum(percents)]:
         percents[i] += 1
     return percents
 
@@ -48,8 +49,10 @@ def recorded_rows(debate, state, verdict) -> list[dict]:
     """A stored verdict in the order the judge saw the answers (no correctness, no score)."""
     shown = services.to_display(debate, verdict.probabilities)
     chosen_shown = debate.shown_answer_order().index(verdict.chosen_index)
-    return [{"answer": answer, "percent": round(p * 100, 1), "chosen": i == chosen_shown,
-             "argued_by": argued_by(state, i)} for i, (answer, p) in enumerate(zip(state["question"]["answers"], shown))]
+    return [
+        {"answer": answer, "percent": round(p * 100, 1), "chosen": i == chosen_shown, "argued_by": argued_by(state, i)}
+        for i, (answer, p) in enumerate(zip(state["question"]["answers"], shown))
+    ]
 
 
 def argued_by(state, shown_index: int) -> list[str]:

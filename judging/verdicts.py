@@ -12,6 +12,7 @@ correctness and score, and record the source's rule by name in provenance["tie_r
 Callers lock the debate (select_for_update) inside a transaction; events are published when the
 transaction commits.
 """
+
 from django.db import transaction
 
 from debates import live, services
@@ -27,8 +28,13 @@ TOLERANCE = 1e-9
 
 def source_rule(name: str, chosen_index: int, correct: bool, score: float, scoring_rule: str = "log") -> dict:
     """An imported verdict's own judgment, kept as its source made it under the source's rule `name`."""
-    return {"tie_rule": name, "chosen_index": chosen_index, "correct": bool(correct), "score": score,
-            "scoring_rule": scoring_rule}
+    return {
+        "tie_rule": name,
+        "chosen_index": chosen_index,
+        "correct": bool(correct),
+        "score": score,
+        "scoring_rule": scoring_rule,
+    }
 
 
 def chosen_answer(probabilities, correct_index: int) -> tuple[int, bool]:
@@ -45,10 +51,24 @@ def tied(probabilities) -> bool:
     return sum(1 for p in probabilities if abs(p - top) < TOLERANCE) > 1
 
 
-def build_verdict(debate: Debate, probabilities, *, reason: str, judge=None, judge_kind: str = Verdict.HUMAN,
-                  ai_judge: str = "", live: bool = True, seconds_spent=None, client_id: str = "",
-                  provenance: dict | None = None, turn_penalty: bool = True, after_turn: int | None = None,
-                  debater_turns: int | None = None, source_rule: dict | None = None, **fields) -> Verdict:
+def build_verdict(
+    debate: Debate,
+    probabilities,
+    *,
+    reason: str,
+    judge=None,
+    judge_kind: str = Verdict.HUMAN,
+    ai_judge: str = "",
+    live: bool = True,
+    seconds_spent=None,
+    client_id: str = "",
+    provenance: dict | None = None,
+    turn_penalty: bool = True,
+    after_turn: int | None = None,
+    debater_turns: int | None = None,
+    source_rule: dict | None = None,
+    **fields,
+) -> Verdict:
     """An unsaved Verdict with its chosen answer, correctness and score (bulk writers save many).
     probabilities are in the question's canonical order.
 
@@ -74,15 +94,34 @@ def build_verdict(debate: Debate, probabilities, *, reason: str, judge=None, jud
         if debater_turns is None:
             debater_turns = debate.turns.exclude(seat=JUDGE).count() if turn_penalty else 0
         scoring_rule = protocol.scoring_rule
-        score = scoring.score(scoring_rule, canonical, question.correct_index, turns=debater_turns,
-                              turn_penalty=protocol.turn_penalty if turn_penalty else 0.0)
+        score = scoring.score(
+            scoring_rule,
+            canonical,
+            question.correct_index,
+            turns=debater_turns,
+            turn_penalty=protocol.turn_penalty if turn_penalty else 0.0,
+        )
     if after_turn is None:
         after_turn = debate.turns.count()
     fields.setdefault("after_seq", debate.last_seq)
-    return Verdict(debate=debate, judge=judge, judge_kind=judge_kind, ai_judge=ai_judge, live=live,
-                   probabilities=canonical, chosen_index=chosen, correct=correct, reason=reason,
-                   seconds_spent=seconds_spent, after_turn=after_turn, scoring_rule=scoring_rule, score=score,
-                   client_id=client_id or "", provenance=provenance, **fields)
+    return Verdict(
+        debate=debate,
+        judge=judge,
+        judge_kind=judge_kind,
+        ai_judge=ai_judge,
+        live=live,
+        probabilities=canonical,
+        chosen_index=chosen,
+        correct=correct,
+        reason=reason,
+        seconds_spent=seconds_spent,
+        after_turn=after_turn,
+        scoring_rule=scoring_rule,
+        score=score,
+        client_id=client_id or "",
+        provenance=provenance,
+        **fields,
+    )
 
 
 def record_verdict(debate: Debate, probabilities, *, completes: bool | None = None, **options):
@@ -107,7 +146,9 @@ def record_many(debates: list[Debate], probabilities: list, options: list[dict])
     """Verdicts on many debates nobody watches (self-play), in bulk inside the caller's
     transaction: each debate is complete after its verdict, its event numbered by
     debates.services.number_events like every other event."""
-    verdicts = Verdict.objects.bulk_create([build_verdict(d, p, **o) for d, p, o in zip(debates, probabilities, options)])
+    verdicts = Verdict.objects.bulk_create(
+        [build_verdict(d, p, **o) for d, p, o in zip(debates, probabilities, options)]
+    )
     events = []
     for debate in debates:
         debate.status = Debate.COMPLETE

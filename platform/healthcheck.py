@@ -5,6 +5,7 @@ reported in within HEALTH_WORKER_MAX_AGE seconds; its JSON names the part that f
 The request names an allowed host, and says it came through the TLS proxy when HTTPS is on, so the
 security middleware answers it instead of redirecting it.
 """
+
 import os
 import sys
 from urllib.error import HTTPError

@@ -7,6 +7,7 @@ kernel spreads new connections over them and each process uses a core. A process
 started again (its sockets reconnect to the others and resynchronise); SIGTERM or SIGINT stops
 them all. Run from the repository root (platform/entrypoint.sh web does).
 """
+
 import argparse
 import os
 import signal
@@ -37,8 +38,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
-    parser.add_argument("--processes", type=int, default=int(os.environ.get("WEB_PROCESSES") or os.cpu_count() or 1),
-                        help="daphne processes (default: WEB_PROCESSES, else one per core)")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=int(os.environ.get("WEB_PROCESSES") or os.cpu_count() or 1),
+        help="daphne processes (default: WEB_PROCESSES, else one per core)",
+    )
     args, extra = parser.parse_known_args(argv)
     if args.processes < 1:
         parser.error("--processes must be at least 1")

@@ -1,6 +1,7 @@
 """Shared fixtures. The suite runs against real PostgreSQL and Redis (make test sets DATABASE_URL
 and REDIS_URL); live tests start a real daphne server and a real Celery worker as subprocesses
 pointed at the test database."""
+
 import os
 import re
 import socket
@@ -88,9 +89,13 @@ def start_daphne(env, log_path, port=None):
     """A daphne process serving the platform with `env`; returns (process, base URL) once healthy."""
     port = port or _free_port()
     log = open(log_path, "a")
-    process = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-                                "config.asgi:application"], cwd=ROOT, env=env,
-                               stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     _wait_until_healthy(url, process, log.name)
     return process, url
@@ -106,8 +111,9 @@ def _wait_until_healthy(url, process, log_name, seconds=60):
         except OSError:
             return False
 
-    wait_until(healthy, seconds, lambda: f"daphne to become healthy: {Path(log_name).read_text()[-2000:]}",
-               interval=0.3)
+    wait_until(
+        healthy, seconds, lambda: f"daphne to become healthy: {Path(log_name).read_text()[-2000:]}", interval=0.3
+    )
 
 
 class CeleryWorker:
@@ -145,9 +151,26 @@ def start_celery_worker(env, log_path):
     """A Celery worker (solo pool) with `env`; returns the process once it is ready."""
     start = log_path.stat().st_size if log_path.exists() else 0
     log = open(log_path, "a")
-    process = subprocess.Popen([sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo",
-                                "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
-                               cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--pool",
+            "solo",
+            "--loglevel",
+            "INFO",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
 
     def ready():
         if process.poll() is not None:
@@ -181,5 +204,9 @@ def two_round_debate(make_user, question):
     """Debaters alice (A, correct answer) and bob (B), judge judy; simultaneous round then sequential."""
     from tests.factories import DebateFactory
 
-    return DebateFactory(question=question, debater_a=make_user("alice", "debater"),
-                         debater_b=make_user("bob", "debater"), judge=make_user("judy", "judge"))
+    return DebateFactory(
+        question=question,
+        debater_a=make_user("alice", "debater"),
+        debater_b=make_user("bob", "debater"),
+        judge=make_user("judy", "judge"),
+    )

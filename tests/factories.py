@@ -7,6 +7,7 @@
     FinishedDebateFactory()                   the same, played to the end (awaiting the verdict)
     VerdictFactory(probabilities=[0.8, 0.2])  the live judge's verdict on a finished debate
 """
+
 import factory
 from django.contrib.auth.models import Group, User
 
@@ -103,8 +104,9 @@ class VerdictFactory(factory.Factory):
         model = "judging.Verdict"
 
     debate = factory.SubFactory(FinishedDebateFactory)
-    probabilities = factory.LazyAttribute(lambda v: [0.8] + [0.2 / (len(v.debate.question.answers) - 1)]
-                                          * (len(v.debate.question.answers) - 1))
+    probabilities = factory.LazyAttribute(
+        lambda v: [0.8] + [0.2 / (len(v.debate.question.answers) - 1)] * (len(v.debate.question.answers) - 1)
+    )
     reason = "The quoted passage settles it."
     seconds_spent = 42.0
 
@@ -121,8 +123,12 @@ def dataset_questions(source: str, count: int, **fields) -> list[Question]:
     """`count` yes/no questions of the dataset `source` (external ids "0", "1", ...), as an
     experiment file's `dataset: {source: ...}` finds them. A field given as a function gets the
     question's index."""
-    defaults = {"text": lambda i: f"Question {i}?", "answers": ["yes", "no"], "correct_index": 0,
-                "hidden_material": "passage"}
+    defaults = {
+        "text": lambda i: f"Question {i}?",
+        "answers": ["yes", "no"],
+        "correct_index": 0,
+        "hidden_material": "passage",
+    }
     made = []
     for i in range(count):
         values = {name: value(i) if callable(value) else value for name, value in {**defaults, **fields}.items()}

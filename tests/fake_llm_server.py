@@ -7,6 +7,7 @@ of OpenAI-compatible chat completions (POST /v1/chat/completions) and the Anthro
     ... base_url = server.url + "/v1" ...
     server.requests  # what the clients sent (path, headers, body)
 """
+
 import json
 import sys
 import threading
@@ -72,8 +73,9 @@ class FakeLLMServer:
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-                server.requests.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
-                                        "body": body})
+                server.requests.append(
+                    {"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body}
+                )
                 if self.path == "/v1/chat/completions":
                     return self._answer(body, "openai")
                 if self.path == "/v1/messages":
@@ -81,14 +83,25 @@ class FakeLLMServer:
                 self._plain(404, {"error": {"message": f"no route {self.path}"}})
 
             def _answer(self, body, api):
-                if api == "openai" and server.openai_key and self.headers.get("Authorization") != f"Bearer {server.openai_key}":
+                if (
+                    api == "openai"
+                    and server.openai_key
+                    and self.headers.get("Authorization") != f"Bearer {server.openai_key}"
+                ):
                     return self._plain(401, {"error": {"message": "bad key"}})
                 if api == "anthropic":
                     if server.anthropic_key and self.headers.get("x-api-key") != server.anthropic_key:
                         return self._plain(401, {"error": {"type": "authentication_error"}})
                     if not self.headers.get("anthropic-version"):
-                        return self._plain(400, {"error": {"type": "invalid_request_error",
-                                                           "message": "anthropic-version header is required"}})
+                        return self._plain(
+                            400,
+                            {
+                                "error": {
+                                    "type": "invalid_request_error",
+                                    "message": "anthropic-version header is required",
+                                }
+                            },
+                        )
                 step = server._next()
                 if isinstance(step, Fail):
                     headers = {"Retry-After": str(step.retry_after)} if step.retry_after is not None else {}
@@ -97,7 +110,7 @@ class FakeLLMServer:
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()
-                pieces = [step.text[i:i + step.chunk] for i in range(0, len(step.text), step.chunk)]
+                pieces = [step.text[i : i + step.chunk] for i in range(0, len(step.text), step.chunk)]
                 prompt_chars = len(json.dumps(body.get("messages", []))) + len(str(body.get("system", "")))
                 events = (_openai_events if api == "openai" else _anthropic_events)(body, pieces, prompt_chars)
                 for number, event in enumerate(events):
@@ -137,13 +150,20 @@ class _QuietServer(ThreadingHTTPServer):
 def _openai_events(body, pieces, prompt_chars):
     model = body.get("model", "fake")
     for piece in pieces:
-        chunk = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "model": model,
-                 "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+        chunk = {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion.chunk",
+            "model": model,
+            "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}],
+        }
         yield f"data: {json.dumps(chunk)}\n\n"
     yield f"data: {json.dumps({'choices': [{'index': 0, 'delta': {}, 'finish_reason': 'stop'}]})}\n\n"
     if (body.get("stream_options") or {}).get("include_usage"):
-        usage = {"prompt_tokens": prompt_chars // 4, "completion_tokens": len(pieces),
-                 "total_tokens": prompt_chars // 4 + len(pieces)}
+        usage = {
+            "prompt_tokens": prompt_chars // 4,
+            "completion_tokens": len(pieces),
+            "total_tokens": prompt_chars // 4 + len(pieces),
+        }
         yield f"data: {json.dumps({'choices': [], 'usage': usage})}\n\n"
     yield "data: [DONE]\n\n"
 
@@ -152,8 +172,17 @@ def _anthropic_events(body, pieces, prompt_chars):
     def event(name, data):
         return f"event: {name}\ndata: {json.dumps(dict(data, type=name))}\n\n"
 
-    yield event("message_start", {"message": {"id": "msg_fake", "model": body.get("model"), "role": "assistant",
-                                              "usage": {"input_tokens": prompt_chars // 4, "output_tokens": 1}}})
+    yield event(
+        "message_start",
+        {
+            "message": {
+                "id": "msg_fake",
+                "model": body.get("model"),
+                "role": "assistant",
+                "usage": {"input_tokens": prompt_chars // 4, "output_tokens": 1},
+            }
+        },
+    )
     yield event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
     yield event("ping", {})
     for piece in pieces:

@@ -1,6 +1,7 @@
 """A platform of its own for the fault tests (tests/test_faults.py): a PostgreSQL cluster and a
 redis-server on free ports in a temporary folder, so a test can kill and restart them, plus real
 daphne, Celery worker and Celery beat processes pointed at them."""
+
 import glob
 import os
 import signal
@@ -49,16 +50,28 @@ class PostgresCluster:
         return self
 
     def start(self) -> None:
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "30", "start", "-o",
-                  f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1 -c fsync=off "
-                  "-c full_page_writes=off -c synchronous_commit=off")
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.log),
+            "-w",
+            "-t",
+            "30",
+            "start",
+            "-o",
+            f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c full_page_writes=off -c synchronous_commit=off",
+        )
 
     def stop(self, mode: str = "fast") -> None:
         self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "30", "stop")
 
     def _run(self, program, *args):
-        result = subprocess.run([*self.as_user, str(self.bin / program), *args], capture_output=True, text=True,
-                                timeout=120)
+        result = subprocess.run(
+            [*self.as_user, str(self.bin / program), *args], capture_output=True, text=True, timeout=120
+        )
         if result.returncode != 0:
             raise RuntimeError(f"{program} failed: {result.stdout[-1000:]} {result.stderr[-1000:]}")
 
@@ -68,7 +81,8 @@ class RedisServer:
 
     def __init__(self, folder: Path):
         if not Path("/usr/bin/redis-server").exists() and not any(
-                Path(p, "redis-server").exists() for p in os.environ.get("PATH", "").split(os.pathsep)):
+            Path(p, "redis-server").exists() for p in os.environ.get("PATH", "").split(os.pathsep)
+        ):
             pytest.skip("the fault tests need redis-server")
         self.folder, self.port = folder, _free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
@@ -76,8 +90,22 @@ class RedisServer:
 
     def start(self) -> "RedisServer":
         self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
-             "--appendonly", "yes", "--save", "", "--logfile", str(self.folder / "redis.log")])
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.folder),
+                "--appendonly",
+                "yes",
+                "--save",
+                "",
+                "--logfile",
+                str(self.folder / "redis.log"),
+            ]
+        )
         import redis
 
         client = redis.Redis.from_url(self.url)
@@ -114,19 +142,46 @@ class Stack:
         self.postgres.create()
         self.redis = RedisServer(folder).start()
         env = dict(os.environ)
-        env.update(DATABASE_URL=self.postgres.url, REDIS_URL=self.redis.url, PYTHONUNBUFFERED="1",
-                   CHANNEL_PREFIX=f"faults{self.redis.port}", SWEEP_INTERVAL="2", HEALTH_WORKER_MAX_AGE="30",
-                   DEBATELAB_PRESENCE_SECONDS="6")
+        env.update(
+            DATABASE_URL=self.postgres.url,
+            REDIS_URL=self.redis.url,
+            PYTHONUNBUFFERED="1",
+            CHANNEL_PREFIX=f"faults{self.redis.port}",
+            SWEEP_INTERVAL="2",
+            HEALTH_WORKER_MAX_AGE="30",
+            DEBATELAB_PRESENCE_SECONDS="6",
+        )
         self.env = env
-        migrate = subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env,
-                                 capture_output=True, text=True, timeout=300)
+        migrate = subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert migrate.returncode == 0, migrate.stderr[-2000:]
         self.worker = self.start_worker()  # first: /healthz fails until a worker has reported in
         self.web_port = _free_port()
         self.web, self.url = start_daphne(env, folder / "daphne.log", port=self.web_port)
-        self.beat = subprocess.Popen([sys.executable, "-m", "celery", "-A", "config", "beat", "--loglevel", "INFO",
-                                      "--schedule", str(folder / "beat-schedule")], cwd=ROOT, env=env,
-                                     stdout=open(folder / "beat.log", "a"), stderr=subprocess.STDOUT)
+        self.beat = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "beat",
+                "--loglevel",
+                "INFO",
+                "--schedule",
+                str(folder / "beat-schedule"),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=open(folder / "beat.log", "a"),
+            stderr=subprocess.STDOUT,
+        )
 
     def start_worker(self):
         self.worker = start_celery_worker(self.env, self.folder / "worker.log")

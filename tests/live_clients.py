@@ -1,5 +1,6 @@
 """Clients for the live tests: real websocket connections (the `websockets` library) and plain HTTP
 (urllib) against the daphne server, signed in with a real session cookie."""
+
 import json
 import secrets
 import time
@@ -29,8 +30,14 @@ class LiveSocket:
     def __init__(self, base_url, debate_id, session=None, origin=None, cookie_name="sessionid"):
         host = urlsplit(base_url).netloc
         headers = {"Cookie": f"{cookie_name}={session}"} if session else {}
-        self.ws = connect(f"ws://{host}/ws/debates/{debate_id}/", origin=origin or base_url,
-                          additional_headers=headers, open_timeout=15, max_size=2 ** 22, legacy=True)
+        self.ws = connect(
+            f"ws://{host}/ws/debates/{debate_id}/",
+            origin=origin or base_url,
+            additional_headers=headers,
+            open_timeout=15,
+            max_size=2**22,
+            legacy=True,
+        )
         self.frames = []
         self.raw = []
         self.seq = None
@@ -86,8 +93,9 @@ class LiveSocket:
     def act(self, message, timeout=15):
         """Sends a speech or feedback and returns the server's answer to it (ack or error)."""
         self.send(message)
-        return self.wait_for(lambda f: f["type"] in ("ack", "error") and f.get("client_id") == message.get("client_id"),
-                             timeout)
+        return self.wait_for(
+            lambda f: f["type"] in ("ack", "error") and f.get("client_id") == message.get("client_id"), timeout
+        )
 
     def sync(self, after):
         """Asks the server to resend events after `after` (the replay restarts the numbering there)."""

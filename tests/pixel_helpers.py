@@ -5,6 +5,7 @@ networks with fixed seeds (the real architecture, arbitrary but deterministic ve
 named through DEBATELAB_PIXEL_JUDGE_<N>PX, set when this module is imported (at collection, before
 any daphne or Celery subprocess starts, so those use them too) and written by `tiny_judges`.
 """
+
 import os
 import tempfile
 from pathlib import Path

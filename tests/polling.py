@@ -1,5 +1,6 @@
 """The one way a test waits for something that happens elsewhere (a server starting, a worker or a
 timer acting): poll a condition until it holds, or fail with what was awaited. Never a fixed sleep."""
+
 import time
 
 

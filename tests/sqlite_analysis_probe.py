@@ -1,6 +1,7 @@
 """Run by tests/test_analysis_sqlite.py in a subprocess whose DATABASE_URL points at a fresh SQLite
 file (the embedded default's database): builds the seeded test experiment and prints every figure's
 rows as JSON on the last line."""
+
 import json
 import os
 import sys

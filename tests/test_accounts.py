@@ -2,6 +2,7 @@
 then the right one worked), password reset by e-mail, API tokens that expire and can be made,
 listed and revoked on a page, the Content-Security-Policy and the usual headers, spreadsheet
 formulas in CSV exports, and experiment definitions that named people in pseudonymised exports."""
+
 import io
 import json
 import zipfile
@@ -21,6 +22,7 @@ def sign_in(client, username, password):
 
 
 # Sign-in throttling
+
 
 def test_wrong_passwords_lock_the_account_out_from_that_address_even_with_the_right_one(client, make_user, settings):
     make_user("alice", "debater")
@@ -59,6 +61,7 @@ def test_the_lockout_ends_after_the_cool_off(client, make_user, settings):
 
 # Password reset by e-mail
 
+
 def test_a_password_is_reset_through_a_one_time_link_sent_by_e_mail(client, make_user, settings):
     assert settings.EMAIL_BACKEND.endswith("locmem.EmailBackend")  # pytest-django's; the default is the console
     user = make_user("alice", "debater")
@@ -71,8 +74,10 @@ def test_a_password_is_reset_through_a_one_time_link_sent_by_e_mail(client, make
     path = link.split("testserver", 1)[1]
     form_page = client.get(path, follow=True)
     assert form_page.status_code == 200 and b"Choose a new password" in form_page.content
-    done = client.post(form_page.redirect_chain[-1][0], {"new_password1": "a-new-long-passphrase",
-                                                        "new_password2": "a-new-long-passphrase"})
+    done = client.post(
+        form_page.redirect_chain[-1][0],
+        {"new_password1": "a-new-long-passphrase", "new_password2": "a-new-long-passphrase"},
+    )
     assert done.status_code == 302
     assert sign_in(client, "alice", "a-new-long-passphrase").status_code == 302
     client.logout()
@@ -89,13 +94,22 @@ def test_the_default_mail_back_end_is_the_console():
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-c", "from django.conf import settings; import django; django.setup(); "
-                          "print(settings.EMAIL_BACKEND)"], capture_output=True, text=True,
-                         env={**__import__("os").environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}, check=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from django.conf import settings; import django; django.setup(); print(settings.EMAIL_BACKEND)",
+        ],
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "DJANGO_SETTINGS_MODULE": "tests.settings"},
+        check=True,
+    )
     assert out.stdout.strip() == "django.core.mail.backends.console.EmailBackend"
 
 
 # API tokens
+
 
 def test_api_tokens_are_made_listed_and_revoked_on_a_page(client, make_user):
     rita = make_user("rita", "researcher")
@@ -132,8 +146,9 @@ def test_a_researcher_cannot_revoke_or_see_anothers_tokens(client, make_user):
     assert token.revoked_at is None
 
 
-@pytest.mark.parametrize("form", [{"name": "x", "days": "100000"}, {"name": "x" * 101, "days": "30"},
-                                  {"name": "x", "days": ""}])
+@pytest.mark.parametrize(
+    "form", [{"name": "x", "days": "100000"}, {"name": "x" * 101, "days": "30"}, {"name": "x", "days": ""}]
+)
 def test_a_bad_token_request_makes_nothing(client, make_user, form):
     client.force_login(make_user("rita", "researcher"))
     assert client.post("/account/api-tokens/", form).status_code == 400
@@ -151,13 +166,20 @@ def test_tokens_are_listed_and_revoked_in_the_admin(client, django_user_model, m
 
 # Headers
 
+
 def test_pages_carry_a_content_security_policy_and_the_usual_headers(client, make_user):
     client.force_login(make_user("alice", "debater"))
     for path in ("/", "/accounts/login/"):
         response = client.get(path)
         policy = response["Content-Security-Policy"]
-        for directive in ("default-src 'self'", "script-src 'self'", "object-src 'none'", "frame-ancestors 'none'",
-                          "base-uri 'self'", "form-action 'self'"):
+        for directive in (
+            "default-src 'self'",
+            "script-src 'self'",
+            "object-src 'none'",
+            "frame-ancestors 'none'",
+            "base-uri 'self'",
+            "form-action 'self'",
+        ):
             assert directive in policy, (path, policy)
         assert "unsafe-inline" not in policy.split("script-src")[1].split(";")[0]
         assert response["X-Frame-Options"] == "DENY"
@@ -180,6 +202,7 @@ def test_no_template_has_an_inline_script_or_event_handler():
 
 # Exports
 
+
 @pytest.fixture
 def hostile_experiment(make_user):
     """An experiment whose names a researcher chose to attack whoever opens the CSV."""
@@ -192,18 +215,21 @@ def hostile_experiment(make_user):
     owner, judy = make_user("rita", "researcher"), make_user("judy", "judge")
     make_user("jules", "judge")  # in the judge pool
     alice, bob = make_user("alice", "debater"), make_user("bob", "debater")
-    text = ('name: "=HYPERLINK(\\"http://evil.example\\", \\"click\\")"\ndataset: {source: "@SUM(1+1)"}\n'
-            'protocols: [{name: "+cmd|calc"}]\ndebaters: {kind: human, pool: [alice, bob]}\n'
-            'judges: {kind: human, pool: [judy, jules]}\n')
+    text = (
+        'name: "=HYPERLINK(\\"http://evil.example\\", \\"click\\")"\ndataset: {source: "@SUM(1+1)"}\n'
+        'protocols: [{name: "+cmd|calc"}]\ndebaters: {kind: human, pool: [alice, bob]}\n'
+        "judges: {kind: human, pool: [judy, jules]}\n"
+    )
     version, _ = load_experiment(text, owner)
     question = Question.objects.create(text="-2+3", answers=["=1+1", "safe"], correct_index=0, source="@SUM(1+1)")
-    debate = services.create_debate(question, Protocol(rounds=("sequential",)), {"A": (alice, 0), "B": (bob, 1)},
-                                    judge=judy, answer_order=[0, 1])
+    debate = services.create_debate(
+        question, Protocol(rounds=("sequential",)), {"A": (alice, 0), "B": (bob, 1)}, judge=judy, answer_order=[0, 1]
+    )
     Debate.objects.filter(pk=debate.pk).update(experiment_version=version, protocol_name="+cmd|calc")
     services.start_debate(debate.pk)
     services.submit_action(debate.pk, alice, kind="speech", text="=IMPORTXML(A1)")
     services.submit_action(debate.pk, bob, kind="speech", text="-1 is a number")
-    submit_verdict(debate.pk, judy, [0.7, 0.3], "=WEBSERVICE(\"http://evil\")")
+    submit_verdict(debate.pk, judy, [0.7, 0.3], '=WEBSERVICE("http://evil")')
     return version.experiment
 
 
@@ -222,8 +248,9 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised(hostile_experime
     for table, text in tables.items():
         for row in csv.reader(io.StringIO(text)):
             for cell in row:
-                assert not (cell[:1] in ("=", "@", "\t", "\r") or (cell[:1] in "+-" and cell[:1]
-                            and not _is_number(cell))), f"{table}: {cell!r}"
+                assert not (
+                    cell[:1] in ("=", "@", "\t", "\r") or (cell[:1] in "+-" and cell[:1] and not _is_number(cell))
+                ), f"{table}: {cell!r}"
     assert "'=HYPERLINK(" in tables["debates"] and "'=IMPORTXML(A1)" in tables["turns"]
     assert "'=WEBSERVICE(" in tables["judgments"] and "'-1 is a number" in tables["turns"]
 

@@ -1,6 +1,7 @@
 """AI debaters and judges. Model APIs are played by tests/fake_llm_server.py (a test double that
 speaks the OpenAI and Anthropic streaming protocols); everything else is real: PostgreSQL, Redis,
 a Celery worker and daphne."""
+
 import json
 import os
 import re
@@ -25,8 +26,9 @@ FAST_RETRIES = {"retry_base_delay": 0.01, "retry_max_delay": 0.05}
 
 @pytest.fixture(scope="module")
 def fake_llm():
-    server = FakeLLMServer(openai_key="sk-test-openai", anthropic_key="sk-test-anthropic",
-                           port=int(os.environ["FAKE_LLM_PORT"])).start()
+    server = FakeLLMServer(
+        openai_key="sk-test-openai", anthropic_key="sk-test-anthropic", port=int(os.environ["FAKE_LLM_PORT"])
+    ).start()
     yield server
     server.stop()
 
@@ -39,8 +41,9 @@ def keys(monkeypatch):
 
 def openai_config(server, **extra):
     """The fake-openai back-end that tests/settings.py registers: the fake server, key in FAKE_OPENAI_KEY."""
-    return dict({"backend": "fake-openai", "model": "fake-gpt",
-                 "parameters": {"temperature": 0.3, **FAST_RETRIES}}, **extra)
+    return dict(
+        {"backend": "fake-openai", "model": "fake-gpt", "parameters": {"temperature": 0.3, **FAST_RETRIES}}, **extra
+    )
 
 
 def anthropic_config(server, **extra):
@@ -49,12 +52,18 @@ def anthropic_config(server, **extra):
 
 def _stream(config, retries=None):
     model = chat_model(AgentConfig.from_dict(config))
-    deltas = list(model.stream("system words", "user words",
-                               on_retry=lambda n, error, delay: retries.append(error.code) if retries is not None else None))
+    deltas = list(
+        model.stream(
+            "system words",
+            "user words",
+            on_retry=lambda n, error, delay: retries.append(error.code) if retries is not None else None,
+        )
+    )
     return model, deltas
 
 
 # Back-ends, streaming through the fake server.
+
 
 def test_the_openai_backend_streams_deltas_and_retries_after_a_server_error(fake_llm, keys):
     fake_llm.script([Fail(500), Reply("The fire was in the forward cabin.", chunk=5)])
@@ -85,8 +94,9 @@ def test_the_anthropic_backend_streams_with_its_headers_and_honours_rate_limits(
 
 
 def test_a_stream_that_breaks_off_is_retried_and_its_partial_text_dropped(fake_llm, keys):
-    fake_llm.script([Reply("a partial answer that never ends", chunk=3, cut_after=2),
-                     Reply("the whole answer", chunk=3)])
+    fake_llm.script(
+        [Reply("a partial answer that never ends", chunk=3, cut_after=2), Reply("the whole answer", chunk=3)]
+    )
     retries, text = [], []
 
     def on_retry(failures, error, delay):
@@ -154,17 +164,23 @@ def test_a_cost_budget_stops_the_seat_once_spent(fake_llm, keys):
         list(chat_model(config, Budget(config, Usage(input_tokens=10, output_tokens=0))).stream("s", "u"))
 
 
-@pytest.mark.parametrize("config, message", [
-    ({"backend": "gpt"}, "backend must be one of the back-ends this server offers: scripted, fake-openai"),
-    ({"backend": "fake-openai"}, "needs a model name"),
-    ({"backend": "fake-anthropic", "model": "claude-opus"}, "offers the models fake-claude, fake-claude-large"),
-    ({"backend": "scripted", "best_of_n": 40}, "best_of_n"),
-    ({"backend": "scripted", "temperature": 1}, "unknown agent settings: temperature"),
-    ({"backend": "fake-openai", "model": "m", "parameters": {"base_url": "http://x"}}, "parameters may not set base_url"),
-    ({"backend": "fake-openai", "model": "m", "api_key_env": "SECRET_KEY"}, "unknown agent settings: api_key_env"),
-    ({"backend": "scripted", "prompts": {"debater_turn": "Say $nonsense"}}, "uses $nonsense"),
-    ({"backend": "scripted", "prompts": {"opening": "hi"}}, "unknown prompt 'opening'"),
-])
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ({"backend": "gpt"}, "backend must be one of the back-ends this server offers: scripted, fake-openai"),
+        ({"backend": "fake-openai"}, "needs a model name"),
+        ({"backend": "fake-anthropic", "model": "claude-opus"}, "offers the models fake-claude, fake-claude-large"),
+        ({"backend": "scripted", "best_of_n": 40}, "best_of_n"),
+        ({"backend": "scripted", "temperature": 1}, "unknown agent settings: temperature"),
+        (
+            {"backend": "fake-openai", "model": "m", "parameters": {"base_url": "http://x"}},
+            "parameters may not set base_url",
+        ),
+        ({"backend": "fake-openai", "model": "m", "api_key_env": "SECRET_KEY"}, "unknown agent settings: api_key_env"),
+        ({"backend": "scripted", "prompts": {"debater_turn": "Say $nonsense"}}, "uses $nonsense"),
+        ({"backend": "scripted", "prompts": {"opening": "hi"}}, "unknown prompt 'opening'"),
+    ],
+)
 def test_bad_agent_settings_get_clear_errors(config, message):
     with pytest.raises(AgentError, match=re.escape(message)):
         AgentConfig.from_dict(config)
@@ -172,11 +188,21 @@ def test_bad_agent_settings_get_clear_errors(config, message):
 
 # The scripted debater.
 
+
 def context(answer=0, round_number=1, char_limit=600, quote_chars=200, transcript="", already_quoted=()):
-    return TurnContext(seat="A", question=QUESTION, answers=ANSWERS, my_answer=ANSWERS[answer],
-                       opponent_answer=ANSWERS[1 - answer], passage=STORY, transcript=transcript,
-                       round=round_number, char_limit=char_limit, quote_chars=quote_chars,
-                       already_quoted=list(already_quoted))
+    return TurnContext(
+        seat="A",
+        question=QUESTION,
+        answers=ANSWERS,
+        my_answer=ANSWERS[answer],
+        opponent_answer=ANSWERS[1 - answer],
+        passage=STORY,
+        transcript=transcript,
+        round=round_number,
+        char_limit=char_limit,
+        quote_chars=quote_chars,
+        already_quoted=list(already_quoted),
+    )
 
 
 def scripted_turn(ctx, **extra):
@@ -203,10 +229,18 @@ def test_the_scripted_debater_does_not_repeat_its_own_quotes():
     assert second.text.startswith("My opponent argues for")
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(char_limit=st.integers(60, 900), quote_chars=st.one_of(st.none(), st.integers(0, 400)),
-       answer=st.sampled_from([0, 1]), round_number=st.integers(1, 4))
-def test_scripted_speeches_stay_within_the_limits_and_every_quote_verifies(char_limit, quote_chars, answer, round_number):
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
+@given(
+    char_limit=st.integers(60, 900),
+    quote_chars=st.one_of(st.none(), st.integers(0, 400)),
+    answer=st.sampled_from([0, 1]),
+    round_number=st.integers(1, 4),
+)
+def test_scripted_speeches_stay_within_the_limits_and_every_quote_verifies(
+    char_limit, quote_chars, answer, round_number
+):
     result = scripted_turn(context(answer, round_number, char_limit, quote_chars))
     assert 0 < len(result.text) <= char_limit
     _, found = quotes.check_speech(result.text, STORY, per_turn=quote_chars)
@@ -231,6 +265,7 @@ def test_the_scripted_debater_refuses_a_question_without_a_passage():
 
 # AI turns in a debate (database).
 
+
 @pytest.fixture
 def ai_debate(make_user):
     """A live debate: seat A is an AI (set per test), B is bob, judge judy. Rounds: sequential
@@ -239,13 +274,23 @@ def ai_debate(make_user):
     from debates.models import Question
     from debates.protocol import Protocol
 
-    question = Question.objects.create(text=QUESTION, answers=ANSWERS, correct_index=0, hidden_material=STORY,
-                                       public_material="A story about a spaceship.")
+    question = Question.objects.create(
+        text=QUESTION,
+        answers=ANSWERS,
+        correct_index=0,
+        hidden_material=STORY,
+        public_material="A story about a spaceship.",
+    )
     bob, judy = make_user("bob", "debater"), make_user("judy", "judge")
-    protocol = Protocol(rounds=("sequential", "judge_feedback", "sequential"), speaking_order=("A", "B"),
-                        char_limit=500, quote_chars_per_turn=150)
-    debate = services.create_debate(question, protocol, {"A": (None, 0), "B": (bob, 1)}, judge=judy,
-                                    answer_order=[1, 0])
+    protocol = Protocol(
+        rounds=("sequential", "judge_feedback", "sequential"),
+        speaking_order=("A", "B"),
+        char_limit=500,
+        quote_chars_per_turn=150,
+    )
+    debate = services.create_debate(
+        question, protocol, {"A": (None, 0), "B": (bob, 1)}, judge=judy, answer_order=[1, 0]
+    )
 
     def with_agent(agent):
         debate.participants.filter(seat="A").update(agent=agent)
@@ -289,13 +334,22 @@ def test_an_agent_turn_goes_through_the_same_checks_as_a_persons(ai_debate):
 def test_llm_best_of_n_stores_every_candidate_and_the_judge_models_choice(ai_debate, fake_llm, keys):
     from debates.agents import turns
 
-    fake_llm.script([Reply("First draft."), Reply("Second draft: <quote>vent the fire</quote>."),
-                     Reply("Third draft."), Reply('I prefer speech two. {"best": 2}')])
+    fake_llm.script(
+        [
+            Reply("First draft."),
+            Reply("Second draft: <quote>vent the fire</quote>."),
+            Reply("Third draft."),
+            Reply('I prefer speech two. {"best": 2}'),
+        ]
+    )
     debate = ai_debate(openai_config(fake_llm, best_of_n=3))
     assert turns.play_turn(debate.pk, "A", 0) == "played"
     turn = debate.turns.get()
     assert [c["text"] for c in turn.payload["candidates"]] == [
-        "First draft.", "Second draft: <quote>vent the fire</quote>.", "Third draft."]
+        "First draft.",
+        "Second draft: <quote>vent the fire</quote>.",
+        "Third draft.",
+    ]
     assert turn.payload["chosen"] == 1 and turn.text == "Second draft: <quote>vent the fire</quote>."
     assert turn.payload["quotes"][0]["status"] == "verified"
     preference = turn.payload["agent"]["preference"]
@@ -305,8 +359,10 @@ def test_llm_best_of_n_stores_every_candidate_and_the_judge_models_choice(ai_deb
     # The judge sees the chosen speech and its quotes, never the other drafts.
     from debates import snapshots
     from debates.models import Debate
-    judge_state = snapshots.state_for(Debate.objects.get(pk=debate.pk),
-                                      snapshots.viewer_for(debate, debate.participants.get(seat="judge").user))
+
+    judge_state = snapshots.state_for(
+        Debate.objects.get(pk=debate.pk), snapshots.viewer_for(debate, debate.participants.get(seat="judge").user)
+    )
     assert "First draft" not in json.dumps(judge_state) and "candidates" not in json.dumps(judge_state)
 
 
@@ -314,8 +370,12 @@ def test_the_llm_debater_gets_its_answer_and_the_passage_and_sees_what_its_seat_
     from debates.agents import turns
 
     fake_llm.script([Reply("Opening.")])
-    debate = ai_debate(openai_config(fake_llm, prompts={"debater_turn": "Q=$question MINE=$my_answer "
-                                                                        "THEIRS=$opponent_answer ROUND=$round\n$passage"}))
+    debate = ai_debate(
+        openai_config(
+            fake_llm,
+            prompts={"debater_turn": "Q=$question MINE=$my_answer THEIRS=$opponent_answer ROUND=$round\n$passage"},
+        )
+    )
     turns.play_turn(debate.pk, "A", 0)
     sent = fake_llm.requests[0]["body"]["messages"]
     assert sent[1]["content"] == f"Q={QUESTION} MINE=To vent a fire THEIRS=To escape the ship ROUND=1\n{STORY}"
@@ -351,8 +411,9 @@ def test_a_backend_that_keeps_failing_is_retried_by_the_task_then_forfeited(ai_d
     assert debate.turns.filter(kind="timeout").count() == 1
 
 
-def test_an_ai_seat_becoming_expected_schedules_its_turn_after_the_commit(make_user, django_capture_on_commit_callbacks,
-                                                                          monkeypatch):
+def test_an_ai_seat_becoming_expected_schedules_its_turn_after_the_commit(
+    make_user, django_capture_on_commit_callbacks, monkeypatch
+):
     from debates import services, tasks
     from debates.models import Question
     from debates.protocol import Protocol
@@ -361,8 +422,9 @@ def test_an_ai_seat_becoming_expected_schedules_its_turn_after_the_commit(make_u
     monkeypatch.setattr(tasks.AITurnTask, "start", lambda task, *args, **when: scheduled.append(args))
     question = Question.objects.create(text=QUESTION, answers=ANSWERS, correct_index=0, hidden_material=STORY)
     alice, judy = make_user("alice", "debater"), make_user("judy", "judge")
-    debate = services.create_debate(question, Protocol(rounds=("simultaneous", "sequential")),
-                                    {"A": (alice, 0), "B": (None, 1)}, judge=judy)
+    debate = services.create_debate(
+        question, Protocol(rounds=("simultaneous", "sequential")), {"A": (alice, 0), "B": (None, 1)}, judge=judy
+    )
     debate.participants.filter(seat="B").update(agent={"backend": "scripted"})
     with django_capture_on_commit_callbacks(execute=True):
         services.start_debate(debate.pk)
@@ -377,9 +439,9 @@ def test_an_ai_seat_becoming_expected_schedules_its_turn_after_the_commit(make_u
     assert scheduled == [(debate.pk, "B", 0), (debate.pk, "B", 1)]
 
 
-
-def test_a_task_dispatched_in_a_transaction_that_rolls_back_never_starts(db, django_capture_on_commit_callbacks,
-                                                                          monkeypatch):
+def test_a_task_dispatched_in_a_transaction_that_rolls_back_never_starts(
+    db, django_capture_on_commit_callbacks, monkeypatch
+):
     from django.db import transaction
 
     from debates import background, tasks
@@ -394,7 +456,9 @@ def test_a_task_dispatched_in_a_transaction_that_rolls_back_never_starts(db, dja
         assert started == []  # not before the commit
     assert started == [(2, "B", 1)]
 
+
 # AI judges.
+
 
 @pytest.fixture
 def finished_debate(make_user):
@@ -404,8 +468,12 @@ def finished_debate(make_user):
 
     question = Question.objects.create(text=QUESTION, answers=ANSWERS, correct_index=0, hidden_material=STORY)
     alice, bob = make_user("alice", "debater"), make_user("bob", "debater")
-    debate = services.create_debate(question, Protocol(rounds=("sequential",), speaking_order=("A", "B")),
-                                    {"A": (alice, 0), "B": (bob, 1)}, answer_order=[1, 0])
+    debate = services.create_debate(
+        question,
+        Protocol(rounds=("sequential",), speaking_order=("A", "B")),
+        {"A": (alice, 0), "B": (bob, 1)},
+        answer_order=[1, 0],
+    )
     services.start_debate(debate.pk)
     services.submit_action(debate.pk, alice, kind="speech", text="It says <quote>to vent the fire</quote>.")
     services.submit_action(debate.pk, bob, kind="speech", text="It says <quote>the captain fled</quote>.")
@@ -416,10 +484,21 @@ def test_the_llm_judge_stores_its_probabilities_as_an_ai_verdict(finished_debate
     from judging.ai_judges import judge_debate
     from judging.models import Verdict
 
-    fake_llm.script([Reply("Let me think... the verified quote settles it."),
-                     Reply('```json\n{"probabilities": [0.2, 0.8], "reason": "A\'s quote is verified."}\n```')])
-    verdict = judge_debate(finished_debate.pk, anthropic_config(fake_llm, parameters={"temperature": 0, **FAST_RETRIES}))
-    assert (verdict.judge_kind, verdict.ai_judge, verdict.judge, verdict.live) == (Verdict.AI, "fake-claude", None, False)
+    fake_llm.script(
+        [
+            Reply("Let me think... the verified quote settles it."),
+            Reply('```json\n{"probabilities": [0.2, 0.8], "reason": "A\'s quote is verified."}\n```'),
+        ]
+    )
+    verdict = judge_debate(
+        finished_debate.pk, anthropic_config(fake_llm, parameters={"temperature": 0, **FAST_RETRIES})
+    )
+    assert (verdict.judge_kind, verdict.ai_judge, verdict.judge, verdict.live) == (
+        Verdict.AI,
+        "fake-claude",
+        None,
+        False,
+    )
     assert verdict.probabilities == [0.8, 0.2]  # shown order was [1, 0]: back to the canonical order
     assert verdict.chosen_index == 0 and verdict.correct and verdict.reason == "A's quote is verified."
     assert verdict.provenance["backend"] == "fake-anthropic" and verdict.provenance["model"] == "fake-claude"
@@ -448,8 +527,11 @@ def test_the_ai_judge_runs_over_every_finished_debate_without_its_verdict(finish
     from debates.models import Debate
     from judging.ai_judges import SCRIPTED_JUDGE, judge_finished_debates
 
-    live = services.create_debate(finished_debate.question, finished_debate.get_protocol(),
-                                  {"A": (make_user("carol"), 0), "B": (make_user("dave"), 1)})
+    live = services.create_debate(
+        finished_debate.question,
+        finished_debate.get_protocol(),
+        {"A": (make_user("carol"), 0), "B": (make_user("dave"), 1)},
+    )
     first = judge_finished_debates({"backend": "scripted"})
     assert [v.debate_id for v in first] == [finished_debate.pk] and first[0].ai_judge == SCRIPTED_JUDGE
     assert first[0].chosen_index == 0  # only A's quote is verified
@@ -459,6 +541,7 @@ def test_the_ai_judge_runs_over_every_finished_debate_without_its_verdict(finish
 
 
 # The whole thing: a real Celery worker plays an AI-vs-AI debate while a judge watches live.
+
 
 @pytest.fixture
 def keyless_llm():
@@ -492,7 +575,8 @@ def _receive_until(ws, frames, done, seconds=120):
 
 @pytest.mark.slow
 def test_an_ai_vs_ai_debate_streams_to_the_observer_through_a_real_celery_worker(
-        transactional_db, celery_worker, daphne_server, make_user, keyless_llm):
+    transactional_db, celery_worker, daphne_server, make_user, keyless_llm
+):
     """The researcher running the debate watches the AIs write; the blinded judge gets no AI frame
     at all (a person's writing is never streamed, so any would tell a seat is an AI)."""
     from websockets.sync.client import connect
@@ -503,21 +587,39 @@ def test_an_ai_vs_ai_debate_streams_to_the_observer_through_a_real_celery_worker
 
     question = Question.objects.create(text=QUESTION, answers=ANSWERS, correct_index=0, hidden_material=STORY)
     judy, rita = make_user("judy", "judge"), make_user("rita", "researcher")
-    protocol = Protocol(rounds=("simultaneous", "judge_feedback", "sequential"), speaking_order=("A", "B"),
-                        char_limit=500, quote_chars_per_turn=150)
-    debate = services.create_debate(question, protocol, {"A": (None, 0), "B": (None, 1)}, judge=judy,
-                                    answer_order=[0, 1], created_by=rita)
+    protocol = Protocol(
+        rounds=("simultaneous", "judge_feedback", "sequential"),
+        speaking_order=("A", "B"),
+        char_limit=500,
+        quote_chars_per_turn=150,
+    )
+    debate = services.create_debate(
+        question, protocol, {"A": (None, 0), "B": (None, 1)}, judge=judy, answer_order=[0, 1], created_by=rita
+    )
     debate.participants.filter(seat="A").update(agent={"backend": "scripted", "token_delay": 0.005})
-    debate.participants.filter(seat="B").update(agent={  # a self-hosted OpenAI-compatible server: no key
-        "backend": "fake-local", "model": "fake-local", "parameters": FAST_RETRIES})
-    keyless_llm.script([Reply("My opening: <quote>the captain's quick decision</quote>."), Fail(500),
-                        Reply("Rebuttal: <quote>The ship reached the station</quote> safely, so they escaped.", chunk=6)])
+    debate.participants.filter(seat="B").update(
+        agent={  # a self-hosted OpenAI-compatible server: no key
+            "backend": "fake-local",
+            "model": "fake-local",
+            "parameters": FAST_RETRIES,
+        }
+    )
+    keyless_llm.script(
+        [
+            Reply("My opening: <quote>the captain's quick decision</quote>."),
+            Fail(500),
+            Reply("Rebuttal: <quote>The ship reached the station</quote> safely, so they escaped.", chunk=6),
+        ]
+    )
 
     ws_url = daphne_server.replace("http://", "ws://") + f"/ws/debates/{debate.pk}/"
 
     def socket_for(user):
-        return connect(ws_url, additional_headers={"Cookie": f"sessionid={_session_cookie(user)}",
-                                                   "Origin": daphne_server}, open_timeout=10)
+        return connect(
+            ws_url,
+            additional_headers={"Cookie": f"sessionid={_session_cookie(user)}", "Origin": daphne_server},
+            open_timeout=10,
+        )
 
     with socket_for(judy) as ws, socket_for(rita) as watcher:
         frames = [json.loads(ws.recv(timeout=10))]
@@ -531,16 +633,21 @@ def test_an_ai_vs_ai_debate_streams_to_the_observer_through_a_real_celery_worker
         _receive_until(ws, frames, lambda: "speeches_revealed" in kinds())
         ws.send(json.dumps({"type": "feedback", "probabilities": [0.5, 0.5], "comment": "Go on.", "client_id": "f1"}))
         _receive_until(ws, frames, lambda: "debate_finished" in kinds())
-        _receive_until(watcher, seen, lambda: "debate_finished" in [f.get("kind") for f in seen if f["type"] == "event"])
+        _receive_until(
+            watcher, seen, lambda: "debate_finished" in [f.get("kind") for f in seen if f["type"] == "event"]
+        )
 
     debate = Debate.objects.get(pk=debate.pk)
     assert debate.status == Debate.AWAITING_VERDICT
     speeches = {(t.round_index, t.seat): t for t in debate.turns.filter(kind="speech")}
-    assert set(speeches) == {(0, "A"), (0, "B"), (2, "A"), (2, "B")}, list(debate.turns.values("seat", "kind", "payload"))
+    assert set(speeches) == {(0, "A"), (0, "B"), (2, "A"), (2, "B")}, list(
+        debate.turns.values("seat", "kind", "payload")
+    )
 
     def streamed(seat, round_index):
-        return "".join(f["delta"] for f in seen if f["type"] == "ai_token" and f["seat"] == seat
-                       and f["round"] == round_index)
+        return "".join(
+            f["delta"] for f in seen if f["type"] == "ai_token" and f["seat"] == seat and f["round"] == round_index
+        )
 
     # The blinded judge: no AI frame of any kind.
     assert not any(f["type"].startswith("ai_") for f in frames)
@@ -567,14 +674,19 @@ def test_the_embedded_default_plays_ai_turns_in_a_background_thread(transactiona
 
     settings.RUN_TASKS_IN_PROCESS = True
     question = Question.objects.create(text=QUESTION, answers=ANSWERS, correct_index=0, hidden_material=STORY)
-    debate = services.create_debate(question, Protocol(rounds=("sequential", "sequential")),
-                                    {"A": (None, 0), "B": (None, 1)}, answer_order=[0, 1])
+    debate = services.create_debate(
+        question, Protocol(rounds=("sequential", "sequential")), {"A": (None, 0), "B": (None, 1)}, answer_order=[0, 1]
+    )
     debate.participants.filter(seat__in=["A", "B"]).update(agent={"backend": "scripted", "token_delay": 0})
     services.start_debate(debate.pk)
     wait_until(lambda: Debate.objects.get(pk=debate.pk).status != Debate.LIVE, 60, "the AI turns to finish")
     assert Debate.objects.get(pk=debate.pk).status == Debate.AWAITING_VERDICT
     assert list(debate.turns.values_list("round_index", "seat", "client_id")) == [
-        (0, "A", "ai-0-A"), (0, "B", "ai-0-B"), (1, "A", "ai-1-A"), (1, "B", "ai-1-B")]
+        (0, "A", "ai-0-A"),
+        (0, "B", "ai-0-B"),
+        (1, "A", "ai-1-A"),
+        (1, "B", "ai-1-B"),
+    ]
 
 
 def test_the_ai_judge_command_judges_finished_debates_and_reports_bad_settings(finished_debate):

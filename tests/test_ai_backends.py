@@ -3,6 +3,7 @@ a back-end and a model, never an address or the environment variable of a key; b
 reach researchers as fixed descriptions, never response bodies. Model APIs are played by
 tests/fake_llm_server.py (a TEST DOUBLE for the paid APIs), registered as back-ends in
 tests/settings.py."""
+
 import json
 import os
 
@@ -37,27 +38,36 @@ def internal_server():
     server.stop()
 
 
-@pytest.mark.parametrize("extra, line, field", [
-    ("    base_url: http://10.0.0.1/v1\n", 12, "debaters.parameters.base_url"),
-    ("    api_key_env: SECRET_KEY\n", 12, "debaters.parameters.api_key_env"),
-    ("    headers: {X-Api-Key: x}\n", 12, "debaters.parameters.headers"),
-    ("    api_base: http://10.0.0.1/v1\n", 12, "debaters.parameters.api_base"),
-])
+@pytest.mark.parametrize(
+    "extra, line, field",
+    [
+        ("    base_url: http://10.0.0.1/v1\n", 12, "debaters.parameters.base_url"),
+        ("    api_key_env: SECRET_KEY\n", 12, "debaters.parameters.api_key_env"),
+        ("    headers: {X-Api-Key: x}\n", 12, "debaters.parameters.headers"),
+        ("    api_base: http://10.0.0.1/v1\n", 12, "debaters.parameters.api_base"),
+    ],
+)
 def test_an_experiment_file_cannot_name_an_address_or_a_key_variable(extra, line, field):
     with pytest.raises(experiment_spec.SpecError) as error:
         experiment_spec.parse(EXPERIMENT + extra)
-    assert error.value.errors == [f"line {line}: {field}: not allowed: parameters are model settings and budgets; "
-                                  f"the server's operator chooses addresses and keys"]
+    assert error.value.errors == [
+        f"line {line}: {field}: not allowed: parameters are model settings and budgets; "
+        f"the server's operator chooses addresses and keys"
+    ]
 
 
 def test_an_experiment_file_names_a_configured_back_end_and_an_offered_model():
     with pytest.raises(experiment_spec.SpecError) as error:
-        experiment_spec.parse(EXPERIMENT.replace("backend: fake-openai", "backend: openai")
-                              + "  base_url: http://10.0.0.1/v1\n")
+        experiment_spec.parse(
+            EXPERIMENT.replace("backend: fake-openai", "backend: openai") + "  base_url: http://10.0.0.1/v1\n"
+        )
     assert error.value.errors[0].startswith("line 12: debaters.base_url: unknown field")
     assert error.value.errors[1].startswith("line 8: debaters.backend: must be one of scripted, fake-openai, ")
-    with pytest.raises(experiment_spec.SpecError, match=r"line 9: debaters.model: the fake-anthropic back-end offers "
-                                                        r"the models fake-claude, fake-claude-large \(got 'gpt-5'\)"):
+    with pytest.raises(
+        experiment_spec.SpecError,
+        match=r"line 9: debaters.model: the fake-anthropic back-end offers "
+        r"the models fake-claude, fake-claude-large \(got 'gpt-5'\)",
+    ):
         experiment_spec.parse(EXPERIMENT.replace("fake-openai", "fake-anthropic").replace("fake-gpt", "gpt-5"))
     assert experiment_spec.parse(EXPERIMENT)["debaters"]["backend"] == "fake-openai"
 
@@ -69,13 +79,17 @@ def test_the_demo_experiment_still_loads():
     assert definition["debaters"]["backend"] == "scripted"
 
 
-@pytest.mark.parametrize("agent", [
-    {"backend": "openai", "model": "m", "base_url": "URL", "api_key_env": "SECRET_KEY"},
-    {"backend": "fake-local", "model": "m", "parameters": {"base_url": "URL", "api_key_env": "SECRET_KEY"}},
-    {"backend": "fake-local", "model": "m", "base_url": "URL"},
-])
+@pytest.mark.parametrize(
+    "agent",
+    [
+        {"backend": "openai", "model": "m", "base_url": "URL", "api_key_env": "SECRET_KEY"},
+        {"backend": "fake-local", "model": "m", "parameters": {"base_url": "URL", "api_key_env": "SECRET_KEY"}},
+        {"backend": "fake-local", "model": "m", "base_url": "URL"},
+    ],
+)
 def test_a_stored_agent_that_names_an_address_sends_nothing_and_reads_no_secret(
-        agent, internal_server, make_user, question, settings):
+    agent, internal_server, make_user, question, settings
+):
     """The attack of the finding: Participant.agent (set by an old experiment or the admin) points
     at an internal address with api_key_env SECRET_KEY. Nothing is sent and nothing is read."""
     from debates import services
@@ -85,8 +99,9 @@ def test_a_stored_agent_that_names_an_address_sends_nothing_and_reads_no_secret(
     agent = json.loads(json.dumps(agent).replace("URL", internal_server.url + "/v1"))
     internal_server.script([])
     judy = make_user("judy", "judge")
-    debate = services.create_debate(question, Protocol(rounds=("sequential",)), {"A": (None, 0), "B": (None, 1)},
-                                    judge=judy, answer_order=[0, 1])
+    debate = services.create_debate(
+        question, Protocol(rounds=("sequential",)), {"A": (None, 0), "B": (None, 1)}, judge=judy, answer_order=[0, 1]
+    )
     debate.participants.filter(seat="A").update(agent=agent)
     services.start_debate(debate.pk)
     assert turns.play_turn(debate.pk, "A", 0).startswith("failed: ")
@@ -106,8 +121,13 @@ def test_a_back_end_error_reaches_the_researcher_as_a_fixed_description(make_use
     try:
         server.script([Fail(403)])  # its body says "scripted failure 403"
         question = Question.objects.create(text="Q?", answers=["a", "b"], correct_index=0, hidden_material=STORY)
-        debate = services.create_debate(question, Protocol(rounds=("sequential",)), {"A": (None, 0), "B": (None, 1)},
-                                        judge=make_user("judy", "judge"), answer_order=[0, 1])
+        debate = services.create_debate(
+            question,
+            Protocol(rounds=("sequential",)),
+            {"A": (None, 0), "B": (None, 1)},
+            judge=make_user("judy", "judge"),
+            answer_order=[0, 1],
+        )
         debate.participants.filter(seat="A").update(agent={"backend": "fake-openai", "model": "fake-gpt"})
         services.start_debate(debate.pk)
         assert turns.play_turn(debate.pk, "A", 0) == "failed: http_403"
@@ -149,25 +169,31 @@ def test_a_redirect_is_not_followed(internal_server):
     internal_server.script([])
     try:
         with pytest.raises(AgentError) as error:
-            list(post_events(f"http://127.0.0.1:{redirecting.server_address[1]}/v1", {"Authorization": "Bearer k"},
-                             {}, 5))
+            list(
+                post_events(
+                    f"http://127.0.0.1:{redirecting.server_address[1]}/v1", {"Authorization": "Bearer k"}, {}, 5
+                )
+            )
     finally:
         redirecting.shutdown()
         redirecting.server_close()
     assert error.value.code == "http_307" and internal_server.requests == []
 
 
-@pytest.mark.parametrize("raw, message", [
-    ([], "must be a JSON object"),
-    ({"x": {"kind": "gpt"}}, "kind must be one of"),
-    ({"x": {"kind": "openai-compatible"}}, "base_url must be an http(s) URL"),
-    ({"x": {"kind": "openai-compatible", "base_url": "http://h/v1", "api_key_env": "A B"}}, "api_key_env must be"),
-    ({"x": {"kind": "anthropic", "base_url": "http://h/v1"}}, "needs api_key_env"),
-    ({"x": {"kind": "openai-compatible", "base_url": "http://h/v1", "models": []}}, "models must be"),
-    ({"x": {"kind": "openai-compatible", "base_url": "http://h/v1", "headers": {}}}, "unknown settings headers"),
-    ({"bad name!": {"kind": "scripted"}}, "a back-end name is"),
-    ({"lab": {"kind": ["offline"]}}, "kind must be one of"),
-])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ([], "must be a JSON object"),
+        ({"x": {"kind": "gpt"}}, "kind must be one of"),
+        ({"x": {"kind": "openai-compatible"}}, "base_url must be an http(s) URL"),
+        ({"x": {"kind": "openai-compatible", "base_url": "http://h/v1", "api_key_env": "A B"}}, "api_key_env must be"),
+        ({"x": {"kind": "anthropic", "base_url": "http://h/v1"}}, "needs api_key_env"),
+        ({"x": {"kind": "openai-compatible", "base_url": "http://h/v1", "models": []}}, "models must be"),
+        ({"x": {"kind": "openai-compatible", "base_url": "http://h/v1", "headers": {}}}, "unknown settings headers"),
+        ({"bad name!": {"kind": "scripted"}}, "a back-end name is"),
+        ({"lab": {"kind": ["offline"]}}, "kind must be one of"),
+    ],
+)
 def test_the_operators_back_end_list_is_checked_at_start(raw, message):
     with pytest.raises(backends.BackendConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         backends.parse(raw)
@@ -205,12 +231,20 @@ def test_the_admin_checks_participant_agents_like_experiment_files(db):
 
     from debates.admin import ParticipantForm
 
-    form = ParticipantForm(data={"seat": "A", "answer_index": 0, "alias": "",
-                                 "agent": json.dumps({"backend": "fake-local", "model": "m",
-                                                      "parameters": {"base_url": "http://10.0.0.1/v1"}})})
+    form = ParticipantForm(
+        data={
+            "seat": "A",
+            "answer_index": 0,
+            "alias": "",
+            "agent": json.dumps(
+                {"backend": "fake-local", "model": "m", "parameters": {"base_url": "http://10.0.0.1/v1"}}
+            ),
+        }
+    )
     assert not form.is_valid() and "parameters may not set base_url" in str(form.errors["agent"])
-    form = ParticipantForm(data={"seat": "A", "answer_index": 0, "alias": "",
-                                 "agent": json.dumps({"backend": "fake-local", "model": "m"})})
+    form = ParticipantForm(
+        data={"seat": "A", "answer_index": 0, "alias": "", "agent": json.dumps({"backend": "fake-local", "model": "m"})}
+    )
     assert form.is_valid(), form.errors
     assert User.objects.count() == 0  # nothing was saved by checking
 
@@ -237,14 +271,21 @@ prompts:
 
 def test_the_old_name_of_the_scripted_back_end_loads_with_a_deprecation():
     checked = experiment_spec.check(OLD_SPELLING)
-    assert (checked.definition["debaters"]["backend"], checked.definition["judges"]["backend"]) == ("scripted", "scripted")
+    assert (checked.definition["debaters"]["backend"], checked.definition["judges"]["backend"]) == (
+        "scripted",
+        "scripted",
+    )
     assert checked.definition["judges"]["offline"] == "stepwise"  # offline judging keeps its name
     assert checked.definition["prompts"] == {"scripted_opening": 'I say "$my_answer". $evidence'}
     assert [d.split(":")[0:2] for d in checked.deprecations] == [
-        ["line 15", " prompts.offline_opening"], ["line 8", " debaters.backend"], ["line 11", " judges.backend"]]
+        ["line 15", " prompts.offline_opening"],
+        ["line 8", " debaters.backend"],
+        ["line 11", " judges.backend"],
+    ]
     assert "write backend: scripted" in checked.deprecations[1]
     assert experiment_spec.parse(OLD_SPELLING) == experiment_spec.parse(
-        OLD_SPELLING.replace("backend: offline", "backend: scripted").replace("offline_opening", "scripted_opening"))
+        OLD_SPELLING.replace("backend: offline", "backend: scripted").replace("offline_opening", "scripted_opening")
+    )
 
 
 @pytest.mark.parametrize("value", ["[offline]", "{offline: 1}"])
@@ -254,8 +295,9 @@ def test_a_back_end_that_is_not_a_name_is_still_an_error(value):
 
 
 def test_the_new_name_of_the_scripted_back_end_loads_without_a_deprecation():
-    checked = experiment_spec.check(OLD_SPELLING.replace("backend: offline", "backend: scripted")
-                                    .replace("offline_opening", "scripted_opening"))
+    checked = experiment_spec.check(
+        OLD_SPELLING.replace("backend: offline", "backend: scripted").replace("offline_opening", "scripted_opening")
+    )
     assert checked.deprecations == []
     assert checked.definition["debaters"]["backend"] == "scripted"
 

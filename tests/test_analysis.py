@@ -1,6 +1,7 @@
 """The analysis page and its numbers. Every number is checked against judging.stats applied to the
 same verdicts read one by one from the models (the slow, obvious way), so the SQL grouping, the
 expansion of counts and the wiring into the statistics are what is under test."""
+
 import csv
 import io
 import os
@@ -44,8 +45,11 @@ def _figures(experiment):
 
 
 def _verdicts(experiment):
-    return list(Verdict.objects.filter(debate__experiment_version__experiment=experiment)
-                .select_related("debate__question", "judge").order_by("id"))
+    return list(
+        Verdict.objects.filter(debate__experiment_version__experiment=experiment)
+        .select_related("debate__question", "judge")
+        .order_by("id")
+    )
 
 
 def _p_correct(verdict):
@@ -59,11 +63,17 @@ def _debater_name(participant):
 def test_accuracy_figures_match_stats_on_the_same_verdicts(experiment):
     figures = _figures(experiment)
     verdicts = _verdicts(experiment)
-    for key, group_of in (("accuracy-protocol", lambda v: v.debate.protocol_name),
-                          ("accuracy-judge-kind", lambda v: v.judge_kind),
-                          ("accuracy-debater-kind", lambda v: "human")):
-        expected = stats.grouped_accuracy([group_of(v) for v in verdicts], [v.correct for v in verdicts],
-                                          [v.debate.question_id for v in verdicts], n_boot=analysis.N_BOOT)
+    for key, group_of in (
+        ("accuracy-protocol", lambda v: v.debate.protocol_name),
+        ("accuracy-judge-kind", lambda v: v.judge_kind),
+        ("accuracy-debater-kind", lambda v: "human"),
+    ):
+        expected = stats.grouped_accuracy(
+            [group_of(v) for v in verdicts],
+            [v.correct for v in verdicts],
+            [v.debate.question_id for v in verdicts],
+            n_boot=analysis.N_BOOT,
+        )
         rows = {r["group"]: r for r in figures[key].rows}
         assert set(rows) == set(expected)
         for group, proportion in expected.items():
@@ -102,7 +112,8 @@ def test_calibration_matches_stats(experiment):
     assert [b["count"] for b in figure.bins] == [b.count for b in expected.bins]
     human = next(r for r in figure.rows if r["group"] == "human")
     assert human["brier"] == pytest.approx(
-        stats.brier_score([_p_correct(v) for v in verdicts if v.judge_kind == "human"]), abs=1e-4)
+        stats.brier_score([_p_correct(v) for v in verdicts if v.judge_kind == "human"]), abs=1e-4
+    )
 
 
 def test_round_by_round_means_follow_the_judges_reports(experiment):
@@ -133,8 +144,12 @@ def test_debaters_and_judges_match_stats(experiment):
             loser = next(s for s in seats if s is not winner)
             winners.append(_debater_name(winner))
             losers.append(_debater_name(loser))
-    expected = {(r.debater, role): p for r in stats.win_rates(names, honest, won)
-                for role, p in (("honest", r.honest), ("dishonest", r.dishonest)) if p}
+    expected = {
+        (r.debater, role): p
+        for r in stats.win_rates(names, honest, won)
+        for role, p in (("honest", r.honest), ("dishonest", r.dishonest))
+        if p
+    }
     got = {(r["debater"], r["role"]): r for r in figures["debater-win-rates"].rows}
     assert set(got) == set(expected)
     for key, p in expected.items():
@@ -147,11 +162,15 @@ def test_debaters_and_judges_match_stats(experiment):
     ranked = [r["debater"] for r in figures["bradley-terry"].rows]
     assert ranked == [row["player"] for row in fit.rows()]
 
-    board = stats.judge_leaderboard([v.judge.username if v.judge else v.ai_judge for v in verdicts],
-                                    [v.correct for v in verdicts], [v.score for v in verdicts])
+    board = stats.judge_leaderboard(
+        [v.judge.username if v.judge else v.ai_judge for v in verdicts],
+        [v.correct for v in verdicts],
+        [v.score for v in verdicts],
+    )
     rows = figures["judges"].rows
-    assert {r["judge"]: r["mean_score"] for r in rows} == pytest.approx({b.judge: b.mean_score for b in board},
-                                                                         abs=1e-4)
+    assert {r["judge"]: r["mean_score"] for r in rows} == pytest.approx(
+        {b.judge: b.mean_score for b in board}, abs=1e-4
+    )
     assert {r["judge"]: r["judgments"] for r in rows} == {b.judge: b.judgments for b in board}
     assert [r["mean_score"] for r in rows] == sorted((r["mean_score"] for r in rows), reverse=True)
 
@@ -182,10 +201,19 @@ def test_pixel_lies_confusion(owner):
         true, lie = int(rng.integers(0, 10)), int(rng.integers(0, 10))
         if true == lie:
             continue
-        question = Question.objects.create(kind="image", text="Which digit?", answers=[str(d) for d in range(10)],
-                                           correct_index=true, hidden_image=[[0] * 28] * 28)
-        debate = services.create_debate(question, Protocol(rounds=("sequential",)),
-                                         {"A": (None, true), "B": (None, lie)}, answer_order=list(range(10)))
+        question = Question.objects.create(
+            kind="image",
+            text="Which digit?",
+            answers=[str(d) for d in range(10)],
+            correct_index=true,
+            hidden_image=[[0] * 28] * 28,
+        )
+        debate = services.create_debate(
+            question,
+            Protocol(rounds=("sequential",)),
+            {"A": (None, true), "B": (None, lie)},
+            answer_order=list(range(10)),
+        )
         debate.experiment_version = version
         debate.save(update_fields=["experiment_version"])
         Participant.objects.filter(debate=debate, answer_index__isnull=False).update(agent={"model": "mcts"})
@@ -193,9 +221,19 @@ def test_pixel_lies_confusion(owner):
         chosen = lie if liar_won else true
         probabilities = [0.0] * 10
         probabilities[chosen] = 1.0
-        Verdict.objects.create(debate=debate, judge_kind="ai", ai_judge="sparse-cnn", live=True,
-                               probabilities=probabilities, chosen_index=chosen, correct=not liar_won, reason="net",
-                               after_turn=0, after_seq=0, score=scoring.score("log", probabilities, true))
+        Verdict.objects.create(
+            debate=debate,
+            judge_kind="ai",
+            ai_judge="sparse-cnn",
+            live=True,
+            probabilities=probabilities,
+            chosen_index=chosen,
+            correct=not liar_won,
+            reason="net",
+            after_turn=0,
+            after_seq=0,
+            score=scoring.score("log", probabilities, true),
+        )
         records.append({"true_label": true, "lie_label": lie, "liar_won": liar_won})
     assert judge
     figure = _figures(experiment)["lie-confusion"]
@@ -255,9 +293,19 @@ def test_page_updates_when_a_verdict_arrives(client, experiment, owner):
     first = client.get(reverse("experiment_analysis", args=[experiment.pk]) + "?partial=1").content.decode()
     assert f'data-stamp="{before}"' in first and "<html" not in first
     verdict = Verdict.objects.filter(debate__experiment_version__experiment=experiment, judge_kind="ai").first()
-    Verdict.objects.create(debate=verdict.debate, judge_kind="ai", ai_judge="model-z", live=False,
-                           probabilities=verdict.probabilities, chosen_index=verdict.chosen_index,
-                           correct=verdict.correct, reason="late", after_turn=1, after_seq=1, score=verdict.score)
+    Verdict.objects.create(
+        debate=verdict.debate,
+        judge_kind="ai",
+        ai_judge="model-z",
+        live=False,
+        probabilities=verdict.probabilities,
+        chosen_index=verdict.chosen_index,
+        correct=verdict.correct,
+        reason="late",
+        after_turn=1,
+        after_seq=1,
+        score=verdict.score,
+    )
     after = client.get(stamp_url).json()["stamp"]
     assert after != before
     # The figures computed before are served at once, marked stale, while new ones are computed.
@@ -308,8 +356,10 @@ def test_nyu_reproduction_matches_the_paper(client, owner):
         if not room.get("includedInPaper"):
             continue
         info = room["status"]["Complete"]["result"]["judgingInfo"]
-        key = f"{'human' if room['setting']['isHuman'] else 'AI'} " \
-              f"{'debate' if room['setting']['isDebate'] else 'consultancy'}"
+        key = (
+            f"{'human' if room['setting']['isHuman'] else 'AI'} "
+            f"{'debate' if room['setting']['isDebate'] else 'consultancy'}"
+        )
         expected.setdefault(key, []).append(info["finalJudgement"][info["correctAnswerIndex"]] > 0.5)
     for (debaters, fmt), (paper_accuracy, paper_count) in analysis.NYU_PAPER.items():
         row = rows[f"{debaters} {fmt}"]

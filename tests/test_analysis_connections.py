@@ -1,5 +1,6 @@
 """On PostgreSQL, outside a transaction, the analysis computes part of its figures on a second
 database connection. The figures must be exactly those of the one-connection path."""
+
 import threading
 
 import pytest
@@ -36,7 +37,13 @@ def test_two_connections_give_the_figures_of_one(monkeypatch):
     assert len(threads) == 1 and threads[0] != threading.get_ident()  # only the first one used a second thread
     assert split["summary"] == together["summary"] and split["stamp"] == together["stamp"]
     assert _figures(split) == _figures(together)
-    assert [f.key for f in split["figures"]][:7] == ["accuracy-protocol", "accuracy-judge-kind", "accuracy-debater-kind",
-                                                    "protocol-differences", "calibration", "by-round",
-                                                    "debater-win-rates"]
+    assert [f.key for f in split["figures"]][:7] == [
+        "accuracy-protocol",
+        "accuracy-judge-kind",
+        "accuracy-debater-kind",
+        "protocol-differences",
+        "calibration",
+        "by-round",
+        "debater-win-rates",
+    ]
     assert all(f.rows for f in split["figures"] if f.key in ("by-round", "debater-win-rates", "bradley-terry"))

@@ -1,5 +1,6 @@
 """The analysis on SQLite, the embedded default's database (the rest of the suite runs on
 PostgreSQL): every figure is computed, with the same numbers as on PostgreSQL for the same data."""
+
 import json
 import subprocess
 import sys
@@ -26,10 +27,12 @@ def _comparable(rows):
 @pytest.mark.django_db
 @pytest.mark.subprocess
 def test_every_figure_is_computed_on_sqlite_with_the_numbers_of_postgresql(tmp_path):
-    env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": f"sqlite:///{tmp_path / 'embedded.sqlite3'}",
-           "PYTHONUNBUFFERED": "1"}
-    done = subprocess.run([sys.executable, str(PROBE), str(SEED)], env=env, capture_output=True, text=True,
-                          timeout=600)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'embedded.sqlite3'}",
+        "PYTHONUNBUFFERED": "1",
+    }
+    done = subprocess.run([sys.executable, str(PROBE), str(SEED)], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     on_sqlite = json.loads(done.stdout.strip().splitlines()[-1])
 

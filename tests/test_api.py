@@ -1,4 +1,5 @@
 """The JSON API for scripts: token auth, permissions, the OpenAPI schema, paging of verdict records."""
+
 import io
 import json
 import zipfile
@@ -67,8 +68,11 @@ def test_a_researcher_reaches_only_their_experiments(client, experiment, key):
     listed = client.get("/api/experiments/", **_auth(key)).json()["results"]
     assert [e["id"] for e in listed] == [experiment.pk]
     assert listed[0]["verdicts"] == Verdict.objects.filter(debate__experiment_version__experiment=experiment).count()
-    for url in (f"/api/experiments/{others_experiment.pk}/", f"/api/experiments/{others_experiment.pk}/verdicts/",
-                f"/api/experiments/{others_experiment.pk}/export.jsonl.zip"):
+    for url in (
+        f"/api/experiments/{others_experiment.pk}/",
+        f"/api/experiments/{others_experiment.pk}/verdicts/",
+        f"/api/experiments/{others_experiment.pk}/export.jsonl.zip",
+    ):
         assert client.get(url, **_auth(key)).status_code == 403
     assert client.get("/api/experiments/999999/", **_auth(key)).status_code == 404
 
@@ -89,8 +93,11 @@ def test_paging_through_every_verdict(client, experiment, key):
                 assert record["judge"] != verdict.judge.username
             assert record["question"]["hidden_material"] is None
         url = body["next"]
-    expected = list(Verdict.objects.filter(debate__experiment_version__experiment=experiment)
-                    .order_by("id").values_list("id", flat=True))
+    expected = list(
+        Verdict.objects.filter(debate__experiment_version__experiment=experiment)
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
     assert seen == expected and len(expected) > 7
 
     _, second_key = ApiToken.issue(experiment.owner, "another script")
@@ -100,8 +107,12 @@ def test_paging_through_every_verdict(client, experiment, key):
 
 
 def test_bad_parameters_are_refused_clearly(client, experiment, key):
-    for query, message in (("limit=0", "limit"), ("limit=abc", "whole number"), ("limit=5000", "limit"),
-                           ("after=-1", "after")):
+    for query, message in (
+        ("limit=0", "limit"),
+        ("limit=abc", "whole number"),
+        ("limit=5000", "limit"),
+        ("after=-1", "after"),
+    ):
         response = client.get(f"/api/experiments/{experiment.pk}/verdicts/?{query}", **_auth(key))
         assert response.status_code == 400 and message in response.json()["error"]
     response = client.get(f"/api/experiments/{experiment.pk}/verdicts/?identities=1", **_auth(key))

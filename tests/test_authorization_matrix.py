@@ -6,6 +6,7 @@ is added without a rule in POLICY fails test_every_route_has_a_rule the day it i
 "Allowed" means an answer that is not a refusal (2xx, a redirect other than to the sign-in page,
 or a 400 for a deliberately empty form); "refused" means 401/403/404, or the sign-in page for
 people who are not signed in, and nothing changed."""
+
 import json
 import re
 
@@ -17,8 +18,7 @@ from debates import services
 from debates.models import Debate, Experiment, Invitation, Question
 from debates.protocol import Protocol
 
-ROLES = ("anonymous", "debater", "other_debater", "judge", "other_judge", "owner", "other_researcher",
-         "administrator")
+ROLES = ("anonymous", "debater", "other_debater", "judge", "other_judge", "owner", "other_researcher", "administrator")
 SEATED = {"debater", "judge"}
 OWNERS = {"owner", "administrator"}
 RESEARCHERS = {"owner", "other_researcher", "administrator"}
@@ -85,8 +85,11 @@ ADMIN = ("GET", {"administrator"})  # every route of the admin site
 ALSO_REFUSED = {"study": {400}}  # the study link without a platform's parameters: "open it from Prolific"
 NO_SUCH_OBJECT = {"experiment_bonus_file"}  # no bonus file yet: those allowed get 404, the others 403
 # ws/me/ carries only the signed-in person's own notices (tests/test_crowd_notices.py checks whose)
-WEBSOCKETS = {"ws/debates/<int:debate_id>/": SEATED | OWNERS, "ws/experiments/<int:experiment_id>/": OWNERS,
-              "ws/me/": SIGNED_IN}
+WEBSOCKETS = {
+    "ws/debates/<int:debate_id>/": SEATED | OWNERS,
+    "ws/experiments/<int:experiment_id>/": OWNERS,
+    "ws/me/": SIGNED_IN,
+}
 
 
 def routes():
@@ -100,6 +103,7 @@ def routes():
             elif isinstance(pattern, URLPattern) and pattern.name:
                 name = f"{namespace}:{pattern.name}" if namespace else pattern.name
                 found.append((name, prefix + str(pattern.pattern)))
+
     visit(get_resolver().url_patterns)
     return found
 
@@ -121,8 +125,12 @@ def test_every_route_has_a_rule():
     assert set(websocket_routes()) == set(WEBSOCKETS), "a websocket route without a rule in WEBSOCKETS"
 
 
-CASES = [(name, route, role) for name, route in routes()
-         if not name.startswith("admin:") or _admin_route_without_object(route) for role in ROLES]
+CASES = [
+    (name, route, role)
+    for name, route in routes()
+    if not name.startswith("admin:") or _admin_route_without_object(route)
+    for role in ROLES
+]
 
 
 @pytest.fixture
@@ -163,23 +171,33 @@ def build_world(django_user_model):
         return user
 
     people = {
-        "debater": make_user("alice", "debater"), "other_debater": make_user("dora", "debater"),
-        "judge": make_user("judy", "judge"), "other_judge": make_user("jim", "judge"),
-        "owner": make_user("rita", "researcher"), "other_researcher": make_user("otto", "researcher"),
+        "debater": make_user("alice", "debater"),
+        "other_debater": make_user("dora", "debater"),
+        "judge": make_user("judy", "judge"),
+        "other_judge": make_user("jim", "judge"),
+        "owner": make_user("rita", "researcher"),
+        "other_researcher": make_user("otto", "researcher"),
         "administrator": django_user_model.objects.create(username="root", is_superuser=True, is_staff=True),
     }
     people["other_researcher"].is_staff = True  # staff status grants nothing
     people["other_researcher"].save()
-    question = Question.objects.create(text="Q?", answers=["yes", "no"], correct_index=0, hidden_material="PASSAGE",
-                                       source="matrix")
+    question = Question.objects.create(
+        text="Q?", answers=["yes", "no"], correct_index=0, hidden_material="PASSAGE", source="matrix"
+    )
     version, _ = load_experiment("name: Mine\ndataset: {source: matrix}\nprotocols: [{name: p}]\n", people["owner"])
     protocol = Protocol(rounds=("sequential", "judge_feedback"))
-    debate = services.create_debate(question, protocol, {"A": (people["debater"], 0), "B": (make_user("bob"), 1)},
-                                    judge=people["judge"], answer_order=[0, 1])
+    debate = services.create_debate(
+        question,
+        protocol,
+        {"A": (people["debater"], 0), "B": (make_user("bob"), 1)},
+        judge=people["judge"],
+        answer_order=[0, 1],
+    )
     debate.experiment_version = version
     debate.save(update_fields=["experiment_version"])
-    finished = services.create_debate(question, protocol, {"A": (make_user("ann"), 0), "B": (make_user("ben"), 1)},
-                                      answer_order=[0, 1])
+    finished = services.create_debate(
+        question, protocol, {"A": (make_user("ann"), 0), "B": (make_user("ben"), 1)}, answer_order=[0, 1]
+    )
     Debate.objects.filter(pk=finished.pk).update(status=Debate.AWAITING_VERDICT, experiment_version=version)
     assignment = Assignment.objects.create(debate=finished, judge=people["judge"], mode=Assignment.ALL_AT_ONCE)
     token, _ = ApiToken.issue(people["owner"], "mine")
@@ -187,11 +205,22 @@ def build_world(django_user_model):
     invitation = Invitation.objects.create(role="judge", uses_left=5)
     from judging.models import StudyParticipant
 
-    study_participant = StudyParticipant.objects.create(experiment_id=version.experiment_id, user=make_user("pat"),
-                                                        platform="prolific", external_id="PAT")
-    values = {"debate_id": debate.pk, "experiment_id": version.experiment_id, "assignment_id": assignment.pk,
-              "token_id": token.pk, "token": invitation.token, "fmt": "jsonl", "key": "accuracy-protocol",
-              "uidb64": "MQ", "path": "", "participant_id": study_participant.pk, "batch": 1}
+    study_participant = StudyParticipant.objects.create(
+        experiment_id=version.experiment_id, user=make_user("pat"), platform="prolific", external_id="PAT"
+    )
+    values = {
+        "debate_id": debate.pk,
+        "experiment_id": version.experiment_id,
+        "assignment_id": assignment.pk,
+        "token_id": token.pk,
+        "token": invitation.token,
+        "fmt": "jsonl",
+        "key": "accuracy-protocol",
+        "uidb64": "MQ",
+        "path": "",
+        "participant_id": study_participant.pk,
+        "batch": 1,
+    }
     return {"people": people, "values": values, "keys": keys, "debate": debate}
 
 
@@ -223,8 +252,7 @@ def check_route(name, route, role, world, client):
     url = _url(route, dict(world["values"], token=world["values"]["token"]))
     before = _changes(world)
     response = client.post(url, **headers) if method == "POST" else client.get(url, **headers)
-    signin = response.status_code == 302 and response["Location"].split("?")[0] in ("/accounts/login/",
-                                                                                  "/admin/login/")
+    signin = response.status_code == 302 and response["Location"].split("?")[0] in ("/accounts/login/", "/admin/login/")
     refused = response.status_code in {401, 403, 404, *ALSO_REFUSED.get(name, ())} or signin
     if name in NO_SUCH_OBJECT:
         refused = response.status_code in (401, 403) or signin
@@ -245,8 +273,13 @@ def _changes(world):
     from judging.models import ApiToken, Verdict
 
     debate = Debate.objects.get(pk=world["debate"].pk)
-    return (debate.status, debate.last_seq, Verdict.objects.count(), Experiment.objects.count(),
-            ApiToken.objects.filter(revoked_at__isnull=False).count())
+    return (
+        debate.status,
+        debate.last_seq,
+        Verdict.objects.count(),
+        Experiment.objects.count(),
+        ApiToken.objects.filter(revoked_at__isnull=False).count(),
+    )
 
 
 @pytest.mark.slow
@@ -261,8 +294,12 @@ def test_each_websocket_route_answers_each_role_as_its_rule_says(daphne_server, 
         for role in ROLES:
             user = world["people"].get(role)
             headers = {"Cookie": f"sessionid={session_for(user)}"} if user is not None else {}
-            with connect(f"ws://{host}/{_url(route, values)[1:]}", origin=daphne_server, open_timeout=10,
-                         additional_headers=headers) as ws:
+            with connect(
+                f"ws://{host}/{_url(route, values)[1:]}",
+                origin=daphne_server,
+                open_timeout=10,
+                additional_headers=headers,
+            ) as ws:
                 try:
                     first = json.loads(ws.recv(timeout=10))
                     accepted = True

@@ -4,6 +4,7 @@ database. Screenshots of every view go to test-artifacts/.
 
 The database is only touched before and after the browsers run: Playwright's sync API keeps an
 event loop running, and Django refuses database calls while one runs in the same thread."""
+
 import contextlib
 import json
 import os
@@ -16,8 +17,14 @@ from .conftest import ARTIFACTS
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]  # daphne must see the data
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 PASSWORD = "pass-for-tests-1"  # tests/conftest.py make_user
 SECRET = "SECRET PASSAGE"
 PRIVATE_NOTE = "note-to-self-7f3a: mention the fire"
@@ -25,9 +32,18 @@ WAIT_MS = 30_000  # this machine is small and busy: be patient, never flaky
 PHONE = {"width": 390, "height": 844}
 TAMPER_ME = "this frame is made too long on its way to the server"
 PAGE_ERRORS = []  # uncaught script errors in any page: each test fails on them
-SCREENSHOTS = ("room-debater.png", "room-observer.png", "room-judge.png", "room-judge-phone.png",
-               "room-judge-feedback.png", "verdict-form.png", "verdict-form-phone.png", "verdict-recorded.png",
-               "lobby-judge.png", "lobby-researcher.png")
+SCREENSHOTS = (
+    "room-debater.png",
+    "room-observer.png",
+    "room-judge.png",
+    "room-judge-phone.png",
+    "room-judge-feedback.png",
+    "verdict-form.png",
+    "verdict-form-phone.png",
+    "verdict-recorded.png",
+    "lobby-judge.png",
+    "lobby-researcher.png",
+)
 
 
 @pytest.fixture
@@ -58,8 +74,12 @@ def watch_errors(page, who):
     """Uncaught script errors and Content-Security-Policy violations (the policy blocks what a
     page loads against it and says so on the console) go to PAGE_ERRORS, which fails the test."""
     page.on("pageerror", lambda error: PAGE_ERRORS.append(f"{who}: {error}"))
-    page.on("console", lambda message: PAGE_ERRORS.append(f"{who}: {message.text}")
-            if "Content Security Policy" in message.text else None)
+    page.on(
+        "console",
+        lambda message: (
+            PAGE_ERRORS.append(f"{who}: {message.text}") if "Content Security Policy" in message.text else None
+        ),
+    )
 
 
 def sign_in(browser, base_url, username, viewport=None, wait_ms=WAIT_MS):
@@ -132,7 +152,12 @@ def test_two_debaters_and_a_judge_complete_a_debate(chromium_path, daphne_server
     debate.refresh_from_db()
     assert debate.status == "complete"
     assert list(debate.turns.values_list("seat", "kind")) == [
-        ("A", "speech"), ("B", "speech"), ("judge", "feedback"), ("A", "speech"), ("B", "speech")]
+        ("A", "speech"),
+        ("B", "speech"),
+        ("judge", "feedback"),
+        ("A", "speech"),
+        ("B", "speech"),
+    ]
     assert debate.turns.get(seat="A", round_index=0).private_note == PRIVATE_NOTE
     # The judge's browser never received hidden material, private notes or who is honest.
     assert "speeches_revealed" in judge_frames_text and answers[0] in judge_html  # the capture worked
@@ -176,7 +201,9 @@ def play_whole_debate(browser, url, debate_id):
     expect(alice.locator(".turn.seat-A .text")).to_have_text("The story says the fire had to be vented: that is why.")
     expect(alice.locator(".turn.seat-A .private")).to_contain_text(PRIVATE_NOTE)
     expect(alice.get_by_label("Speech for answer")).to_have_value("")
-    expect(bob.locator(".turn.sealed")).to_have_text(re.compile("Debater A has submitted \\(sealed until both are in\\)"))
+    expect(bob.locator(".turn.sealed")).to_have_text(
+        re.compile("Debater A has submitted \\(sealed until both are in\\)")
+    )
     # The judge is not told who handed in first (debates/snapshots.py): still waiting for both, nothing shown.
     expect(judy.locator("[data-headline]")).to_have_text("Waiting for Debater A and Debater B")
     expect(judy.locator(".turn")).to_have_count(0)
@@ -220,7 +247,9 @@ def play_whole_debate(browser, url, debate_id):
     alice.keyboard.press("Tab")
     assert alice.evaluate("document.activeElement.textContent.trim()") == "Send speech"
     alice.keyboard.press("Enter")
-    expect(bob.locator(".turn.seat-A .text").last).to_have_text("Line three: 'vent the fire'. Bob has no line to quote.")
+    expect(bob.locator(".turn.seat-A .text").last).to_have_text(
+        "Line three: 'vent the fire'. Bob has no line to quote."
+    )
     expect(bob.locator("[data-headline]")).to_have_text("Your turn")
     expect(judy.locator("[data-headline]")).to_have_text("Waiting for Debater B")
 
@@ -334,8 +363,12 @@ def test_client_recovers_from_lost_acks_and_missed_events(chromium_path, daphne_
                 route.close(code=4000, reason="simulated network loss")
                 server.close()
                 return
-            if number == 2 and frame.get("kind") == "speech" and frame["data"].get("seat") == "B" \
-                    and not dropped["speech"]:
+            if (
+                number == 2
+                and frame.get("kind") == "speech"
+                and frame["data"].get("seat") == "B"
+                and not dropped["speech"]
+            ):
                 dropped["speech"] = True
                 return
             route.send(message)
@@ -386,7 +419,9 @@ def test_client_recovers_from_lost_acks_and_missed_events(chromium_path, daphne_
     assert any(m.get("type") == "sync" for m in sent), sent
     assert len(connections) >= 2
     assert list(debate.turns.filter(seat="A").values_list("text", flat=True)) == [
-        "Sent once, acknowledged on the second try.", "A second speech, within the limit."]
+        "Sent once, acknowledged on the second try.",
+        "A second speech, within the limit.",
+    ]
     assert debate.turns.filter(seat="B").count() == 1
 
 

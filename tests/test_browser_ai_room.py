@@ -12,12 +12,21 @@ back-end, which needs no network) write their turns while people watch the debat
   blinded judge only as a missed turn.
 
 The database is only touched before and after the browsers run (see tests/test_browser.py)."""
+
 import re
 
 import pytest
 
 from tests.test_browser import (  # noqa: F401 (chromium_path is a fixture)
-    PAGE_ERRORS, PHONE, assert_fits_a_phone, chromium, chromium_path, open_room, shoot, sign_in)
+    PAGE_ERRORS,
+    PHONE,
+    assert_fits_a_phone,
+    chromium,
+    chromium_path,
+    open_room,
+    shoot,
+    sign_in,
+)
 from tests.test_quotes import STORY
 
 from .conftest import ARTIFACTS
@@ -27,11 +36,21 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 QUESTION = "Why does the captain open the airlock?"
 ANSWERS = ["To vent a fire", "To escape the ship"]
 TYPING = 0.12  # seconds between the scripted debater's words: slow enough to watch a turn stream in
-SCREENSHOTS = ("ai-room-judge-sealed.png", "ai-room-judge-quotes.png", "ai-room-judge-streaming.png",
-               "ai-room-observer-streaming.png", "ai-room-judge-feedback.png", "ai-room-judge-end.png",
-               "ai-room-verdict.png", "ai-room-debater-composer.png", "ai-room-debater-refused.png",
-               "ai-room-judge-evidence.png", "ai-room-judge-evidence-phone.png", "ai-room-debater-asked.png",
-               "ai-room-observer-failure.png")
+SCREENSHOTS = (
+    "ai-room-judge-sealed.png",
+    "ai-room-judge-quotes.png",
+    "ai-room-judge-streaming.png",
+    "ai-room-observer-streaming.png",
+    "ai-room-judge-feedback.png",
+    "ai-room-judge-end.png",
+    "ai-room-verdict.png",
+    "ai-room-debater-composer.png",
+    "ai-room-debater-refused.png",
+    "ai-room-judge-evidence.png",
+    "ai-room-judge-evidence-phone.png",
+    "ai-room-debater-asked.png",
+    "ai-room-observer-failure.png",
+)
 JUDGE_COMMENT = "Which sentence says what the fire had to do with the airlock?"
 
 
@@ -61,10 +80,16 @@ def _ai_debate(question_text, judy, seats, protocol, agents):
     from debates import services
     from debates.models import Question
 
-    question = Question.objects.create(text=question_text, answers=ANSWERS, correct_index=0, hidden_material=STORY,
-                                       public_material="A short story about a spaceship.")
-    debate = services.create_debate(question, protocol, seats, judge=judy, answer_order=[0, 1],
-                                    created_by=User.objects.get(username="rita"))  # rita runs it
+    question = Question.objects.create(
+        text=question_text,
+        answers=ANSWERS,
+        correct_index=0,
+        hidden_material=STORY,
+        public_material="A short story about a spaceship.",
+    )
+    debate = services.create_debate(
+        question, protocol, seats, judge=judy, answer_order=[0, 1], created_by=User.objects.get(username="rita")
+    )  # rita runs it
     for seat, agent in agents.items():
         debate.participants.filter(seat=seat).update(agent=agent)
     return debate
@@ -75,12 +100,17 @@ def _words(text):
 
 
 def test_a_judge_watches_an_ai_vs_ai_debate_live_and_gives_the_verdict(
-        chromium_path, transactional_db, celery_worker, daphne_server, make_user):
+    chromium_path, transactional_db, celery_worker, daphne_server, make_user
+):
     from debates.protocol import Protocol
 
     judy, _ = _people(make_user)
-    protocol = Protocol(rounds=("simultaneous", "judge_feedback", "sequential"), speaking_order=("A", "B"),
-                        char_limit=500, quote_chars_per_turn=150)
+    protocol = Protocol(
+        rounds=("simultaneous", "judge_feedback", "sequential"),
+        speaking_order=("A", "B"),
+        char_limit=500,
+        quote_chars_per_turn=150,
+    )
     scripted = {"backend": "scripted", "token_delay": TYPING}
     debate = _ai_debate(QUESTION, judy, {"A": (None, 0), "B": (None, 1)}, protocol, {"A": scripted, "B": scripted})
 
@@ -102,13 +132,22 @@ def test_a_judge_watches_an_ai_vs_ai_debate_live_and_gives_the_verdict(
     stored_quotes = [q for turn in speeches.values() for q in turn.payload.get("quotes", [])]  # in saving order
     assert stored_quotes and seen["panel"] == [(q["text"], q["status"]) for q in stored_quotes]
     streamed = _words(seen["streamed_A"])
-    assert len(streamed) >= 3 and _words(speeches[(2, "A")].text.replace("<quote>", " ").replace("</quote>", " "))[
-        :len(streamed)] == streamed  # the words the observer saw being written are the start of the saved speech
+    assert (
+        len(streamed) >= 3
+        and _words(speeches[(2, "A")].text.replace("<quote>", " ").replace("</quote>", " "))[: len(streamed)]
+        == streamed
+    )  # the words the observer saw being written are the start of the saved speech
     assert "(AI)" not in seen["judge_html"] and "(AI)" in seen["observer_html"]
     assert not PAGE_ERRORS
-    for name in ("ai-room-judge-sealed.png", "ai-room-judge-quotes.png", "ai-room-judge-streaming.png",
-                 "ai-room-observer-streaming.png", "ai-room-judge-feedback.png", "ai-room-judge-end.png",
-                 "ai-room-verdict.png"):
+    for name in (
+        "ai-room-judge-sealed.png",
+        "ai-room-judge-quotes.png",
+        "ai-room-judge-streaming.png",
+        "ai-room-observer-streaming.png",
+        "ai-room-judge-feedback.png",
+        "ai-room-judge-end.png",
+        "ai-room-verdict.png",
+    ):
         assert (ARTIFACTS / name).stat().st_size > 10_000, name
 
 
@@ -171,8 +210,10 @@ def watch_and_judge(browser, url, debate_id):
     verdict_link = judy.get_by_role("link", name="Give your verdict")
     expect(verdict_link).to_be_visible()
     expect(judy.locator(".turn.ai-progress")).to_have_count(0)
-    panel = [(item.locator("q").text_content(), item.locator(".quote").get_attribute("class").split("quote-")[-1])
-             for item in judy.locator("[data-quotes] li").all()]
+    panel = [
+        (item.locator("q").text_content(), item.locator(".quote").get_attribute("class").split("quote-")[-1])
+        for item in judy.locator("[data-quotes] li").all()
+    ]
     assert len(panel) == judy.locator(".transcript .quote").count()
     shoot(judy, "ai-room-judge-end.png")
     judge_html = judy.content()
@@ -181,7 +222,9 @@ def watch_and_judge(browser, url, debate_id):
     judy.locator("#p0").focus()
     for _ in range(3):
         judy.keyboard.press("PageUp")
-    judy.get_by_label("Your reason").fill("Debater A quoted the story on the fire; Debater B's quotes were off the point.")
+    judy.get_by_label("Your reason").fill(
+        "Debater A quoted the story on the fire; Debater B's quotes were off the point."
+    )
     shoot(judy, "ai-room-verdict.png")
     judy.get_by_role("button", name="Submit verdict").click()
     expect(judy.get_by_role("heading", name="Thank you: your verdict is recorded")).to_be_visible()
@@ -197,16 +240,27 @@ SELECTED = "opened the airlock to vent the fire"
 
 
 def test_a_person_debates_an_ai_with_quotes_and_answers_the_judge(
-        chromium_path, transactional_db, celery_worker, daphne_server, make_user):
+    chromium_path, transactional_db, celery_worker, daphne_server, make_user
+):
     from debates import services
     from debates.protocol import Protocol
 
     judy, _ = _people(make_user)
     alice = make_user("alice", "debater")
-    protocol = Protocol(rounds=("sequential", "judge_feedback", "sequential"), speaking_order=("A", "B"),
-                        char_limit=600, quote_chars_per_turn=120, quote_chars_per_debate=160)
-    debate = _ai_debate(QUESTION, judy, {"A": (alice, 0), "B": (None, 1)}, protocol,
-                        {"B": {"backend": "scripted", "token_delay": TYPING}})
+    protocol = Protocol(
+        rounds=("sequential", "judge_feedback", "sequential"),
+        speaking_order=("A", "B"),
+        char_limit=600,
+        quote_chars_per_turn=120,
+        quote_chars_per_debate=160,
+    )
+    debate = _ai_debate(
+        QUESTION,
+        judy,
+        {"A": (alice, 0), "B": (None, 1)},
+        protocol,
+        {"B": {"backend": "scripted", "token_delay": TYPING}},
+    )
     services.start_debate(debate.pk)
 
     with chromium() as browser:
@@ -214,12 +268,20 @@ def test_a_person_debates_an_ai_with_quotes_and_answers_the_judge(
 
     quotes = debate.turns.get(seat="A", round_index=0).payload["quotes"]
     assert [(q["text"], q["status"]) for q in quotes] == [
-        (SELECTED, "verified"), (NEAR_QUOTE, "near"), (UNVERIFIED_QUOTE, "unverified")]
+        (SELECTED, "verified"),
+        (NEAR_QUOTE, "near"),
+        (UNVERIFIED_QUOTE, "unverified"),
+    ]
     assert debate.turns.filter(seat="A").count() == 1  # the refused speech left nothing behind
     assert debate.turns.filter(seat="B", kind="speech").count() == 1
     assert not PAGE_ERRORS
-    for name in ("ai-room-debater-composer.png", "ai-room-debater-refused.png", "ai-room-judge-evidence.png",
-                 "ai-room-judge-evidence-phone.png", "ai-room-debater-asked.png"):
+    for name in (
+        "ai-room-debater-composer.png",
+        "ai-room-debater-refused.png",
+        "ai-room-judge-evidence.png",
+        "ai-room-judge-evidence-phone.png",
+        "ai-room-debater-asked.png",
+    ):
         assert (ARTIFACTS / name).stat().st_size > 10_000, name
 
 
@@ -233,11 +295,14 @@ def debate_against_the_ai(browser, url, debate_id):
     composer = alice.get_by_label("Speech for answer")
     budget = alice.locator("[data-quote-budget]")
     expect(alice.locator("#quote-help")).to_contain_text("<quote>words copied from the passage</quote>")
-    expect(budget).to_have_text("Quotes in this speech: 0 / 120 characters (120 per speech, 160 of 160 left in this debate).")
+    expect(budget).to_have_text(
+        "Quotes in this speech: 0 / 120 characters (120 per speech, 160 of 160 left in this debate)."
+    )
 
     # Select words in the passage and quote them with the button: the markup goes in at the cursor.
     composer.fill("The captain ")
-    alice.evaluate("""(words) => {
+    alice.evaluate(
+        """(words) => {
         const passage = document.querySelector('#passage .passage');
         const text = passage.firstChild;
         const start = text.data.indexOf(words);
@@ -246,7 +311,9 @@ def debate_against_the_ai(browser, url, debate_id):
         range.setEnd(text, start + words.length);
         document.getSelection().removeAllRanges();
         document.getSelection().addRange(range);
-    }""", SELECTED)
+    }""",
+        SELECTED,
+    )
     alice.get_by_role("button", name="Quote the words you selected in the passage").click()
     expect(composer).to_have_value(f"The captain <quote>{SELECTED}</quote> ")
     expect(budget).to_have_text(re.compile(rf"^Quotes in this speech: {len(SELECTED)} / 120 characters"))
@@ -256,19 +323,24 @@ def debate_against_the_ai(browser, url, debate_id):
     composer.fill(too_long)
     expect(budget).to_contain_text("Quote 15 characters less, or the speech will be refused.")
     alice.get_by_role("button", name="Send speech").click()
-    expect(alice.locator("[data-error]")).to_have_text("quotes may have at most 120 characters per turn (this speech quotes 135)")
+    expect(alice.locator("[data-error]")).to_have_text(
+        "quotes may have at most 120 characters per turn (this speech quotes 135)"
+    )
     expect(composer).to_have_value(too_long)
     shoot(alice, "ai-room-debater-refused.png")
 
-    speech = (f"The captain <quote>{SELECTED}</quote>. Reyes wrote that <quote>{NEAR_QUOTE}</quote>. "
-              f"Nobody says <quote>{UNVERIFIED_QUOTE}</quote>.")
+    speech = (
+        f"The captain <quote>{SELECTED}</quote>. Reyes wrote that <quote>{NEAR_QUOTE}</quote>. "
+        f"Nobody says <quote>{UNVERIFIED_QUOTE}</quote>."
+    )
     composer.fill(speech)
     alice.get_by_role("button", name="Send speech").click()
     expect(composer).to_have_value("")
     expect(alice.locator("[data-error]")).to_be_empty()
     used = len(SELECTED) + len(NEAR_QUOTE) + len(UNVERIFIED_QUOTE)
     expect(budget).to_have_text(
-        f"Quotes in this speech: 0 / {160 - used} characters (120 per speech, {160 - used} of 160 left in this debate).")
+        f"Quotes in this speech: 0 / {160 - used} characters (120 per speech, {160 - used} of 160 left in this debate)."
+    )
 
     # The AI answers. The blinded person is not told that it is an AI: nothing of its writing
     # streams (a person's writing never does), its speech appears when it is saved.
@@ -286,7 +358,8 @@ def debate_against_the_ai(browser, url, debate_id):
     expect(judy.locator("[data-quotes] li").nth(1)).to_contain_text(NEAR_QUOTE)
     expect(judy.locator("[data-headline]")).to_have_text("Your turn")  # Debater B's speech is in
     expect(judy.locator("[data-quotes-summary]")).to_contain_text(
-        "Debater A: 1 verified, 1 near match, 1 not found in the passage")
+        "Debater A: 1 verified, 1 near match, 1 not found in the passage"
+    )
     shoot(judy, "ai-room-judge-evidence.png")
     judy.set_viewport_size(PHONE)
     assert_fits_a_phone(judy)
@@ -297,7 +370,8 @@ def debate_against_the_ai(browser, url, debate_id):
     judy.get_by_label("Comment for the debaters").fill("Debater A, which line shows the fire was vented?")
     judy.get_by_role("button", name="Send feedback").click()
     expect(alice.locator(".turn.seat-judge .judge-comment")).to_have_text(
-        "Judge asks: Debater A, which line shows the fire was vented?")
+        "Judge asks: Debater A, which line shows the fire was vented?"
+    )
     expect(alice.locator("[data-headline]")).to_have_text("Your turn")
     shoot(alice, "ai-room-debater-asked.png")
     for page in (alice, judy):
@@ -305,14 +379,20 @@ def debate_against_the_ai(browser, url, debate_id):
 
 
 def test_an_ai_seat_that_cannot_write_is_shown_as_failed_only_to_those_who_may_know(
-        chromium_path, transactional_db, celery_worker, daphne_server, make_user):
+    chromium_path, transactional_db, celery_worker, daphne_server, make_user
+):
     from debates.models import Debate
     from debates.protocol import Protocol
 
     judy, _ = _people(make_user)
     no_key = {"backend": "no-key", "model": "gpt-4o-mini"}  # tests/settings.py: its key variable is not set
-    debate = _ai_debate(QUESTION, judy, {"A": (None, 0), "B": (None, 1)}, Protocol(rounds=("sequential",)),
-                        {"A": no_key, "B": {"backend": "scripted", "token_delay": 0}})
+    debate = _ai_debate(
+        QUESTION,
+        judy,
+        {"A": (None, 0), "B": (None, 1)},
+        Protocol(rounds=("sequential",)),
+        {"A": no_key, "B": {"backend": "scripted", "token_delay": 0}},
+    )
 
     with chromium() as browser:
         from playwright.sync_api import expect

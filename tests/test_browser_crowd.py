@@ -9,8 +9,15 @@ import re
 
 import pytest
 
-from tests.test_browser import (PAGE_ERRORS, PHONE, WAIT_MS, chromium, chromium_path, shoot,  # noqa: F401 (fixture)
-                                watch_errors)
+from tests.test_browser import (
+    PAGE_ERRORS,
+    PHONE,
+    WAIT_MS,
+    chromium,
+    chromium_path,  # noqa: F401 (fixture)
+    shoot,  # noqa: F401 (fixture)
+    watch_errors,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -138,8 +145,13 @@ def test_a_prolific_participant_goes_from_the_link_to_the_completion_redirect(ch
     from tests.factories import dataset_questions
 
     owner = make_user("crowdres", "researcher")
-    dataset_questions("browser-crowd", 2, text=lambda i: f"Is statement {i} true?", hidden_material="",
-                      public_material="The record says yes.")
+    dataset_questions(
+        "browser-crowd",
+        2,
+        text=lambda i: f"Is statement {i} true?",
+        hidden_material="",
+        public_material="The record says yes.",
+    )
     version, _ = load_experiment(DEFINITION, owner)
     start_experiment(version.pk)
     experiment_id = version.experiment_id
@@ -195,8 +207,13 @@ def test_the_waiting_room_moves_on_the_moment_a_seat_frees_up(chromium_path, dap
     from tests.test_browser_pixel import in_thread
 
     owner = make_user("waitres", "researcher")
-    dataset_questions("browser-wait", 1, text="Is the only statement true?", hidden_material="",
-                      public_material="The record says yes.")
+    dataset_questions(
+        "browser-wait",
+        1,
+        text="Is the only statement true?",
+        hidden_material="",
+        public_material="The record says yes.",
+    )
     study = started_study(owner, LIVE_WAIT)
     version = crowd.study_version(study)
     first = crowd.enter(study, crowd.Entry("prolific", "5f00000000000000000000a1"))
@@ -252,7 +269,8 @@ def start_a_debate(question, first, second) -> int:
     from debates import live, services
     from debates.protocol import Protocol
 
-    debate = services.create_debate(question, Protocol(rounds=("sequential",)), {"A": (first, 0), "B": (second, 1)},
-                                    answer_order=[0, 1])
+    debate = services.create_debate(
+        question, Protocol(rounds=("sequential",)), {"A": (first, 0), "B": (second, 1)}, answer_order=[0, 1]
+    )
     live.publish(debate.pk, services.start_debate(debate.pk))
     return debate.pk

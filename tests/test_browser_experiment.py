@@ -6,6 +6,7 @@ after the verdict, as the file allows. A second judge then judges the finished d
 turn by turn. Screenshots go to test-artifacts/.
 
 The database is only touched before and after the browsers run (see tests/test_browser.py)."""
+
 import re
 
 import pytest
@@ -46,10 +47,18 @@ target_verdicts: 2
 """
 BROKEN_LINE = "    format: debait"
 JUDGE_COMMENT = "Which sentence says why the airlock was opened?"
-SCREENSHOTS = ("experiment-form-errors.png", "experiment-saved.png", "experiment-started.png",
-               "experiment-judge-room.png", "experiment-judge-feedback.png", "experiment-verdict.png",
-               "experiment-judge-revealed.png", "experiment-dashboard-verdict.png", "experiment-offline-step.png",
-               "experiment-offline-done.png")
+SCREENSHOTS = (
+    "experiment-form-errors.png",
+    "experiment-saved.png",
+    "experiment-started.png",
+    "experiment-judge-room.png",
+    "experiment-judge-feedback.png",
+    "experiment-verdict.png",
+    "experiment-judge-revealed.png",
+    "experiment-dashboard-verdict.png",
+    "experiment-offline-step.png",
+    "experiment-offline-done.png",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -60,15 +69,22 @@ def fresh_artifacts():
 
 
 def test_a_researcher_loads_and_starts_an_experiment_and_a_judge_judges_the_ai_debate_live(
-        chromium_path, transactional_db, celery_worker, daphne_server, make_user, tmp_path):
+    chromium_path, transactional_db, celery_worker, daphne_server, make_user, tmp_path
+):
     from debates.models import Question
 
     make_user("rita", "researcher")
     make_user("judy", "judge")
     make_user("otto", "judge")
-    Question.objects.create(text="Why does the captain open the airlock?", answers=["To vent a fire", "To escape the ship"],
-                            correct_index=0, hidden_material=STORY, public_material="A short story about a spaceship.",
-                            source="browser-experiment", external_id="airlock")
+    Question.objects.create(
+        text="Why does the captain open the airlock?",
+        answers=["To vent a fire", "To escape the ship"],
+        correct_index=0,
+        hidden_material=STORY,
+        public_material="A short story about a spaceship.",
+        source="browser-experiment",
+        external_id="airlock",
+    )
     good = tmp_path / "ai-debate.yaml"
     good.write_text(EXPERIMENT_FILE)
     broken = tmp_path / "broken.yaml"

@@ -10,6 +10,7 @@
 
 The database is touched only before and after the browsers run (Playwright's sync API keeps an
 event loop running in this thread), or from a helper thread. Screenshots go to test-artifacts/."""
+
 import concurrent.futures
 import json
 import re
@@ -109,7 +110,8 @@ def seen_on_board(page) -> dict[int, int]:
 
 
 def test_a_judge_watches_tree_search_debaters_and_sees_only_the_revealed_pixels(
-        chromium_path, tiny_judges, daphne_server, celery_worker, make_user):
+    chromium_path, tiny_judges, daphne_server, celery_worker, make_user
+):
     from playwright.sync_api import expect
 
     from debates import pixel_debates
@@ -117,8 +119,18 @@ def test_a_judge_watches_tree_search_debaters_and_sees_only_the_revealed_pixels(
     from judging.models import Verdict
 
     judy, researcher = make_user("judy", "judge"), make_user("rita", "researcher")
-    debate = pixel_debates.create_pixel_debate("ai_vs_ai", 0, lie=3, pixels=6, judge=judy, observers=[researcher],
-                                               rollouts=10, seed=3, move_delay=1.5, start_when_judge_opens=True)
+    debate = pixel_debates.create_pixel_debate(
+        "ai_vs_ai",
+        0,
+        lie=3,
+        pixels=6,
+        judge=judy,
+        observers=[researcher],
+        rollouts=10,
+        seed=3,
+        move_delay=1.5,
+        start_when_judge_opens=True,
+    )
     image = np.asarray(debate.question.hidden_image)
     debate_id = debate.pk
 
@@ -138,8 +150,9 @@ def test_a_judge_watches_tree_search_debaters_and_sees_only_the_revealed_pixels(
                 shoot(judge, "pixel-room-judge-live.png")
         assert counts[0] < 6, counts  # the first reveal was on the judge's screen before the last was made
         expect(judge.get_by_role("link", name="Give your verdict")).to_be_visible()
-        listed = {int(item.get_attribute("data-pixel")): int(item.get_attribute("data-value"))
-                  for item in evidence.all()}
+        listed = {
+            int(item.get_attribute("data-pixel")): int(item.get_attribute("data-value")) for item in evidence.all()
+        }
         on_board = seen_on_board(judge)
         html = judge.content()
         shoot(judge, "pixel-room-judge-final.png")
@@ -165,7 +178,9 @@ def test_a_judge_watches_tree_search_debaters_and_sees_only_the_revealed_pixels(
     assert len(revealed) == 6 and all(int(image.flat[p]) == v > 0 for p, v in revealed.items())
     assert listed == revealed and on_board == revealed  # the board shows exactly the revealed pixels
     received = [json.loads(frame) for frame in frames]
-    assert pixel_helpers.image_rows_in(received) == [] and pixel_helpers.pixel_values_in(received) == set(revealed.items())
+    assert pixel_helpers.image_rows_in(received) == [] and pixel_helpers.pixel_values_in(received) == set(
+        revealed.items()
+    )
     assert len({frame["seq"] for frame in received if frame.get("kind") == "speech"}) == 6  # one frame per reveal
     grey_rows = re.findall(r"\[(?:\s*\d+\s*,){27}\s*\d+\s*\]", html)
     assert grey_rows == []  # no image row anywhere in the judge's page
@@ -177,15 +192,17 @@ def test_a_judge_watches_tree_search_debaters_and_sees_only_the_revealed_pixels(
 
 
 def test_people_reveal_with_the_keyboard_and_claim_with_rectangles_while_the_judge_watches(
-        chromium_path, tiny_judges, daphne_server, make_user):
+    chromium_path, tiny_judges, daphne_server, make_user
+):
     from playwright.sync_api import expect
 
     from debates import pixel_debates, services
     from debates.models import Debate
 
     alice, bob, judy = make_user("alice", "debater"), make_user("bob", "debater"), make_user("judy", "judge")
-    debate = pixel_debates.create_pixel_debate("human_vs_human", 0, lie=3, humans=[alice, bob], judge=judy,
-                                               rounds=2, seed=0)
+    debate = pixel_debates.create_pixel_debate(
+        "human_vs_human", 0, lie=3, humans=[alice, bob], judge=judy, rounds=2, seed=0
+    )
     services.start_debate(debate.pk)
     first, second = (debate.participants.get(seat=s).user.username for s in ("A", "B"))
     image = np.asarray(debate.question.hidden_image)
@@ -206,8 +223,11 @@ def test_people_reveal_with_the_keyboard_and_claim_with_rectangles_while_the_jud
         opener.locator("[data-board-canvas]").focus()
         row, column = 14, 14
         while (row, column) != target:
-            key = ("ArrowDown" if target[0] > row else "ArrowUp") if row != target[0] else \
-                ("ArrowRight" if target[1] > column else "ArrowLeft")
+            key = (
+                ("ArrowDown" if target[0] > row else "ArrowUp")
+                if row != target[0]
+                else ("ArrowRight" if target[1] > column else "ArrowLeft")
+            )
             opener.keyboard.press(key)
             row += {"ArrowDown": 1, "ArrowUp": -1}.get(key, 0)
             column += {"ArrowRight": 1, "ArrowLeft": -1}.get(key, 0)
@@ -215,7 +235,9 @@ def test_people_reveal_with_the_keyboard_and_claim_with_rectangles_while_the_jud
         opener.keyboard.press("Enter")
         expect(judge.locator("[data-board-evidence] li")).to_have_count(1)
         expect(judge.locator("[data-transcript]")).to_contain_text("The top bar is bright: a 7.")
-        expect(opener.locator("[data-board-budget]")).to_have_text("You may reveal 0 more pixels in this debate (of 1).")
+        expect(opener.locator("[data-board-budget]")).to_have_text(
+            "You may reveal 0 more pixels in this debate (of 1)."
+        )
 
         # The mouse: a rectangle claim (two corners) with a statement sent from the composer.
         replier.get_by_role("button", name="Draw a rectangle").click()
@@ -240,20 +262,24 @@ def test_people_reveal_with_the_keyboard_and_claim_with_rectangles_while_the_jud
     assert turns[1].payload == {"rectangles": [[3, 4, 8, 9]]} and turns[1].seat == "B"
     assert on_board == {pixel: int(image.flat[pixel])}
     received = [json.loads(frame) for frame in frames]
-    assert pixel_helpers.image_rows_in(received) == [] and pixel_helpers.pixel_values_in(received) == {(pixel, int(image.flat[pixel]))}
+    assert pixel_helpers.image_rows_in(received) == [] and pixel_helpers.pixel_values_in(received) == {
+        (pixel, int(image.flat[pixel]))
+    }
     assert any(frame.get("data", {}).get("rectangles") == [[3, 4, 8, 9]] for frame in received)
 
 
 def test_a_person_plays_the_ai_game_against_a_tree_search_debater(
-        chromium_path, tiny_judges, daphne_server, celery_worker, make_user):
+    chromium_path, tiny_judges, daphne_server, celery_worker, make_user
+):
     from playwright.sync_api import expect
 
     from debates import pixel_debates, services
     from debates.models import Debate
 
     alice = make_user("alice", "debater")
-    debate = pixel_debates.create_pixel_debate("human_vs_ai", 7, lie=4, pixels=4, humans=[alice], human_side="honest",
-                                               rollouts=10, seed=1, move_delay=0.5)
+    debate = pixel_debates.create_pixel_debate(
+        "human_vs_ai", 7, lie=4, pixels=4, humans=[alice], human_side="honest", rollouts=10, seed=1, move_delay=0.5
+    )
     services.start_debate(debate.pk)
     image = np.asarray(debate.question.hidden_image)
     bright = [int(p) for p in np.flatnonzero(image >= 200)]

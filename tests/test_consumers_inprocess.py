@@ -3,6 +3,7 @@ config.asgi's application (origin check, session middleware, routing, consumer) 
 the channel layer and database the settings give: the in-memory layer and SQLite without services,
 Redis and PostgreSQL under make test. The same protocol through a real daphne, Redis and Celery is
 tested in test_live.py."""
+
 import json
 
 import pytest
@@ -83,8 +84,13 @@ def seated(two_round_debate, make_user):
     users = {p.seat: p.user for p in two_round_debate.participants.select_related("user")}
     researcher = make_user("rita", "researcher")
     Debate.objects.filter(pk=two_round_debate.pk).update(created_by=researcher)
-    return {"debate": two_round_debate, "A": users["A"], "B": users["B"], "judge": users["judge"],
-            "observer": researcher}
+    return {
+        "debate": two_round_debate,
+        "A": users["A"],
+        "B": users["B"],
+        "judge": users["judge"],
+        "observer": researcher,
+    }
 
 
 def test_each_role_gets_the_state_its_view_allows(seated):
@@ -100,8 +106,10 @@ def test_each_role_gets_the_state_its_view_allows(seated):
 
     states = run(scenario)
     assert {who: (s["type"], s["view"], s["my_seat"], s["seq"]) for who, s in states.items()} == {
-        "A": ("state", "debater", "A", 0), "judge": ("state", "judge", "judge", 0),
-        "observer": ("state", "observer", None, 0)}
+        "A": ("state", "debater", "A", 0),
+        "judge": ("state", "judge", "judge", 0),
+        "observer": ("state", "observer", None, 0),
+    }
     assert SECRET in states["A"]["hidden"]["material"] and SECRET in states["observer"]["hidden"]["material"]
     assert SECRET not in json.dumps(states["judge"])
     assert "correct_answer" not in states["judge"] and "honest_seats" not in states["judge"]
@@ -157,8 +165,11 @@ BAD_INPUT = [
     ("text is a number", json.dumps(speech(5, "t-1")), "bad_message"),
     ("forged seat", json.dumps(speech("I am Bob.", "t-2", seat="B")), "wrong_seat"),
     ("over the character limit", json.dumps(speech("y" * 501, "t-3")), "too_long"),
-    ("feedback from a debater", json.dumps({"type": "feedback", "probabilities": [0.5, 0.5], "client_id": "t-4"}),
-     "wrong_action"),
+    (
+        "feedback from a debater",
+        json.dumps({"type": "feedback", "probabilities": [0.5, 0.5], "client_id": "t-4"}),
+        "wrong_action",
+    ),
 ]
 
 
@@ -176,7 +187,9 @@ def test_bad_input_gets_an_error_frame_stores_nothing_and_the_connection_keeps_w
             answers.append(await frame_of_type(alice, "error", "ack"))
         await alice.send_to(bytes_data=b'{"type": "ping"}')
         answers.append(await frame_of_type(alice, "error", "ack"))
-        await alice.send_to(text_data='{"type": "speech", "text": "' + "x" * settings.DEBATELAB_MAX_MESSAGE_BYTES + '"}')
+        await alice.send_to(
+            text_data='{"type": "speech", "text": "' + "x" * settings.DEBATELAB_MAX_MESSAGE_BYTES + '"}'
+        )
         answers.append(await frame_of_type(alice, "error", "ack"))
         await alice.send_json_to({"type": "ping"})
         pong = await frame_of_type(alice, "pong")

@@ -64,8 +64,9 @@ def test_a_hundred_bots_run_a_study_from_link_to_bonus_file_and_dropouts_are_rep
     daphne_server, make_user, tmp_path, capsys
 ):
     owner = make_user("botmaster", "researcher")
-    dataset_questions("bot-study", DEBATES, correct_index=lambda i: i % 2, hidden_material="",
-                      public_material="Read carefully.")
+    dataset_questions(
+        "bot-study", DEBATES, correct_index=lambda i: i % 2, hidden_material="", public_material="Read carefully."
+    )
     version, _ = load_experiment(DEFINITION, owner)
     start_experiment(version.pk)
     bonus_path = tmp_path / "bonus.csv"
@@ -96,16 +97,22 @@ def test_a_hundred_bots_run_a_study_from_link_to_bonus_file_and_dropouts_are_rep
     stayed = [p for p in participants if p.status == "completed"]
     dropped = [p for p in participants if p.status != "completed"]
     assert len(stayed) == DEBATES and len(dropped) == DROPOUTS
-    assert all(
-        p.completion_code == "BOTDONE" and p.responses["survey"]["comments"] == "No comments." for p in stayed
-    )
+    assert all(p.completion_code == "BOTDONE" and p.responses["survey"]["comments"] == "No comments." for p in stayed)
     # A dropout ends timed out with that outcome's code, no verdict, no bonus and no seat.
-    assert {(p.status, p.outcome, p.completion_code, p.bonus) for p in dropped} == {("timed_out", "timed_out", "BOTGONE", None)}
+    assert {(p.status, p.outcome, p.completion_code, p.bonus) for p in dropped} == {
+        ("timed_out", "timed_out", "BOTGONE", None)
+    }
     assert not Verdict.objects.filter(judge__in=[p.user for p in dropped]).exists()
     assert not Participant.objects.filter(user__in=[p.user for p in dropped]).exists()
-    for line in (f"completed: {DEBATES}", f"with_code: {DEBATES}", "errors: 0", f"dropped_out: {DROPOUTS}",
-                 f"seats_freed: {DROPOUTS}", f"seats_refilled: {DROPOUTS}",
-                 f"end_statuses: {{'completed': {DEBATES}, 'timed_out': {DROPOUTS}}}"):
+    for line in (
+        f"completed: {DEBATES}",
+        f"with_code: {DEBATES}",
+        "errors: 0",
+        f"dropped_out: {DROPOUTS}",
+        f"seats_freed: {DROPOUTS}",
+        f"seats_refilled: {DROPOUTS}",
+        f"end_statuses: {{'completed': {DEBATES}, 'timed_out': {DROPOUTS}}}",
+    ):
         assert line in printed
     assert "median_seconds_to_refill: None" not in printed
     # Exactly one judge per debate, every debate judged once, nobody twice.

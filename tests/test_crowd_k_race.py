@@ -108,7 +108,9 @@ def test_racing_judges_get_exactly_k_judgments_per_debate_and_never_their_own_qu
     # second tab's request would hold).
     results = together([lambda p=p: crowd.progress(p).status for p in racers + live])
     assignments = Assignment.objects.filter(debate__experiment_version__experiment=study)
-    per_debate = {d.pk: assignments.filter(debate=d).count() for d in Debate.objects.filter(experiment_version__experiment=study)}
+    per_debate = {
+        d.pk: assignments.filter(debate=d).count() for d in Debate.objects.filter(experiment_version__experiment=study)
+    }
     assert per_debate == {pk: k - 1 for pk in per_debate}  # the live judge and k - 1 more, never more
     assert results.count("judging") == 2 * (k - 1) and results[-2:] == ["completed", "completed"]
     for assignment in assignments.select_related("debate"):
@@ -117,12 +119,14 @@ def test_racing_judges_get_exactly_k_judgments_per_debate_and_never_their_own_qu
         assert assignments.filter(judge=assignment.judge, debate__question=assignment.debate.question).count() == 1
     # Past the wait limit, the rest are released rather than given a judgment beyond K.
     StudyParticipant.objects.filter(experiment=study, status="waiting").update(
-        status_changed_at=timezone.now() - timedelta(minutes=2))
+        status_changed_at=timezone.now() - timedelta(minutes=2)
+    )
     waiting = list(StudyParticipant.objects.filter(experiment=study, status="waiting"))
     together([lambda p=p: crowd.progress(p).status for p in waiting])
     assert assignments.count() == 2 * (k - 1)
     assert set(StudyParticipant.objects.filter(pk__in=[p.pk for p in waiting]).values_list("status", flat=True)) == {
-        "timed_out"}
+        "timed_out"
+    }
 
 
 def test_nobody_is_released_at_the_wait_limit_while_a_debate_wants_their_judgment(make_user):

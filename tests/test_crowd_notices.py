@@ -36,8 +36,9 @@ def sent(mailoutbox, subject):
 
 
 @pytest.mark.django_db
-def test_the_debaters_whose_turn_starts_are_mailed_after_the_commit(two_round_debate, mailoutbox,
-                                                                    django_capture_on_commit_callbacks):
+def test_the_debaters_whose_turn_starts_are_mailed_after_the_commit(
+    two_round_debate, mailoutbox, django_capture_on_commit_callbacks
+):
     debate = with_addresses(two_round_debate)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         services.start_debate(debate.pk)
@@ -60,8 +61,9 @@ def test_the_debaters_whose_turn_starts_are_mailed_after_the_commit(two_round_de
 
 
 @pytest.mark.django_db
-def test_nobody_in_the_room_and_no_ai_seat_is_mailed(two_round_debate, mailoutbox, monkeypatch,
-                                                   django_capture_on_commit_callbacks):
+def test_nobody_in_the_room_and_no_ai_seat_is_mailed(
+    two_round_debate, mailoutbox, monkeypatch, django_capture_on_commit_callbacks
+):
     debate = with_addresses(two_round_debate)
     # Who is connected comes from the presence store (debates/presence.py, tested with real sockets
     # in test_live.py); here its answer is set directly.
@@ -78,8 +80,9 @@ def test_nobody_in_the_room_and_no_ai_seat_is_mailed(two_round_debate, mailoutbo
 
 
 @pytest.mark.django_db
-def test_the_debaters_and_the_judge_hear_that_the_debate_ended(two_round_debate, mailoutbox,
-                                                               django_capture_on_commit_callbacks):
+def test_the_debaters_and_the_judge_hear_that_the_debate_ended(
+    two_round_debate, mailoutbox, django_capture_on_commit_callbacks
+):
     debate = with_addresses(two_round_debate)
     with django_capture_on_commit_callbacks(execute=True):
         play_to_the_end(debate)
@@ -90,8 +93,9 @@ def test_the_debaters_and_the_judge_hear_that_the_debate_ended(two_round_debate,
 
 
 @pytest.mark.django_db
-def test_a_failing_mail_server_is_logged_and_the_turn_stands(two_round_debate, monkeypatch, caplog,
-                                                             django_capture_on_commit_callbacks):
+def test_a_failing_mail_server_is_logged_and_the_turn_stands(
+    two_round_debate, monkeypatch, caplog, django_capture_on_commit_callbacks
+):
     debate = with_addresses(two_round_debate)
 
     def refuse(*args, **kwargs):
@@ -106,6 +110,7 @@ def test_a_failing_mail_server_is_logged_and_the_turn_stands(two_round_debate, m
 
 
 # The personal websocket, in process.
+
 
 @pytest.fixture
 def fresh_channel_layer():
@@ -245,8 +250,10 @@ def test_the_waiting_room_hears_of_a_finished_debate_that_wants_a_further_judgme
     make_user("pdeb1", "debater")
     make_user("pdeb2", "debater")
     dataset_questions("pushed-unit", 1, text="Only question?")
-    study = started_study(owner, STUDY.replace("judges:\n  kind: human\n",
-                                               "judges:\n  kind: human\n  per_debate: 2\n  offline: all_at_once\n"))
+    study = started_study(
+        owner,
+        STUDY.replace("judges:\n  kind: human\n", "judges:\n  kind: human\n  per_debate: 2\n  offline: all_at_once\n"),
+    )
 
     def arrive(pid):
         participant = crowd.enter(study, crowd.Entry("prolific", pid))

@@ -1,6 +1,7 @@
 """The production stack that docker-compose.yml describes. Docker cannot run here, so the compose file
 is parsed and every service, command, file and environment variable it names is checked against the
 project; the entrypoint's process roles are then run for real against the test database and Redis."""
+
 import ast
 import http.client
 import importlib
@@ -33,7 +34,7 @@ IMAGE_WORKDIR = "/app"  # where the Dockerfile puts the repository inside the im
 def in_repo(image_path: str) -> Path:
     """The repository file that an absolute path inside the image comes from."""
     assert image_path.startswith(IMAGE_WORKDIR + "/"), f"{image_path} is not under {IMAGE_WORKDIR}"
-    return ROOT / image_path[len(IMAGE_WORKDIR) + 1:]
+    return ROOT / image_path[len(IMAGE_WORKDIR) + 1 :]
 
 
 def entrypoint_roles() -> set[str]:
@@ -44,6 +45,7 @@ def entrypoint_roles() -> set[str]:
 
 def interpolate(value: str, variables: dict) -> str:
     """Compose's ${NAME}, ${NAME:-default} and ${NAME:?error} substitution, for the forms this file uses."""
+
     def substitute(match):
         name, operator, argument = match.group(1), match.group(2) or "", match.group(3) or ""
         if variables.get(name):
@@ -51,6 +53,7 @@ def interpolate(value: str, variables: dict) -> str:
         if operator == ":?":
             raise LookupError(f"{name} is required: {argument}")
         return argument
+
     return re.sub(r"\$\{(\w+)(?:(:-|:\?)([^}]*))?\}", substitute, value)
 
 
@@ -71,8 +74,12 @@ def environment_names_read_by(path: Path) -> set[str]:
     for function in (node for node in tree.body if isinstance(node, ast.FunctionDef)):
         parameters = [arg.arg for arg in function.args.args]
         for call in (node for node in ast.walk(function) if isinstance(node, ast.Call)):
-            if (ast.unparse(call.func) in readers and call.args and isinstance(call.args[0], ast.Name)
-                    and call.args[0].id in parameters):
+            if (
+                ast.unparse(call.func) in readers
+                and call.args
+                and isinstance(call.args[0], ast.Name)
+                and call.args[0].id in parameters
+            ):
                 readers.add(function.name)
     names = set()
     for node in ast.walk(tree):
@@ -88,6 +95,7 @@ def environment_names_read_by(path: Path) -> set[str]:
 
 
 # --- the compose file -------------------------------------------------------------------------
+
 
 def test_compose_defines_the_four_services():
     assert {"postgres", "redis", "web", "worker"} <= set(SERVICES)
@@ -206,6 +214,7 @@ def test_env_example_names_the_variables_compose_requires():
 
 # --- the image --------------------------------------------------------------------------------
 
+
 def test_dockerfile_builds_a_cpu_only_python_311_image_run_by_a_non_root_user():
     assert dockerfile_values("FROM") == ["python:3.11-slim"]
     (install,) = [run for run in dockerfile_values("RUN") if "pip install" in run]
@@ -250,6 +259,7 @@ def test_the_entrypoint_refuses_an_unknown_role():
 
 # --- the roles, run for real ------------------------------------------------------------------
 
+
 def role_env(**overrides) -> dict:
     """The test database and Redis, the project's own settings module (as in the image), the venv on PATH."""
     env = _subprocess_env()
@@ -261,8 +271,9 @@ def role_env(**overrides) -> dict:
 
 @pytest.mark.slow
 def test_migrate_role_applies_migrations(django_db_setup):
-    result = subprocess.run(["sh", str(ENTRYPOINT), "migrate"], env=role_env(), capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        ["sh", str(ENTRYPOINT), "migrate"], env=role_env(), capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "No migrations to apply." in result.stdout
 
@@ -272,17 +283,21 @@ def test_web_role_passes_the_compose_health_check_behind_https(django_db_setup, 
     port = _free_port()
     env = role_env(PORT=str(port), HTTPS="1", ALLOWED_HOSTS="debatelab.example.org", WEB_PROCESSES="2")
     log_path = tmp_path / "web.log"
-    process = subprocess.Popen(["sh", str(ENTRYPOINT), "web"], env=env, stdout=open(log_path, "w"),
-                               stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        ["sh", str(ENTRYPOINT), "web"], env=env, stdout=open(log_path, "w"), stderr=subprocess.STDOUT
+    )
     try:
+
         def health_check():
-            check = subprocess.run([sys.executable, str(HEALTHCHECK)], env=env, capture_output=True, text=True,
-                                   timeout=15)
+            check = subprocess.run(
+                [sys.executable, str(HEALTHCHECK)], env=env, capture_output=True, text=True, timeout=15
+            )
             assert check.returncode == 0 or process.poll() is None, f"web exited: {log_path.read_text()[-2000:]}"
             return check if check.returncode == 0 else None
 
-        check = wait_until(health_check, 120, lambda: f"the health check to pass: {log_path.read_text()[-2000:]}",
-                           interval=0.5)
+        check = wait_until(
+            health_check, 120, lambda: f"the health check to pass: {log_path.read_text()[-2000:]}", interval=0.5
+        )
         assert json.loads(check.stdout) == {"status": "ok", "database": "ok", "channel_layer": "ok"}
         assert "with 2 daphne processes" in log_path.read_text()
         # Without the proxy's X-Forwarded-Proto the same request is redirected to HTTPS.
@@ -299,9 +314,14 @@ def test_worker_role_starts_a_celery_worker(django_db_setup, tmp_path):
     log_path = tmp_path / "worker.log"
     # A queue of its own, so this worker never takes tasks meant for another test's worker.
     env = role_env(CELERY_QUEUE=f"deploy-test-{uuid.uuid4().hex[:8]}")
-    process = subprocess.Popen(["sh", str(ENTRYPOINT), "worker", "--pool", "solo", "--without-gossip",
-                                "--without-mingle"], env=env, stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        ["sh", str(ENTRYPOINT), "worker", "--pool", "solo", "--without-gossip", "--without-mingle"],
+        env=env,
+        stdout=open(log_path, "w"),
+        stderr=subprocess.STDOUT,
+    )
     try:
+
         def ready():
             assert process.poll() is None, f"worker exited: {log_path.read_text()[-2000:]}"
             return "ready." in log_path.read_text()
@@ -321,9 +341,11 @@ def test_beat_role_sends_the_sweep_on_its_schedule(django_db_setup, tmp_path):
     env = role_env(CELERY_QUEUE=queue, SWEEP_INTERVAL="1", BEAT_SCHEDULE_FILE=str(tmp_path / "schedule"))
     client = redis.Redis.from_url(env["REDIS_URL"])
     log_path = tmp_path / "beat.log"
-    process = subprocess.Popen(["sh", str(ENTRYPOINT), "beat"], env=env, stdout=open(log_path, "w"),
-                               stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        ["sh", str(ENTRYPOINT), "beat"], env=env, stdout=open(log_path, "w"), stderr=subprocess.STDOUT
+    )
     try:
+
         def sent_twice():
             assert process.poll() is None, f"beat exited: {log_path.read_text()[-2000:]}"
             return client.llen(queue) >= 2
@@ -339,6 +361,7 @@ def test_beat_role_sends_the_sweep_on_its_schedule(django_db_setup, tmp_path):
 
 
 # --- /healthz ---------------------------------------------------------------------------------
+
 
 def test_healthz_reports_database_and_channel_layer_ok(client, db):
     response = client.get("/healthz")
@@ -385,14 +408,15 @@ def closed_port() -> int:
 
 
 def healthz_in_subprocess(**env_overrides) -> tuple[int, dict]:
-    code = ("import django, json; django.setup()\n"
-            "from django.test import Client\n"
-            "response = Client().get('/healthz')\n"
-            "print(response.status_code, response.content.decode())\n")
+    code = (
+        "import django, json; django.setup()\n"
+        "from django.test import Client\n"
+        "response = Client().get('/healthz')\n"
+        "print(response.status_code, response.content.decode())\n"
+    )
     env = dict(os.environ)
     env.update(env_overrides)
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr[-2000:]
     status, body = result.stdout.strip().splitlines()[-1].split(" ", 1)
     return int(status), json.loads(body)
@@ -409,8 +433,9 @@ def test_healthz_answers_503_when_the_database_is_unreachable():
 
 @pytest.mark.slow
 def test_healthz_answers_503_when_redis_is_unreachable():
-    status, body = healthz_in_subprocess(DATABASE_URL="sqlite://:memory:",
-                                         REDIS_URL=f"redis://127.0.0.1:{closed_port()}/0")
+    status, body = healthz_in_subprocess(
+        DATABASE_URL="sqlite://:memory:", REDIS_URL=f"redis://127.0.0.1:{closed_port()}/0"
+    )
     assert status == 503
     assert body["database"] == "ok"
     assert body["channel_layer"].startswith("error: ")

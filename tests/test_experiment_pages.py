@@ -1,6 +1,7 @@
 """Experiments in the web: the YAML/JSON form (same loader as the management command: line-numbered
 errors, nothing stored on error, an edit of a started version makes a new one), the Start button,
 and the live dashboard, whose websocket sends a fresh summary when a debate of the experiment moves."""
+
 import json
 from urllib.parse import urlsplit
 
@@ -38,12 +39,26 @@ BROKEN = DEFINITION.replace("format: debate", "format: debat").replace("seed: 3"
 
 @pytest.fixture
 def people(make_user):
-    users = {name: make_user(name, role) for name, role in (
-        ("rhea", "researcher"), ("other", "researcher"), ("deb1", "debater"), ("deb2", "debater"),
-        ("jud1", "judge"), ("jud2", "judge"))}
+    users = {
+        name: make_user(name, role)
+        for name, role in (
+            ("rhea", "researcher"),
+            ("other", "researcher"),
+            ("deb1", "debater"),
+            ("deb2", "debater"),
+            ("jud1", "judge"),
+            ("jud2", "judge"),
+        )
+    }
     for i in range(2):
-        Question.objects.create(text=f"Question {i}?", answers=["yes", "no"], correct_index=i % 2,
-                                hidden_material="passage", source="web-unit", external_id=str(i))
+        Question.objects.create(
+            text=f"Question {i}?",
+            answers=["yes", "no"],
+            correct_index=i % 2,
+            hidden_material="passage",
+            source="web-unit",
+            external_id=str(i),
+        )
     return users
 
 
@@ -64,6 +79,7 @@ def create(client, text=DEFINITION):
 
 # The form ------------------------------------------------------------------------------------------
 
+
 def test_a_researcher_creates_an_experiment_from_yaml_text(rhea):
     response = create(rhea)
     experiment = Experiment.objects.get(name="Web study")
@@ -75,12 +91,16 @@ def test_a_researcher_creates_an_experiment_from_yaml_text(rhea):
 
 
 def test_a_definition_with_an_old_spelling_saves_and_says_the_new_one(rhea):
-    old = DEFINITION.replace("debaters:\n  kind: human\n  pool: [deb1, deb2]", "debaters:\n  kind: ai\n  backend: offline")
+    old = DEFINITION.replace(
+        "debaters:\n  kind: human\n  pool: [deb1, deb2]", "debaters:\n  kind: ai\n  backend: offline"
+    )
     response = create(rhea, old)
     assert response.status_code == 302
     assert Experiment.objects.get(name="Web study").latest_version().definition["debaters"]["backend"] == "scripted"
-    assert message_of(response) == ("Saved, but written the old way: line 10: debaters.backend: 'offline' is the old "
-                                    "name of the 'scripted' back-end (no model, no network): write backend: scripted.")
+    assert message_of(response) == (
+        "Saved, but written the old way: line 10: debaters.backend: 'offline' is the old "
+        "name of the 'scripted' back-end (no model, no network): write backend: scripted."
+    )
 
 
 def test_json_and_uploaded_files_are_read_the_same_way(rhea):
@@ -129,14 +149,17 @@ def test_editing_an_unstarted_version_changes_it_in_place(rhea):
 def test_an_edit_keeps_the_experiments_name(rhea):
     create(rhea)
     experiment = Experiment.objects.get()
-    response = rhea.post(reverse("experiment_edit", args=[experiment.pk]),
-                         {"definition": DEFINITION.replace("name: Web study", "name: Renamed")})
+    response = rhea.post(
+        reverse("experiment_edit", args=[experiment.pk]),
+        {"definition": DEFINITION.replace("name: Web study", "name: Renamed")},
+    )
     assert response.status_code == 400
     assert "line 1: name: an edit keeps the name" in response.content.decode()
     assert list(Experiment.objects.values_list("name", flat=True)) == ["Web study"]
 
 
 # Starting ------------------------------------------------------------------------------------------
+
 
 def test_start_freezes_the_version_creates_its_debates_and_an_edit_then_makes_a_new_version(rhea):
     create(rhea)
@@ -154,9 +177,13 @@ def test_start_freezes_the_version_creates_its_debates_and_an_edit_then_makes_a_
 
     edit_page = rhea.get(reverse("experiment_edit", args=[experiment.pk])).content.decode()
     assert "so its definition is frozen" in edit_page and "makes version 2" in edit_page
-    response = rhea.post(reverse("experiment_edit", args=[experiment.pk]),
-                         {"definition": DEFINITION.replace("seed: 3", "seed: 9")})
-    assert message_of(response) == "Version 1 has started, so its definition is frozen: your edit is saved as a new version, version 2."
+    response = rhea.post(
+        reverse("experiment_edit", args=[experiment.pk]), {"definition": DEFINITION.replace("seed: 3", "seed: 9")}
+    )
+    assert (
+        message_of(response)
+        == "Version 1 has started, so its definition is frozen: your edit is saved as a new version, version 2."
+    )
     version.refresh_from_db()
     assert version.definition["counterbalance"]["seed"] == 3
     assert experiment.latest_version().number == 2 and experiment.latest_version().frozen_at is None
@@ -167,7 +194,9 @@ def test_unknown_sources_and_pool_users_are_refused_at_save(rhea):
     response = create(rhea, text)
     page = response.content.decode()
     assert response.status_code == 400 and not Experiment.objects.exists()
-    assert "line 3: dataset.source: no questions with source &#x27;nowhere&#x27; (available: &#x27;web-unit&#x27;)" in page
+    assert (
+        "line 3: dataset.source: no questions with source &#x27;nowhere&#x27; (available: &#x27;web-unit&#x27;)" in page
+    )
     assert "line 13: judges.pool: no such users: ghost" in page and "debaters.pool" not in page
 
 
@@ -175,8 +204,14 @@ def test_the_example_on_the_new_form_saves_and_starts(rhea):
     from judging.researcher_views import EXAMPLE
 
     for i in range(2):
-        Question.objects.create(text=f"Demo {i}?", answers=["a", "b"], correct_index=0, hidden_material="p",
-                                source="debatelab-demo", external_id=f"d{i}")
+        Question.objects.create(
+            text=f"Demo {i}?",
+            answers=["a", "b"],
+            correct_index=0,
+            hidden_material="p",
+            source="debatelab-demo",
+            external_id=f"d{i}",
+        )
     assert "source: debatelab-demo" in rhea.get(reverse("experiment_new")).content.decode()
     assert create(rhea, EXAMPLE).status_code == 302
     experiment = Experiment.objects.get(name="My experiment")
@@ -211,6 +246,7 @@ def test_only_researchers_and_only_the_owner_use_the_forms(client, people):
 
 # The dashboard -------------------------------------------------------------------------------------
 
+
 def test_the_summary_counts_debates_verdicts_and_progress(rhea, people):
     create(rhea)
     experiment = Experiment.objects.get()
@@ -229,9 +265,16 @@ def test_the_summary_counts_debates_verdicts_and_progress(rhea, people):
     # The Versions table counts the verdict too, and the live summary carries its numbers so the
     # dashboard script keeps it current (it once stayed at 0 while the dashboard said 1).
     assert summary["versions"][0] | {"frozen_at": None} == {
-        "number": 1, "started": True, "frozen_at": None, "debates": 2, "complete": 1, "verdicts": 1, "target": 4,
-        "progress": 0.25}
-    assert '<td data-version-verdicts>1</td>' in page and '<td data-version-complete>1</td>' in page
+        "number": 1,
+        "started": True,
+        "frozen_at": None,
+        "debates": 2,
+        "complete": 1,
+        "verdicts": 1,
+        "target": 4,
+        "progress": 0.25,
+    }
+    assert "<td data-version-verdicts>1</td>" in page and "<td data-version-complete>1</td>" in page
 
 
 def play_and_judge(debate):
@@ -256,8 +299,14 @@ def test_the_dashboard_websocket_sends_a_fresh_summary_when_a_debate_moves(daphn
     judge = make_user("jud1", "judge")
     make_user("jud2", "judge")
     for i in range(2):
-        Question.objects.create(text=f"Question {i}?", answers=["yes", "no"], correct_index=0,
-                                hidden_material="passage", source="web-unit", external_id=str(i))
+        Question.objects.create(
+            text=f"Question {i}?",
+            answers=["yes", "no"],
+            correct_index=0,
+            hidden_material="passage",
+            source="web-unit",
+            external_id=str(i),
+        )
     browser = Browser(daphne_server, session_for(owner))
     status, body, _ = browser.post(reverse("experiment_new"), form={"definition": DEFINITION})
     assert status == 302, body[:300]
@@ -272,10 +321,13 @@ def test_the_dashboard_websocket_sends_a_fresh_summary_when_a_debate_moves(daphn
     assert [r["waiting_for"] for r in first["in_progress"] if r["id"] == debate.pk] == [[first_seat]]
     speaker = debate.participants.get(seat=first_seat).user
     status, body, _ = Browser(daphne_server, session_for(speaker)).post(
-        reverse("api_debate_action", args=[debate.pk]), json_body={"type": "speech", "text": "Opening.", "client_id": "x"})
+        reverse("api_debate_action", args=[debate.pk]),
+        json_body={"type": "speech", "text": "Opening.", "client_id": "x"},
+    )
     assert status == 200, body
-    update = wait_for(socket, lambda s: any(r["id"] == debate.pk and r["waiting_for"] == [second_seat]
-                                            for r in s["in_progress"]))
+    update = wait_for(
+        socket, lambda s: any(r["id"] == debate.pk and r["waiting_for"] == [second_seat] for r in s["in_progress"])
+    )
     assert update["verdicts"]["total"] == 0
     socket.close()
 
@@ -288,8 +340,13 @@ def test_the_dashboard_websocket_sends_a_fresh_summary_when_a_debate_moves(daphn
 
 def dashboard_socket(base_url, experiment_id, session):
     host = urlsplit(base_url).netloc
-    return connect(f"ws://{host}/ws/experiments/{experiment_id}/", origin=base_url,
-                   additional_headers={"Cookie": f"sessionid={session}"}, open_timeout=15, legacy=True)
+    return connect(
+        f"ws://{host}/ws/experiments/{experiment_id}/",
+        origin=base_url,
+        additional_headers={"Cookie": f"sessionid={session}"},
+        open_timeout=15,
+        legacy=True,
+    )
 
 
 def wait_for(socket, wanted, frames=20):

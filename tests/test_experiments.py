@@ -39,15 +39,23 @@ def test_json_definitions_are_read_too():
     assert parse('{"name": "x", "dataset": {"source": "s"}, "protocols": [{"name": "d"}]}')["name"] == "x"
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("name: x\ndataset:\n  source: s\nprotocols:\n  - name: d\n    format: debat\n",
-     "line 6: protocols[0].format: must be one of"),
-    ("name: x\ndataset:\n  source: s\nprotocols: []\n", "line 4: protocols: must be a non-empty list"),
-    ("name: x\ndataset:\n  source: s\nprotocols:\n  - name: d\ncolour: red\n", "line 6: colour: unknown field"),
-    ("name: x\nprotocols:\n  - name: d\n", "missing required field 'dataset'"),
-    ("name: x\ndataset:\n  source: s\nprotocols:\n  - name: d\n    char_limit: 0\n", "line 5: protocols[0]: char_limit"),
-    ("name: [\n", "not valid YAML/JSON"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (
+            "name: x\ndataset:\n  source: s\nprotocols:\n  - name: d\n    format: debat\n",
+            "line 6: protocols[0].format: must be one of",
+        ),
+        ("name: x\ndataset:\n  source: s\nprotocols: []\n", "line 4: protocols: must be a non-empty list"),
+        ("name: x\ndataset:\n  source: s\nprotocols:\n  - name: d\ncolour: red\n", "line 6: colour: unknown field"),
+        ("name: x\nprotocols:\n  - name: d\n", "missing required field 'dataset'"),
+        (
+            "name: x\ndataset:\n  source: s\nprotocols:\n  - name: d\n    char_limit: 0\n",
+            "line 5: protocols[0]: char_limit",
+        ),
+        ("name: [\n", "not valid YAML/JSON"),
+    ],
+)
 def test_bad_definitions_get_line_numbered_errors(text, expected):
     with pytest.raises(SpecError) as error:
         parse(text)
@@ -69,8 +77,17 @@ def test_counterbalancing_is_balanced_and_reproducible():
 
 @pytest.fixture
 def unit_questions(db):
-    return [Question.objects.create(text=f"Q{i}", answers=["yes", "no"], correct_index=i % 2, source="unit",
-                                    external_id=str(i), hidden_material="passage") for i in range(4)]
+    return [
+        Question.objects.create(
+            text=f"Q{i}",
+            answers=["yes", "no"],
+            correct_index=i % 2,
+            source="unit",
+            external_id=str(i),
+            hidden_material="passage",
+        )
+        for i in range(4)
+    ]
 
 
 def test_starting_an_experiment_freezes_it_and_records_provenance(make_user, unit_questions):
@@ -117,4 +134,5 @@ def test_a_bad_file_stores_nothing(make_user, unit_questions):
     with pytest.raises(SpecError):
         load_experiment(GOOD.replace("format: consultancy", "format: nope"), owner)
     from debates.models import Experiment
+
     assert not Experiment.objects.exists()

@@ -1,5 +1,6 @@
 """Verdict dataset exports: record contents, pseudonyms, hidden material, the loaders, CSV and
 Parquet, the datasheet, the streaming download, and the round trip back into an empty DebateLab."""
+
 import csv
 import hashlib
 import hmac
@@ -40,20 +41,26 @@ def test_one_record_per_verdict_with_the_full_transcript(experiment):
     for record, verdict in zip(records, verdicts):
         debate = verdict.debate
         turns = list(Turn.objects.filter(debate=debate).order_by("id"))
-        assert [(t["round"], t["seat"], t["kind"], t["text"]) for t in record["turns"]] == \
-               [(t.round_index, t.seat, t.kind, t.text) for t in turns]
+        assert [(t["round"], t["seat"], t["kind"], t["text"]) for t in record["turns"]] == [
+            (t.round_index, t.seat, t.kind, t.text) for t in turns
+        ]
         reports = [t["probabilities"] for t in record["turns"] if t["kind"] == "feedback"]
         assert reports == [t.probabilities for t in turns if t.kind == "feedback"] and reports
         quoted = [q for t in record["turns"] for q in t["quotes"] or []]
         assert quoted and all(q["status"] == "verified" for q in quoted)
         assert record["probabilities"] == verdict.probabilities
         assert record["p_correct"] == verdict.probabilities[debate.question.correct_index]
-        assert (record["correct"], record["score"], record["reason"]) == (verdict.correct, verdict.score, verdict.reason)
+        assert (record["correct"], record["score"], record["reason"]) == (
+            verdict.correct,
+            verdict.score,
+            verdict.reason,
+        )
         assert record["experiment_version"] == 1 and record["protocol_name"] == debate.protocol_name
         assert json.loads(record["debate_provenance_json"]) == debate.provenance
         assert record["code_version"] == "test"
         assert {p["seat"] for p in record["participants"]} == set(
-            Participant.objects.filter(debate=debate).values_list("seat", flat=True))
+            Participant.objects.filter(debate=debate).values_list("seat", flat=True)
+        )
 
 
 def test_identities_are_pseudonymised_with_a_per_export_key(experiment):
@@ -112,8 +119,16 @@ def test_jsonl_loads_with_pandas_and_hugging_face_datasets(experiment, tmp_path,
 def test_parquet_has_the_declared_schema(experiment, tmp_path):
     import pyarrow.parquet as pq
 
-    call_command("export_verdicts", str(tmp_path), "--experiment", str(experiment.pk), "--format", "parquet",
-                 "--include-hidden", verbosity=0)
+    call_command(
+        "export_verdicts",
+        str(tmp_path),
+        "--experiment",
+        str(experiment.pk),
+        "--format",
+        "parquet",
+        "--include-hidden",
+        verbosity=0,
+    )
     table = pq.read_table(tmp_path / export.PARQUET_NAME)
     assert table.schema.equals(export.arrow_schema())
     records = _records(export.ExportOptions(experiment_ids=[experiment.pk], include_hidden=True))
@@ -124,8 +139,7 @@ def test_parquet_has_the_declared_schema(experiment, tmp_path):
 
 @pytest.mark.postgresql
 def test_csv_tables_are_tidy_and_consistent(experiment, tmp_path):
-    call_command("export_verdicts", str(tmp_path), "--experiment", str(experiment.pk), "--format", "csv",
-                 verbosity=0)
+    call_command("export_verdicts", str(tmp_path), "--experiment", str(experiment.pk), "--format", "csv", verbosity=0)
     tables = {name: list(csv.DictReader(open(tmp_path / f"{name}.csv", newline=""))) for name in export.CSV_TABLES}
     debates = Debate.objects.filter(experiment_version__experiment=experiment)
     assert len(tables["debates"]) == debates.count()
@@ -138,8 +152,12 @@ def test_csv_tables_are_tidy_and_consistent(experiment, tmp_path):
             assert seats[(judgment["debate_id"], "judge")] == judgment["judge"]
     assert all(r["hidden_material"] == "" for r in tables["debates"])
     verified = sum(int(r["quotes_verified"]) for r in tables["turns"])
-    assert verified == sum(1 for t in Turn.objects.filter(debate__in=debates) for q in t.payload.get("quotes", [])
-                           if q["status"] == "verified")
+    assert verified == sum(
+        1
+        for t in Turn.objects.filter(debate__in=debates)
+        for q in t.payload.get("quotes", [])
+        if q["status"] == "verified"
+    )
 
 
 def test_datasheet_describes_every_field_and_the_counts(experiment, tmp_path):
@@ -147,8 +165,15 @@ def test_datasheet_describes_every_field_and_the_counts(experiment, tmp_path):
     sheet = (tmp_path / export.DATASHEET_NAME).read_text()
     count = Verdict.objects.filter(debate__experiment_version__experiment=experiment).count()
     assert f"{count:,} verdicts" in sheet
-    for name in ("verdict_id", "turns[].quotes[].status", "question.hidden_material", "participants[].honest",
-                 "hidden_seconds", "quality.excluded", "quality.gold_check"):
+    for name in (
+        "verdict_id",
+        "turns[].quotes[].status",
+        "question.hidden_material",
+        "participants[].honest",
+        "hidden_seconds",
+        "quality.excluded",
+        "quality.gold_check",
+    ):
         assert f"`{name}`" in sheet
     assert "Licence" in sheet and "CC-BY-4.0" in sheet and "pseudonyms" in sheet
     assert f"experiments: {experiment.pk}" in sheet and "counterbalancing seed 11" in sheet
@@ -158,29 +183,105 @@ def test_datasheet_describes_every_field_and_the_counts(experiment, tmp_path):
 
 def _snapshot():
     """Everything a verdict dataset holds, keyed by content rather than by database ids."""
+
     def username(u):
         return u.username if u else None
 
-    questions = {q.pk: (q.kind, q.title, q.text, q.answers, q.correct_index, q.public_material, q.hidden_material,
-                        q.hidden_image, q.source, q.external_id, q.metadata, q.created_at)
-                 for q in Question.objects.all()}
-    versions = {v.pk: (v.experiment.name, v.experiment.created_at, v.number, v.definition, v.source_text,
-                       v.source_name, v.frozen_at, v.code_version, v.created_at)
-                for v in ExperimentVersion.objects.select_related("experiment")}
+    questions = {
+        q.pk: (
+            q.kind,
+            q.title,
+            q.text,
+            q.answers,
+            q.correct_index,
+            q.public_material,
+            q.hidden_material,
+            q.hidden_image,
+            q.source,
+            q.external_id,
+            q.metadata,
+            q.created_at,
+        )
+        for q in Question.objects.all()
+    }
+    versions = {
+        v.pk: (
+            v.experiment.name,
+            v.experiment.created_at,
+            v.number,
+            v.definition,
+            v.source_text,
+            v.source_name,
+            v.frozen_at,
+            v.code_version,
+            v.created_at,
+        )
+        for v in ExperimentVersion.objects.select_related("experiment")
+    }
     debates = []
     for d in Debate.objects.filter(verdicts__isnull=False).distinct().order_by("created_at", "id"):
-        debates.append({
-            "debate": (questions[d.question_id], versions.get(d.experiment_version_id), d.protocol_name, d.protocol,
-                       d.status, d.answer_order, d.last_seq, d.turn_deadline, d.source, d.external_id, d.provenance,
-                       username(d.created_by), d.created_at, d.started_at, d.ended_at),
-            "participants": sorted((p.seat, username(p.user), p.answer_index, p.alias, json.dumps(p.agent))
-                                   for p in d.participants.all()),
-            "turns": [(t.round_index, t.seat, t.kind, t.text, t.probabilities, t.end_debate, t.private_note, t.payload,
-                       t.client_id, username(t.author), t.created_at) for t in d.turns.order_by("id")],
-            "verdicts": [(username(v.judge), v.judge_kind, v.ai_judge, v.live, v.probabilities, v.chosen_index,
-                          v.correct, v.reason, v.seconds_spent, v.after_turn, v.after_seq, v.scoring_rule, v.score,
-                          v.client_id, v.provenance, v.created_at) for v in d.verdicts.order_by("id")],
-        })
+        debates.append(
+            {
+                "debate": (
+                    questions[d.question_id],
+                    versions.get(d.experiment_version_id),
+                    d.protocol_name,
+                    d.protocol,
+                    d.status,
+                    d.answer_order,
+                    d.last_seq,
+                    d.turn_deadline,
+                    d.source,
+                    d.external_id,
+                    d.provenance,
+                    username(d.created_by),
+                    d.created_at,
+                    d.started_at,
+                    d.ended_at,
+                ),
+                "participants": sorted(
+                    (p.seat, username(p.user), p.answer_index, p.alias, json.dumps(p.agent))
+                    for p in d.participants.all()
+                ),
+                "turns": [
+                    (
+                        t.round_index,
+                        t.seat,
+                        t.kind,
+                        t.text,
+                        t.probabilities,
+                        t.end_debate,
+                        t.private_note,
+                        t.payload,
+                        t.client_id,
+                        username(t.author),
+                        t.created_at,
+                    )
+                    for t in d.turns.order_by("id")
+                ],
+                "verdicts": [
+                    (
+                        username(v.judge),
+                        v.judge_kind,
+                        v.ai_judge,
+                        v.live,
+                        v.probabilities,
+                        v.chosen_index,
+                        v.correct,
+                        v.reason,
+                        v.seconds_spent,
+                        v.after_turn,
+                        v.after_seq,
+                        v.scoring_rule,
+                        v.score,
+                        v.client_id,
+                        v.provenance,
+                        v.created_at,
+                    )
+                    for v in d.verdicts.order_by("id")
+                ],
+            }
+        )
     return debates
 
 
@@ -221,8 +322,17 @@ def test_import_refuses_bad_files_and_changes_nothing(experiment, tmp_path):
 
 
 def test_export_command_filters_and_refuses_bad_keys(experiment, tmp_path):
-    call_command("export_verdicts", str(tmp_path), "--experiment", str(experiment.pk), "--protocol", "consultancy",
-                 "--judge-kind", "human", verbosity=0)
+    call_command(
+        "export_verdicts",
+        str(tmp_path),
+        "--experiment",
+        str(experiment.pk),
+        "--protocol",
+        "consultancy",
+        "--judge-kind",
+        "human",
+        verbosity=0,
+    )
     records = [json.loads(line) for line in (tmp_path / export.JSONL_NAME).read_text().splitlines()]
     assert records and {(r["protocol_name"], r["judge_kind"]) for r in records} == {("consultancy", "human")}
     with pytest.raises(CommandError, match="hexadecimal"):
@@ -315,17 +425,26 @@ def test_records_built_in_python_match_the_database_built_ones(experiment):
             return json.loads(value)
         return value
 
-    for options in (export.ExportOptions(experiment_ids=[experiment.pk], include_hidden=True),
-                    export.ExportOptions(experiment_ids=[experiment.pk], identities=True)):
+    for options in (
+        export.ExportOptions(experiment_ids=[experiment.pk], include_hidden=True),
+        export.ExportOptions(experiment_ids=[experiment.pk], identities=True),
+    ):
         from_sql = _records(options)
         from_python = list(export.python_records(options, chunk=7))
         assert len(from_python) == len(from_sql)
         for a, b in zip(from_sql, from_python):
             assert list(a) == list(b)
             assert normalised(a) == normalised(b)
-    page = export.records(export.ExportOptions(experiment_ids=[experiment.pk]), after_id=from_sql[2]["verdict_id"],
-                          limit=3)
-    python_page = list(export.python_records(export.ExportOptions(experiment_ids=[experiment.pk]),
-                                             after_id=from_sql[2]["verdict_id"], limit=3))
-    assert [r["verdict_id"] for r in page] == [r["verdict_id"] for r in python_page] == \
-           [r["verdict_id"] for r in from_sql[3:6]]
+    page = export.records(
+        export.ExportOptions(experiment_ids=[experiment.pk]), after_id=from_sql[2]["verdict_id"], limit=3
+    )
+    python_page = list(
+        export.python_records(
+            export.ExportOptions(experiment_ids=[experiment.pk]), after_id=from_sql[2]["verdict_id"], limit=3
+        )
+    )
+    assert (
+        [r["verdict_id"] for r in page]
+        == [r["verdict_id"] for r in python_page]
+        == [r["verdict_id"] for r in from_sql[3:6]]
+    )

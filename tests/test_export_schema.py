@@ -3,6 +3,7 @@ nobody declared are kept in `extra`, Parquet, CSV and JSONL all come out of ever
 (the module experiment, a synthetic experiment, the NYU fixture rooms, a turn with odd quotes and,
 when it is in shared/datasets/, the whole NYU dataset), every JSONL record validates against the
 published JSON Schema, CSV booleans are true/false, and NYU debates are named by protocol."""
+
 import csv
 import io
 import json
@@ -27,13 +28,25 @@ shared, owner, experiment = experiment_fixtures(seed=13, questions=2, judges=2)
 
 DATA = Path(__file__).resolve().parent / "data"
 NYU_FIXTURE = DATA / "nyu" / "pub"
-NYU_CANDIDATES = [Path(os.environ.get("NYU_DATASET", "")), *(  # $NYU_DATASET, then shared/ beside the checkout
-    Path(__file__).resolve().parents[n] / "shared" / "datasets" / "nyu-debate-2023" for n in (1, 2))]
+NYU_CANDIDATES = [
+    Path(os.environ.get("NYU_DATASET", "")),
+    *(  # $NYU_DATASET, then shared/ beside the checkout
+        Path(__file__).resolve().parents[n] / "shared" / "datasets" / "nyu-debate-2023" for n in (1, 2)
+    ),
+]
 NYU_DATA = next((p for p in NYU_CANDIDATES if (p / "pub").is_dir()), None)
 ODD_QUOTES = [
     {"text": "the lamp", "status": "verified", "start": 5, "end": 13, "tokens": [1, 3]},
-    {"text": "dark", "status": "near", "start": None, "end": None, "edits": 2, "cut_from_tokens": [7, 90],
-     "tokens": [7, 9], "speaker_note": {"why": "unknown key"}},
+    {
+        "text": "dark",
+        "status": "near",
+        "start": None,
+        "end": None,
+        "edits": 2,
+        "cut_from_tokens": [7, 90],
+        "tokens": [7, 9],
+        "speaker_note": {"why": "unknown key"},
+    },
     {"text": 42, "status": "verified", "start": "5", "end": 7.5, "tokens": ["a"]},
 ]
 
@@ -65,8 +78,9 @@ def export_everything(tmp_path, options=None, **command_options) -> dict:
             counts["parquet"] = table.num_rows
             counts["parquet_table"] = table
         else:
-            tables = {name: list(csv.DictReader(io.StringIO((out / f"{name}.csv").read_text())))
-                      for name in export.CSV_TABLES}
+            tables = {
+                name: list(csv.DictReader(io.StringIO((out / f"{name}.csv").read_text()))) for name in export.CSV_TABLES
+            }
             counts["csv"] = len(tables["judgments"])
             counts["csv_tables"] = tables
     assert counts["jsonl"] == counts["parquet"] == counts["csv"]
@@ -193,9 +207,11 @@ def test_the_whole_nyu_dataset_exports_in_every_format_and_validates(db, tmp_pat
     assert (rows["human debate"]["correct"], rows["human debate"]["judgments"]) == (130, 154)
     assert "human debate,130,154," in reproduction.csv() and "130.0" not in reproduction.csv()
     with capsys.disabled():
-        print(f"\nNYU export: {total} verdicts; jsonl {counts['jsonl']}, parquet {counts['parquet']}, csv "
-              f"{counts['csv']} rows; {len(counts['records'])} records validated; {len(quotes)} quotes; "
-              f"by protocol {by_protocol}")
+        print(
+            f"\nNYU export: {total} verdicts; jsonl {counts['jsonl']}, parquet {counts['parquet']}, csv "
+            f"{counts['csv']} rows; {len(counts['records'])} records validated; {len(quotes)} quotes; "
+            f"by protocol {by_protocol}"
+        )
 
 
 @pytest.mark.postgresql
@@ -253,29 +269,45 @@ def test_hidden_time_and_the_judges_quality_are_in_every_format(db, make_user, t
     Verdict.objects.filter(pk=verdict.pk).update(hidden_seconds=12.5)
     assignment = offline.assign(gold.pk, participant.user, Assignment.ALL_AT_ONCE)
     right = gold.shown_answer_order().index(gold.question.correct_index)
-    offline.submit_offline_verdict(assignment.pk, participant.user, [0.2 if i == right else 0.8 for i in range(2)],
-                                   "Wrong on purpose.")
+    offline.submit_offline_verdict(
+        assignment.pk, participant.user, [0.2 if i == right else 0.8 for i in range(2)], "Wrong on purpose."
+    )
     StudyParticipant.objects.filter(pk=participant.pk).update(
-        status="screened_out", outcome="failed_checks", quiz_attempts=2, responses={"practice": {"correct": False}})
+        status="screened_out", outcome="failed_checks", quiz_attempts=2, responses={"practice": {"correct": False}}
+    )
 
     counts = export_everything(tmp_path)  # validates every JSONL record against the JSON Schema
     own = [r for r in counts["records"] if r["debate_id"] == debate.pk][0]
     checked = [r for r in counts["records"] if r["debate_id"] == gold.pk and r["quality"] is not None][0]
     outside = [r for r in counts["records"] if r["debate_id"] == gold.pk and r["quality"] is None]
-    expected = {"study_status": "screened_out", "study_outcome": "failed_checks", "excluded": True,
-                "gold_judged": 1, "gold_correct": 0, "practice_correct": False, "quiz_attempts": 2}
+    expected = {
+        "study_status": "screened_out",
+        "study_outcome": "failed_checks",
+        "excluded": True,
+        "gold_judged": 1,
+        "gold_correct": 0,
+        "practice_correct": False,
+        "quiz_attempts": 2,
+    }
     assert own["hidden_seconds"] == 12.5 and own["quality"] == dict(expected, gold_check=False)
     assert checked["quality"] == dict(expected, gold_check=True) and checked["hidden_seconds"] is None
     assert len(outside) == 1  # the gold debate's own live judge is in no study
-    python = {r["verdict_id"]: (r["hidden_seconds"], r["quality"]) for r in export.python_records(export.ExportOptions())}
+    python = {
+        r["verdict_id"]: (r["hidden_seconds"], r["quality"]) for r in export.python_records(export.ExportOptions())
+    }
     assert python == {r["verdict_id"]: (r["hidden_seconds"], r["quality"]) for r in counts["records"]}
     rows = {row["verdict_id"]: row for row in counts["csv_tables"]["judgments"]}
     assert rows[str(own["verdict_id"])]["hidden_seconds"] == "12.5"
-    assert rows[str(own["verdict_id"])]["excluded"] == "true" and rows[str(checked["verdict_id"])]["gold_check"] == "true"
+    assert (
+        rows[str(own["verdict_id"])]["excluded"] == "true" and rows[str(checked["verdict_id"])]["gold_check"] == "true"
+    )
     table = counts["parquet_table"].to_pylist()
     assert {r["verdict_id"]: r["quality"] for r in table} == {r["verdict_id"]: r["quality"] for r in counts["records"]}
     # The hidden time comes back on re-import (the quality figures belong to the study, not the verdict).
-    line = next(raw for raw in (tmp_path / "jsonl" / export.JSONL_NAME).read_bytes().splitlines()
-                if json.loads(raw)["verdict_id"] == own["verdict_id"])
+    line = next(
+        raw
+        for raw in (tmp_path / "jsonl" / export.JSONL_NAME).read_bytes().splitlines()
+        if json.loads(raw)["verdict_id"] == own["verdict_id"]
+    )
     import_dataset([line], owner=owner)
     assert Verdict.objects.exclude(pk=own["verdict_id"]).filter(hidden_seconds=12.5).count() == 1

@@ -1,5 +1,6 @@
 """The test factories make what the platform itself would: users who can sign in with their role,
 debates through services.create_debate, finished debates and verdicts through the write paths."""
+
 import math
 
 import pytest

@@ -2,6 +2,7 @@
 PostgreSQL cluster and a redis-server that the test kills and restarts, real daphne, Celery worker
 and Celery beat processes). Every scenario ends with the debate moving again within a bound.
 AI seats use the scripted debater (no network), slowed down by its token_delay."""
+
 import json
 import subprocess
 import sys
@@ -18,7 +19,6 @@ from tests.polling import wait_until
 pytestmark = [pytest.mark.slow, pytest.mark.services]
 
 
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, django_db_blocker):
     """The stack, with this test process's database connection pointed at its PostgreSQL."""
@@ -28,8 +28,9 @@ def stack(tmp_path_factory, django_db_blocker):
     connection = connections["default"]
     saved = dict(connection.settings_dict)
     _disconnect(connection)
-    connection.settings_dict.update(NAME="debatelab", HOST="127.0.0.1", PORT=platform.postgres.port,
-                                    USER="postgres", PASSWORD="")
+    connection.settings_dict.update(
+        NAME="debatelab", HOST="127.0.0.1", PORT=platform.postgres.port, USER="postgres", PASSWORD=""
+    )
     try:
         with django_db_blocker.unblock():
             yield platform
@@ -57,16 +58,26 @@ def make_debate(protocol, ai_seat=None, token_delay=0.1):
     from debates.models import Question
 
     tag = uuid.uuid4().hex[:6]
-    people = {name: User.objects.create_user(f"{name}-{tag}", password="pass-for-tests-1")
-              for name in ("alice", "bob", "judy", "olga")}
+    people = {
+        name: User.objects.create_user(f"{name}-{tag}", password="pass-for-tests-1")
+        for name in ("alice", "bob", "judy", "olga")
+    }
     question = Question.objects.create(
-        text="Why does the captain open the airlock?", answers=["To vent a fire", "To escape the ship"],
-        correct_index=0, hidden_material=("The alarm rang in the forward cabin. Smoke filled the corridor. The "
-                                          "captain opened the airlock to vent the fire, and the crew was saved."))
-    debaters = {"A": (None if ai_seat == "A" else people["alice"], 0),
-                "B": (None if ai_seat == "B" else people["bob"], 1)}
-    debate = services.create_debate(question, protocol, debaters, judge=people["judy"], observers=[people["olga"]],
-                                    answer_order=[0, 1])
+        text="Why does the captain open the airlock?",
+        answers=["To vent a fire", "To escape the ship"],
+        correct_index=0,
+        hidden_material=(
+            "The alarm rang in the forward cabin. Smoke filled the corridor. The "
+            "captain opened the airlock to vent the fire, and the crew was saved."
+        ),
+    )
+    debaters = {
+        "A": (None if ai_seat == "A" else people["alice"], 0),
+        "B": (None if ai_seat == "B" else people["bob"], 1),
+    }
+    debate = services.create_debate(
+        question, protocol, debaters, judge=people["judy"], observers=[people["olga"]], answer_order=[0, 1]
+    )
     if ai_seat:
         debate.participants.filter(seat=ai_seat).update(agent={"backend": "scripted", "token_delay": token_delay})
     return debate, {name: session_for(user) for name, user in people.items()}
@@ -74,11 +85,14 @@ def make_debate(protocol, ai_seat=None, token_delay=0.1):
 
 def start(stack, debate) -> None:
     """Starts the debate in a process on the stack (its timers and AI turns go to the stack's broker)."""
-    code = ("import django; django.setup()\n"
-            "from debates import live, services\n"
-            f"live.publish({debate.pk}, services.start_debate({debate.pk}))\n")
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=stack.env, capture_output=True, text=True,
-                            timeout=60)
+    code = (
+        "import django; django.setup()\n"
+        "from debates import live, services\n"
+        f"live.publish({debate.pk}, services.start_debate({debate.pk}))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=stack.env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr[-2000:]
 
 
@@ -103,11 +117,13 @@ def expected_seats(debate):
 def sequential(**options):
     from debates.protocol import Protocol
 
-    return Protocol(rounds=("sequential",) * options.pop("rounds", 1), speaking_order=("A", "B"), char_limit=500,
-                    **options)
+    return Protocol(
+        rounds=("sequential",) * options.pop("rounds", 1), speaking_order=("A", "B"), char_limit=500, **options
+    )
 
 
 # --- the worker -------------------------------------------------------------------------------
+
 
 def test_an_ai_turn_is_stored_within_60_s_of_its_worker_being_killed_mid_turn(stack):
     debate, sessions = make_debate(sequential(), ai_seat="A", token_delay=0.1)
@@ -143,6 +159,7 @@ def test_a_deadline_missed_while_the_worker_was_dead_is_recorded_within_15_s(sta
 
 # --- the database -----------------------------------------------------------------------------
 
+
 def test_a_deadline_that_falls_while_postgresql_is_down_is_recorded_within_15_s(stack):
     from django.db import connection
 
@@ -161,6 +178,7 @@ def test_a_deadline_that_falls_while_postgresql_is_down_is_recorded_within_15_s(
 
 
 # --- the web process -------------------------------------------------------------------------
+
 
 def test_nothing_is_lost_or_duplicated_across_a_web_process_kill(stack):
     debate, sessions = make_debate(sequential(rounds=2))
@@ -192,6 +210,7 @@ def test_nothing_is_lost_or_duplicated_across_a_web_process_kill(stack):
 
 # --- presence ---------------------------------------------------------------------------------
 
+
 def online_seats(stack, debate, session) -> set:
     socket = LiveSocket(stack.url, debate.pk, session)
     try:
@@ -208,8 +227,7 @@ def test_no_seat_is_online_after_everyone_has_left(stack):
     assert online_seats(stack, debate, sessions["judy"]) >= {"A", "B"}
     for socket in sockets:
         socket.close()
-    wait_until(lambda: online_seats(stack, debate, sessions["judy"]) <= {"judge"}, 15, "A and B go offline",
-               interval=1)
+    wait_until(lambda: online_seats(stack, debate, sessions["judy"]) <= {"judge"}, 15, "A and B go offline", interval=1)
 
 
 def test_no_seat_is_online_after_the_web_process_is_killed(stack):
@@ -219,11 +237,11 @@ def test_no_seat_is_online_after_the_web_process_is_killed(stack):
         socket.wait_for_type("state")
     stack.restart_web(kill=True)
     # The dead process's entries lapse after DEBATELAB_PRESENCE_SECONDS (6 s on this stack).
-    wait_until(lambda: online_seats(stack, debate, sessions["judy"]) <= {"judge"}, 20, "A and B go offline",
-               interval=1)
+    wait_until(lambda: online_seats(stack, debate, sessions["judy"]) <= {"judge"}, 20, "A and B go offline", interval=1)
 
 
 # --- health -----------------------------------------------------------------------------------
+
 
 def test_healthz_reports_the_workers_heartbeat(stack):
     import urllib.request
@@ -235,6 +253,7 @@ def test_healthz_reports_the_workers_heartbeat(stack):
 
 # --- Redis (last: its restarts reach every process of the stack) ------------------------------
 
+
 def test_the_worker_survives_a_redis_restart_while_it_holds_a_message(stack):
     debate, _ = make_debate(sequential(turn_seconds=6))
     start(stack, debate)
@@ -242,8 +261,9 @@ def test_the_worker_survives_a_redis_restart_while_it_holds_a_message(stack):
     connected = stack.log("worker.log").count("Connected to redis")
     stack.redis.stop()
     stack.redis.start()
-    wait_until(lambda: stack.log("worker.log").count("Connected to redis") > connected, 30,
-               "the worker reconnects to Redis")
+    wait_until(
+        lambda: stack.log("worker.log").count("Connected to redis") > connected, 30, "the worker reconnects to Redis"
+    )
     assert stack.worker.poll() is None, stack.log("worker.log")[-3000:]
     assert "Unrecoverable error" not in stack.log("worker.log")
     wait_until(lambda: turns(debate), deadline_of(debate) + 15 - time.time(), "the timeout is recorded")

@@ -3,6 +3,7 @@ formats (nyu-mll/quality README; ucl-dark/llm_debate data/dataset_readme.md): Qu
 stored once, HTML to text, 1-based labels, bad labels refused with their lines) and Khan et al.
 2024 judged debates (swap to answer order, quotes checked again, best-of-N candidates kept, judge
 confidences to verdicts under the dataset's rule)."""
+
 import json
 from pathlib import Path
 
@@ -34,8 +35,10 @@ def run(*args):
 
 
 def test_html_articles_become_paragraphs_of_plain_text():
-    text = html_to_text("<html><head><title>T</title></head><body><p>One&nbsp;two\n  three.</p>"
-                        "<p>Four<br/>five &amp; six.</p></body></html>")
+    text = html_to_text(
+        "<html><head><title>T</title></head><body><p>One&nbsp;two\n  three.</p>"
+        "<p>Four<br/>five &amp; six.</p></body></html>"
+    )
     assert text == "T\n\nOne two three.\n\nFour\n\nfive & six."
 
 

@@ -2,6 +2,7 @@
 closed the socket with 1011): websocket frames to a real daphne server, API bodies and query
 strings, and the verdict and offline-judging forms. Whatever comes in: no 500, no 1011, nothing
 half-written, presence unchanged. The named examples are the ones the issue found."""
+
 import json
 
 import pytest
@@ -15,27 +16,49 @@ from tests.live_clients import LiveSocket, session_for
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40)
-    | st.integers(min_value=10 ** 300, max_value=10 ** 400),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text(max_size=40)
+    | st.integers(min_value=10**300, max_value=10**400),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
-    max_leaves=12)
+    max_leaves=12,
+)
 message_fields = st.fixed_dictionaries(
     {"type": st.sampled_from(["speech", "feedback", "sync", "ping", "nonsense"]) | json_values},
-    optional={"text": json_values, "comment": json_values, "private_note": json_values, "client_id": json_values,
-              "seat": json_values, "reveal": json_values, "rectangles": json_values, "probabilities": json_values,
-              "end_debate": json_values, "after": json_values})
-frames = (message_fields.map(json.dumps) | json_values.map(json.dumps) | st.text(max_size=200)
-          | st.integers(1, 15_000).map(lambda n: "[" * n) | st.integers(1, 5_000).map(lambda n: '{"a":' * n))
+    optional={
+        "text": json_values,
+        "comment": json_values,
+        "private_note": json_values,
+        "client_id": json_values,
+        "seat": json_values,
+        "reveal": json_values,
+        "rectangles": json_values,
+        "probabilities": json_values,
+        "end_debate": json_values,
+        "after": json_values,
+    },
+)
+frames = (
+    message_fields.map(json.dumps)
+    | json_values.map(json.dumps)
+    | st.text(max_size=200)
+    | st.integers(1, 15_000).map(lambda n: "[" * n)
+    | st.integers(1, 5_000).map(lambda n: '{"a":' * n)
+)
 
 
 def _snapshot(debate):
-    return (Turn.objects.filter(debate=debate).count(), DebateEvent.objects.filter(debate=debate).count(),
-            Debate.objects.get(pk=debate.pk).status)
+    return (
+        Turn.objects.filter(debate=debate).count(),
+        DebateEvent.objects.filter(debate=debate).count(),
+        Debate.objects.get(pk=debate.pk).status,
+    )
 
 
 @pytest.mark.slow
-def test_websocket_frames_never_close_the_socket_or_write_anything(daphne_server, transactional_db,
-                                                                     two_round_debate):
+def test_websocket_frames_never_close_the_socket_or_write_anything(daphne_server, transactional_db, two_round_debate):
     """The debate has not started, so no frame may store anything: every one is refused or answered."""
     debate = two_round_debate
     alice = debate.participants.get(seat="A").user
@@ -46,7 +69,7 @@ def test_websocket_frames_never_close_the_socket_or_write_anything(daphne_server
     @FUZZ
     @given(frame=frames)
     @example(frame="[" * 15_000)
-    @example(frame=json.dumps({"type": "feedback", "probabilities": [10 ** 400, 0]}))
+    @example(frame=json.dumps({"type": "feedback", "probabilities": [10**400, 0]}))
     @example(frame=json.dumps({"type": "speech", "text": "hi", "client_id": "x" * 65}))
     @example(frame="not json at all")
     def check(frame):
@@ -64,20 +87,23 @@ def test_websocket_frames_never_close_the_socket_or_write_anything(daphne_server
 
 
 @pytest.mark.slow
-def test_websocket_frames_in_a_live_debate_store_whole_turns_or_nothing(daphne_server, transactional_db,
-                                                                          two_round_debate):
+def test_websocket_frames_in_a_live_debate_store_whole_turns_or_nothing(
+    daphne_server, transactional_db, two_round_debate
+):
     """Live: a frame may be a valid speech or feedback, which is stored whole with its events; the
     rest are refused. The event log stays gapless and every seat's presence is as it was."""
     debate = two_round_debate
     services.start_debate(debate.pk)
-    sockets = {seat: LiveSocket(daphne_server, debate.pk, session_for(debate.participants.get(seat=seat).user))
-               for seat in ("A", "judge")}
+    sockets = {
+        seat: LiveSocket(daphne_server, debate.pk, session_for(debate.participants.get(seat=seat).user))
+        for seat in ("A", "judge")
+    }
     for socket in sockets.values():
         socket.wait_for_type("state")
 
     @FUZZ
     @given(seat=st.sampled_from(["A", "judge"]), frame=frames)
-    @example(seat="judge", frame=json.dumps({"type": "feedback", "probabilities": [10 ** 400, 0]}))
+    @example(seat="judge", frame=json.dumps({"type": "feedback", "probabilities": [10**400, 0]}))
     @example(seat="A", frame=json.dumps({"type": "speech", "text": "x", "rectangles": [[1e400, 0, 1, 1]]}))
     def check(seat, frame):
         sockets[seat].send(frame)
@@ -103,8 +129,12 @@ def test_experiment_websocket_ignores_frames_that_are_not_json(daphne_server, tr
     rita = make_user("rita", "researcher")
     experiment = Experiment.objects.create(owner=rita, name="fuzz")
     host = daphne_server.replace("http://", "")
-    with connect(f"ws://{host}/ws/experiments/{experiment.pk}/", origin=daphne_server, open_timeout=10,
-                 additional_headers={"Cookie": f"sessionid={session_for(rita)}"}) as ws:
+    with connect(
+        f"ws://{host}/ws/experiments/{experiment.pk}/",
+        origin=daphne_server,
+        open_timeout=10,
+        additional_headers={"Cookie": f"sessionid={session_for(rita)}"},
+    ) as ws:
         ws.recv(timeout=10)  # the first summary
         for frame in ("not json", "[" * 15_000, b"\x01\x02", json.dumps([1, 2]), json.dumps({"type": "refresh"})):
             ws.send(frame)
@@ -126,8 +156,11 @@ def test_the_state_api_answers_any_after_without_a_500(after, client, two_round_
 
 @pytest.mark.slow
 @FUZZ
-@given(body=st.binary(max_size=300) | json_values.map(lambda v: json.dumps(v).encode())
-       | message_fields.map(lambda v: json.dumps(v).encode()))
+@given(
+    body=st.binary(max_size=300)
+    | json_values.map(lambda v: json.dumps(v).encode())
+    | message_fields.map(lambda v: json.dumps(v).encode())
+)
 @example(body=("[" * 15_000).encode())
 def test_the_action_api_refuses_bad_bodies_without_writing(body, client, two_round_debate):
     alice = two_round_debate.participants.get(seat="A").user
@@ -138,13 +171,22 @@ def test_the_action_api_refuses_bad_bodies_without_writing(body, client, two_rou
     assert _snapshot(two_round_debate) == before  # not started: nothing may be stored
 
 
-percent = (st.text(max_size=12) | st.floats().map(str) | st.integers().map(str)
-           | st.sampled_from(["inf", "-inf", "nan", "1e400", "9" * 5000, "", "50", "100"]))
-form = st.fixed_dictionaries({"p0": percent, "p1": percent},
-                             optional={"reason": st.text(max_size=50) | st.just("\x00"),
-                                       "client_id": st.text(max_size=80),
-                                       "seconds_spent": percent, "action": st.sampled_from(["step", "final", "x"]),
-                                       "step": percent})
+percent = (
+    st.text(max_size=12)
+    | st.floats().map(str)
+    | st.integers().map(str)
+    | st.sampled_from(["inf", "-inf", "nan", "1e400", "9" * 5000, "", "50", "100"])
+)
+form = st.fixed_dictionaries(
+    {"p0": percent, "p1": percent},
+    optional={
+        "reason": st.text(max_size=50) | st.just("\x00"),
+        "client_id": st.text(max_size=80),
+        "seconds_spent": percent,
+        "action": st.sampled_from(["step", "final", "x"]),
+        "step": percent,
+    },
+)
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
 """Importers: question files (JSONL, CSV) and the NYU debate dataset, into the real database."""
+
 import json
 import shutil
 from io import StringIO
@@ -57,8 +58,9 @@ def test_reimporting_the_same_file_changes_nothing(db):
 def test_a_changed_row_updates_its_question_once(db, tmp_path):
     run("import_questions", QUESTIONS / "good.jsonl")
     changed = tmp_path / "changed.jsonl"
-    changed.write_text(QUESTIONS.joinpath("good.jsonl").read_text().replace("What colour is the boat?",
-                                                                            "What colour is the sail?"))
+    changed.write_text(
+        QUESTIONS.joinpath("good.jsonl").read_text().replace("What colour is the boat?", "What colour is the sail?")
+    )
 
     first, _ = run("import_questions", changed)
     second, _ = run("import_questions", changed)
@@ -179,7 +181,7 @@ def test_a_file_with_an_unknown_extension_needs_a_format(db, tmp_path):
 
 NYU_FIXTURE = DATA / "nyu" / "pub"
 NYU_SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "nyu-debate-2023" / "pub"
-STORY = "THE LAMP\n\n\"Keep the lamp dark,\" said the keeper's wife. The raiders (three ships) passed the island by."
+STORY = 'THE LAMP\n\n"Keep the lamp dark," said the keeper\'s wife. The raiders (three ships) passed the island by.'
 
 
 @pytest.fixture
@@ -195,8 +197,11 @@ def test_nyu_rooms_that_cannot_be_represented_are_reported_by_name(nyu_fixture):
     assert "broken-order-0: not imported: turn 1 (speech by B) does not replay: it is not debater B's turn" in err
     assert "broken-json-0: not imported: not valid JSON" in err
     assert "2 room(s) could not be represented" in err
-    assert sorted(Debate.objects.values_list("external_id", flat=True)) == ["lamp-story-0", "lamp-story-1",
-                                                                            "lamp-story-2"]
+    assert sorted(Debate.objects.values_list("external_id", flat=True)) == [
+        "lamp-story-0",
+        "lamp-story-1",
+        "lamp-story-2",
+    ]
 
 
 def test_nyu_questions_keep_the_story_as_text_with_attribution(nyu_fixture):
@@ -230,25 +235,35 @@ def test_an_nyu_debate_keeps_its_seats_turns_quotes_and_order(nyu_fixture):
 
     seats = {p.seat: p for p in debate.participants.select_related("user")}
     assert {s: (p.alias, p.user.username, p.answer_index) for s, p in seats.items()} == {
-        "A": ("Wobbly Walrus", "nyu:Wobbly Walrus", 1), "B": ("Fizzy Fern", "nyu:Fizzy Fern", 0),
-        "judge": ("Quiet Quokka", "nyu:Quiet Quokka", None)}
+        "A": ("Wobbly Walrus", "nyu:Wobbly Walrus", 1),
+        "B": ("Fizzy Fern", "nyu:Fizzy Fern", 0),
+        "judge": ("Quiet Quokka", "nyu:Quiet Quokka", None),
+    }
     for user in User.objects.filter(username__startswith="nyu:"):
         assert not user.has_usable_password() and not user.is_active and not user.groups.exists()
 
     turns = list(debate.turns.order_by("id"))
     assert [(t.round_index, t.seat, t.kind) for t in turns] == [
-        (0, "judge", "feedback"), (1, "A", "speech"), (1, "B", "speech"), (2, "judge", "feedback"),
-        (3, "A", "speech"), (3, "B", "speech"), (4, "judge", "feedback")]
+        (0, "judge", "feedback"),
+        (1, "A", "speech"),
+        (1, "B", "speech"),
+        (2, "judge", "feedback"),
+        (3, "A", "speech"),
+        (3, "B", "speech"),
+        (4, "judge", "feedback"),
+    ]
     assert [t.probabilities for t in turns if t.kind == "feedback"] == [[0.5, 0.5], [0.6, 0.4], [0.9, 0.1]]
     assert turns[-1].end_debate and turns[-1].author.username == "nyu:Quiet Quokka"
     opening = turns[2]
-    assert opening.text == ('The wife says: <quote>"Keep the lamp dark,"</quote> and then '
-                            '<quote>The raiders (three ships) passed the island by.</quote>')
+    assert opening.text == (
+        'The wife says: <quote>"Keep the lamp dark,"</quote> and then '
+        "<quote>The raiders (three ships) passed the island by.</quote>"
+    )
     quotes = opening.payload["quotes"]
     assert [q["text"] for q in quotes] == ['"Keep the lamp dark,"', "The raiders (three ships) passed the island by."]
     for turn in turns:
         for quote in turn.payload.get("quotes", []):
-            assert STORY[quote["start"]:quote["end"]] == quote["text"]
+            assert STORY[quote["start"] : quote["end"]] == quote["text"]
     assert [q["tokens"] for q in quotes] == [[4, 11], [17, 28]]  # the dataset's own token spans
     assert opening.payload["nyu"] == {"round": 1, "timestamp": 1680000000000 + 3 * 3600 * 1000}
     assert opening.created_at.timestamp() == 1680000000 + 3 * 3600
@@ -309,16 +324,21 @@ def test_unfinished_nyu_rooms_keep_their_status_and_ai_seats(nyu_fixture):
     assert abandoned.provenance["setting"] == {"debaters": "ai", "format": "consultancy"}
     assert abandoned.get_protocol().debaters == ("B",)
     # the rounds played, then the next round and the rest of its cycle from the rules
-    assert abandoned.get_protocol().rounds == ("judge_feedback", "sequential", "judge_feedback", "sequential",
-                                               "judge_feedback")
+    assert abandoned.get_protocol().rounds == (
+        "judge_feedback",
+        "sequential",
+        "judge_feedback",
+        "sequential",
+        "judge_feedback",
+    )
     assert not abandoned.engine().finished
     consultant = abandoned.participants.get(seat="B")
     assert consultant.user is None and consultant.agent == {"kind": "imported", "model": "GPT-4"}
     speech = abandoned.turns.get(kind="speech")
     assert speech.author is None
-    quote, = speech.payload["quotes"]  # written as chunks in this room, mapped onto the stored story
-    assert quote["text"] == "\"Keep the lamp dark,\" said the keeper's wife."
-    assert STORY[quote["start"]:quote["end"]] == quote["text"]
+    (quote,) = speech.payload["quotes"]  # written as chunks in this room, mapped onto the stored story
+    assert quote["text"] == '"Keep the lamp dark," said the keeper\'s wife.'
+    assert STORY[quote["start"] : quote["end"]] == quote["text"]
     assert abandoned.verdicts.count() == 0
 
     scheduled = Debate.objects.get(external_id="lamp-story-2")
@@ -378,15 +398,21 @@ def test_the_whole_nyu_dataset_imports_with_the_counts_of_its_metadata(db):
     def setting(human, debate):
         return ("human" if human else "ai", "debate" if debate else "consultancy")
 
-    expected = Counter((setting(m["setting"]["isHuman"], m["setting"]["isDebate"]), m["includedInPaper"])
-                       for m in metadata)
-    stored = Counter(((p["setting"]["debaters"], p["setting"]["format"]), p["included_in_paper"])
-                     for p in Debate.objects.filter(source="nyu-debate-2023").values_list("provenance", flat=True))
+    expected = Counter(
+        (setting(m["setting"]["isHuman"], m["setting"]["isDebate"]), m["includedInPaper"]) for m in metadata
+    )
+    stored = Counter(
+        ((p["setting"]["debaters"], p["setting"]["format"]), p["included_in_paper"])
+        for p in Debate.objects.filter(source="nyu-debate-2023").values_list("provenance", flat=True)
+    )
     assert stored == expected
 
     # every live final judgment is a verdict, correct as the paper counts it and scored as the dataset scored it
-    results = {m["name"]: m["status"]["Complete"]["result"]["judgingInfo"] for m in metadata
-               if "Complete" in m["status"] and m["status"]["Complete"]["result"].get("judgingInfo")}
+    results = {
+        m["name"]: m["status"]["Complete"]["result"]["judgingInfo"]
+        for m in metadata
+        if "Complete" in m["status"] and m["status"]["Complete"]["result"].get("judgingInfo")
+    }
     live = {v.debate.external_id: v for v in Verdict.objects.filter(live=True).select_related("debate")}
     assert set(live) == set(results)
     for name, verdict in live.items():

@@ -2,6 +2,7 @@
 pages. Every module is parsed (not imported), so imports inside functions count as much as those
 at the top; the templates that debates' views render count too, through their {% load %} tags.
 docs/architecture.md explains the rooms."""
+
 import ast
 import re
 from pathlib import Path
@@ -10,11 +11,29 @@ from .conftest import ROOT
 
 PACKAGES = ("debates", "judging", "config")
 # Whatever talks to Django, the database, the channel layer or the broker.
-FRAMEWORK = {"django", "channels", "channels_redis", "daphne", "celery", "asgiref", "psycopg", "whitenoise",
-             "dj_database_url", "redis"}
+FRAMEWORK = {
+    "django",
+    "channels",
+    "channels_redis",
+    "daphne",
+    "celery",
+    "asgiref",
+    "psycopg",
+    "whitenoise",
+    "dj_database_url",
+    "redis",
+}
 # The pure cores that must stay pure even if their docstrings stop saying so.
-REQUIRED_PURE = {"debates.protocol", "debates.quotes", "debates.proportions", "debates.pixel.game",
-                 "debates.pixel.mcts", "judging.stats", "judging.scoring"}
+REQUIRED_PURE = {
+    "debates.protocol",
+    "debates.quotes",
+    "debates.proportions",
+    "debates.pixel.game",
+    "debates.pixel.mcts",
+    "judging.stats",
+    "judging.scoring",
+}
+
 
 def module_name(path: Path) -> str:
     parts = path.relative_to(ROOT).with_suffix("").parts
@@ -22,8 +41,12 @@ def module_name(path: Path) -> str:
 
 
 def project_modules() -> dict[str, Path]:
-    return {module_name(path): path for package in PACKAGES for path in (ROOT / package).rglob("*.py")
-            if "migrations" not in path.parts}
+    return {
+        module_name(path): path
+        for package in PACKAGES
+        for path in (ROOT / package).rglob("*.py")
+        if "migrations" not in path.parts
+    }
 
 
 MODULES = project_modules()
@@ -41,7 +64,7 @@ def imported_names(name: str, path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                anchor = package.split(".")[:len(package.split(".")) - node.level + 1]
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join(anchor + ([base] if base else []))
             for alias in node.names:
                 candidate = f"{base}.{alias.name}"
@@ -58,8 +81,11 @@ def project_imports(name: str) -> set[str]:
 
 
 def declared_pure() -> set[str]:
-    return {name for name, path in MODULES.items()
-            if "Pure module" in (ast.get_docstring(ast.parse(path.read_text())) or "")}
+    return {
+        name
+        for name, path in MODULES.items()
+        if "Pure module" in (ast.get_docstring(ast.parse(path.read_text())) or "")
+    }
 
 
 PURE = declared_pure() | REQUIRED_PURE
@@ -94,8 +120,11 @@ def test_the_pure_cores_import_no_django_even_indirectly():
 
 
 def test_debates_never_imports_judging():
-    offending = {name: sorted(t for t in IMPORTS[name] if t.split(".")[0] == "judging")
-                 for name in MODULES if name.split(".")[0] == "debates"}
+    offending = {
+        name: sorted(t for t in IMPORTS[name] if t.split(".")[0] == "judging")
+        for name in MODULES
+        if name.split(".")[0] == "debates"
+    }
     assert {name: targets for name, targets in offending.items() if targets} == {}
 
 
@@ -108,7 +137,7 @@ def template_references(template: str) -> tuple[set[str], set[str]]:
     for tag, argument in TEMPLATE_TAG.findall((ROOT / "templates" / template).read_text()):
         if tag == "load":
             words = argument.split()
-            libraries.update(words[:words.index("from")] if "from" in words else words)
+            libraries.update(words[: words.index("from")] if "from" in words else words)
         elif argument[0] in "'\"":
             templates.add(argument.split()[0].strip("'\""))
     return libraries, templates
@@ -182,4 +211,3 @@ def test_the_checker_sees_imports_inside_functions():
     assert "\nfrom . import ai_judges" not in tasks and "\nfrom .ai_judges import" not in tasks
     assert "    from . import ai_judges" in tasks
     assert "judging.ai_judges" in project_imports("judging.tasks")
-

@@ -2,6 +2,7 @@
 anything a debater marked private. A full debate runs on the live server while everything the
 judge receives is captured: every websocket frame and every HTTP response (room page, state and
 events API, verdict page, lobby). Then each captured byte is searched for the secrets."""
+
 import json
 import re
 
@@ -16,17 +17,31 @@ from tests.live_clients import Browser, LiveSocket, session_for
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 PASSAGE_SECRET = "The chief engineer, Marisol Okafor, rewired the oxygen scrubbers on deck nine before dawn."
-PASSAGE = ("Nobody on the Halcyon trusted the night shift. " + PASSAGE_SECRET +
-           " When the alarms went off she blamed the storm, but the maintenance log kept her key code.")
-PRIVATE_NOTES = {"A": ["NOTE-A1: lead with the log, keep the key code for later",
-                       "NOTE-A2: Bob is bluffing about the storm"],
-                 "B": ["NOTE-B1: the storm story is my cover, avoid the log",
-                       "NOTE-B2: claim the log was corrupted"]}
+PASSAGE = (
+    "Nobody on the Halcyon trusted the night shift. "
+    + PASSAGE_SECRET
+    + " When the alarms went off she blamed the storm, but the maintenance log kept her key code."
+)
+PRIVATE_NOTES = {
+    "A": ["NOTE-A1: lead with the log, keep the key code for later", "NOTE-A2: Bob is bluffing about the storm"],
+    "B": ["NOTE-B1: the storm story is my cover, avoid the log", "NOTE-B2: claim the log was corrupted"],
+}
 SEALED_OPENING = "Opening by A (sealed until B is in): the maintenance log names the engineer."
 QUOTED = "the maintenance log kept her key code"
 # JSON keys that would tell the judge the answer, the honest side or a private note.
-FORBIDDEN_KEYS = {"correct_answer", "correct_index", "honest_seats", "honest", "correct", "hidden",
-                  "hidden_material", "hidden_image", "private_note", "my_answer", "score"}
+FORBIDDEN_KEYS = {
+    "correct_answer",
+    "correct_index",
+    "honest_seats",
+    "honest",
+    "correct",
+    "hidden",
+    "hidden_material",
+    "hidden_image",
+    "private_note",
+    "my_answer",
+    "score",
+}
 QUOTE_KEYS = {"text", "status", "round", "seat"}  # a quote's place in the passage stays hidden too
 
 
@@ -42,8 +57,13 @@ class Capture:
     def look_around(self):
         """What a judge's browser would load: every page and API the judge can reach for this debate."""
         d = self.debate_id
-        for path in ("/", f"/debates/{d}/", f"/api/debates/{d}/state/", f"/api/debates/{d}/state/?after=0",
-                     f"/debates/{d}/verdict/"):
+        for path in (
+            "/",
+            f"/debates/{d}/",
+            f"/api/debates/{d}/state/",
+            f"/api/debates/{d}/state/?after=0",
+            f"/debates/{d}/verdict/",
+        ):
             status, body, _ = self.browser.get(path)
             assert status == 200, (path, status, body[:500])
 
@@ -52,8 +72,10 @@ class Capture:
 
     def texts(self):
         """(where, text) for every frame and response captured so far."""
-        frames = [(f"websocket frame {i}", raw if isinstance(raw, str) else raw.decode())
-                  for i, raw in enumerate(self.socket.raw)]
+        frames = [
+            (f"websocket frame {i}", raw if isinstance(raw, str) else raw.decode())
+            for i, raw in enumerate(self.socket.raw)
+        ]
         return frames + [(f"{method} {path} -> {status}", body) for method, path, status, body in self.browser.bodies]
 
 
@@ -96,13 +118,18 @@ def assert_nothing_leaks(captured, secrets):
 @pytest.fixture
 def debate(make_user):
     question = Question.objects.create(
-        text="Who caused the blackout on the Halcyon?", answers=["The storm", "The chief engineer"],
-        correct_index=1, hidden_material=PASSAGE, public_material="A story set on a research ship.")
+        text="Who caused the blackout on the Halcyon?",
+        answers=["The storm", "The chief engineer"],
+        correct_index=1,
+        hidden_material=PASSAGE,
+        public_material="A story set on a research ship.",
+    )
     protocol = Protocol(rounds=("simultaneous", "judge_feedback", "sequential"), char_limit=500)
     alice, bob = make_user("alice", "debater"), make_user("bob", "debater")
     # Alice (A) argues the correct answer: she is the honest side.
-    return services.create_debate(question, protocol, {"A": (alice, 1), "B": (bob, 0)},
-                                  judge=make_user("judy", "judge"), seed=3)
+    return services.create_debate(
+        question, protocol, {"A": (alice, 1), "B": (bob, 0)}, judge=make_user("judy", "judge"), seed=3
+    )
 
 
 def test_the_judge_never_receives_hidden_material_the_answer_the_honest_side_or_private_notes(daphne_server, debate):
@@ -117,8 +144,14 @@ def test_the_judge_never_receives_hidden_material_the_answer_the_honest_side_or_
     judge.look_around()
 
     # Round 1, simultaneous: A's speech is in, B's is not. The judge must not see A's words yet.
-    ack = alice.act({"type": "speech", "text": SEALED_OPENING + f" <quote>{QUOTED}</quote>",
-                     "private_note": PRIVATE_NOTES["A"][0], "client_id": "a-1"})
+    ack = alice.act(
+        {
+            "type": "speech",
+            "text": SEALED_OPENING + f" <quote>{QUOTED}</quote>",
+            "private_note": PRIVATE_NOTES["A"][0],
+            "client_id": "a-1",
+        }
+    )
     assert ack["type"] == "ack", ack
     judge.wait_until(Debate.objects.get(pk=debate.pk).last_seq)
     judge.look_around()
@@ -127,27 +160,39 @@ def test_the_judge_never_receives_hidden_material_the_answer_the_honest_side_or_
     # Not even that A's speech is in: speed must not betray the liar.
     assert judge.browser.get_json(f"/api/debates/{debate.pk}/state/")["turns"] == []
 
-    ack = bob.act({"type": "speech", "text": "Opening by B: the storm knocked out the grid.",
-                   "private_note": PRIVATE_NOTES["B"][0], "client_id": "b-1"})
+    ack = bob.act(
+        {
+            "type": "speech",
+            "text": "Opening by B: the storm knocked out the grid.",
+            "private_note": PRIVATE_NOTES["B"][0],
+            "client_id": "b-1",
+        }
+    )
     assert ack["type"] == "ack", ack
     revealed = judge.socket.wait_for_event("speeches_revealed")
     assert SEALED_OPENING in revealed["data"]["speeches"][0]["text"]  # now everybody may read it
     judge.look_around()
 
-    ack = judge.socket.act({"type": "feedback", "probabilities": [0.5, 0.5], "comment": "Quote the log, both of you.",
-                            "client_id": "j-1"})
+    ack = judge.socket.act(
+        {"type": "feedback", "probabilities": [0.5, 0.5], "comment": "Quote the log, both of you.", "client_id": "j-1"}
+    )
     assert ack["type"] == "ack", ack
-    for socket, seat, text in ((alice, "A", "A again: the log is signed with her key code."),
-                               (bob, "B", "B again: the log was corrupted by the surge.")):
-        ack = socket.act({"type": "speech", "text": text, "private_note": PRIVATE_NOTES[seat][1],
-                          "client_id": f"{seat}-2"})
+    for socket, seat, text in (
+        (alice, "A", "A again: the log is signed with her key code."),
+        (bob, "B", "B again: the log was corrupted by the surge."),
+    ):
+        ack = socket.act(
+            {"type": "speech", "text": text, "private_note": PRIVATE_NOTES[seat][1], "client_id": f"{seat}-2"}
+        )
         assert ack["type"] == "ack", ack
     judge.socket.wait_for_event("debate_finished")
     judge.wait_until(Debate.objects.get(pk=debate.pk).last_seq)
     judge.look_around()
 
-    status, _, _ = judge.browser.post(f"/debates/{debate.pk}/verdict/", form={
-        "p0": "35", "p1": "65", "reason": "B never quoted anything.", "seconds_spent": "80", "client_id": "v-1"})
+    status, _, _ = judge.browser.post(
+        f"/debates/{debate.pk}/verdict/",
+        form={"p0": "35", "p1": "65", "reason": "B never quoted anything.", "seconds_spent": "80", "client_id": "v-1"},
+    )
     assert status == 302
     assert Verdict.objects.filter(debate=debate).count() == 1
     judge.socket.wait_for_event("verdict_given")
@@ -186,11 +231,13 @@ def test_the_leak_check_catches_what_an_observer_legitimately_sees(daphne_server
 
 
 def test_the_judge_never_learns_who_handed_in_a_simultaneous_speech_first(daphne_server, make_user):
-    question = Question.objects.create(text="Who rewired the scrubbers?", answers=["Marisol", "The storm"],
-                                       correct_index=0, hidden_material=PASSAGE)
+    question = Question.objects.create(
+        text="Who rewired the scrubbers?", answers=["Marisol", "The storm"], correct_index=0, hidden_material=PASSAGE
+    )
     alice, bob, judy = make_user("sa1", "debater"), make_user("sb1", "debater"), make_user("sj1", "judge")
-    debate = services.create_debate(question, Protocol(rounds=("simultaneous", "judge_feedback")),
-                                    {"A": (alice, 0), "B": (bob, 1)}, judge=judy)
+    debate = services.create_debate(
+        question, Protocol(rounds=("simultaneous", "judge_feedback")), {"A": (alice, 0), "B": (bob, 1)}, judge=judy
+    )
     live.publish(debate.pk, services.start_debate(debate.pk))
     judge = Capture(daphne_server, debate.pk, session_for(judy))
     _, events = services.submit_action(debate.pk, alice, kind="speech", text="A writes fast.")
@@ -227,16 +274,17 @@ def _values_of(document, key):
 def test_after_a_simultaneous_round_the_speeches_read_in_speaking_order(make_user):
     question = Question.objects.create(text="Who?", answers=["x", "y"], correct_index=0, hidden_material=PASSAGE)
     alice, bob, judy = make_user("ro1", "debater"), make_user("ro2", "debater"), make_user("ro3", "judge")
-    debate = services.create_debate(question, Protocol(rounds=("simultaneous", "judge_feedback")),
-                                    {"A": (alice, 0), "B": (bob, 1)}, judge=judy)
+    debate = services.create_debate(
+        question, Protocol(rounds=("simultaneous", "judge_feedback")), {"A": (alice, 0), "B": (bob, 1)}, judge=judy
+    )
     services.start_debate(debate.pk)
     services.submit_action(debate.pk, bob, kind="speech", text="B was faster.")
     services.submit_action(debate.pk, alice, kind="speech", text="A took longer.")
     debate.refresh_from_db()
     from debates import snapshots
+
     state = snapshots.state_for(debate, snapshots.viewer_for(debate, judy))
     assert [t["seat"] for t in state["turns"]] == ["A", "B"]
-
 
 
 # AI debates, blinded experiments and streams (issue 10). AI turns are played by a real Celery
@@ -249,16 +297,21 @@ def _experiment_debate(owner, judge, question, protocol, blinding, agents):
     """A debate of an experiment version with these blinding rules, its seats played by agents."""
     from debates.experiments import load_experiment
 
-    text = (f"name: Leaks {blinding['aliases']}\ndataset: {{source: leaks}}\nprotocols: [{{name: p}}]\n"
-            f"debaters: {{kind: ai, backend: scripted}}\n"
-            f"blinding: {{aliases: {str(blinding['aliases']).lower()}, reveal_after_verdict: false}}\n")
+    text = (
+        f"name: Leaks {blinding['aliases']}\ndataset: {{source: leaks}}\nprotocols: [{{name: p}}]\n"
+        f"debaters: {{kind: ai, backend: scripted}}\n"
+        f"blinding: {{aliases: {str(blinding['aliases']).lower()}, reveal_after_verdict: false}}\n"
+    )
     version, _ = load_experiment(text, owner)
-    debate = services.create_debate(question, protocol, {"A": (None, 1), "B": (None, 0)}, judge=judge,
-                                    answer_order=[0, 1], created_by=owner)
+    debate = services.create_debate(
+        question, protocol, {"A": (None, 1), "B": (None, 0)}, judge=judge, answer_order=[0, 1], created_by=owner
+    )
     debate.experiment_version = version
     debate.save(update_fields=["experiment_version"])
     for seat, agent in agents.items():
-        debate.participants.filter(seat=seat).update(agent=agent, alias=f"Debater {seat}" if blinding["aliases"] else "")
+        debate.participants.filter(seat=seat).update(
+            agent=agent, alias=f"Debater {seat}" if blinding["aliases"] else ""
+        )
     return debate
 
 
@@ -274,8 +327,10 @@ def _play_ai_debate(daphne_server, debate, judge):
     capture.socket.wait_for_event("debate_finished", timeout=60)
     capture.wait_until(Debate.objects.get(pk=debate.pk).last_seq)
     capture.look_around()
-    status, _, _ = capture.browser.post(f"/debates/{debate.pk}/verdict/", form={
-        "p0": "35", "p1": "65", "reason": "The log decides it.", "client_id": "v"})
+    status, _, _ = capture.browser.post(
+        f"/debates/{debate.pk}/verdict/",
+        form={"p0": "35", "p1": "65", "reason": "The log decides it.", "client_id": "v"},
+    )
     assert status == 302
     capture.socket.wait_for_event("verdict_given")
     capture.look_around()
@@ -287,13 +342,19 @@ def test_a_blinded_judge_cannot_tell_an_ai_seat_from_a_person(daphne_server, cel
     """One seat is an AI, one a person: nothing the judge receives says which (no AI frames, keys
     or words), and nothing hidden reaches the judge either."""
     question = Question.objects.create(
-        text="Who caused the blackout on the Halcyon?", answers=["The storm", "The chief engineer"],
-        correct_index=1, hidden_material=PASSAGE, public_material="A story set on a research ship.")
+        text="Who caused the blackout on the Halcyon?",
+        answers=["The storm", "The chief engineer"],
+        correct_index=1,
+        hidden_material=PASSAGE,
+        public_material="A story set on a research ship.",
+    )
     judy, rita, bob = make_user("judy", "judge"), make_user("rita", "researcher"), make_user("bob", "debater")
-    protocol = Protocol(rounds=("simultaneous", "judge_feedback", "sequential"), char_limit=300,
-                        speaking_order=("A", "B"))
-    debate = _experiment_debate(rita, judy, question, protocol, {"aliases": True},
-                                {"A": {"backend": "scripted", "token_delay": 0.01}})
+    protocol = Protocol(
+        rounds=("simultaneous", "judge_feedback", "sequential"), char_limit=300, speaking_order=("A", "B")
+    )
+    debate = _experiment_debate(
+        rita, judy, question, protocol, {"aliases": True}, {"A": {"backend": "scripted", "token_delay": 0.01}}
+    )
     debate.participants.filter(seat="B").update(user=bob, alias="Debater B")
     bob_socket = LiveSocket(daphne_server, debate.pk, session_for(bob))
     bob_socket.wait_for_type("state")
@@ -302,9 +363,15 @@ def test_a_blinded_judge_cannot_tell_an_ai_seat_from_a_person(daphne_server, cel
 
     def bob_speaks():  # the person answers whenever it is their turn
         for round_index, text in ((0, "B: the storm did it."), (2, "B: the storm, again.")):
-            bob_socket.wait_for(lambda f, r=round_index: f.get("type") == "event" and f["kind"] == "turn_state"
-                                and f["data"].get("round") == r and "B" in f["data"].get("waiting_for", []),
-                                timeout=60)
+            bob_socket.wait_for(
+                lambda f, r=round_index: (
+                    f.get("type") == "event"
+                    and f["kind"] == "turn_state"
+                    and f["data"].get("round") == r
+                    and "B" in f["data"].get("waiting_for", [])
+                ),
+                timeout=60,
+            )
             bob_socket.act({"type": "speech", "text": text, "client_id": f"b{round_index}"})
 
     speaker = threading.Thread(target=bob_speaks, daemon=True)
@@ -330,8 +397,7 @@ def test_a_blinded_judge_cannot_tell_an_ai_seat_from_a_person(daphne_server, cel
     bob_socket.close()
 
 
-def test_streams_carry_only_what_is_stored_and_nothing_of_a_sealed_round(
-        daphne_server, celery_worker, make_user):
+def test_streams_carry_only_what_is_stored_and_nothing_of_a_sealed_round(daphne_server, celery_worker, make_user):
     """An experiment without aliases: the judge may know the seats are AIs and watch them write,
     but a sealed round streams nothing to the judge, and a model that writes far past the
     character limit streams exactly the stored, cut speech (the finding: 265 characters streamed
@@ -341,11 +407,16 @@ def test_streams_carry_only_what_is_stored_and_nothing_of_a_sealed_round(
     from tests.fake_llm_server import FakeLLMServer, Reply
 
     question = Question.objects.create(
-        text="Who caused the blackout on the Halcyon?", answers=["The storm", "The chief engineer"],
-        correct_index=1, hidden_material=PASSAGE, public_material="A story set on a research ship.")
+        text="Who caused the blackout on the Halcyon?",
+        answers=["The storm", "The chief engineer"],
+        correct_index=1,
+        hidden_material=PASSAGE,
+        public_material="A story set on a research ship.",
+    )
     judy, rita = make_user("judy", "judge"), make_user("rita", "researcher")
-    protocol = Protocol(rounds=("simultaneous", "judge_feedback", "sequential"), char_limit=100,
-                        speaking_order=("A", "B"))
+    protocol = Protocol(
+        rounds=("simultaneous", "judge_feedback", "sequential"), char_limit=100, speaking_order=("A", "B")
+    )
     model = {"backend": "fake-local", "model": "m", "parameters": {"retry_base_delay": 0.01}}
     debate = _experiment_debate(rita, judy, question, protocol, {"aliases": False}, {"A": model, "B": model})
     long_speech = "the log names the engineer and her key code. " * 3 + "PAST-THE-LIMIT " * 10  # cut at 100
@@ -360,8 +431,9 @@ def test_streams_carry_only_what_is_stored_and_nothing_of_a_sealed_round(
     assert set(speeches) == {(0, "A"), (0, "B"), (2, "A"), (2, "B")}
     assert not [f for f in frames if f["type"].startswith("ai_") and f.get("round") == 0]  # sealed: nothing at all
     for seat in ("A", "B"):
-        streamed = "".join(f["delta"] for f in frames if f["type"] == "ai_token" and f["seat"] == seat
-                           and f["round"] == 2)
+        streamed = "".join(
+            f["delta"] for f in frames if f["type"] == "ai_token" and f["seat"] == seat and f["round"] == 2
+        )
         assert streamed == speeches[(2, seat)] and len(streamed) <= 100
         assert max(f["chars"] for f in frames if f["type"] == "ai_token" and f["seat"] == seat) <= 100
     assert_nothing_leaks(capture.texts(), [PASSAGE, "PAST-THE-LIMIT"])

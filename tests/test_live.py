@@ -1,6 +1,7 @@
 """Live debates through a real daphne server with real websocket clients: a whole debate, sequence
 numbers, reconnects and catch-up, idempotent retries, presence, who may connect, bad input, and
 turn time limits acted on by a real Celery worker or by the in-process timer."""
+
 import json
 import math
 import time
@@ -79,6 +80,7 @@ def room_ack(socket, message):
 
 # A whole debate ------------------------------------------------------------------------------------
 
+
 def test_two_debaters_and_a_judge_play_a_whole_debate_over_websockets_and_the_verdict_is_stored(room):
     sockets = {seat: room.connect(seat) for seat in ("A", "B", "judge")}
     for seat, socket in sockets.items():
@@ -91,10 +93,13 @@ def test_two_debaters_and_a_judge_play_a_whole_debate_over_websockets_and_the_ve
 
     play_first_round(room, sockets)
     revealed = [f for f in sockets["judge"].events() if f["kind"] == "speeches_revealed"][0]
-    assert [(s["seat"], s["text"]) for s in revealed["data"]["speeches"]] == [("A", "Alice opens."),
-                                                                              ("B", "Bob opens.")]
-    assert room_ack(sockets["judge"], {"type": "feedback", "probabilities": [0.6, 0.4], "comment": "Go on.",
-                                       "client_id": "j-1"})
+    assert [(s["seat"], s["text"]) for s in revealed["data"]["speeches"]] == [
+        ("A", "Alice opens."),
+        ("B", "Bob opens."),
+    ]
+    assert room_ack(
+        sockets["judge"], {"type": "feedback", "probabilities": [0.6, 0.4], "comment": "Go on.", "client_id": "j-1"}
+    )
     assert room_ack(sockets["A"], speech("Alice closes.", "a-2"))
     assert room_ack(sockets["B"], speech("Bob closes.", "b-2"))
     for socket in sockets.values():
@@ -104,14 +109,21 @@ def test_two_debaters_and_a_judge_play_a_whole_debate_over_websockets_and_the_ve
     debate = Debate.objects.get(pk=room.debate.pk)
     assert debate.status == Debate.AWAITING_VERDICT
     assert list(debate.turns.values_list("seat", "kind", "text")) == [
-        ("A", "speech", "Alice opens."), ("B", "speech", "Bob opens."), ("judge", "feedback", "Go on."),
-        ("A", "speech", "Alice closes."), ("B", "speech", "Bob closes.")]
+        ("A", "speech", "Alice opens."),
+        ("B", "speech", "Bob opens."),
+        ("judge", "feedback", "Go on."),
+        ("A", "speech", "Alice closes."),
+        ("B", "speech", "Bob closes."),
+    ]
     assert debate.turns.get(client_id="j-1").probabilities == pytest.approx(
-        [0.6, 0.4] if debate.shown_answer_order() == [0, 1] else [0.4, 0.6])
+        [0.6, 0.4] if debate.shown_answer_order() == [0, 1] else [0.4, 0.6]
+    )
 
     # The judge believes the first answer shown at 70%.
-    status, body, headers = room.browser("judge").post(f"/debates/{debate.pk}/verdict/", form={
-        "p0": "70", "p1": "30", "reason": "Alice quoted the log.", "seconds_spent": "95", "client_id": "v-1"})
+    status, body, headers = room.browser("judge").post(
+        f"/debates/{debate.pk}/verdict/",
+        form={"p0": "70", "p1": "30", "reason": "Alice quoted the log.", "seconds_spent": "95", "client_id": "v-1"},
+    )
     assert status == 302, body[:1000]
     verdict = Verdict.objects.get(debate=debate)
     canonical = [0.0, 0.0]
@@ -160,7 +172,11 @@ def test_a_reconnecting_client_gets_the_full_state_then_only_newer_events(room):
     state = judge.recv()
     assert state["type"] == "state" and state["seq"] == room.last_seq > seq_when_away
     assert [(t["seat"], t.get("text")) for t in state["turns"]] == [
-        ("A", "Alice opens."), ("B", "Bob opens."), ("judge", ""), ("A", "Alice speaks while the judge is away.")]
+        ("A", "Alice opens."),
+        ("B", "Bob opens."),
+        ("judge", ""),
+        ("A", "Alice speaks while the judge is away."),
+    ]
     assert state["waiting_for"] == ["B"] and state["round"] == 2
     room_ack(sockets["B"], speech("Bob closes.", "b-2"))
     judge.wait_for_event("debate_finished")
@@ -224,13 +240,16 @@ def test_presence_frames_say_who_is_online(room):
     assert any(s["seat"] == "A" and s["online"] for s in room.connect("B").recv()["seats"])
     assert sorted(judge.wait_for_type("presence")["seats"]) == ["A", "B", "judge"]
     alice.close()
-    assert sorted(judge.wait_for(lambda f: f["type"] == "presence" and "A" not in f["seats"])["seats"]) == \
-        ["B", "judge"]
+    assert sorted(judge.wait_for(lambda f: f["type"] == "presence" and "A" not in f["seats"])["seats"]) == [
+        "B",
+        "judge",
+    ]
     assert "A" not in presence.online_seats(room.debate.pk)
     judge.close()
 
 
 # Who may connect -----------------------------------------------------------------------------------
+
 
 def test_a_connection_without_a_session_is_refused(room):
     anonymous = LiveSocket(room.url, room.debate.pk)
@@ -261,6 +280,7 @@ def test_a_researcher_without_a_seat_watches_as_an_observer(room):
 
 # Bad input -----------------------------------------------------------------------------------------
 
+
 def bad_messages(max_bytes):
     """(what it is, frame to send, error code expected)."""
     return [
@@ -282,8 +302,11 @@ def bad_messages(max_bytes):
         ("forged seat", speech("I am Bob.", "t-6", seat="B"), "wrong_seat"),
         ("NUL character", speech("nul\x00byte", "t-8"), "bad_text"),
         ("lone surrogate", speech("x", "t-9", private_note="broken \ud800"), "bad_text"),
-        ("feedback from a debater", {"type": "feedback", "probabilities": [0.5, 0.5], "client_id": "t-7"},
-         "wrong_action"),
+        (
+            "feedback from a debater",
+            {"type": "feedback", "probabilities": [0.5, 0.5], "client_id": "t-7"},
+            "wrong_action",
+        ),
     ]
 
 
@@ -331,12 +354,14 @@ def test_the_judge_gets_an_error_frame_for_out_of_turn_and_malformed_feedback(ro
 
 # Turn time limits ----------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def timed_room(daphne_server, make_user, question):
     alice, bob, judy = make_user("tia", "debater"), make_user("tom", "debater"), make_user("tess", "judge")
     protocol = Protocol(rounds=("sequential", "judge_feedback"), turn_seconds=2)
-    debate = services.create_debate(question, protocol, {"A": (alice, 0), "B": (bob, 1)}, judge=judy,
-                                    answer_order=[0, 1])
+    debate = services.create_debate(
+        question, protocol, {"A": (alice, 0), "B": (bob, 1)}, judge=judy, answer_order=[0, 1]
+    )
     return Room(daphne_server, debate, make_user("rita", "researcher"))
 
 
@@ -349,16 +374,20 @@ def test_a_celery_worker_times_out_a_silent_debater_and_clients_see_it(timed_roo
     log_start = celery_worker.log_size()
     room.start()  # daphne schedules A's deadline as a Celery task with an eta
     room_ack(alice, speech("Alice speaks in time.", "a-1"))  # and now B's
-    b_deadline = judge.wait_for(lambda f: f["type"] == "event" and f["kind"] == "turn_state"
-                                and f["data"]["waiting_for"] == ["B"])["data"]["deadline"]
+    b_deadline = judge.wait_for(
+        lambda f: f["type"] == "event" and f["kind"] == "turn_state" and f["data"]["waiting_for"] == ["B"]
+    )["data"]["deadline"]
     timed_out = judge.wait_for_event("timed_out", timeout=20)
     assert timed_out["data"] == {"seat": "B", "round": 0}
     b_timeout = Turn.objects.get(debate=room.debate, seat="B")
     assert b_timeout.kind == "timeout" and b_timeout.created_at >= datetime.fromisoformat(b_deadline)
     turn_state = judge.wait_for_event("turn_state")
     assert turn_state["data"]["waiting_for"] == ["judge"] and turn_state["data"]["deadline"] is None
-    assert list(Turn.objects.filter(debate=room.debate).values_list("seat", "kind")) == [("A", "speech"),
-                                                                                       ("B", "timeout")]
+    assert list(Turn.objects.filter(debate=room.debate).values_list("seat", "kind")) == [
+        ("A", "speech"),
+        ("B", "timeout"),
+    ]
+
     # The first deadline's task fires too (A had spoken in time), and must do nothing more.
     def every_deadline_task_ran():
         received = celery_worker.received("debates.tasks.expire_turn", since=log_start)
@@ -377,13 +406,13 @@ def test_without_a_broker_the_in_process_timer_times_out_a_silent_turn(settings,
     settings.RUN_TASKS_IN_PROCESS = True
     alice, bob = make_user("ida", "debater"), make_user("ian", "debater")
     protocol = Protocol(rounds=("simultaneous", "judge_feedback"), turn_seconds=2)
-    debate = services.create_debate(question, protocol, {"A": (alice, 0), "B": (bob, 1)},
-                                    judge=make_user("jo", "judge"))
+    debate = services.create_debate(
+        question, protocol, {"A": (alice, 0), "B": (bob, 1)}, judge=make_user("jo", "judge")
+    )
     services.start_debate(debate.pk)
     services.submit_action(debate.pk, alice, kind="speech", text="Alice speaks in time.")
     wait_until(lambda: Turn.objects.filter(debate=debate, kind="timeout").exists(), 10, "the in-process timer to fire")
-    assert list(Turn.objects.filter(debate=debate).values_list("seat", "kind")) == [("A", "speech"),
-                                                                                  ("B", "timeout")]
+    assert list(Turn.objects.filter(debate=debate).values_list("seat", "kind")) == [("A", "speech"), ("B", "timeout")]
     kinds = list(DebateEvent.objects.filter(debate=debate).values_list("kind", flat=True))
     assert kinds[-4:] == ["timed_out", "speeches_revealed", "round_started", "turn_state"]
     assert Debate.objects.get(pk=debate.pk).turn_deadline is None
@@ -391,8 +420,9 @@ def test_without_a_broker_the_in_process_timer_times_out_a_silent_turn(settings,
 
 def test_a_session_from_the_real_login_page_opens_the_websocket(room):
     browser = Browser(room.url)
-    status, body, headers = browser.post("/accounts/login/", form={
-        "username": room.users["A"].username, "password": "pass-for-tests-1"})
+    status, body, headers = browser.post(
+        "/accounts/login/", form={"username": room.users["A"].username, "password": "pass-for-tests-1"}
+    )
     assert status == 302, body[:500]
     session = [c.split(";")[0].split("=", 1)[1] for c in headers.get_all("Set-Cookie") if c.startswith("sessionid=")]
     assert session, headers
@@ -404,14 +434,20 @@ def test_a_session_from_the_real_login_page_opens_the_websocket(room):
 
 # The person's own socket -----------------------------------------------------------------------------
 
+
 def personal_socket(url, session):
     """A real websocket to /ws/me/ (debates.consumers.PersonalConsumer), signed in with `session`."""
     from urllib.parse import urlsplit
 
     from websockets.sync.client import connect
 
-    socket = connect(f"ws://{urlsplit(url).netloc}/ws/me/", origin=url,
-                     additional_headers={"Cookie": f"sessionid={session}"}, open_timeout=15, legacy=True)
+    socket = connect(
+        f"ws://{urlsplit(url).netloc}/ws/me/",
+        origin=url,
+        additional_headers={"Cookie": f"sessionid={session}"},
+        open_timeout=15,
+        legacy=True,
+    )
     assert json.loads(socket.recv(timeout=15)) == {"type": "hello"}
     return socket
 
@@ -435,8 +471,9 @@ def test_the_persons_own_socket_hears_their_turn_and_the_end_through_daphne_and_
     assert next_notice(alice, "your_turn")["debate"] == room.debate.pk
     play_first_round(room, sockets)
     assert next_notice(judge, "your_turn") == {"type": "notice", "kind": "your_turn", "debate": room.debate.pk}
-    assert room_ack(sockets["judge"], {"type": "feedback", "probabilities": [0.5, 0.5], "end_debate": True,
-                                       "client_id": "j-end"})
+    assert room_ack(
+        sockets["judge"], {"type": "feedback", "probabilities": [0.5, 0.5], "end_debate": True, "client_id": "j-end"}
+    )
     assert next_notice(judge, "debate_ended")["debate"] == room.debate.pk
     assert next_notice(alice, "debate_ended")["debate"] == room.debate.pk
     judge.send(json.dumps({"type": "ping"}))

@@ -2,6 +2,7 @@
 (platform/serve.py), events that reach every screen even when their announcement is lost, the
 heartbeat that tells a client the debate's latest event, presence that lapses when a process dies,
 and the engine state kept with the debate matching a replay of its turns."""
+
 import os
 import signal
 import subprocess
@@ -28,8 +29,13 @@ def two_process_server(django_db_setup, tmp_path_factory):
     env.update(DEBATELAB_LIVE_POLL_SECONDS=str(POLL_SECONDS), DEBATELAB_PRESENCE_SECONDS=str(PRESENCE_SECONDS))
     port = _free_port()
     log = open(tmp_path_factory.mktemp("serve") / "serve.log", "w")
-    process = subprocess.Popen([sys.executable, "platform/serve.py", "--host", "127.0.0.1", "--port", str(port),
-                                "--processes", "2"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, "platform/serve.py", "--host", "127.0.0.1", "--port", str(port), "--processes", "2"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     _wait_until_healthy(url, process, log.name)
     yield url, process
@@ -59,8 +65,10 @@ def speech_events(socket, count, timeout=15):
     found = []
     deadline = time.monotonic() + timeout
     while len(found) < count:
-        frame = socket.wait_for(lambda f: f["type"] == "event" and f["kind"] in ("speech", "speeches_revealed"),
-                                timeout=max(0.1, deadline - time.monotonic()))
+        frame = socket.wait_for(
+            lambda f: f["type"] == "event" and f["kind"] in ("speech", "speeches_revealed"),
+            timeout=max(0.1, deadline - time.monotonic()),
+        )
         found.append(frame)
     return found
 
@@ -71,8 +79,9 @@ def live_debate(two_round_debate):
     return Debate.objects.get(pk=two_round_debate.pk)
 
 
-def test_events_reach_every_screen_on_both_processes_and_a_killed_process_loses_nothing(two_process_server,
-                                                                                        live_debate):
+def test_events_reach_every_screen_on_both_processes_and_a_killed_process_loses_nothing(
+    two_process_server, live_debate
+):
     url, serve = two_process_server
     # Several connections per seat, so both processes hold some of the debate's sockets.
     sockets = [s for _ in range(4) for s in seated(live_debate, url).values()]

@@ -1,6 +1,7 @@
 """Offline judging (judging.offline): further judges judge a finished debate from its transcript,
 step by step or all at once, then give a verdict with live=False. Real PostgreSQL; the pages through
 Django's test client."""
+
 import json
 
 import pytest
@@ -46,18 +47,26 @@ blinding:
 @pytest.fixture
 def study(make_user):
     """One question; an experiment with a live judge and two offline judgments wanted per debate."""
+
     def make(offline_mode="stepwise", reveal="false"):
         owner = make_user("rhea", "researcher")
         for name in ("deb1", "deb2"):
             make_user(name, "debater")
         for name in ("live1", "off1", "off2", "off3"):
             make_user(name, "judge")
-        Question.objects.create(text="Was the ship saved?", answers=["Yes, by the lamp", "No, it sank"],
-                                correct_index=0, hidden_material=PASSAGE, public_material="A lighthouse story.",
-                                source="offline-unit", external_id="q1")
+        Question.objects.create(
+            text="Was the ship saved?",
+            answers=["Yes, by the lamp", "No, it sank"],
+            correct_index=0,
+            hidden_material=PASSAGE,
+            public_material="A lighthouse story.",
+            source="offline-unit",
+            external_id="q1",
+        )
         version, _ = load_experiment(DEFINITION.format(offline=offline_mode, reveal=reveal), owner)
         [debate] = start_experiment(version.pk)
         return Debate.objects.get(pk=debate.pk)
+
     return make
 
 
@@ -69,19 +78,27 @@ def play_to_the_end(debate):
     """Every expected seat acts until the debate is over: a quote and a private note in the first
     speech, a question from the judge in the feedback round."""
     people = seated(debate)
-    speeches = iter(["I quote <quote>The keeper lit the lamp at dusk.</quote>", "The sea was too rough.",
-                     "The lamp answers your question.", "Nobody saw a light."])
+    speeches = iter(
+        [
+            "I quote <quote>The keeper lit the lamp at dusk.</quote>",
+            "The sea was too rough.",
+            "The lamp answers your question.",
+            "Nobody saw a light.",
+        ]
+    )
     while True:
         engine = Debate.objects.get(pk=debate.pk).engine()
         if engine.finished:
             return Debate.objects.get(pk=debate.pk)
         seat = engine.expected_seats()[0]
         if seat == JUDGE:
-            services.submit_action(debate.pk, people[JUDGE], kind="feedback", probabilities=[0.6, 0.4],
-                                   text="Who saw the lamp?")
+            services.submit_action(
+                debate.pk, people[JUDGE], kind="feedback", probabilities=[0.6, 0.4], text="Who saw the lamp?"
+            )
         else:
-            services.submit_action(debate.pk, people[seat], kind="speech", text=next(speeches),
-                                   private_note=PRIVATE_NOTE)
+            services.submit_action(
+                debate.pk, people[seat], kind="speech", text=next(speeches), private_note=PRIVATE_NOTE
+            )
 
 
 @pytest.fixture
@@ -90,6 +107,7 @@ def finished(study, django_capture_on_commit_callbacks):
         debate = study(offline_mode, reveal)
         with django_capture_on_commit_callbacks(execute=True):
             return play_to_the_end(debate)
+
     return make
 
 
@@ -102,6 +120,7 @@ def stored():
 
 
 # Assignments ----------------------------------------------------------------------------------------
+
 
 def test_a_finished_experiment_debate_gets_the_offline_judgments_still_wanted(finished):
     debate = finished()
@@ -127,8 +146,9 @@ def test_experiments_without_offline_judging_get_no_assignments(finished):
     assert not Assignment.objects.filter(debate=debate).exists()
 
 
-@pytest.mark.parametrize("who, code", [("deb1", "debated_question"), ("live1", "judged_question"),
-                                       ("off1", "judged_question")])
+@pytest.mark.parametrize(
+    "who, code", [("deb1", "debated_question"), ("live1", "judged_question"), ("off1", "judged_question")]
+)
 def test_nobody_judges_a_question_they_debated_or_already_judge(finished, who, code):
     debate = finished()
     user = Participant.objects.filter(user__username=who).first()
@@ -143,8 +163,12 @@ def test_nobody_judges_a_question_they_debated_or_already_judge(finished, who, c
 def test_a_judge_judges_each_question_once_across_debates(finished, make_user):
     """A second debate on the same question: off1 already judges the question offline."""
     debate = finished()
-    other = services.create_debate(debate.question, Protocol(rounds=("sequential",)),
-                                   {"A": (make_user("x1"), 0), "B": (make_user("x2"), 1)}, judge=make_user("x3"))
+    other = services.create_debate(
+        debate.question,
+        Protocol(rounds=("sequential",)),
+        {"A": (make_user("x1"), 0), "B": (make_user("x2"), 1)},
+        judge=make_user("x3"),
+    )
     Debate.objects.filter(pk=other.pk).update(status=Debate.AWAITING_VERDICT)
     off1 = Assignment.objects.get(judge__username="off1").judge
     with pytest.raises(Refused) as refused:
@@ -170,6 +194,7 @@ def test_an_unknown_mode_is_refused(finished, make_user):
 
 
 # Step by step ---------------------------------------------------------------------------------------
+
 
 def test_step_by_step_reveals_one_debater_turn_at_a_time_and_stores_reports_in_order(finished):
     debate = finished()
@@ -220,8 +245,14 @@ def test_the_final_offline_verdict_is_stored_with_live_false_and_no_turn_penalty
     assignment = Assignment.objects.get(judge__username="off1")
     for step in range(1, offline.step_count(debate) + 1):
         offline.report_step(assignment.pk, assignment.judge, step, [0.5, 0.5])
-    verdict = offline.submit_offline_verdict(assignment.pk, assignment.judge, shown(debate, [0.75, 0.25]),
-                                             "The lamp quote is verified.", seconds_spent="42", client_id="v-1")
+    verdict = offline.submit_offline_verdict(
+        assignment.pk,
+        assignment.judge,
+        shown(debate, [0.75, 0.25]),
+        "The lamp quote is verified.",
+        seconds_spent="42",
+        client_id="v-1",
+    )
     assert (verdict.live, verdict.judge_kind, verdict.correct, verdict.chosen_index) == (False, "human", True, 0)
     assert verdict.probabilities == pytest.approx([0.75, 0.25])
     assert verdict.score == pytest.approx(-0.415037, abs=1e-5)  # log2(0.75), no penalty
@@ -251,6 +282,7 @@ def test_all_at_once_shows_the_whole_transcript_and_takes_the_verdict_at_once(fi
 
 # What the offline judge sees ----------------------------------------------------------------------
 
+
 def test_the_offline_judge_never_sees_hidden_material_the_answer_private_notes_or_live_probabilities(finished):
     finished(offline_mode="all_at_once")
     assignment = Assignment.objects.get(judge__username="off1")
@@ -259,8 +291,15 @@ def test_the_offline_judge_never_sees_hidden_material_the_answer_private_notes_o
     assert "The keeper lit the lamp at dusk." in text  # the quote itself is shown...
     assert state["quotes"] and state["quotes"][0]["status"] == "verified"
     assert "start" not in state["quotes"][0]  # ...but not where it sits in the passage
-    for secret in ("SECRET-7Q", PRIVATE_NOTE, "correct_answer", "honest_seats", "hidden", "private_note",
-                   "probabilities"):
+    for secret in (
+        "SECRET-7Q",
+        PRIVATE_NOTE,
+        "correct_answer",
+        "honest_seats",
+        "hidden",
+        "private_note",
+        "probabilities",
+    ):
         assert secret not in text, secret
     assert "Who saw the lamp?" in text  # the live judge's question stays: the debaters answer it
 
@@ -310,6 +349,7 @@ def test_the_lobby_lists_offline_assignments(finished, client):
 
 # Blinding -----------------------------------------------------------------------------------------
 
+
 def test_identities_stay_hidden_from_judges_when_the_experiment_never_reveals_them(finished):
     debate = finished(offline_mode="all_at_once", reveal="false")
     assignment = Assignment.objects.get(judge__username="off1")
@@ -350,8 +390,9 @@ def test_the_command_assigns_offline_judges_to_imported_debates(make_user, quest
     debaters = [make_user(f"imp{i}") for i in range(4)]
     debates = []
     for i in range(2):
-        debate = services.create_debate(question, Protocol(rounds=("sequential",)),
-                                        {"A": (debaters[2 * i], 0), "B": (debaters[2 * i + 1], 1)})
+        debate = services.create_debate(
+            question, Protocol(rounds=("sequential",)), {"A": (debaters[2 * i], 0), "B": (debaters[2 * i + 1], 1)}
+        )
         Debate.objects.filter(pk=debate.pk).update(status=Debate.COMPLETE, source="imported")
         debates.append(debate)
     for name in ("newa", "newb", "newc"):

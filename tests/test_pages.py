@@ -1,5 +1,6 @@
 """Every page and URL, tried as anonymous, judge, debater, researcher and a user with no seat:
 status codes, what each role sees, and that the judge's pages never carry hidden material."""
+
 import json
 
 import pytest
@@ -46,11 +47,24 @@ def play_to_the_end(debate, people, end_early=False):
     debate.refresh_from_db()
     if debate.status == Debate.SCHEDULED:
         services.start_debate(debate.pk)
-    services.submit_action(debate.pk, people["alice"], kind="speech", text="Alice opens: the fire.",
-                           private_note=PRIVATE_NOTE, client_id="a1")
+    services.submit_action(
+        debate.pk,
+        people["alice"],
+        kind="speech",
+        text="Alice opens: the fire.",
+        private_note=PRIVATE_NOTE,
+        client_id="a1",
+    )
     services.submit_action(debate.pk, people["bob"], kind="speech", text="Bob opens: escape.", client_id="b1")
-    services.submit_action(debate.pk, people["judy"], kind="feedback", probabilities=[0.6, 0.4],
-                           text="Tell me more.", end_debate=end_early, client_id="j1")
+    services.submit_action(
+        debate.pk,
+        people["judy"],
+        kind="feedback",
+        probabilities=[0.6, 0.4],
+        text="Tell me more.",
+        end_debate=end_early,
+        client_id="j1",
+    )
     if not end_early:
         services.submit_action(debate.pk, people["alice"], kind="speech", text="Alice again.", client_id="a2")
         services.submit_action(debate.pk, people["bob"], kind="speech", text="Bob again.", client_id="b2")
@@ -100,12 +114,17 @@ def test_state_api_by_role(client, people, two_round_debate, who):
 
 
 @pytest.mark.parametrize("who", ["alice", "judy", "rita", "nobody"])
-@pytest.mark.parametrize("name", ["debate_room", "verdict_form", "api_debate_state", "api_debate_action", "debate_start"])
+@pytest.mark.parametrize(
+    "name", ["debate_room", "verdict_form", "api_debate_state", "api_debate_action", "debate_start"]
+)
 def test_unknown_debate_is_404(client, people, who, name):
     url = reverse(name, args=[999999])
     c = client_for(client, people[who])
-    response = c.post(url, data="{}", content_type="application/json") if name in (
-        "api_debate_action", "debate_start") else c.get(url)
+    response = (
+        c.post(url, data="{}", content_type="application/json")
+        if name in ("api_debate_action", "debate_start")
+        else c.get(url)
+    )
     if name == "debate_start" and who != "rita":
         assert response.status_code == 403  # only researchers may start anything at all
     else:
@@ -127,8 +146,9 @@ def test_anonymous_gets_login_for_every_private_url(client, two_round_debate):
     assert Debate.objects.get(pk=debate_id).status == Debate.SCHEDULED
 
 
-@pytest.mark.parametrize("who,expected", [("anonymous", 302), ("alice", 403), ("judy", 403), ("nobody", 403),
-                                          ("rita", 302)])
+@pytest.mark.parametrize(
+    "who,expected", [("anonymous", 302), ("alice", 403), ("judy", 403), ("nobody", 403), ("rita", 302)]
+)
 def test_start_button_only_for_researchers(client, people, two_round_debate, who, expected):
     url = reverse("debate_start", args=[two_round_debate.pk])
     c = client_for(client, people[who])
@@ -160,16 +180,19 @@ def test_start_button_shown_to_researchers_on_scheduled_debates_only(client, peo
     assert start not in client_for(client, people["rita"]).get(url).content
 
 
-@pytest.mark.parametrize("who,expected,code", [("alice", 400, "not_started"), ("judy", 400, "not_started"),
-                                               ("rita", 403, None), ("nobody", 403, None)])
+@pytest.mark.parametrize(
+    "who,expected,code",
+    [("alice", 400, "not_started"), ("judy", 400, "not_started"), ("rita", 403, None), ("nobody", 403, None)],
+)
 def test_action_api_by_role(client, people, two_round_debate, who, expected, code):
     """Seated people are refused with a reason (not started yet); the researcher running the debate
     may look but not act, and gets 403 like people without any access."""
     c = client_for(client, people[who])
     url = reverse("api_debate_action", args=[two_round_debate.pk])
     assert c.get(url).status_code == 405
-    response = c.post(url, data=json.dumps({"type": "speech", "text": "hi", "client_id": "x"}),
-                      content_type="application/json")
+    response = c.post(
+        url, data=json.dumps({"type": "speech", "text": "hi", "client_id": "x"}), content_type="application/json"
+    )
     assert response.status_code == expected
     if code:
         assert response.json()["error"]["code"] == code
@@ -199,8 +222,9 @@ def test_join_link(client, people):
     assert page.status_code == 200 and b"invited to join DebateLab as a <strong>judge" in page.content
     refused = client.post(url, {"username": "newjudge", "password1": "x", "password2": "y"})
     assert refused.status_code == 200 and b"errorlist" in refused.content
-    response = client.post(url, {"username": "newjudge", "password1": "a-Long-pass-4321",
-                                 "password2": "a-Long-pass-4321"})
+    response = client.post(
+        url, {"username": "newjudge", "password1": "a-Long-pass-4321", "password2": "a-Long-pass-4321"}
+    )
     assert response.status_code == 302 and response["Location"] == reverse("lobby")
     assert client.get(reverse("lobby")).status_code == 200
     client.logout()
@@ -214,8 +238,9 @@ def test_healthz(client, people, who, expected):
     assert response.json()["database"] == "ok"
 
 
-@pytest.mark.parametrize("who,expected", [("anonymous", 302), ("alice", 302), ("judy", 302), ("nobody", 302),
-                                          ("rita", 302)])
+@pytest.mark.parametrize(
+    "who,expected", [("anonymous", 302), ("alice", 302), ("judy", 302), ("nobody", 302), ("rita", 302)]
+)
 def test_admin_only_for_platform_administrators(client, people, who, expected):
     response = client_for(client, people[who]).get(reverse("admin:index"))
     assert response.status_code == expected
@@ -224,6 +249,7 @@ def test_admin_only_for_platform_administrators(client, people, who, expected):
 
 
 # ---------------------------------------------------------------- what each page shows
+
 
 def test_lobby_lists_seats_by_role_with_calls_to_action(client, people, two_round_debate):
     debate = two_round_debate
@@ -273,15 +299,25 @@ def test_judge_pages_never_contain_hidden_material(client, people, two_round_deb
     pages carry them (so the check can fail)."""
     debate = two_round_debate
     judge = client_for(client, people["judy"])
-    forbidden = [SECRET, PRIVATE_NOTE, "correct_answer", "honest_seats", "✓ correct", "Correct answer",
-                 "hidden_material", "my_answer"]
+    forbidden = [
+        SECRET,
+        PRIVATE_NOTE,
+        "correct_answer",
+        "honest_seats",
+        "✓ correct",
+        "Correct answer",
+        "hidden_material",
+        "my_answer",
+    ]
 
     def judge_sees():
-        pages = [judge.get(reverse("debate_room", args=[debate.pk])),
-                 judge.get(reverse("verdict_form", args=[debate.pk])),
-                 judge.get(reverse("api_debate_state", args=[debate.pk])),
-                 judge.get(reverse("api_debate_state", args=[debate.pk]) + "?after=0"),
-                 judge.get(reverse("lobby"))]
+        pages = [
+            judge.get(reverse("debate_room", args=[debate.pk])),
+            judge.get(reverse("verdict_form", args=[debate.pk])),
+            judge.get(reverse("api_debate_state", args=[debate.pk])),
+            judge.get(reverse("api_debate_state", args=[debate.pk]) + "?after=0"),
+            judge.get(reverse("lobby")),
+        ]
         for page in pages:
             assert page.status_code == 200
             body = page.content.decode()
@@ -291,8 +327,10 @@ def test_judge_pages_never_contain_hidden_material(client, people, two_round_deb
     judge_sees()
     play_to_the_end(debate, people)
     judge_sees()
-    verdict = judge.post(reverse("verdict_form", args=[debate.pk]),
-                         {"p0": "70", "p1": "30", "reason": "Alice quoted the passage.", "client_id": "v1"})
+    verdict = judge.post(
+        reverse("verdict_form", args=[debate.pk]),
+        {"p0": "70", "p1": "30", "reason": "Alice quoted the passage.", "client_id": "v1"},
+    )
     assert verdict.status_code == 302
     judge_sees()
 
@@ -330,12 +368,24 @@ def test_verdict_form_flow(client, people, two_round_debate):
     assert b'value="80"' in off_sum.content  # the sliders come back where the judge left them
     assert not Verdict.objects.exists()
 
-    done = judge.post(url, {"p0": "80", "p1": "20", "reason": "Alice quoted the ledger.", "seconds_spent": "42.5",
-                            "client_id": "verdict-1"})
+    done = judge.post(
+        url,
+        {
+            "p0": "80",
+            "p1": "20",
+            "reason": "Alice quoted the ledger.",
+            "seconds_spent": "42.5",
+            "client_id": "verdict-1",
+        },
+    )
     assert done.status_code == 302 and done["Location"] == url
     verdict = Verdict.objects.get()
     shown = services.to_display(debate, verdict.probabilities)
-    assert shown == pytest.approx([0.8, 0.2]) and verdict.seconds_spent == 42.5 and verdict.reason == "Alice quoted the ledger."
+    assert (
+        shown == pytest.approx([0.8, 0.2])
+        and verdict.seconds_spent == 42.5
+        and verdict.reason == "Alice quoted the ledger."
+    )
 
     thanks = judge.get(url).content.decode()
     assert "your verdict is recorded" in thanks and "Alice quoted the ledger." in thanks and "80%" in thanks
@@ -354,11 +404,16 @@ def test_the_verdict_page_shows_quotes_by_status_without_their_markup(client, ma
     from debates.models import Question
     from debates.protocol import Protocol
 
-    question = Question.objects.create(text="Who?", answers=["x", "y"], correct_index=0,
-                                       hidden_material="The lamp went out at midnight because the oil ran out.")
+    question = Question.objects.create(
+        text="Who?",
+        answers=["x", "y"],
+        correct_index=0,
+        hidden_material="The lamp went out at midnight because the oil ran out.",
+    )
     alice, bob, judy = make_user("vq1", "debater"), make_user("vq2", "debater"), make_user("vq3", "judge")
-    debate = services.create_debate(question, Protocol(rounds=("sequential",)), {"A": (alice, 0), "B": (bob, 1)},
-                                    judge=judy)
+    debate = services.create_debate(
+        question, Protocol(rounds=("sequential",)), {"A": (alice, 0), "B": (bob, 1)}, judge=judy
+    )
     services.start_debate(debate.pk)
     services.submit_action(debate.pk, alice, kind="speech", text="See <quote>the oil ran out</quote>.")
     services.submit_action(debate.pk, bob, kind="speech", text="No: <quote>the keeper fell asleep</quote>.")

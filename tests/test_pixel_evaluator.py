@@ -3,6 +3,7 @@
 Uses untrained networks with fixed seeds (the trained judges are not needed): the sparse forward
 pass must give the plain forward pass's logits for any set of revealed pixels.
 """
+
 import numpy as np
 import pytest
 import torch
@@ -50,7 +51,7 @@ def test_logits_do_not_depend_on_the_batch():
     for sparse in (False, True):
         evaluator = JudgeEvaluator(seeded_judge(2), sparse=sparse, max_batch=7)
         together = evaluator(planes)
-        alone = np.concatenate([evaluator(planes[i:i + 1]) for i in range(len(planes))])
+        alone = np.concatenate([evaluator(planes[i : i + 1]) for i in range(len(planes))])
         assert np.abs(together - alone).max() < 1e-4
     assert evaluator.evaluations == 40 and evaluator.calls == 21
 

@@ -1,11 +1,20 @@
 """Rules of the pixel debate game (debates/pixel/game.py), checked as properties over random games."""
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from debates.pixel.game import (HONEST, LIAR, PIXEL_COUNT, DebateSetup, GameError, GameState,
-                                batch_judge_planes, judge_planes)
+from debates.pixel.game import (
+    HONEST,
+    LIAR,
+    PIXEL_COUNT,
+    DebateSetup,
+    GameError,
+    GameState,
+    batch_judge_planes,
+    judge_planes,
+)
 
 
 @st.composite
@@ -25,9 +34,14 @@ def setups(draw):
     true_label = draw(st.integers(0, 9))
     lie = draw(st.integers(0, 9).filter(lambda x: x != true_label))
     precommit = draw(st.booleans())
-    return DebateSetup(image, true_label, lie if precommit or draw(st.booleans()) else None,
-                       pixels=draw(st.sampled_from([4, 6])), honest_first=draw(st.booleans()),
-                       precommit=precommit)
+    return DebateSetup(
+        image,
+        true_label,
+        lie if precommit or draw(st.booleans()) else None,
+        pixels=draw(st.sampled_from([4, 6])),
+        honest_first=draw(st.booleans()),
+        precommit=precommit,
+    )
 
 
 def play_random(state: GameState, choices) -> GameState:
@@ -114,8 +128,11 @@ def test_batch_planes_match_single_planes():
 
 
 @settings(max_examples=200, deadline=None)
-@given(logits=st.lists(st.floats(-20, 20, allow_nan=False), min_size=10, max_size=10),
-       true_label=st.integers(0, 9), data=st.data())
+@given(
+    logits=st.lists(st.floats(-20, 20, allow_nan=False), min_size=10, max_size=10),
+    true_label=st.integers(0, 9),
+    data=st.data(),
+)
 def test_verdicts(logits, true_label, data):
     logits = np.array(logits)
     lie = data.draw(st.integers(0, 9).filter(lambda x: x != true_label))
@@ -163,17 +180,20 @@ def test_both_move_orders(honest_first, expected):
     assert [r.player for r in state.reveals] == expected
 
 
-@pytest.mark.parametrize("change, message", [
-    (dict(image=np.zeros((27, 28), dtype=np.uint8)), "28x28"),
-    (dict(image=np.zeros((28, 28), dtype=np.float32)), "uint8"),
-    (dict(true_label=10), "true label"),
-    (dict(lie=3), "differ"),
-    (dict(lie=None), "needs the liar"),
-    (dict(lie=-1), "lie must be"),
-    (dict(pixels=0), "positive"),
-    (dict(pixels=True), "positive"),
-    (dict(image=np.eye(28, dtype=np.uint8)[:, :] * 0 + np.diag([1] * 5 + [0] * 23).astype(np.uint8)), "fewer than"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(image=np.zeros((27, 28), dtype=np.uint8)), "28x28"),
+        (dict(image=np.zeros((28, 28), dtype=np.float32)), "uint8"),
+        (dict(true_label=10), "true label"),
+        (dict(lie=3), "differ"),
+        (dict(lie=None), "needs the liar"),
+        (dict(lie=-1), "lie must be"),
+        (dict(pixels=0), "positive"),
+        (dict(pixels=True), "positive"),
+        (dict(image=np.eye(28, dtype=np.uint8)[:, :] * 0 + np.diag([1] * 5 + [0] * 23).astype(np.uint8)), "fewer than"),
+    ],
+)
 def test_bad_setups_are_refused(change, message):
     arguments = dict(image=np.full((28, 28), 9, dtype=np.uint8), true_label=3, lie=5, pixels=6, precommit=True)
     arguments.update(change)

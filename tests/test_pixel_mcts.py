@@ -4,16 +4,27 @@ The judges here are small numpy functions built for the purpose (no trained netw
 a forced win that only lookahead finds, and a template judge from MNIST class means. Each computes
 every row on its own, so its logits do not depend on how positions are batched.
 """
+
 import numpy as np
 import pytest
 
 from debates.pixel import mnist
 from debates.pixel.game import PIXEL_COUNT, DebateSetup, GameError, GameState
-from debates.pixel.mcts import (DriverStats, JudgeCache, SearchConfig, TreeSearch, play_moves, run_lockstep,
-                                run_plain)
-from debates.pixel.selfplay import (SelfPlayGame, choose_move, format_table2, image_outcomes, judge_accuracy,
-                                    play_game, play_games, random_nonzero_masks, sample_image_ids, table2_games,
-                                    table2_rows, verdict)
+from debates.pixel.mcts import DriverStats, JudgeCache, SearchConfig, TreeSearch, play_moves, run_lockstep, run_plain
+from debates.pixel.selfplay import (
+    SelfPlayGame,
+    choose_move,
+    format_table2,
+    image_outcomes,
+    judge_accuracy,
+    play_game,
+    play_games,
+    random_nonzero_masks,
+    sample_image_ids,
+    table2_games,
+    table2_rows,
+    verdict,
+)
 from debates.proportions import wilson_interval
 
 TRUE, LIE = 1, 2
@@ -47,6 +58,7 @@ def fork_judge(owner_label):
             logits[row, owner_label] = 1.0 if fork else -1.0
             logits[row, other] = 0.0
         return logits
+
     return judge
 
 
@@ -105,10 +117,16 @@ def test_tree_search_rejects_illegal_advances_and_finished_games():
         next(search.choose_move())
 
 
-@pytest.mark.parametrize("change, message", [
-    (dict(rollouts=0), "rollouts"), (dict(c_puct=0), "c_puct"), (dict(leaf="rollout"), "leaf"),
-    (dict(value="logit"), "value"), (dict(leaves_per_batch=0), "leaves_per_batch"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(rollouts=0), "rollouts"),
+        (dict(c_puct=0), "c_puct"),
+        (dict(leaf="rollout"), "leaf"),
+        (dict(value="logit"), "value"),
+        (dict(leaves_per_batch=0), "leaves_per_batch"),
+    ],
+)
 def test_bad_search_settings_are_refused(change, message):
     with pytest.raises(ValueError, match=message):
         SearchConfig(**change)
@@ -130,8 +148,9 @@ def mnist_sample():
     return test_images[:40], test_labels[:40], template_judge
 
 
-@pytest.mark.parametrize("options", [dict(), dict(leaf="playout"), dict(value="margin"), dict(reuse_tree=False),
-                                     dict(leaves_per_batch=16)])
+@pytest.mark.parametrize(
+    "options", [dict(), dict(leaf="playout"), dict(value="margin"), dict(reuse_tree=False), dict(leaves_per_batch=16)]
+)
 def test_identical_seeds_give_identical_games(mnist_sample, options):
     images, labels, judge = mnist_sample
     config = SearchConfig(rollouts=60, **options)
@@ -149,13 +168,19 @@ def test_batched_cached_search_plays_the_plain_search_games_exactly(mnist_sample
     images, labels, judge = mnist_sample
     config = SearchConfig(rollouts=80)
     games = table2_games(images[:2], labels[:2], pixels=4, seeds=1)[:12] + table2_games(
-        images[2:3], labels[2:3], pixels=4, seeds=1, precommit=[False])
+        images[2:3], labels[2:3], pixels=4, seeds=1, precommit=[False]
+    )
     plain_judge, batched_judge = CountingJudge(judge), CountingJudge(judge)
     plain = [run_plain(play_moves(g.setup, config, g.seed), g.setup.image, plain_judge) for g in games]
     stats = DriverStats()
-    batched = dict(run_lockstep(((play_moves(g.setup, config, g.seed), cache)
-                                 for g, cache in zip(games, caches_per_image(games))),
-                                batched_judge, max_active=8, stats=stats))
+    batched = dict(
+        run_lockstep(
+            ((play_moves(g.setup, config, g.seed), cache) for g, cache in zip(games, caches_per_image(games))),
+            batched_judge,
+            max_active=8,
+            stats=stats,
+        )
+    )
     for number, result in enumerate(plain):
         assert batched[number]["moves"] == result["moves"]
         assert np.array_equal(batched[number]["logits"], result["logits"])
@@ -200,8 +225,18 @@ def test_virtual_loss_batching_keeps_the_win_rate_of_the_plain_search(mnist_samp
 
 def test_play_game_result_record(mnist_sample):
     images, labels, judge = mnist_sample
-    result = play_game(images[1], int(labels[1]), 8, pixels=4, honest_first=False, precommit=True,
-                       rollouts=40, seed=3, evaluator=judge, image_id=1)
+    result = play_game(
+        images[1],
+        int(labels[1]),
+        8,
+        pixels=4,
+        honest_first=False,
+        precommit=True,
+        rollouts=40,
+        seed=3,
+        evaluator=judge,
+        image_id=1,
+    )
     assert result["image_id"] == 1 and result["true_label"] == int(labels[1]) and result["lie"] == 8
     assert [m["player"] for m in result["moves"]] == ["liar", "honest"] * 2
     for move in result["moves"]:
@@ -212,8 +247,18 @@ def test_play_game_result_record(mnist_sample):
     assert result["judge_label"] == int(logits.argmax())
     assert result["winner"] == ("honest" if logits[int(labels[1])] > logits[8] else "liar")
     assert result["honest_margin"] == pytest.approx(logits[int(labels[1])] - logits[8], abs=1e-5)
-    again = play_game(images[1], int(labels[1]), 8, pixels=4, honest_first=False, precommit=True,
-                      rollouts=40, seed=3, evaluator=judge, image_id=1)
+    again = play_game(
+        images[1],
+        int(labels[1]),
+        8,
+        pixels=4,
+        honest_first=False,
+        precommit=True,
+        rollouts=40,
+        seed=3,
+        evaluator=judge,
+        image_id=1,
+    )
     assert again == result
 
 
@@ -232,8 +277,16 @@ def test_table2_games_cover_the_experiment(mnist_sample):
 
 
 def result_row(image_id, lie, winner, logits, precommit=True, honest_first=True, true_label=3):
-    return {"image_id": image_id, "pixels": 6, "honest_first": honest_first, "precommit": precommit,
-            "true_label": true_label, "lie": lie, "winner": winner, "logits": logits}
+    return {
+        "image_id": image_id,
+        "pixels": 6,
+        "honest_first": honest_first,
+        "precommit": precommit,
+        "true_label": true_label,
+        "lie": lie,
+        "winner": winner,
+        "logits": logits,
+    }
 
 
 def logits_with(**values):
@@ -268,9 +321,11 @@ def test_any_winning_lie_wins_the_image_and_seeds_are_combined_by_the_rule():
 
 
 def test_no_precommit_uses_the_argmax_of_the_mean_logits():
-    results = [result_row(1, None, "liar", logits_with(l3=1.0, l8=2.0), precommit=False),
-               result_row(1, None, "honest", logits_with(l3=3.0, l8=0.0), precommit=False),
-               result_row(1, None, "liar", logits_with(l3=1.0, l9=1.5), precommit=False)]
+    results = [
+        result_row(1, None, "liar", logits_with(l3=1.0, l8=2.0), precommit=False),
+        result_row(1, None, "honest", logits_with(l3=3.0, l8=0.0), precommit=False),
+        result_row(1, None, "liar", logits_with(l3=1.0, l9=1.5), precommit=False),
+    ]
     assert image_outcomes(results, "majority") == {(1, 6, "honest", False): False}
     assert image_outcomes(results, "mean_logits") == {(1, 6, "honest", False): True}
 

@@ -5,6 +5,7 @@ after an interruption), demo data, and the stored judges' accuracy.
 
 The judge networks here are untrained stand-ins (tests/pixel_helpers.py), except in the test of
 the stored judges, which skips while their weights are not in the repository yet."""
+
 import io
 import json
 
@@ -90,15 +91,23 @@ def test_create_pixel_debate_seats_people_and_tree_search_debaters(make_user):
     seats = {p.seat: p for p in ai.participants.all()}
     assert seats["A"].answer_index == ai.question.correct_index  # honest moves first by default
     assert ai.question.answers[seats["B"].answer_index] == "3"
-    assert seats["A"].agent == {"backend": "pixel_mcts", "pixels": 6, "rollouts": 50, "seed": 4, "move_delay": 0.5,
-                                "leaf": "judge", "value": "win"}
+    assert seats["A"].agent == {
+        "backend": "pixel_mcts",
+        "pixels": 6,
+        "rollouts": 50,
+        "seed": 4,
+        "move_delay": 0.5,
+        "leaf": "judge",
+        "value": "win",
+    }
     assert seats["B"].agent["seed"] == 5 and seats["judge"].user == judy
     assert ai.get_protocol().reveal_each_turn and ai.status == Debate.SCHEDULED
     liar_first = pixel_debates.create_pixel_debate("ai_vs_ai", 0, lie=3, honest_first=False, pixels=4)
     first = liar_first.participants.get(seat="A")
     assert first.answer_index != liar_first.question.correct_index and first.agent["pixels"] == 4
-    against_ai = pixel_debates.create_pixel_debate("human_vs_ai", 1, lie=5, humans=[alice], human_side="liar",
-                                                   judge=judy)
+    against_ai = pixel_debates.create_pixel_debate(
+        "human_vs_ai", 1, lie=5, humans=[alice], human_side="liar", judge=judy
+    )
     mine = against_ai.participants.get(user=alice)
     assert mine.answer_index != against_ai.question.correct_index and mine.agent is None
     assert against_ai.participants.exclude(seat__in=[mine.seat, "judge"]).get().agent["backend"] == "pixel_mcts"
@@ -107,9 +116,14 @@ def test_create_pixel_debate_seats_people_and_tree_search_debaters(make_user):
     assert sorted(sides.values()) == [False, True]  # one of them must lie
     assert people.get_protocol().reveals_per_debater == 1
     count = Debate.objects.count()
-    for mode, kwargs, code in [("chess", {}, "bad_mode"), ("ai_vs_ai", {"humans": [alice]}, "bad_humans"),
-                               ("human_vs_ai", {}, "bad_humans"), ("ai_vs_ai", {"lie": None}, "bad_lie"),
-                               ("ai_vs_ai", {"lie": 7}, "bad_lie"), ("ai_vs_ai", {"pixels": 5}, "bad_pixels")]:
+    for mode, kwargs, code in [
+        ("chess", {}, "bad_mode"),
+        ("ai_vs_ai", {"humans": [alice]}, "bad_humans"),
+        ("human_vs_ai", {}, "bad_humans"),
+        ("ai_vs_ai", {"lie": None}, "bad_lie"),
+        ("ai_vs_ai", {"lie": 7}, "bad_lie"),
+        ("ai_vs_ai", {"pixels": 5}, "bad_pixels"),
+    ]:
         with pytest.raises(Refused) as refused:
             pixel_debates.create_pixel_debate(mode, 0, **{"lie": 3, **kwargs})
         assert refused.value.code == code
@@ -120,8 +134,9 @@ def test_create_pixel_debate_seats_people_and_tree_search_debaters(make_user):
 def human_game(make_user):
     """alice and bob (sides drawn at random) play the human prototype on test image 0 (a 7, lie 3)."""
     alice, bob, judy = make_user("alice", "debater"), make_user("bob", "debater"), make_user("judy", "judge")
-    debate = pixel_debates.create_pixel_debate("human_vs_human", 0, lie=3, humans=[alice, bob], judge=judy,
-                                               rounds=2, seed=0)
+    debate = pixel_debates.create_pixel_debate(
+        "human_vs_human", 0, lie=3, humans=[alice, bob], judge=judy, rounds=2, seed=0
+    )
     services.start_debate(debate.pk)
     users = {p.seat: p.user for p in debate.participants.filter(seat__in=["A", "B"])}
     return debate, users, judy
@@ -145,8 +160,14 @@ def test_the_engine_refuses_black_duplicate_and_over_budget_reveals_through_the_
     refused("bad_reveal", users["A"], text="x", reveal=-1)
     refused("not_your_turn", users["B"], text="x", reveal=nonzero[0])
     refused("bad_rectangles", users["A"], text="x", rectangles=[[5, 5, 2, 2]])
-    turn, events = services.submit_action(debate.pk, users["A"], kind="speech", text="The top stroke is bright.",
-                                          reveal=nonzero[0], rectangles=[[2, 3, 10, 20]])
+    turn, events = services.submit_action(
+        debate.pk,
+        users["A"],
+        kind="speech",
+        text="The top stroke is bright.",
+        reveal=nonzero[0],
+        rectangles=[[2, 3, 10, 20]],
+    )
     shown = {"pixel": nonzero[0], "value": int(image.flat[nonzero[0]])}
     assert turn.payload == {"reveal": shown, "rectangles": [[2, 3, 10, 20]]}
     speech = next(e for e in events if e.kind == "speech")
@@ -173,17 +194,23 @@ def test_the_judge_state_frames_and_page_hold_only_the_revealed_pixels(human_gam
     image = np.asarray(debate.question.hidden_image)
     nonzero = [int(p) for p in np.flatnonzero(image)]
     services.submit_action(debate.pk, users["A"], kind="speech", text="Bright here.", reveal=nonzero[10])
-    services.submit_action(debate.pk, users["B"], kind="speech", text="And here.", reveal=nonzero[-3],
-                           rectangles=[[0, 0, 5, 5]])
+    services.submit_action(
+        debate.pk, users["B"], kind="speech", text="And here.", reveal=nonzero[-3], rectangles=[[0, 0, 5, 5]]
+    )
     revealed = {(p, int(image.flat[p])) for p in (nonzero[10], nonzero[-3])}
     debate.refresh_from_db()
     viewer = snapshots.viewer_for(debate, judy)
     client.force_login(judy)
     room = client.get(f"/debates/{debate.pk}/")
-    page_state = json.loads(room.content.decode().split('id="debate-state" type="application/json">')[1]
-                            .split("</script>")[0])
-    judge_views = {"state": snapshots.state_for(debate, viewer), "frames": snapshots.events_after(debate, viewer, 0),
-                   "http state": client.get(f"/api/debates/{debate.pk}/state/").json(), "room page state": page_state}
+    page_state = json.loads(
+        room.content.decode().split('id="debate-state" type="application/json">')[1].split("</script>")[0]
+    )
+    judge_views = {
+        "state": snapshots.state_for(debate, viewer),
+        "frames": snapshots.events_after(debate, viewer, 0),
+        "http state": client.get(f"/api/debates/{debate.pk}/state/").json(),
+        "room page state": page_state,
+    }
     for name, blob in judge_views.items():
         assert pixel_helpers.image_rows_in(blob) == [], name
         assert pixel_helpers.pixel_values_in(blob) == revealed, name
@@ -196,8 +223,9 @@ def test_the_judge_state_frames_and_page_hold_only_the_revealed_pixels(human_gam
 
 def test_the_room_starts_an_ai_debate_when_its_judge_opens_it(make_user, client):
     judy, alice = make_user("judy", "judge"), make_user("alice", "debater")
-    waiting = pixel_debates.create_pixel_debate("ai_vs_ai", 0, lie=3, judge=judy, observers=[alice],
-                                                start_when_judge_opens=True)
+    waiting = pixel_debates.create_pixel_debate(
+        "ai_vs_ai", 0, lie=3, judge=judy, observers=[alice], start_when_judge_opens=True
+    )
     plain = pixel_debates.create_pixel_debate("ai_vs_ai", 1, lie=3, judge=alice)
     client.force_login(alice)
     client.get(f"/debates/{waiting.pk}/")  # an observer opening it does not start it
@@ -227,7 +255,9 @@ def test_the_pixel_judge_verdict_rule_gives_exact_ties_to_a_wrong_answer():
     assert verdicts.chosen_answer(probabilities, 0) == (1, True)
     logits[7] = 2.5
     probabilities = pixel_judge.verdict_probabilities(Digits(["3", "7"], 1), logits)
-    assert verdicts.chosen_answer(probabilities, 1) == (1, False) and probabilities == pytest.approx(softmax([2.0, 2.5]).tolist())
+    assert verdicts.chosen_answer(probabilities, 1) == (1, False) and probabilities == pytest.approx(
+        softmax([2.0, 2.5]).tolist()
+    )
     assert pixel_judge.judge_pixels_for(6) == 6 and pixel_judge.judge_pixels_for(2) == 4
     assert pixel_judge.judge_pixels_for(5) == 4 and pixel_judge.judge_pixels_for(9) == 6
 
@@ -235,8 +265,9 @@ def test_the_pixel_judge_verdict_rule_gives_exact_ties_to_a_wrong_answer():
 @pytest.mark.django_db(transaction=True)
 def test_the_ai_pixel_judge_verdict_is_stored_next_to_the_human_verdict(make_user, celery_worker):
     alice, bob, judy = make_user("alice", "debater"), make_user("bob", "debater"), make_user("judy", "judge")
-    debate = pixel_debates.create_pixel_debate("human_vs_human", 0, lie=3, humans=[alice, bob], judge=judy,
-                                               rounds=2, seed=0)
+    debate = pixel_debates.create_pixel_debate(
+        "human_vs_human", 0, lie=3, humans=[alice, bob], judge=judy, rounds=2, seed=0
+    )
     services.start_debate(debate.pk)
     users = {p.seat: p.user for p in debate.participants.filter(seat__in=["A", "B"])}
     image = np.asarray(debate.question.hidden_image, dtype=np.uint8)
@@ -250,7 +281,8 @@ def test_the_ai_pixel_judge_verdict_is_stored_next_to_the_human_verdict(make_use
     assert ai.ai_judge == "pixel-judge-4px" and not ai.live and ai.judge is None  # two pixels: the 4-pixel judge
     assert ai.provenance["mask"] == mask
     assert ai.provenance["judge"]["weights_sha256"] == pixel_debates._sha256(
-        str(pixel_helpers.tiny_judge_path(4).resolve()), pixel_helpers.tiny_judge_path(4).stat().st_mtime_ns)
+        str(pixel_helpers.tiny_judge_path(4).resolve()), pixel_helpers.tiny_judge_path(4).stat().st_mtime_ns
+    )
     logits = pixel_helpers.tiny_logits(4, image, mask)
     expected = softmax([logits[int(a)] for a in debate.question.answers])
     assert ai.probabilities == pytest.approx(expected.tolist(), abs=1e-5)
@@ -270,8 +302,9 @@ def test_the_ai_pixel_judge_verdict_is_stored_next_to_the_human_verdict(make_use
 @pytest.mark.django_db(transaction=True)
 def test_tree_search_debaters_play_an_image_debate_through_a_celery_worker(make_user, celery_worker):
     judy = make_user("judy", "judge")
-    debate = pixel_debates.create_pixel_debate("ai_vs_ai", 0, lie=3, pixels=4, judge=judy, rollouts=12, seed=5,
-                                               move_delay=0)
+    debate = pixel_debates.create_pixel_debate(
+        "ai_vs_ai", 0, lie=3, pixels=4, judge=judy, rollouts=12, seed=5, move_delay=0
+    )
     services.start_debate(debate.pk)
     wait_for(lambda: Debate.objects.get(pk=debate.pk).status == Debate.AWAITING_VERDICT, "the four moves")
     turns = list(debate.turns.order_by("id"))
@@ -332,7 +365,10 @@ def test_selfplay_runs_end_to_end_through_a_celery_worker(celery_worker):
     output = selfplay(run="celery-e2e", images=2, pixels=[4], seeds=1, rollouts=6, mode="celery", judge_images=50)
     debates = Debate.objects.filter(source="pixel-selfplay").select_related("question")
     assert debates.count() == 2 * (9 * 2 + 2)  # per image: 9 lies x 2 orders with precommit, 2 orders without
-    assert "1 task queued (up to 4 images each)" in output and "Table 2, run 'celery-e2e': 4 of 4 image settings complete" in output
+    assert (
+        "1 task queued (up to 4 images each)" in output
+        and "Table 2, run 'celery-e2e': 4 of 4 image settings complete" in output
+    )
     assert "judge alone, 4 random nonzero pixels" in output and "paper" in output
     for debate in debates:
         game = debate.provenance["pixel_selfplay"]["game"]
@@ -389,8 +425,11 @@ def test_games_of_several_images_in_lockstep_play_as_they_do_one_image_at_a_time
 def test_tasks_group_a_few_images_of_one_pixel_budget():
     units = [(image, pixels, committed) for pixels in (6, 4) for image in (7, 8, 9) for committed in (True, False)]
     assert pixel_selfplay.task_groups(units, 2) == [
-        [(7, 6, True), (7, 6, False), (8, 6, True), (8, 6, False)], [(9, 6, True), (9, 6, False)],
-        [(7, 4, True), (7, 4, False), (8, 4, True), (8, 4, False)], [(9, 4, True), (9, 4, False)]]
+        [(7, 6, True), (7, 6, False), (8, 6, True), (8, 6, False)],
+        [(9, 6, True), (9, 6, False)],
+        [(7, 4, True), (7, 4, False), (8, 4, True), (8, 4, False)],
+        [(9, 4, True), (9, 4, False)],
+    ]
     assert pixel_selfplay.task_groups(units, 100) == [units[:6], units[6:]]
     with pytest.raises(ValueError, match="one call plays one pixel budget"):
         pixel_selfplay.run_units(pixel_selfplay.SelfPlayRun(name="x", image_indices=(7,)), units)
@@ -420,8 +459,10 @@ def test_the_stored_judges_accuracy_on_a_fixed_sample(pixels):
     from debates.pixel.judges import load_judge, metadata_path, weights_path
 
     if not weights_path(pixels).exists():
-        pytest.skip(f"{weights_path(pixels)} is not in the repository yet: the {pixels}-pixel judge is still "
-                    f"training (python -m debates.pixel train-judge --pixels {pixels})")
+        pytest.skip(
+            f"{weights_path(pixels)} is not in the repository yet: the {pixels}-pixel judge is still "
+            f"training (python -m debates.pixel train-judge --pixels {pixels})"
+        )
     recorded = json.loads(metadata_path(pixels).read_text()).get("test_accuracy_random_nonzero_masks")
     assert recorded, f"{metadata_path(pixels)} has no recorded accuracy: run python -m debates.pixel evaluate-judge"
     images, labels = pixel_debates.mnist_test_set()

@@ -1,4 +1,5 @@
 """Training the pixel judge: a stopped run resumes bit for bit, and a checkpoint of another run is refused."""
+
 import numpy as np
 import pytest
 import torch
@@ -8,7 +9,9 @@ from debates.pixel.training import TrainingRun, train
 
 def tiny_mnist(count=256, seed=0):
     rng = np.random.default_rng(seed)
-    images = (rng.random((count, 28, 28)) < 0.2).astype(np.uint8) * rng.integers(1, 256, (count, 28, 28), dtype=np.uint8)
+    images = (rng.random((count, 28, 28)) < 0.2).astype(np.uint8) * rng.integers(
+        1, 256, (count, 28, 28), dtype=np.uint8
+    )
     return images, rng.integers(0, 10, count).astype(np.uint8)
 
 

@@ -1,5 +1,6 @@
 """The one Wilson interval (debates.proportions), shared by judging.stats and the pixel self-play
 tables: its edge cases, and agreement with statsmodels (judging's test_stats checks the rest)."""
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -19,8 +20,9 @@ def test_no_successes_gives_a_lower_bound_of_exactly_zero_and_all_successes_an_u
     assert wilson_interval(0, 20)[1] == pytest.approx(0.1611, abs=1e-4)
 
 
-@given(st.integers(1, 5000).flatmap(lambda total: st.tuples(st.integers(0, total), st.just(total))),
-       st.floats(0.5, 0.999))
+@given(
+    st.integers(1, 5000).flatmap(lambda total: st.tuples(st.integers(0, total), st.just(total))), st.floats(0.5, 0.999)
+)
 def test_the_interval_holds_the_estimate_and_mirrors_around_one_half(count, level):
     successes, total = count
     low, high = wilson_interval(successes, total, level)
@@ -34,10 +36,17 @@ def test_half_successes_from_ties_are_accepted():
     assert low == pytest.approx(1 - high) and low < 0.5 < high
 
 
-@pytest.mark.parametrize("successes, total, level, problem", [
-    (0, 0, 0.95, "at least one observation"), (1, 0, 0.95, "at least one observation"),
-    (-1, 5, 0.95, "between 0 and total"), (6, 5, 0.95, "between 0 and total"),
-    (2, 5, 1.0, "level must be between 0 and 1"), (2, 5, 0.0, "level must be between 0 and 1")])
+@pytest.mark.parametrize(
+    "successes, total, level, problem",
+    [
+        (0, 0, 0.95, "at least one observation"),
+        (1, 0, 0.95, "at least one observation"),
+        (-1, 5, 0.95, "between 0 and total"),
+        (6, 5, 0.95, "between 0 and total"),
+        (2, 5, 1.0, "level must be between 0 and 1"),
+        (2, 5, 0.0, "level must be between 0 and 1"),
+    ],
+)
 def test_impossible_counts_and_levels_are_refused(successes, total, level, problem):
     with pytest.raises(ValueError, match=problem):
         wilson_interval(successes, total, level)

@@ -3,6 +3,7 @@
 Every step checks the engine's invariants: nobody acts out of turn, a refused action changes
 nothing, simultaneous speeches stay sealed until the last one is in, limits hold, a finished
 debate accepts nothing, and replaying the accepted actions reaches the same state."""
+
 import copy
 import itertools
 import json
@@ -46,7 +47,8 @@ def protocols(draw):
 
 def valid_probabilities(answer_count):
     return st.lists(st.integers(min_value=1, max_value=100), min_size=answer_count, max_size=answer_count).map(
-        lambda weights: tuple(w / sum(weights) for w in weights))
+        lambda weights: tuple(w / sum(weights) for w in weights)
+    )
 
 
 def any_probabilities(answer_count):
@@ -80,9 +82,13 @@ def an_action(draw, engine, answer_count):
         kind = draw(st.sampled_from(["speech", "feedback", "timeout", "shout"]))
     else:
         kind = "feedback" if seat == JUDGE else "speech"
-    return Action(seat=seat, kind=kind, text=draw(texts(protocol)),
-                  probabilities=draw(any_probabilities(answer_count)),
-                  end_debate=draw(st.integers(0, 5)) == 0)
+    return Action(
+        seat=seat,
+        kind=kind,
+        text=draw(texts(protocol)),
+        probabilities=draw(any_probabilities(answer_count)),
+        end_debate=draw(st.integers(0, 5)) == 0,
+    )
 
 
 def state_of(engine):
@@ -203,8 +209,11 @@ def test_simultaneous_speeches_stay_sealed_until_the_last_one_is_in(protocol, an
             assert step.events[0].data == {"seat": step.action.seat, "round": step.round_before}
             sealed[step.action.seat] = step.action.text
         round_closed = step.finished or step.round_after != step.round_before
-        round_events = list(itertools.takewhile(
-            lambda e: e.kind not in ("speeches_revealed", "round_started", "debate_finished"), step.events))
+        round_events = list(
+            itertools.takewhile(
+                lambda e: e.kind not in ("speeches_revealed", "round_started", "debate_finished"), step.events
+            )
+        )
         for event in round_events:
             assert event.kind in ("speech_sealed", "timed_out") and "text" not in event.data, event
         if not round_closed:
@@ -212,8 +221,10 @@ def test_simultaneous_speeches_stay_sealed_until_the_last_one_is_in(protocol, an
             continue
         if sealed:
             revealed = step.events[kinds.index("speeches_revealed")].data
-            assert revealed == {"round": step.round_before,
-                                "speeches": [{"seat": s, "text": sealed[s]} for s in protocol.order if s in sealed]}
+            assert revealed == {
+                "round": step.round_before,
+                "speeches": [{"seat": s, "text": sealed[s]} for s in protocol.order if s in sealed],
+            }
         else:
             assert "speeches_revealed" not in kinds
         sealed = {}
@@ -311,18 +322,21 @@ def test_debaters_give_speeches_and_the_judge_gives_feedback():
     assert refused.value.code == "wrong_action"
 
 
-@pytest.mark.parametrize("probabilities, complaint", [
-    (None, "give one probability for each of the 2 answers"),
-    ((1.0,), "give one probability for each of the 2 answers"),
-    ((0.5, 0.3, 0.2), "give one probability for each of the 2 answers"),
-    ((1.2, -0.2), "each probability must be between 0 and 1"),
-    ((float("nan"), 1.0), "each probability must be between 0 and 1"),
-    ((float("inf"), 0.0), "each probability must be between 0 and 1"),
-    ((0.6, 0.6), "probabilities must add up to 1 (they add up to 1.2000)"),
-    (("0.5", "0.5"), "probabilities must be numbers"),
-    ((True, False), "probabilities must be numbers"),
-    (([0.5], [0.5]), "probabilities must be numbers"),
-])
+@pytest.mark.parametrize(
+    "probabilities, complaint",
+    [
+        (None, "give one probability for each of the 2 answers"),
+        ((1.0,), "give one probability for each of the 2 answers"),
+        ((0.5, 0.3, 0.2), "give one probability for each of the 2 answers"),
+        ((1.2, -0.2), "each probability must be between 0 and 1"),
+        ((float("nan"), 1.0), "each probability must be between 0 and 1"),
+        ((float("inf"), 0.0), "each probability must be between 0 and 1"),
+        ((0.6, 0.6), "probabilities must add up to 1 (they add up to 1.2000)"),
+        (("0.5", "0.5"), "probabilities must be numbers"),
+        ((True, False), "probabilities must be numbers"),
+        (([0.5], [0.5]), "probabilities must be numbers"),
+    ],
+)
 def test_it_refuses_bad_probabilities_with_a_clear_message(probabilities, complaint):
     with pytest.raises(Refused) as refused:
         validate_probabilities(probabilities, 2)
@@ -335,21 +349,24 @@ def test_it_accepts_probabilities_that_add_up_to_one(probabilities):
     assert validate_probabilities(probabilities, 3) == tuple(probabilities)
 
 
-@pytest.mark.parametrize("fields, complaint", [
-    ({"rounds": ()}, "a protocol needs at least one round"),
-    ({"rounds": ("sequential", "debate")}, "round 2: unknown kind 'debate'"),
-    ({"debaters": ()}, "debaters must be distinct seat names other than 'judge'"),
-    ({"debaters": ("A", "A")}, "debaters must be distinct seat names other than 'judge'"),
-    ({"debaters": ("A", "judge")}, "debaters must be distinct seat names other than 'judge'"),
-    ({"speaking_order": ("A",)}, "speaking_order must list each debater once"),
-    ({"speaking_order": ("A", "A")}, "speaking_order must list each debater once"),
-    ({"char_limit": 0}, "char_limit must be between 1 and 100000"),
-    ({"char_limit": 100_001}, "char_limit must be between 1 and 100000"),
-    ({"turn_seconds": 1}, "turn_seconds must be between 2 and 86400, or empty"),
-    ({"turn_seconds": 86_401}, "turn_seconds must be between 2 and 86400, or empty"),
-    ({"scoring_rule": "brier"}, "scoring_rule must be log, quadratic or spherical"),
-    ({"turn_penalty": 1.5}, "turn_penalty must be between 0 and 1"),
-])
+@pytest.mark.parametrize(
+    "fields, complaint",
+    [
+        ({"rounds": ()}, "a protocol needs at least one round"),
+        ({"rounds": ("sequential", "debate")}, "round 2: unknown kind 'debate'"),
+        ({"debaters": ()}, "debaters must be distinct seat names other than 'judge'"),
+        ({"debaters": ("A", "A")}, "debaters must be distinct seat names other than 'judge'"),
+        ({"debaters": ("A", "judge")}, "debaters must be distinct seat names other than 'judge'"),
+        ({"speaking_order": ("A",)}, "speaking_order must list each debater once"),
+        ({"speaking_order": ("A", "A")}, "speaking_order must list each debater once"),
+        ({"char_limit": 0}, "char_limit must be between 1 and 100000"),
+        ({"char_limit": 100_001}, "char_limit must be between 1 and 100000"),
+        ({"turn_seconds": 1}, "turn_seconds must be between 2 and 86400, or empty"),
+        ({"turn_seconds": 86_401}, "turn_seconds must be between 2 and 86400, or empty"),
+        ({"scoring_rule": "brier"}, "scoring_rule must be log, quadratic or spherical"),
+        ({"turn_penalty": 1.5}, "turn_penalty must be between 0 and 1"),
+    ],
+)
 def test_a_bad_protocol_is_refused_with_a_clear_error(fields, complaint):
     with pytest.raises(ValueError) as error:
         Protocol(**fields)

@@ -5,6 +5,7 @@ consultant, on the correct answer in half the debates, questioned by the judge),
 (no debaters: the judge answers from public material alone) and interactive debate (the judge's
 question reaches the debaters, who answer it in the next round). Debates come from experiment
 files, as researchers make them."""
+
 import math
 
 import pytest
@@ -44,9 +45,15 @@ def people(make_user):
     users.update({name: make_user(name, "judge") for name in ("judge1", "judge2", "judge3", "judge4")})
     users["rita"] = make_user("rita", "researcher")
     for i in range(4):
-        Question.objects.create(text=f"Did the ship {i} come home?", answers=["Yes, safely", "No, it sank"],
-                                correct_index=i % 2, hidden_material=PASSAGE, public_material=f"Public note {i}.",
-                                source="live-protocols", external_id=str(i))
+        Question.objects.create(
+            text=f"Did the ship {i} come home?",
+            answers=["Yes, safely", "No, it sank"],
+            correct_index=i % 2,
+            hidden_material=PASSAGE,
+            public_material=f"Public note {i}.",
+            source="live-protocols",
+            external_id=str(i),
+        )
     return users
 
 
@@ -95,7 +102,8 @@ class Seats:
     def verdict(self, shown_percents, reason):
         form = {f"p{i}": str(p) for i, p in enumerate(shown_percents)}
         status, body, _ = Browser(self.url, self.sessions["judge"]).post(
-            f"/debates/{self.debate.pk}/verdict/", form=dict(form, reason=reason, client_id="verdict-1"))
+            f"/debates/{self.debate.pk}/verdict/", form=dict(form, reason=reason, client_id="verdict-1")
+        )
         assert status == 302, body[:800]
         return Verdict.objects.get(debate=self.debate, judge=self.users["judge"])
 
@@ -114,11 +122,17 @@ def shown_order(debate):
 
 # Debate ---------------------------------------------------------------------------------------------
 
+
 def test_a_debate_with_sealed_simultaneous_speeches_sequential_turns_and_a_judge_who_ends_it_early(
-        daphne_server, people):
-    [debate] = experiment(people, "debate", "debate",
-                          "[simultaneous, judge_feedback, sequential, judge_feedback, sequential, judge_feedback]",
-                          penalty=0.1)
+    daphne_server, people
+):
+    [debate] = experiment(
+        people,
+        "debate",
+        "debate",
+        "[simultaneous, judge_feedback, sequential, judge_feedback, sequential, judge_feedback]",
+        penalty=0.1,
+    )
     seats = Seats(daphne_server, debate)
     assert debate.status == Debate.LIVE and seats.states["judge"]["format"] == "debate"
     first, second = debate.get_protocol().order
@@ -133,12 +147,15 @@ def test_a_debate_with_sealed_simultaneous_speeches_sequential_turns_and_a_judge
     seats.speak("B", "B opens: the sea was wild.")
     revealed = seats["judge"].wait_for_event("speeches_revealed")["data"]["speeches"]
     assert [(s["seat"], s["text"]) for s in revealed] == [
-        (s, {"A": "A opens: the lamp was lit.", "B": "B opens: the sea was wild."}[s]) for s in (first, second)]
+        (s, {"A": "A opens: the lamp was lit.", "B": "B opens: the sea was wild."}[s]) for s in (first, second)
+    ]
 
     # Judge feedback, then a sequential round in the counterbalanced speaking order.
     seats.feedback([0.5, 0.5], comment="Quote the passage, both of you.")
     assert seats[first].wait_for(lambda f: f.get("kind") == "round_started" and f["data"]["round"] == 2)["data"] == {
-        "round": 2, "kind": "sequential"}
+        "round": 2,
+        "kind": "sequential",
+    }
     refused = seats[second].act({"type": "speech", "text": "Me first!", "client_id": "early"})
     assert refused["type"] == "error" and refused["code"] == "not_your_turn"
     seats.speak(first, f"{first} quotes the lamp.")
@@ -166,6 +183,7 @@ def test_a_debate_with_sealed_simultaneous_speeches_sequential_turns_and_a_judge
 
 # Consultancy ----------------------------------------------------------------------------------------
 
+
 def test_consultancy_puts_the_consultant_on_the_correct_answer_in_half_the_debates(people):
     debates = experiment(people, "consultancy-balance", "consultancy", "[sequential, judge_feedback]", limit=4)
     assert len(debates) == 4
@@ -176,8 +194,9 @@ def test_consultancy_puts_the_consultant_on_the_correct_answer_in_half_the_debat
 
 
 def test_a_consultancy_judge_questions_the_consultant_between_rounds(daphne_server, people):
-    [debate] = experiment(people, "consultancy", "consultancy",
-                          "[sequential, judge_feedback, sequential, judge_feedback]")
+    [debate] = experiment(
+        people, "consultancy", "consultancy", "[sequential, judge_feedback, sequential, judge_feedback]"
+    )
     seats = Seats(daphne_server, debate)
     assert sorted(seats.sockets) == ["A", "judge"]
     assert [s["seat"] for s in seats.states["judge"]["seats"]] == ["A", "judge"]
@@ -204,6 +223,7 @@ def test_a_consultancy_judge_questions_the_consultant_between_rounds(daphne_serv
 
 # Direct judging -------------------------------------------------------------------------------------
 
+
 def test_direct_judging_has_no_debaters_and_the_judge_answers_from_public_material(daphne_server, people):
     [debate] = experiment(people, "direct", "direct", "[judge_feedback]")
     assert debate.status == Debate.LIVE
@@ -225,9 +245,11 @@ def test_direct_judging_has_no_debaters_and_the_judge_answers_from_public_materi
 
 # Interactive debate ---------------------------------------------------------------------------------
 
+
 def test_interactive_debaters_see_the_judges_question_and_answer_it_in_the_next_round(daphne_server, people):
-    [debate] = experiment(people, "interactive", "interactive",
-                          "[simultaneous, judge_feedback, sequential, judge_feedback]")
+    [debate] = experiment(
+        people, "interactive", "interactive", "[simultaneous, judge_feedback, sequential, judge_feedback]"
+    )
     seats = Seats(daphne_server, debate)
     assert seats.states["A"]["format"] == "interactive"
     seats.speak("A", "Opening for A.")
@@ -255,7 +277,10 @@ def test_interactive_debaters_see_the_judges_question_and_answer_it_in_the_next_
 
 def test_a_debater_cannot_reach_another_debate_of_the_experiment(daphne_server, people):
     debates = experiment(people, "isolation", "debate", "[sequential]", limit=2)
-    outsider = next(p.user for p in debates[1].participants.select_related("user")
-                    if p.user and not debates[0].participants.filter(user=p.user).exists())
+    outsider = next(
+        p.user
+        for p in debates[1].participants.select_related("user")
+        if p.user and not debates[0].participants.filter(user=p.user).exists()
+    )
     socket = LiveSocket(daphne_server, debates[0].pk, session_for(outsider))
     assert socket.close_code() == 4403

@@ -2,6 +2,7 @@
 over debates.quotes.speech_segments) and the room's client (speechSegments and speechNodes in
 static/js/debate-state.js, run under Node) cut the same speeches into the same pieces and show
 them as the same elements, classes, text and words."""
+
 import random
 from html.parser import HTMLParser
 
@@ -12,9 +13,15 @@ from debates import quotes
 from .test_room_state_js import node, random_speech, run_js  # noqa: F401 (node: skips or fails without Node)
 
 STATUSES = [{"status": "verified"}, {"status": "near"}, {"status": "unverified"}, {}, {"status": None}]
-AWKWARD = ['Plain words, no quotes.', 'a < b & "c" > d <quote>x & <b>y</b></quote> <i>z</i>',
-           "<quote>one</quote><quote>two</quote><quote>three</quote>", "", "  <quote>  spaced  </quote>  ",
-           "<QUOTE >Loud</quote > and <quote>half", "&amp; <quote>&lt;quote&gt;</quote>"]
+AWKWARD = [
+    "Plain words, no quotes.",
+    'a < b & "c" > d <quote>x & <b>y</b></quote> <i>z</i>',
+    "<quote>one</quote><quote>two</quote><quote>three</quote>",
+    "",
+    "  <quote>  spaced  </quote>  ",
+    "<QUOTE >Loud</quote > and <quote>half",
+    "&amp; <quote>&lt;quote&gt;</quote>",
+]
 
 
 class Nodes(HTMLParser):
@@ -43,7 +50,8 @@ class Nodes(HTMLParser):
 
 def server_nodes(text: str, checked: list) -> list:
     html = Template("{% load quote_marks %}{% speech_text turn %}").render(
-        Context({"turn": {"text": text, "payload": {"quotes": checked}}}))
+        Context({"turn": {"text": text, "payload": {"quotes": checked}}})
+    )
     parser = Nodes()
     parser.feed(html)
     parser.close()
@@ -66,10 +74,13 @@ def speeches_with_statuses(count: int) -> list[tuple[str, list]]:
 
 def test_the_client_cuts_and_renders_speeches_as_the_server_does():
     cases = speeches_with_statuses(200)
-    client = run_js("""console.log(JSON.stringify(data.map(([text, checked]) => {
+    client = run_js(
+        """console.log(JSON.stringify(data.map(([text, checked]) => {
         const segments = m.speechSegments(text, checked);
         return {segments, nodes: m.speechNodes(segments)};
-      })));""", cases)
+      })));""",
+        cases,
+    )
     for (text, checked), rendered in zip(cases, client):
         assert rendered["segments"] == quotes.speech_segments(text, checked), text
         assert without_empty_text(rendered["nodes"]) == server_nodes(text, checked), text
@@ -82,8 +93,17 @@ def test_one_set_of_words_for_the_quote_statuses():
 
 def test_a_quote_without_a_stored_status_reads_not_checked_everywhere():
     [quote] = server_nodes("<quote>x</quote>", [])
-    assert quote == {"tag": "span", "className": "quote quote-unchecked",
-                     "children": [{"tag": "q", "className": "", "children": ["x"]}, " ",
-                                  {"tag": "span", "className": "quote-badge", "children": ["? not checked"]}]}
+    assert quote == {
+        "tag": "span",
+        "className": "quote quote-unchecked",
+        "children": [
+            {"tag": "q", "className": "", "children": ["x"]},
+            " ",
+            {"tag": "span", "className": "quote-badge", "children": ["? not checked"]},
+        ],
+    }
     assert quotes.speech_segments("a <quote>b</quote> c", [{"status": "near"}]) == [
-        {"text": "a "}, {"quote": "b", "status": "near"}, {"text": " c"}]
+        {"text": "a "},
+        {"quote": "b", "status": "near"},
+        {"text": " c"},
+    ]

@@ -1,5 +1,6 @@
 """Evidence in text debates: quotes are checked against the hidden passage on the server, budgets
 are enforced, and the judge sees each quote's status but never the passage."""
+
 import json
 import random
 
@@ -23,12 +24,14 @@ STORY = (
 passage_words = st.text(alphabet="abcdefghijklm", min_size=1, max_size=8)
 separators = st.sampled_from([" ", "  ", ", ", ". ", "\n", "; ", " - ", "'", "\t"])
 passages = st.lists(st.tuples(passage_words, separators), min_size=3, max_size=60).map(
-    lambda parts: "".join(w + s for w, s in parts))
+    lambda parts: "".join(w + s for w, s in parts)
+)
 
 
 def _spans_with_letters(text):
     return st.tuples(st.integers(0, len(text) - 1), st.integers(1, len(text))).filter(
-        lambda se: se[0] < se[1] and quotes.normalise(text[se[0]:se[1]])[0])
+        lambda se: se[0] < se[1] and quotes.normalise(text[se[0] : se[1]])[0]
+    )
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -37,7 +40,7 @@ def test_a_quote_taken_from_the_passage_always_verifies(data, passage):
     start, end = data.draw(_spans_with_letters(passage))
     found = quotes.Passage(passage).check(passage[start:end])
     assert found.status == quotes.VERIFIED
-    assert quotes.normalise(passage[found.start:found.end])[0] == quotes.normalise(passage[start:end])[0]
+    assert quotes.normalise(passage[found.start : found.end])[0] == quotes.normalise(passage[start:end])[0]
 
 
 def _relayout(text, rng):
@@ -64,14 +67,17 @@ def test_a_passage_quote_still_verifies_after_case_punctuation_and_spacing_chang
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.data(), words=st.lists(passage_words, min_size=4, max_size=40),
-       new_word=st.text(alphabet="nopqrstuvwxyz", min_size=1, max_size=8))
+@given(
+    data=st.data(),
+    words=st.lists(passage_words, min_size=4, max_size=40),
+    new_word=st.text(alphabet="nopqrstuvwxyz", min_size=1, max_size=8),
+)
 def test_a_quote_with_a_changed_word_never_verifies(data, words, new_word):
     passage = " ".join(words)
     first = data.draw(st.integers(0, len(words) - 1))
     last = data.draw(st.integers(first, len(words) - 1))
     changed_at = data.draw(st.integers(first, last))
-    quote_words = words[first:last + 1]
+    quote_words = words[first : last + 1]
     quote_words[changed_at - first] = new_word
     found = quotes.Passage(passage).check(" ".join(quote_words))
     assert found.status != quotes.VERIFIED
@@ -103,7 +109,7 @@ def test_a_quote_with_a_typo_is_near_with_the_passage_span_it_almost_matches():
     found = quotes.Passage(STORY).check(original.replace("bulkhead", "bulkhaed"))
     assert found.status == quotes.NEAR
     assert found.edits == 2
-    assert STORY[found.start:found.end] == original
+    assert STORY[found.start : found.end] == original
 
 
 def test_a_quote_with_a_changed_word_is_not_near_when_too_many_letters_differ():
@@ -122,11 +128,14 @@ def test_a_quote_without_letters_or_digits_is_refused():
     assert refused.value.code == "empty_quote"
 
 
-@pytest.mark.parametrize("speech", [
-    "It says <quote>the captain opened the airlock",
-    "It says the captain</quote> opened",
-    "<quote>the <quote>captain</quote> opened</quote>",
-])
+@pytest.mark.parametrize(
+    "speech",
+    [
+        "It says <quote>the captain opened the airlock",
+        "It says the captain</quote> opened",
+        "<quote>the <quote>captain</quote> opened</quote>",
+    ],
+)
 def test_broken_quote_markup_is_refused(speech):
     with pytest.raises(Refused) as refused:
         quotes.check_speech(speech, STORY)
@@ -171,19 +180,29 @@ def test_protocols_refuse_bad_quote_limits():
 
 # Through the services, on the database.
 
+
 @pytest.fixture
 def story_debate(make_user):
     from debates import services
     from debates.models import Question
 
     question = Question.objects.create(
-        text="Why does the captain open the airlock?", answers=["To vent a fire", "To escape the ship"],
-        correct_index=0, hidden_material=STORY, public_material="A story about a spaceship.")
+        text="Why does the captain open the airlock?",
+        answers=["To vent a fire", "To escape the ship"],
+        correct_index=0,
+        hidden_material=STORY,
+        public_material="A story about a spaceship.",
+    )
     alice, bob, judy = make_user("alice", "debater"), make_user("bob", "debater"), make_user("judy", "judge")
-    protocol = Protocol(rounds=("simultaneous", "sequential", "sequential"), char_limit=600,
-                        quote_chars_per_turn=80, quote_chars_per_debate=100)
-    debate = services.create_debate(question, protocol, {"A": (alice, 0), "B": (bob, 1)}, judge=judy,
-                                    answer_order=[0, 1])
+    protocol = Protocol(
+        rounds=("simultaneous", "sequential", "sequential"),
+        char_limit=600,
+        quote_chars_per_turn=80,
+        quote_chars_per_debate=100,
+    )
+    debate = services.create_debate(
+        question, protocol, {"A": (alice, 0), "B": (bob, 1)}, judge=judy, answer_order=[0, 1]
+    )
     services.start_debate(debate.pk)
     return debate, alice, bob, judy
 
@@ -200,12 +219,18 @@ def test_quotes_are_checked_when_a_speech_is_saved(story_debate):
     from debates import services
 
     debate, alice, _, _ = story_debate
-    turn, _ = services.submit_action(debate.pk, alice, kind="speech", text=(
-        "The log: <quote>opened the airlock to vent the fire</quote>. Also <quote>the captan's quick decision</quote>"
-        " and <quote>the crew mutinied</quote>."))
+    turn, _ = services.submit_action(
+        debate.pk,
+        alice,
+        kind="speech",
+        text=(
+            "The log: <quote>opened the airlock to vent the fire</quote>. Also <quote>the captan's quick decision</quote>"
+            " and <quote>the crew mutinied</quote>."
+        ),
+    )
     stored = turn.payload["quotes"]
     assert [q["status"] for q in stored] == ["verified", "near", "unverified"]
-    assert STORY[stored[0]["start"]:stored[0]["end"]] == "opened the airlock to vent the fire"
+    assert STORY[stored[0]["start"] : stored[0]["end"]] == "opened the airlock to vent the fire"
     assert stored[2]["start"] is None
 
 
@@ -214,8 +239,9 @@ def test_a_client_cannot_supply_its_own_quote_statuses(story_debate):
 
     debate, alice, _, _ = story_debate
     forged = {"quotes": [{"text": "the crew mutinied", "status": "verified", "start": 0, "end": 5}]}
-    turn, _ = services.submit_action(debate.pk, alice, kind="speech", text="<quote>the crew mutinied</quote>",
-                                     payload=forged)
+    turn, _ = services.submit_action(
+        debate.pk, alice, kind="speech", text="<quote>the crew mutinied</quote>", payload=forged
+    )
     assert turn.payload["quotes"][0]["status"] == "unverified"
     turn, _ = services.submit_action(debate.pk, story_debate[2], kind="speech", text="No quotes.", payload=forged)
     assert "quotes" not in turn.payload
@@ -227,8 +253,14 @@ def test_a_speech_over_the_turn_budget_is_refused_and_nothing_is_stored(story_de
     debate, alice, _, _ = story_debate
     turns, seq = debate.turns.count(), debate.events.count()
     with pytest.raises(Refused) as refused:
-        services.submit_action(debate.pk, alice, kind="speech", text=(
-            "<quote>Captain Mara Ellis kept the crew on short rations, because the hydroponics bay had failed</quote>"))
+        services.submit_action(
+            debate.pk,
+            alice,
+            kind="speech",
+            text=(
+                "<quote>Captain Mara Ellis kept the crew on short rations, because the hydroponics bay had failed</quote>"
+            ),
+        )
     assert refused.value.code == "quote_budget"
     assert (debate.turns.count(), debate.events.count()) == (turns, seq)
 
@@ -241,8 +273,12 @@ def test_the_debate_budget_counts_each_debaters_earlier_quotes(story_debate):
     services.submit_action(debate.pk, bob, kind="speech", text="<quote>Engineer Tomas Reyes later wrote</quote>")
     # Alice has used 37 of her 100 characters; Bob's quotes do not count against her.
     with pytest.raises(Refused) as refused:
-        services.submit_action(debate.pk, alice, kind="speech",
-                               text="<quote>Ellis sealed the bulkhead and opened the airlock to vent the fire</quote>")
+        services.submit_action(
+            debate.pk,
+            alice,
+            kind="speech",
+            text="<quote>Ellis sealed the bulkhead and opened the airlock to vent the fire</quote>",
+        )
     assert refused.value.code == "quote_budget" and "63 characters" in refused.value.message
     services.submit_action(debate.pk, alice, kind="speech", text="<quote>nobody was aboard that section</quote>")
     assert services.quote_chars_left(debate, "A") == 100 - 37 - 30
@@ -256,13 +292,17 @@ def test_the_judge_sees_each_quotes_status_but_never_the_passage(story_debate):
     services.submit_action(debate.pk, bob, kind="speech", text="<quote>the captain fled the ship</quote>")
     state = _state(debate, judy)
     assert [(q["seat"], q["text"], q["status"]) for q in state["quotes"]] == [
-        ("A", "opened the airlock to vent the fire", "verified"), ("B", "the captain fled the ship", "unverified")]
+        ("A", "opened the airlock to vent the fire", "verified"),
+        ("B", "the captain fled the ship", "unverified"),
+    ]
     assert all(set(q) == {"text", "status", "round", "seat"} for q in state["quotes"])
     shown = json.dumps(state)
     assert "hidden" not in state and "hydroponics" not in shown and "Stardust" not in shown
     revealed = debate.events.get(kind="speeches_revealed").data["speeches"]
-    assert [s["quotes"] for s in revealed] == [[{"text": "opened the airlock to vent the fire", "status": "verified"}],
-                                               [{"text": "the captain fled the ship", "status": "unverified"}]]
+    assert [s["quotes"] for s in revealed] == [
+        [{"text": "opened the airlock to vent the fire", "status": "verified"}],
+        [{"text": "the captain fled the ship", "status": "unverified"}],
+    ]
     # Debaters, who can read the passage anyway, see where each quote sits.
     assert _state(debate, bob)["quotes"][0]["start"] == STORY.index("opened the airlock")
 
@@ -286,4 +326,4 @@ def test_a_near_quote_is_found_in_a_story_of_thirty_thousand_characters():
     typo = piece[:100] + "zq" + piece[102:]
     found = quotes.Passage(story).check(typo)
     assert found.status == quotes.NEAR and found.edits <= 2
-    assert quotes.normalise(story[found.start:found.end])[0] == quotes.normalise(piece)[0]
+    assert quotes.normalise(story[found.start : found.end])[0] == quotes.normalise(piece)[0]

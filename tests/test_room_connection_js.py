@@ -3,6 +3,7 @@ clock: events applied once and in order, a gap answered by one sync, unacknowled
 again after a reconnect, the backoff, and the pong that tells a client it is behind. The server's
 side of the protocol is debates/consumers.py (tested in tests/test_consumers_inprocess.py); the
 browser tests drive both together."""
+
 import json
 import subprocess
 
@@ -72,8 +73,9 @@ function room({ seq = 3, random = 0.5 } = {}) {
 
 def run_js(body: str):
     """Runs `body` after the harness (it sees `m`, the module) and returns what it prints as JSON."""
-    script = (f"const m = await import({json.dumps((ROOT / 'static/js/room-connection.js').as_uri())});\n"
-              f"{HARNESS}\n{body}")
+    script = (
+        f"const m = await import({json.dumps((ROOT / 'static/js/room-connection.js').as_uri())});\n{HARNESS}\n{body}"
+    )
     done = subprocess.run([NODE, "--input-type=module", "-e", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
@@ -113,8 +115,11 @@ def test_a_state_frame_replaces_the_sequence_and_ends_a_sync():
         r.socket().deliver({ type: "state", seq: 10 });
         r.event(10); r.event(11); r.event(13);
         console.log(JSON.stringify({ events: r.seen.events, states: r.seen.states, syncs: r.syncs() }));""")
-    assert seen == {"events": [11], "states": [3, 10],
-                    "syncs": [{"type": "sync", "after": 3}, {"type": "sync", "after": 11}]}
+    assert seen == {
+        "events": [11],
+        "states": [3, 10],
+        "syncs": [{"type": "sync", "after": 3}, {"type": "sync", "after": 11}],
+    }
 
 
 def test_an_unacknowledged_speech_is_sent_again_after_a_reconnect_exactly_once():
@@ -138,8 +143,15 @@ def test_an_unacknowledged_speech_is_sent_again_after_a_reconnect_exactly_once()
         console.log(JSON.stringify({ sockets: r.sockets.length, first: speeches(first), second: speeches(second),
                                      third: speeches(r.socket()), acks: r.seen.acks, pendingBeforeAck,
                                      pendingAfter: r.connection.isPending("speech") }));""")
-    assert seen == {"sockets": 3, "first": ["id-1"], "second": ["id-1"], "third": [], "acks": ["id-1"],
-                    "pendingBeforeAck": True, "pendingAfter": False}
+    assert seen == {
+        "sockets": 3,
+        "first": ["id-1"],
+        "second": ["id-1"],
+        "third": [],
+        "acks": ["id-1"],
+        "pendingBeforeAck": True,
+        "pendingAfter": False,
+    }
 
 
 def test_an_action_written_offline_goes_when_the_connection_opens_and_a_refusal_ends_it():
@@ -152,8 +164,12 @@ def test_an_action_written_offline_goes_when_the_connection_opens_and_a_refusal_
         r.socket().deliver({ type: "error", code: "bad_json", message: "Bad.", client_id: null, seq: 3 });
         console.log(JSON.stringify({ sentWhileConnecting, sent: r.socket().sent.map((f) => f.type),
                                      refused: r.seen.refused, pending: r.connection.isPending("feedback") }));""")
-    assert seen == {"sentWhileConnecting": 0, "sent": ["feedback"],
-                    "refused": [["not_your_turn", "id-1"], ["bad_json", None]], "pending": False}
+    assert seen == {
+        "sentWhileConnecting": 0,
+        "sent": ["feedback"],
+        "refused": [["not_your_turn", "id-1"], ["bad_json", None]],
+        "pending": False,
+    }
 
 
 def test_reconnects_back_off_up_to_a_limit_and_start_again_once_connected():

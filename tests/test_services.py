@@ -1,5 +1,6 @@
 """The one write path (debates.services, judging.services) against the real database: models and
 constraints, turns, refusals that store nothing, verdicts and their scores, turn time-outs."""
+
 import math
 from datetime import timedelta
 
@@ -18,6 +19,7 @@ pytestmark = pytest.mark.django_db
 
 # Helpers ------------------------------------------------------------------------------------------
 
+
 def people(debate):
     return {p.seat: p.user for p in debate.participants.select_related("user")}
 
@@ -25,9 +27,16 @@ def people(debate):
 def stored(debate):
     """Everything a refused call must leave as it was."""
     debate = Debate.objects.get(pk=debate.pk)
-    return {"turns": Turn.objects.count(), "events": DebateEvent.objects.count(), "verdicts": Verdict.objects.count(),
-            "seats": Participant.objects.count(), "debates": Debate.objects.count(), "status": debate.status,
-            "last_seq": debate.last_seq, "deadline": debate.turn_deadline}
+    return {
+        "turns": Turn.objects.count(),
+        "events": DebateEvent.objects.count(),
+        "verdicts": Verdict.objects.count(),
+        "seats": Participant.objects.count(),
+        "debates": Debate.objects.count(),
+        "status": debate.status,
+        "last_seq": debate.last_seq,
+        "deadline": debate.turn_deadline,
+    }
 
 
 def assert_refused(debate, code, call, *args, **kwargs):
@@ -47,8 +56,9 @@ def speak(debate, who, text, **fields):
 
 
 def feedback(debate, probabilities, **fields):
-    return services.submit_action(debate.pk, people(debate)["judge"], kind="feedback",
-                                  probabilities=probabilities, **fields)
+    return services.submit_action(
+        debate.pk, people(debate)["judge"], kind="feedback", probabilities=probabilities, **fields
+    )
 
 
 def shown(debate, canonical):
@@ -82,8 +92,9 @@ def live_debate(two_round_debate):
 def timed_debate(make_user, question):
     alice, bob, judy = make_user("tia", "debater"), make_user("tom", "debater"), make_user("tess", "judge")
     protocol = Protocol(rounds=("simultaneous", "judge_feedback", "sequential"), turn_seconds=30)
-    debate = services.create_debate(question, protocol, {"A": (alice, 0), "B": (bob, 1)}, judge=judy,
-                                    answer_order=[0, 1])
+    debate = services.create_debate(
+        question, protocol, {"A": (alice, 0), "B": (bob, 1)}, judge=judy, answer_order=[0, 1]
+    )
     services.start_debate(debate.pk)
     return Debate.objects.get(pk=debate.pk)
 
@@ -93,6 +104,7 @@ def pass_deadline(debate):
 
 
 # Models and constraints ---------------------------------------------------------------------------
+
 
 def test_a_person_holds_at_most_one_seat_in_a_debate(debate):
     with pytest.raises(IntegrityError), transaction.atomic():
@@ -122,8 +134,17 @@ def test_turns_without_a_client_id_are_not_deduplicated(live_debate):
 
 def test_a_judge_gives_at_most_one_verdict_per_debate(debate):
     judge = people(debate)["judge"]
-    fields = dict(debate=debate, judge=judge, probabilities=[0.7, 0.3], chosen_index=0, correct=True, reason="r",
-                  after_turn=0, after_seq=0, score=math.log2(0.7))
+    fields = dict(
+        debate=debate,
+        judge=judge,
+        probabilities=[0.7, 0.3],
+        chosen_index=0,
+        correct=True,
+        reason="r",
+        after_turn=0,
+        after_seq=0,
+        score=math.log2(0.7),
+    )
     Verdict.objects.create(**fields)
     with pytest.raises(IntegrityError), transaction.atomic():
         Verdict.objects.create(**fields)
@@ -135,8 +156,10 @@ def test_event_sequence_numbers_are_unique_per_debate(debate):
         DebateEvent.objects.create(debate=debate, seq=1, kind="y")
 
 
-@pytest.mark.parametrize("answers, correct_index, field", [
-    (["only one"], 0, "answers"), (["yes", "  "], 0, "answers"), (["yes", "no"], 2, "correct_index")])
+@pytest.mark.parametrize(
+    "answers, correct_index, field",
+    [(["only one"], 0, "answers"), (["yes", "  "], 0, "answers"), (["yes", "no"], 2, "correct_index")],
+)
 def test_a_question_needs_two_answers_and_a_correct_one_among_them(answers, correct_index, field):
     from django.core.exceptions import ValidationError
 
@@ -151,7 +174,8 @@ def test_a_debate_keeps_the_protocol_it_was_created_with(debate):
 
 
 def test_create_debate_refuses_missing_seats_bad_answers_a_person_in_two_seats_and_a_bad_answer_order(
-        question, make_user):
+    question, make_user
+):
     alice, bob = make_user("ann", "debater"), make_user("ben", "debater")
     protocol = Protocol(rounds=("sequential",))
     before = (Debate.objects.count(), Participant.objects.count())
@@ -169,6 +193,7 @@ def test_create_debate_refuses_missing_seats_bad_answers_a_person_in_two_seats_a
 
 
 # Turns --------------------------------------------------------------------------------------------
+
 
 def test_it_refuses_a_speech_before_the_debate_starts(debate):
     assert_refused(debate, "not_started", speak, debate, "A", "too early")
@@ -210,8 +235,15 @@ def test_it_refuses_a_second_speech_in_the_same_simultaneous_round(live_debate):
 
 
 def test_it_refuses_a_judge_speaking_in_a_debater_round(live_debate):
-    assert_refused(live_debate, "not_your_turn", services.submit_action, live_debate.pk, people(live_debate)["judge"],
-                   kind="feedback", probabilities=[0.5, 0.5])
+    assert_refused(
+        live_debate,
+        "not_your_turn",
+        services.submit_action,
+        live_debate.pk,
+        people(live_debate)["judge"],
+        kind="feedback",
+        probabilities=[0.5, 0.5],
+    )
 
 
 def test_it_refuses_a_forged_seat(live_debate):
@@ -225,17 +257,21 @@ def test_it_refuses_people_without_a_speaking_seat(live_debate, make_user):
     observer = make_user("watcher")
     Participant.objects.create(debate=live_debate, seat=Participant.OBSERVER, user=observer)
     for user in (stranger, observer):
-        assert_refused(live_debate, "not_seated", services.submit_action, live_debate.pk, user, kind="speech",
-                       text="let me in")
+        assert_refused(
+            live_debate, "not_seated", services.submit_action, live_debate.pk, user, kind="speech", text="let me in"
+        )
 
 
-@pytest.mark.parametrize("fields, code", [
-    ({"kind": "shout", "text": "x"}, "bad_kind"),
-    ({"kind": "speech", "text": "x", "client_id": "c" * 65}, "bad_client_id"),
-    ({"kind": "speech", "text": "x", "private_note": "n" * 5001}, "too_long"),
-    ({"kind": "speech", "text": "x" * 501}, "too_long"),
-    ({"kind": "speech", "text": "   "}, "empty_speech"),
-])
+@pytest.mark.parametrize(
+    "fields, code",
+    [
+        ({"kind": "shout", "text": "x"}, "bad_kind"),
+        ({"kind": "speech", "text": "x", "client_id": "c" * 65}, "bad_client_id"),
+        ({"kind": "speech", "text": "x", "private_note": "n" * 5001}, "too_long"),
+        ({"kind": "speech", "text": "x" * 501}, "too_long"),
+        ({"kind": "speech", "text": "   "}, "empty_speech"),
+    ],
+)
 def test_it_refuses_bad_speeches(live_debate, fields, code):
     assert_refused(live_debate, code, services.submit_action, live_debate.pk, people(live_debate)["A"], **fields)
 
@@ -247,8 +283,9 @@ def test_it_refuses_text_the_database_cannot_store(live_debate, field, unstorabl
     assert_refused(live_debate, "bad_text", speak, live_debate, "A", **fields)
 
 
-@pytest.mark.parametrize("probabilities", [[0.5], [0.7, 0.7], ["0.5", "0.5"], [True, False], "ab", None,
-                                           [float("nan"), 1.0]])
+@pytest.mark.parametrize(
+    "probabilities", [[0.5], [0.7, 0.7], ["0.5", "0.5"], [True, False], "ab", None, [float("nan"), 1.0]]
+)
 def test_it_refuses_judge_feedback_with_bad_probabilities(live_debate, probabilities):
     speak(live_debate, "A", "a")
     speak(live_debate, "B", "b")
@@ -278,15 +315,18 @@ def test_simultaneous_speeches_are_stored_sealed_and_revealed_together(live_deba
     assert "Alice's sealed words" not in str([e.data for e in events])
     # The other debater sees that the speech is in; the judge is not even told that much.
     state = snapshots.state_for(Debate.objects.get(pk=live_debate.pk), bob)
-    assert state["turns"] == [{"round": 0, "seat": "A", "kind": "speech", "at": state["turns"][0]["at"],
-                               "sealed": True}]
+    assert state["turns"] == [
+        {"round": 0, "seat": "A", "kind": "speech", "at": state["turns"][0]["at"], "sealed": True}
+    ]
     assert snapshots.state_for(Debate.objects.get(pk=live_debate.pk), judge)["turns"] == []
     mine = snapshots.state_for(Debate.objects.get(pk=live_debate.pk), alice)["turns"][0]
     assert mine["text"] == "Alice's sealed words" and mine["private_note"] == "note to self: bluff"
     _, events = speak(live_debate, "B", "Bob's words")
     revealed = [e for e in events if e.kind == "speeches_revealed"][0]
-    assert [(s["seat"], s["text"]) for s in revealed.data["speeches"]] == [("A", "Alice's sealed words"),
-                                                                           ("B", "Bob's words")]
+    assert [(s["seat"], s["text"]) for s in revealed.data["speeches"]] == [
+        ("A", "Alice's sealed words"),
+        ("B", "Bob's words"),
+    ]
     assert "note to self" not in str([e.data for e in DebateEvent.objects.filter(debate=live_debate)])
 
 
@@ -298,6 +338,7 @@ def test_every_stored_event_has_the_next_sequence_number(debate):
 
 
 # Verdicts -----------------------------------------------------------------------------------------
+
 
 def test_it_refuses_a_verdict_before_the_debate_ends(live_debate):
     judge = people(live_debate)["judge"]
@@ -321,25 +362,35 @@ def test_it_refuses_a_second_verdict_from_the_same_judge(debate):
 
 def test_it_refuses_a_fifty_fifty_verdict_for_two_answers(debate):
     finished = finish(debate)
-    message = assert_refused(finished, "no_choice", submit_verdict, finished.pk, people(finished)["judge"],
-                             [0.5, 0.5], "cannot tell")
+    message = assert_refused(
+        finished, "no_choice", submit_verdict, finished.pk, people(finished)["judge"], [0.5, 0.5], "cannot tell"
+    )
     assert "tied" in message
 
 
 @pytest.mark.parametrize("reason", ["", "   \n", None])
 def test_it_refuses_a_verdict_without_a_reason(debate, reason):
     finished = finish(debate)
-    assert_refused(finished, "reason_required", submit_verdict, finished.pk, people(finished)["judge"], [0.8, 0.2],
-                   reason)
+    assert_refused(
+        finished, "reason_required", submit_verdict, finished.pk, people(finished)["judge"], [0.8, 0.2], reason
+    )
 
 
-@pytest.mark.parametrize("probabilities, seconds, code", [
-    ([0.8], None, "bad_probabilities"), ([0.8, 0.3], None, "bad_probabilities"), (["a", "b"], None, "bad_probabilities"),
-    ([0.8, 0.2], "soon", "bad_seconds"), ([0.8, 0.2], -1, "bad_seconds")])
+@pytest.mark.parametrize(
+    "probabilities, seconds, code",
+    [
+        ([0.8], None, "bad_probabilities"),
+        ([0.8, 0.3], None, "bad_probabilities"),
+        (["a", "b"], None, "bad_probabilities"),
+        ([0.8, 0.2], "soon", "bad_seconds"),
+        ([0.8, 0.2], -1, "bad_seconds"),
+    ],
+)
 def test_it_refuses_a_malformed_verdict(debate, probabilities, seconds, code):
     finished = finish(debate)
-    assert_refused(finished, code, submit_verdict, finished.pk, people(finished)["judge"], probabilities, "because",
-                   seconds)
+    assert_refused(
+        finished, code, submit_verdict, finished.pk, people(finished)["judge"], probabilities, "because", seconds
+    )
 
 
 @pytest.mark.parametrize("reason", ["nul\x00byte", "lone \udfff surrogate"])
@@ -350,8 +401,15 @@ def test_it_refuses_a_verdict_reason_the_database_cannot_store(debate, reason):
 
 def test_it_refuses_a_verdict_on_an_abandoned_debate(live_debate):
     Debate.objects.filter(pk=live_debate.pk).update(status=Debate.ABANDONED)
-    assert_refused(live_debate, "debate_abandoned", submit_verdict, live_debate.pk, people(live_debate)["judge"],
-                   [0.8, 0.2], "too late")
+    assert_refused(
+        live_debate,
+        "debate_abandoned",
+        submit_verdict,
+        live_debate.pk,
+        people(live_debate)["judge"],
+        [0.8, 0.2],
+        "too late",
+    )
 
 
 @pytest.mark.parametrize("p_correct", [0.8, 0.3, 0.999])
@@ -359,8 +417,9 @@ def test_a_verdict_stores_the_log_score_of_the_correct_answer(debate, p_correct)
     finished = finish(debate)
     correct = finished.question.correct_index
     canonical = [p_correct if i == correct else 1 - p_correct for i in range(2)]
-    verdict, events = submit_verdict(finished.pk, people(finished)["judge"], shown(finished, canonical),
-                                     "the log says so", seconds_spent=42)
+    verdict, events = submit_verdict(
+        finished.pk, people(finished)["judge"], shown(finished, canonical), "the log says so", seconds_spent=42
+    )
     verdict.refresh_from_db()
     assert verdict.score == pytest.approx(math.log2(p_correct))
     assert verdict.scoring_rule == "log"
@@ -374,11 +433,17 @@ def test_a_verdict_stores_the_log_score_of_the_correct_answer(debate, p_correct)
 
 
 def test_probabilities_are_mapped_between_the_shown_order_and_the_questions_order(make_user):
-    question = Question.objects.create(text="Which colour?", answers=["red", "green", "blue"], correct_index=1,
-                                       hidden_material="green")
+    question = Question.objects.create(
+        text="Which colour?", answers=["red", "green", "blue"], correct_index=1, hidden_material="green"
+    )
     a, b, judge = make_user("d1", "debater"), make_user("d2", "debater"), make_user("j1", "judge")
-    debate = services.create_debate(question, Protocol(rounds=("judge_feedback", "sequential"), judge_may_end=True),
-                                    {"A": (a, 1), "B": (b, 2)}, judge=judge, answer_order=[2, 0, 1])
+    debate = services.create_debate(
+        question,
+        Protocol(rounds=("judge_feedback", "sequential"), judge_may_end=True),
+        {"A": (a, 1), "B": (b, 2)},
+        judge=judge,
+        answer_order=[2, 0, 1],
+    )
     services.start_debate(debate.pk)
     viewer = snapshots.viewer_for(debate, judge)
     state = snapshots.state_for(Debate.objects.get(pk=debate.pk), viewer)
@@ -399,6 +464,7 @@ def test_probabilities_are_mapped_between_the_shown_order_and_the_questions_orde
 
 
 # Turn time limits -----------------------------------------------------------------------------------
+
 
 def test_starting_a_timed_debate_sets_the_first_deadline(timed_debate):
     seconds = (timed_debate.turn_deadline - timed_debate.started_at).total_seconds()

@@ -1,5 +1,6 @@
 """Settings chosen by environment variables: each case starts a fresh Python process with exactly the
 environment a deployment would give it, since settings are read once, at import."""
+
 import json
 import os
 import secrets
@@ -21,9 +22,15 @@ def production_env(**overrides) -> dict:
     """What docker-compose.yml gives the web service, with HTTPS left to its default. Variables the test
     runner set for itself (HTTPS=0, a test DATABASE_URL) are deliberately not inherited."""
     env = {name: os.environ[name] for name in ("PATH", "HOME", "LANG", "SYSTEMROOT") if name in os.environ}
-    env.update(DEBUG="0", SECRET_KEY=secrets.token_urlsafe(50), DATABASE_URL=PRODUCTION_DATABASE_URL,
-               REDIS_URL=PRODUCTION_REDIS_URL, ALLOWED_HOSTS="example.org", PYTHONUNBUFFERED="1",
-               DJANGO_SETTINGS_MODULE="config.settings")
+    env.update(
+        DEBUG="0",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        DATABASE_URL=PRODUCTION_DATABASE_URL,
+        REDIS_URL=PRODUCTION_REDIS_URL,
+        ALLOWED_HOSTS="example.org",
+        PYTHONUNBUFFERED="1",
+        DJANGO_SETTINGS_MODULE="config.settings",
+    )
     env.update(overrides)
     return {name: value for name, value in env.items() if value is not None}
 
@@ -62,6 +69,7 @@ def settings_under(env) -> dict:
 
 # --- production is secure ---------------------------------------------------------------------
 
+
 def test_check_deploy_is_clean_under_production_settings():
     result = manage("check", "--deploy", "--fail-level", "WARNING", env=production_env())
     assert result.returncode == 0, result.stdout + result.stderr
@@ -83,13 +91,17 @@ def test_production_refuses_to_start_without_a_secret_key():
     assert "ImproperlyConfigured: SECRET_KEY must be set when DEBUG is off (production)." in result.stderr
 
 
-@pytest.mark.parametrize("key", [
-    "",  # set but empty counts as unset
-    "short-but-random-" + secrets.token_urlsafe(8),
-    "insecure-" + secrets.token_urlsafe(50),
-    "django-insecure-" + secrets.token_urlsafe(50),
-    "abab" * 20,
-], ids=["empty", "short", "our-insecure-prefix", "django-insecure-prefix", "few-distinct-characters"])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "",  # set but empty counts as unset
+        "short-but-random-" + secrets.token_urlsafe(8),
+        "insecure-" + secrets.token_urlsafe(50),
+        "django-insecure-" + secrets.token_urlsafe(50),
+        "abab" * 20,
+    ],
+    ids=["empty", "short", "our-insecure-prefix", "django-insecure-prefix", "few-distinct-characters"],
+)
 def test_production_refuses_an_insecure_secret_key(key):
     result = manage("check", env=production_env(SECRET_KEY=key))
     assert result.returncode != 0
@@ -102,6 +114,7 @@ def test_debug_mode_runs_without_a_secret_key():
 
 
 # --- REDIS_URL picks the production backends --------------------------------------------------
+
 
 def test_redis_url_selects_redis_for_channel_layer_cache_and_celery():
     chosen = settings_under(production_env())
@@ -125,9 +138,9 @@ def test_without_redis_url_the_embedded_backends_are_used():
 
 # --- password hashing ---------------------------------------------------------------------------
 
+
 def test_production_hashes_passwords_with_pbkdf2():
-    assert settings_under(production_env())["password_hashers"][0] == \
-        "django.contrib.auth.hashers.PBKDF2PasswordHasher"
+    assert settings_under(production_env())["password_hashers"][0] == "django.contrib.auth.hashers.PBKDF2PasswordHasher"
 
 
 def test_the_tests_hash_with_md5_and_their_servers_still_check_every_hash():

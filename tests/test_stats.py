@@ -2,6 +2,7 @@
 
 Pure tests: no database. statsmodels is a test-only dependency.
 """
+
 import math
 
 import numpy as np
@@ -268,7 +269,8 @@ def test_win_rates_separate_honest_and_dishonest_debates():
     records = stats.win_rates(
         debaters=["ann", "bob", "ann", "bob", "ann"],
         honest=[True, False, False, True, True],
-        won=[True, False, True, False, False])
+        won=[True, False, True, False, False],
+    )
     ann, bob = records
     assert ann.debater == "ann"
     assert (ann.honest.successes, ann.honest.total) == (1, 2)
@@ -282,7 +284,8 @@ def test_judge_leaderboard_ranks_by_mean_score():
     rows = stats.judge_leaderboard(
         judges=["j1", "j2", "j1", "j2", "j3"],
         correct=[True, True, False, True, False],
-        scores=[-0.1, -0.2, -2.0, -0.3, -3.0])
+        scores=[-0.1, -0.2, -2.0, -0.3, -3.0],
+    )
     assert [r.judge for r in rows] == ["j2", "j1", "j3"]
     assert rows[0].mean_score == pytest.approx(-0.25)
     assert rows[1].accuracy.estimate == 0.5
@@ -314,8 +317,13 @@ def reference_bradley_terry(winners, losers, ties, prior):
         gradient = prior * theta - np.bincount(a, pull, len(players)) + np.bincount(b, pull, len(players))
         return value, gradient
 
-    fit = optimize.minimize(objective, np.zeros(len(players)), jac=True, method="L-BFGS-B",
-                            options={"gtol": 1e-12, "ftol": 1e-15, "maxiter": 20000})
+    fit = optimize.minimize(
+        objective,
+        np.zeros(len(players)),
+        jac=True,
+        method="L-BFGS-B",
+        options={"gtol": 1e-12, "ftol": 1e-15, "maxiter": 20000},
+    )
     theta = fit.x - fit.x.mean()
     return {p: theta[index[p]] for p in players}
 
@@ -323,9 +331,13 @@ def reference_bradley_terry(winners, losers, ties, prior):
 @st.composite
 def tournaments(draw):
     players = draw(st.integers(2, 7))
-    games = draw(st.lists(
-        st.tuples(st.integers(0, players - 1), st.integers(1, players - 1), st.booleans(), st.integers(0, 4)),
-        min_size=1, max_size=60))
+    games = draw(
+        st.lists(
+            st.tuples(st.integers(0, players - 1), st.integers(1, players - 1), st.booleans(), st.integers(0, 4)),
+            min_size=1,
+            max_size=60,
+        )
+    )
     winners = [f"p{a}" for a, _, _, _ in games]
     losers = [f"p{(a + shift) % players}" for a, shift, _, _ in games]
     ties = [tie and k == 0 for _, _, tie, k in games]  # about one game in ten is a tie
@@ -406,8 +418,18 @@ def test_bradley_terry_rejects_bad_input():
 # Krippendorff (2011), "Computing Krippendorff's Alpha-Reliability": four observers, twelve units,
 # values 1-5, missing ratings; nominal alpha = 0.743. Columns are observers A, B, C, D.
 KRIPPENDORFF_UNITS = [
-    (1, 1, None, 1), (2, 2, 3, 2), (3, 3, 3, 3), (3, 3, 3, 3), (2, 2, 2, 2), (1, 2, 3, 4),
-    (4, 4, 4, 4), (1, 1, 2, 1), (2, 2, 2, 2), (None, 5, 5, 5), (None, None, 1, 1), (None, 3, None, None),
+    (1, 1, None, 1),
+    (2, 2, 3, 2),
+    (3, 3, 3, 3),
+    (3, 3, 3, 3),
+    (2, 2, 2, 2),
+    (1, 2, 3, 4),
+    (4, 4, 4, 4),
+    (1, 1, 2, 1),
+    (2, 2, 2, 2),
+    (None, 5, 5, 5),
+    (None, None, 1, 1),
+    (None, 3, None, None),
 ]
 
 
@@ -425,16 +447,21 @@ def alpha_by_definition(items):
     items = [item for item in items if len(item) >= 2]
     values = [r for item in items for r in item]
     n = len(values)
-    observed = sum(
-        sum(a != b for i, a in enumerate(item) for j, b in enumerate(item) if i != j) / (len(item) - 1)
-        for item in items) / n
+    observed = (
+        sum(
+            sum(a != b for i, a in enumerate(item) for j, b in enumerate(item) if i != j) / (len(item) - 1)
+            for item in items
+        )
+        / n
+    )
     expected = sum(a != b for i, a in enumerate(values) for j, b in enumerate(values) if i != j) / (n * (n - 1))
     return 1 - observed / expected
 
 
 @SETTINGS
-@given(st.lists(st.lists(st.one_of(st.none(), st.sampled_from("ABC")), min_size=1, max_size=5),
-                min_size=1, max_size=25))
+@given(
+    st.lists(st.lists(st.one_of(st.none(), st.sampled_from("ABC")), min_size=1, max_size=5), min_size=1, max_size=25)
+)
 def test_krippendorff_alpha_follows_its_definition_with_missing_ratings(items):
     pairable = [r for item in items for r in item if r is not None and sum(x is not None for x in item) >= 2]
     assume(len(set(pairable)) >= 2)
@@ -481,12 +508,15 @@ def test_lie_confusion_counts_lies_argued_and_won():
     assert rates[4, 9] == pytest.approx(2 / 3) and np.isnan(rates[0, 1])
 
 
-@pytest.mark.parametrize("record, message", [
-    ({"true_label": 3, "lie_label": 3, "liar_won": True}, "differ"),
-    ({"true_label": 10, "lie_label": 3, "liar_won": True}, "integer from 0 to 9"),
-    ({"true_label": 2, "lie_label": 3}, "keys"),
-    ({"true_label": 2, "lie_label": 3, "liar_won": "yes"}, "True or False"),
-])
+@pytest.mark.parametrize(
+    "record, message",
+    [
+        ({"true_label": 3, "lie_label": 3, "liar_won": True}, "differ"),
+        ({"true_label": 10, "lie_label": 3, "liar_won": True}, "integer from 0 to 9"),
+        ({"true_label": 2, "lie_label": 3}, "keys"),
+        ({"true_label": 2, "lie_label": 3, "liar_won": "yes"}, "True or False"),
+    ],
+)
 def test_lie_confusion_rejects_bad_records(record, message):
     with pytest.raises(ValueError, match=message):
         stats.lie_confusion([{"true_label": 1, "lie_label": 2, "liar_won": True}, record])

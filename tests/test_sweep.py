@@ -1,6 +1,7 @@
 """The sweep (debates.sweep): overdue deadlines and AI turns that lost their task, found in the
 database and done again exactly once. The fault tests (tests/test_faults.py) run it for real from
 Celery beat against killed workers, a restarted Redis and a stopped PostgreSQL."""
+
 import time
 from datetime import timedelta
 
@@ -24,15 +25,20 @@ def turns(debate):
 def debate_with(make_user, question):
     """A started debate; `ai` names the seats played by the scripted debater (set after the start,
     so that no task was ever scheduled for them: as if it had been lost)."""
+
     def make(rounds=("sequential",), ai=(), turn_seconds=None):
         alice, bob = make_user(f"alice{time.monotonic_ns()}"), make_user(f"bob{time.monotonic_ns()}")
         protocol = Protocol(rounds=rounds, speaking_order=("A", "B"), turn_seconds=turn_seconds)
-        debate = services.create_debate(question, protocol, {"A": (None if "A" in ai else alice, 0),
-                                                             "B": (None if "B" in ai else bob, 1)},
-                                        answer_order=[0, 1])
+        debate = services.create_debate(
+            question,
+            protocol,
+            {"A": (None if "A" in ai else alice, 0), "B": (None if "B" in ai else bob, 1)},
+            answer_order=[0, 1],
+        )
         services.start_debate(debate.pk)
         debate.participants.filter(seat__in=list(ai)).update(agent={"backend": "scripted", "token_delay": 0})
         return Debate.objects.get(pk=debate.pk)
+
     return make
 
 

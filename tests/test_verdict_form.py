@@ -1,11 +1,14 @@
 """The verdict form both judging pages post (judging/verdict_form.py)."""
+
 import pytest
 
 from debates.protocol import Refused
 from judging.verdict_form import even_split, posted_probabilities, slider_rows, whole_percents
 
-STATE = {"question": {"answers": ["red", "blue", "green"]},
-         "seats": [{"name": "Debater A", "answer": 0}, {"name": "Debater B", "answer": 2}]}
+STATE = {
+    "question": {"answers": ["red", "blue", "green"]},
+    "seats": [{"name": "Debater A", "answer": 0}, {"name": "Debater B", "answer": 2}],
+}
 
 
 def test_posted_percentages_become_probabilities():

@@ -1,5 +1,6 @@
 """The one verdict path (judging.verdicts): one tie rule for every verdict that reaches the record,
 the source's rule kept for imports, and the completion and event of the debate recorded once."""
+
 import pytest
 
 from debates.models import Debate
@@ -16,8 +17,9 @@ def finished(two_round_debate):
 def test_a_tie_never_counts_for_the_truth(finished):
     correct = finished.question.correct_index
     tied = [0.5, 0.5]
-    verdict, events = verdicts.record_verdict(finished, tied, judge_kind=Verdict.AI, ai_judge="some-model",
-                                              live=False, reason="Cannot tell.")
+    verdict, events = verdicts.record_verdict(
+        finished, tied, judge_kind=Verdict.AI, ai_judge="some-model", live=False, reason="Cannot tell."
+    )
     assert verdict.chosen_index != correct and not verdict.correct
     assert verdict.provenance == {"tie_rule": verdicts.TIE_RULE, "tie": True}
     # an AI verdict while a person is seated to judge: the debate still waits for them
@@ -31,8 +33,9 @@ def test_a_tie_never_counts_for_the_truth(finished):
 def test_a_live_verdict_completes_the_debate_with_one_numbered_event(finished):
     judge = finished.participants.get(seat="judge").user
     before = finished.last_seq
-    verdict, events = verdicts.record_verdict(finished, [0.8, 0.2], judge=judge, reason="The quotes.",
-                                              seconds_spent=12.0, after_seq=before)
+    verdict, events = verdicts.record_verdict(
+        finished, [0.8, 0.2], judge=judge, reason="The quotes.", seconds_spent=12.0, after_seq=before
+    )
     finished.refresh_from_db()
     assert finished.status == Debate.COMPLETE and [(e.seq, e.kind) for e in events] == [(before + 1, "verdict_given")]
     assert verdict.provenance == {"tie_rule": verdicts.TIE_RULE} and verdict.after_seq == before

@@ -1,6 +1,7 @@
 """Experiments with real debates for the analysis, export and API tests: every debate is played
 through the platform's own write path (create_debate, start_debate, submit_action, submit_verdict),
 with seeded random judges, so the numbers differ with the seed and nothing is hard-coded."""
+
 import random
 
 import pytest
@@ -15,8 +16,9 @@ from judging.models import Verdict
 from judging.services import submit_verdict
 
 DEBATE = Protocol(rounds=("simultaneous", "judge_feedback", "sequential", "judge_feedback"), char_limit=2000)
-CONSULTANCY = Protocol(rounds=("sequential", "judge_feedback", "sequential", "judge_feedback"), debaters=("A",),
-                       char_limit=2000)
+CONSULTANCY = Protocol(
+    rounds=("sequential", "judge_feedback", "sequential", "judge_feedback"), debaters=("A",), char_limit=2000
+)
 PASSAGE = "The lighthouse keeper counted forty ships in the storm and rescued every sailor on the rocks."
 
 
@@ -54,16 +56,31 @@ def play(debate: Debate, judge, rng, skill: float, hidden_quote: bool = True) ->
         for seat in engine.expected_seats():
             turn += 1
             if seat == "judge":
-                services.submit_action(debate.pk, judge, kind="feedback", text=f"Round {turn} thoughts",
-                                       probabilities=_probabilities(rng, rng.random() < skill, correct_shown))
+                services.submit_action(
+                    debate.pk,
+                    judge,
+                    kind="feedback",
+                    text=f"Round {turn} thoughts",
+                    probabilities=_probabilities(rng, rng.random() < skill, correct_shown),
+                )
             else:
                 quote = "<quote>counted forty ships</quote> " if hidden_quote and turn % 2 else ""
-                services.submit_action(debate.pk, debaters[seat], kind="speech",
-                                       text=f"{quote}Argument {turn} from {seat}.", private_note=f"note {turn}",
-                                       client_id=f"{debate.pk}-{turn}")
+                services.submit_action(
+                    debate.pk,
+                    debaters[seat],
+                    kind="speech",
+                    text=f"{quote}Argument {turn} from {seat}.",
+                    private_note=f"note {turn}",
+                    client_id=f"{debate.pk}-{turn}",
+                )
             break
-    verdict, _ = submit_verdict(debate.pk, judge, _probabilities(rng, rng.random() < skill, correct_shown),
-                                f"Reason {debate.pk}", seconds_spent=round(rng.uniform(20, 200), 1))
+    verdict, _ = submit_verdict(
+        debate.pk,
+        judge,
+        _probabilities(rng, rng.random() < skill, correct_shown),
+        f"Reason {debate.pk}",
+        seconds_spent=round(rng.uniform(20, 200), 1),
+    )
     return verdict
 
 
@@ -73,19 +90,36 @@ def build_experiment(owner, seed=0, questions=4, judges=3, ai_verdicts=True, nam
     rng = random.Random(seed)
     experiment = Experiment.objects.create(name=name, owner=owner)
     version = ExperimentVersion.objects.create(
-        experiment=experiment, number=1, code_version="test", created_by=owner,
-        definition={"name": name, "target_verdicts": 40, "dataset": {"source": "tests"},
-                    "protocols": [{"name": "debate", "format": "debate", "protocol": DEBATE.to_dict()},
-                                  {"name": "consultancy", "format": "consultancy", "protocol": CONSULTANCY.to_dict()}],
-                    "debaters": {"kind": "human"}, "judges": {"kind": "human", "per_debate": 1},
-                    "counterbalance": {"seed": seed}, "blinding": {"aliases": True}})
+        experiment=experiment,
+        number=1,
+        code_version="test",
+        created_by=owner,
+        definition={
+            "name": name,
+            "target_verdicts": 40,
+            "dataset": {"source": "tests"},
+            "protocols": [
+                {"name": "debate", "format": "debate", "protocol": DEBATE.to_dict()},
+                {"name": "consultancy", "format": "consultancy", "protocol": CONSULTANCY.to_dict()},
+            ],
+            "debaters": {"kind": "human"},
+            "judges": {"kind": "human", "per_debate": 1},
+            "counterbalance": {"seed": seed},
+            "blinding": {"aliases": True},
+        },
+    )
     debaters = [user(f"{name}-debater{i}", "debater") for i in range(4)]
     judge_users = [user(f"{name}-judge{i}", "judge") for i in range(judges)]
     for q in range(questions):
         question = Question.objects.create(
-            text=f"{name} question {q}: how many ships?", answers=["forty", "four"], correct_index=q % 2,
-            hidden_material=PASSAGE, public_material="A story about a storm.", source="tests",
-            external_id=f"{name}-q{q}")
+            text=f"{name} question {q}: how many ships?",
+            answers=["forty", "four"],
+            correct_index=q % 2,
+            hidden_material=PASSAGE,
+            public_material="A story about a storm.",
+            source="tests",
+            external_id=f"{name}-q{q}",
+        )
         for j, judge in enumerate(judge_users):
             for protocol_name, protocol in (("debate", DEBATE), ("consultancy", CONSULTANCY)):
                 a, b = rng.sample(debaters, 2)
@@ -94,12 +128,19 @@ def build_experiment(owner, seed=0, questions=4, judges=3, ai_verdicts=True, nam
                 seats = {"A": (a, correct if honest_a else wrong)}
                 if protocol_name == "debate":
                     seats["B"] = (b, wrong if honest_a else correct)
-                debate = services.create_debate(question, protocol, seats, judge=judge, seed=rng.randrange(1000),
-                                                created_by=owner)
+                debate = services.create_debate(
+                    question, protocol, seats, judge=judge, seed=rng.randrange(1000), created_by=owner
+                )
                 debate.experiment_version = version
                 debate.protocol_name = protocol_name
-                debate.provenance = {"experiment": name, "experiment_version": 1, "protocol": protocol_name,
-                                     "format": protocol_name, "code_version": "test", "seed": seed}
+                debate.provenance = {
+                    "experiment": name,
+                    "experiment_version": 1,
+                    "protocol": protocol_name,
+                    "format": protocol_name,
+                    "code_version": "test",
+                    "seed": seed,
+                }
                 debate.save(update_fields=["experiment_version", "protocol_name", "provenance"])
                 skill = 0.8 if protocol_name == "debate" else 0.6
                 play(debate, judge, rng, skill)
@@ -109,11 +150,21 @@ def build_experiment(owner, seed=0, questions=4, judges=3, ai_verdicts=True, nam
                         probabilities = [0.2, 0.2]
                         probabilities[chosen] = 0.8
                         Verdict.objects.create(
-                            debate=debate, judge=None, judge_kind=Verdict.AI, ai_judge=model, live=False,
-                            probabilities=probabilities, chosen_index=chosen,
-                            correct=chosen == question.correct_index, reason="AI reason", after_turn=4,
-                            after_seq=debate.last_seq, scoring_rule="log", score=scoring.score("log", probabilities, question.correct_index),
-                            provenance={"model": model, "seed": seed})
+                            debate=debate,
+                            judge=None,
+                            judge_kind=Verdict.AI,
+                            ai_judge=model,
+                            live=False,
+                            probabilities=probabilities,
+                            chosen_index=chosen,
+                            correct=chosen == question.correct_index,
+                            reason="AI reason",
+                            after_turn=4,
+                            after_seq=debate.last_seq,
+                            scoring_rule="log",
+                            score=scoring.score("log", probabilities, question.correct_index),
+                            provenance={"model": model, "seed": seed},
+                        )
     return experiment
 
 
@@ -140,6 +191,7 @@ def experiment_fixtures(**build):
     """Module fixtures `shared`, `owner` and `experiment`: one experiment built for the whole test
     module (playing its debates takes a while) with build_experiment(**build), deleted afterwards.
     Use as `shared, owner, experiment = experiment_fixtures(seed=5)` at module level."""
+
     @pytest.fixture(scope="module")
     def shared(django_db_setup, django_db_blocker):
         with django_db_blocker.unblock():
@@ -158,4 +210,3 @@ def experiment_fixtures(**build):
         return shared[1]
 
     return shared, owner, experiment
-

@@ -10,6 +10,7 @@ never a researcher's. Pure module (no Django): the debates app installs the regi
 `models` lists the models researchers may ask for (leave it out to allow any); an
 openai-compatible back-end without `api_key_env` sends no key (self-hosted servers).
 """
+
 import logging
 import re
 from dataclasses import dataclass
@@ -90,14 +91,20 @@ def _backend(name, entry) -> Backend:
     if kind == "anthropic" and key_env is None:
         raise BackendConfigError(f"{where}: the anthropic kind needs api_key_env")
     models = entry.get("models")
-    if models is not None and not (isinstance(models, list) and models
-                                   and all(isinstance(m, str) and m.strip() for m in models)):
+    if models is not None and not (
+        isinstance(models, list) and models and all(isinstance(m, str) and m.strip() for m in models)
+    ):
         raise BackendConfigError(f"{where}: models must be a non-empty list of model names")
-    return Backend(name=name, kind=kind, base_url=base_url, api_key_env=key_env,
-                   models=tuple(models) if models is not None else None,
-                   anthropic_version=str(entry.get("anthropic_version") or "2023-06-01"),
-                   stream_usage=entry.get("stream_usage", True) is not False,
-                   description=str(entry.get("description") or ""))
+    return Backend(
+        name=name,
+        kind=kind,
+        base_url=base_url,
+        api_key_env=key_env,
+        models=tuple(models) if models is not None else None,
+        anthropic_version=str(entry.get("anthropic_version") or "2023-06-01"),
+        stream_usage=entry.get("stream_usage", True) is not False,
+        description=str(entry.get("description") or ""),
+    )
 
 
 def install(raw) -> None:
@@ -116,8 +123,10 @@ def get(name) -> Backend:
     if isinstance(name, str):
         backend = _registry.get(name) or _registry.get(RENAMED.get(name, name))
     if backend is None:
-        raise AgentError("unknown_backend", f"backend must be one of the back-ends this server offers: "
-                                            f"{', '.join(names())} (got {name!r})")
+        raise AgentError(
+            "unknown_backend",
+            f"backend must be one of the back-ends this server offers: {', '.join(names())} (got {name!r})",
+        )
     return backend
 
 

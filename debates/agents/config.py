@@ -10,6 +10,7 @@ headers and anything else that is neither a model parameter nor a budget or retr
 Budget and retry settings may also be written inside `parameters`, because experiment files only
 have that section; they are taken out before the parameters are sent to the model.
 """
+
 from dataclasses import dataclass, field
 
 from . import backends
@@ -40,10 +41,14 @@ MODEL_PARAMETERS = {
     "max_completion_tokens": (lambda v: _is_int(v) and 1 <= v <= 1_000_000, "a whole number of tokens"),
     "presence_penalty": (lambda v: _is_number(v) and -2 <= v <= 2, "a number from -2 to 2"),
     "frequency_penalty": (lambda v: _is_number(v) and -2 <= v <= 2, "a number from -2 to 2"),
-    "seed": (lambda v: _is_int(v) and abs(v) < 2 ** 63, "a whole number"),
-    "stop": (lambda v: (isinstance(v, str) and len(v) <= 100) or (
-        isinstance(v, list) and len(v) <= 4 and all(isinstance(s, str) and len(s) <= 100 for s in v)),
-        "a string or a list of up to 4 strings"),
+    "seed": (lambda v: _is_int(v) and abs(v) < 2**63, "a whole number"),
+    "stop": (
+        lambda v: (
+            (isinstance(v, str) and len(v) <= 100)
+            or (isinstance(v, list) and len(v) <= 4 and all(isinstance(s, str) and len(s) <= 100 for s in v))
+        ),
+        "a string or a list of up to 4 strings",
+    ),
 }
 AGENT_FIELDS = ("backend", "model", "parameters", "best_of_n", "prompts", "judge")
 
@@ -91,17 +96,23 @@ class AgentConfig:
         known = set(AGENT_FIELDS) | set(_CONTROL)
         unknown = set(data) - known
         if unknown:
-            raise AgentError("bad_agent_config", f"unknown agent settings: {', '.join(sorted(map(str, unknown)))} "
-                                                 f"(the server's operator chooses addresses and keys: name a "
-                                                 f"backend and a model)")
+            raise AgentError(
+                "bad_agent_config",
+                f"unknown agent settings: {', '.join(sorted(map(str, unknown)))} "
+                f"(the server's operator chooses addresses and keys: name a "
+                f"backend and a model)",
+            )
         endpoint = backends.get(data.get("backend"))
         parameters = data.get("parameters") or {}
         if not isinstance(parameters, dict):
             raise AgentError("bad_agent_config", "parameters must be a mapping")
         refused = set(parameters) - set(_CONTROL) - set(MODEL_PARAMETERS)
         if refused:
-            raise AgentError("bad_agent_config", f"parameters may not set {', '.join(sorted(map(str, refused)))} "
-                                                 f"(allowed: {', '.join(sorted(set(MODEL_PARAMETERS) | set(_CONTROL)))})")
+            raise AgentError(
+                "bad_agent_config",
+                f"parameters may not set {', '.join(sorted(map(str, refused)))} "
+                f"(allowed: {', '.join(sorted(set(MODEL_PARAMETERS) | set(_CONTROL)))})",
+            )
         settings = {k: v for k, v in parameters.items() if k in _CONTROL}
         settings.update({k: v for k, v in data.items() if k in _CONTROL})
         for name, value in [*settings.items(), *((k, v) for k, v in parameters.items() if k in MODEL_PARAMETERS)]:
@@ -120,9 +131,16 @@ class AgentConfig:
         if problems:
             raise AgentError("bad_prompt", "; ".join(problems))
         judge = data.get("judge")
-        return cls(backend=endpoint.name, endpoint=endpoint, model=model, best_of_n=best_of_n,
-                   prompts=current_names(prompts), parameters={k: v for k, v in parameters.items() if k not in _CONTROL},
-                   judge=cls.from_dict(judge) if judge is not None else None, **settings)
+        return cls(
+            backend=endpoint.name,
+            endpoint=endpoint,
+            model=model,
+            best_of_n=best_of_n,
+            prompts=current_names(prompts),
+            parameters={k: v for k, v in parameters.items() if k not in _CONTROL},
+            judge=cls.from_dict(judge) if judge is not None else None,
+            **settings,
+        )
 
     @property
     def kind(self) -> str:
@@ -138,8 +156,13 @@ class AgentConfig:
 
     def provenance(self) -> dict:
         """What produced a turn or verdict: the back-end's name, never its address or key."""
-        return {"backend": self.backend, "kind": self.kind, "model": self.model or self.backend,
-                "parameters": self.parameters, "best_of_n": self.best_of_n}
+        return {
+            "backend": self.backend,
+            "kind": self.kind,
+            "model": self.model or self.backend,
+            "parameters": self.parameters,
+            "best_of_n": self.best_of_n,
+        }
 
 
 def _short(value) -> str:
@@ -193,15 +216,18 @@ class Budget:
             return None
         left = self.config.token_budget - self.spent.total - estimate_tokens(prompt)
         if left <= 0:
-            raise BudgetExhausted(f"the token budget of {self.config.token_budget} for this debate is spent "
-                                  f"({self.spent.total} used; the next prompt needs about {estimate_tokens(prompt)})")
+            raise BudgetExhausted(
+                f"the token budget of {self.config.token_budget} for this debate is spent "
+                f"({self.spent.total} used; the next prompt needs about {estimate_tokens(prompt)})"
+            )
         return left
 
     def check_output(self, allowance: int | None, output_tokens: int) -> None:
         """Stops a stream that runs past its allowance (a server may ignore max_tokens)."""
         if allowance is not None and output_tokens > allowance:
-            raise BudgetExhausted(f"the turn stopped: it ran past the {self.config.token_budget}-token budget "
-                                  f"for this debate")
+            raise BudgetExhausted(
+                f"the turn stopped: it ran past the {self.config.token_budget}-token budget for this debate"
+            )
 
     def charge(self, usage: Usage) -> None:
         self.spent.add(usage)
@@ -210,5 +236,6 @@ class Budget:
     def _require_money_left(self) -> None:
         limit = self.config.cost_budget_usd
         if limit is not None and self.spent.cost(self.config) >= limit:
-            raise BudgetExhausted(f"the cost budget of ${limit:.2f} for this debate is spent "
-                                  f"(${self.spent.cost(self.config):.4f} used)")
+            raise BudgetExhausted(
+                f"the cost budget of ${limit:.2f} for this debate is spent (${self.spent.cost(self.config):.4f} used)"
+            )

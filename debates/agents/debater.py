@@ -1,6 +1,7 @@
 """One AI debater turn, from the debate so far to the speech to save: drafts best_of_n candidates
 (streaming their text), lets a judge model pick the most persuasive, and fits the choice to the
 protocol's limits. Pure module (no Django): the caller supplies the context and callbacks."""
+
 import hashlib
 import json
 import re
@@ -18,6 +19,7 @@ from .prompts import render, template_for
 @dataclass
 class TurnContext:
     """What the debater may know when it speaks (never more than its seat may see)."""
+
     seat: str
     question: str
     answers: list[str]  # in the order the judge sees them
@@ -31,12 +33,18 @@ class TurnContext:
     already_quoted: list[str] = field(default_factory=list)  # this seat's earlier quotes
 
     def fields(self) -> dict:
-        return {"seat": self.seat, "question": self.question,
-                "answers": "\n".join(f"{i + 1}. {a}" for i, a in enumerate(self.answers)),
-                "my_answer": self.my_answer, "opponent_answer": self.opponent_answer, "passage": self.passage,
-                "transcript": self.transcript or "(nothing yet)", "round": self.round,
-                "char_limit": self.char_limit,
-                "quote_limit": "any number of" if self.quote_chars is None else self.quote_chars}
+        return {
+            "seat": self.seat,
+            "question": self.question,
+            "answers": "\n".join(f"{i + 1}. {a}" for i, a in enumerate(self.answers)),
+            "my_answer": self.my_answer,
+            "opponent_answer": self.opponent_answer,
+            "passage": self.passage,
+            "transcript": self.transcript or "(nothing yet)",
+            "round": self.round,
+            "char_limit": self.char_limit,
+            "quote_limit": "any number of" if self.quote_chars is None else self.quote_chars,
+        }
 
 
 @dataclass
@@ -62,7 +70,9 @@ class Callbacks:
     def retry(self, candidate: int, failures: int, error, delay: float) -> None: ...
 
 
-def write_turn(config: AgentConfig, context: TurnContext, budget: Budget, callbacks: Callbacks | None = None) -> TurnResult:
+def write_turn(
+    config: AgentConfig, context: TurnContext, budget: Budget, callbacks: Callbacks | None = None
+) -> TurnResult:
     callbacks = callbacks or Callbacks()
     if not context.passage.strip():
         raise AgentError("no_passage", "AI debaters argue text debates: this question has no hidden passage")
@@ -77,17 +87,22 @@ def write_turn(config: AgentConfig, context: TurnContext, budget: Budget, callba
     if not fitted[chosen]:
         raise AgentError("empty_speech", "the model wrote nothing that can be said in this turn")
     candidates = [{"text": f, "raw": d} if f != d else {"text": f} for f, d in zip(fitted, drafts)]
-    return TurnResult(fitted[chosen], candidates, chosen, budget.this_turn,
-                      _provenance(config, fields, preference))
+    return TurnResult(fitted[chosen], candidates, chosen, budget.this_turn, _provenance(config, fields, preference))
 
 
 def _scripted_drafts(config, context, fields, budget, callbacks):
     budget.output_allowance("")
     drafts, scores = [], []
     for variant in range(config.best_of_n):
-        text, score = scripted.compose(fields, config.prompts, context.passage, context.char_limit,
-                                      context.quote_chars, {quotes.normalise(q)[0] for q in context.already_quoted},
-                                      variant)
+        text, score = scripted.compose(
+            fields,
+            config.prompts,
+            context.passage,
+            context.char_limit,
+            context.quote_chars,
+            {quotes.normalise(q)[0] for q in context.already_quoted},
+            variant,
+        )
         drafts.append(text)
         scores.append(round(score, 4))
     budget.charge(Usage(0, sum(len(scripted.words(d)) for d in drafts)))
@@ -131,7 +146,7 @@ def _preferred(config, fields, drafts, budget) -> tuple[int, dict]:
         best = parse_choice(reply, len(drafts))
         if best is not None:
             return best, {"method": "judge_model", "model": judge.name, "replies": replies}
-        prompt += f"\n\nYour reply could not be read. Answer with JSON only: {{\"best\": <1 to {len(drafts)}>}}."
+        prompt += f'\n\nYour reply could not be read. Answer with JSON only: {{"best": <1 to {len(drafts)}>}}.'
     return 0, {"method": "judge_model", "model": judge.name, "replies": replies, "unreadable": True}
 
 
@@ -158,13 +173,16 @@ def find_json_object(text: str):
 
 
 def _provenance(config: AgentConfig, fields: dict, preference: dict) -> dict:
-    names = ("scripted_opening", "scripted_rebuttal") if config.kind == backends.SCRIPTED else ("debater_system", "debater_turn")
+    names = (
+        ("scripted_opening", "scripted_rebuttal")
+        if config.kind == backends.SCRIPTED
+        else ("debater_system", "debater_turn")
+    )
     if config.best_of_n > 1 and config.kind != backends.SCRIPTED:
         names += ("preference",)
     templates = {name: template_for(name, config.prompts) for name in names}
     rendered = json.dumps([templates, {k: str(v) for k, v in fields.items()}], sort_keys=True)
-    found = dict(config.provenance(), prompts=templates,
-                 prompt_sha256=hashlib.sha256(rendered.encode()).hexdigest())
+    found = dict(config.provenance(), prompts=templates, prompt_sha256=hashlib.sha256(rendered.encode()).hexdigest())
     if preference:
         found["preference"] = preference
     return found

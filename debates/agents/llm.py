@@ -1,5 +1,6 @@
 """Chat model back-ends that stream: any OpenAI-compatible chat-completions API (OpenAI, vLLM,
 llama.cpp server, Ollama, ...) and the Anthropic Messages API. Pure module (no Django)."""
+
 import json
 import logging
 import os
@@ -55,8 +56,11 @@ class ChatModel:
             return None
         key = os.environ.get(name)
         if not key:
-            raise AgentError("missing_api_key", f"the {self.config.backend} back-end has no API key: the server's "
-                                                f"operator must set the environment variable it names")
+            raise AgentError(
+                "missing_api_key",
+                f"the {self.config.backend} back-end has no API key: the server's "
+                f"operator must set the environment variable it names",
+            )
         return key
 
     def _max_tokens_name(self) -> str:
@@ -90,9 +94,13 @@ class OpenAIChat(ChatModel):
         key = self.api_key()
         if key:
             headers["Authorization"] = f"Bearer {key}"
-        body = {**self.config.parameters, "model": self.config.model, "stream": True,
-                "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
-                self._max_tokens_name(): max_tokens}
+        body = {
+            **self.config.parameters,
+            "model": self.config.model,
+            "stream": True,
+            "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
+            self._max_tokens_name(): max_tokens,
+        }
         if self.config.endpoint.stream_usage:
             body["stream_options"] = {"include_usage": True}
         return f"{self.config.url()}/chat/completions", headers, body
@@ -120,13 +128,24 @@ class AnthropicMessages(ChatModel):
     token counts in message_start and message_delta, and the end in message_stop."""
 
     TRANSIENT = {"overloaded_error", "api_error", "rate_limit_error", "timeout_error"}
-    KNOWN_ERRORS = TRANSIENT | {"invalid_request_error", "authentication_error", "permission_error",
-                                "not_found_error", "request_too_large"}
+    KNOWN_ERRORS = TRANSIENT | {
+        "invalid_request_error",
+        "authentication_error",
+        "permission_error",
+        "not_found_error",
+        "request_too_large",
+    }
 
     def request(self, system, user, max_tokens):
         headers = {"x-api-key": self.api_key() or "", "anthropic-version": self.config.endpoint.anthropic_version}
-        body = {**self.config.parameters, "model": self.config.model, "stream": True, "system": system,
-                "messages": [{"role": "user", "content": user}], "max_tokens": max_tokens}
+        body = {
+            **self.config.parameters,
+            "model": self.config.model,
+            "stream": True,
+            "system": system,
+            "messages": [{"role": "user", "content": user}],
+            "max_tokens": max_tokens,
+        }
         return f"{self.config.url()}/messages", headers, body
 
     def deltas(self, events, usage):

@@ -2,6 +2,7 @@
 the question and its own answer, quotes the best stretches word for word (so every quote
 verifies) within the quote budget, and writes a templated argument around them.
 Pure module (numpy only)."""
+
 import math
 import re
 from dataclasses import dataclass
@@ -15,9 +16,11 @@ K1, B = 1.5, 0.75  # the usual BM25 constants
 MY_ANSWER_WEIGHT = 2.0  # the answer's own words count more than the question's
 DEFAULT_QUOTE_CHARS = 250  # per turn when the protocol sets no limit (the NYU platform's limit)
 CONNECTORS = ("The story says: ", " It also says: ", " And: ", " Further: ")
-STOPWORDS = frozenset("""a an and are as at be been but by did do does for from had has have he her him his how i
+STOPWORDS = frozenset(
+    """a an and are as at be been but by did do does for from had has have he her him his how i
 in is it its me my no not of on or our she so that the their them then there they this to was we were what when
-where which who why will with would you your""".split())
+where which who why will with would you your""".split()
+)
 
 _WORD = re.compile(r"[^\W_]+")
 _SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+[\"'\u201d\u2019)\]]*)?")
@@ -92,8 +95,10 @@ def best_window(passage: str, span: tuple[int, int], query: dict, max_chars: int
     start, end = span
     if end - start <= max_chars:
         return span
-    found = [(m.start() + start, m.end() + start, query.get(m.group().casefold(), 0.0))
-             for m in _WORD.finditer(passage[start:end])]
+    found = [
+        (m.start() + start, m.end() + start, query.get(m.group().casefold(), 0.0))
+        for m in _WORD.finditer(passage[start:end])
+    ]
     best, best_value = None, -1.0
     for i, (first, _, _) in enumerate(found):
         value = 0.0
@@ -106,8 +111,9 @@ def best_window(passage: str, span: tuple[int, int], query: dict, max_chars: int
     return best if best_value > 0 else None  # a cut-down sentence must keep some of the query's words
 
 
-def pick_evidence(index: SentenceIndex, query: dict, chars: int, already_quoted: set[str], variant: int,
-                  most: int = len(CONNECTORS)) -> list[Evidence]:
+def pick_evidence(
+    index: SentenceIndex, query: dict, chars: int, already_quoted: set[str], variant: int, most: int = len(CONNECTORS)
+) -> list[Evidence]:
     """Up to `most` stretches of the passage, best first, together at most `chars` long. Variant 0
     is the plain ranking; other variants perturb it (for best-of-N) reproducibly."""
     scores = index.scores(query)
@@ -124,7 +130,7 @@ def pick_evidence(index: SentenceIndex, query: dict, chars: int, already_quoted:
         window = best_window(index.passage, index.spans[i], query, left)
         if window is None:
             continue
-        text = index.passage[window[0]:window[1]]
+        text = index.passage[window[0] : window[1]]
         if quotes.normalise(text)[0] in already_quoted:
             continue
         chosen.append(Evidence(text, float(scores[i])))
@@ -132,8 +138,15 @@ def pick_evidence(index: SentenceIndex, query: dict, chars: int, already_quoted:
     return chosen
 
 
-def compose(fields: dict, prompts: dict, passage: str, char_limit: int, quote_chars: int | None,
-            already_quoted: set[str], variant: int = 0) -> tuple[str, float]:
+def compose(
+    fields: dict,
+    prompts: dict,
+    passage: str,
+    char_limit: int,
+    quote_chars: int | None,
+    already_quoted: set[str],
+    variant: int = 0,
+) -> tuple[str, float]:
     """A speech for the scripted debater and its score (the BM25 support of what it quotes).
     fields: the prompt fields (question, my_answer, opponent_answer, round, ...)."""
     template = "scripted_opening" if int(fields["round"]) == 1 else "scripted_rebuttal"

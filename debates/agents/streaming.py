@@ -1,5 +1,6 @@
 """Streaming HTTP for model APIs: POST a JSON body, read server-sent events, retry with
 exponential backoff on rate limits, server errors and lost connections. Standard library only."""
+
 import http.client
 import json
 import logging
@@ -13,8 +14,7 @@ from urllib.parse import urlsplit
 from .errors import AgentError, AgentUnavailable
 
 RETRY_STATUSES = {408, 409, 429}  # and every 5xx
-STATUS_CLASSES = {1: "unexpected", 2: "unexpected", 3: "a redirect", 4: "the request was refused",
-                  5: "a server error"}
+STATUS_CLASSES = {1: "unexpected", 2: "unexpected", 3: "a redirect", 4: "the request was refused", 5: "a server error"}
 log = logging.getLogger(__name__)
 
 
@@ -32,8 +32,12 @@ def post_events(url: str, headers: dict, body: dict, timeout: float):
     """Yields (event, data) for each server-sent event of the response. Failures carry a short,
     fixed description (the status class, a timeout, a refused connection): never the server's
     answer, which may come from anywhere the back-end's address leads; the details go to the log."""
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST", headers={
-        "Content-Type": "application/json", "Accept": "text/event-stream", **headers})
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", "Accept": "text/event-stream", **headers},
+    )
     try:
         response = _opener.open(request, timeout=timeout)
     except urllib.error.HTTPError as error:
@@ -47,8 +51,9 @@ def post_events(url: str, headers: dict, body: dict, timeout: float):
             yield from server_sent_events(response)
         except (OSError, http.client.HTTPException) as error:
             log.warning("the stream from %s broke off: %s", urlsplit(url).netloc, error)
-            raise AgentUnavailable("connection_lost",
-                                   f"the stream from the model server broke off ({_failure(error)})") from None
+            raise AgentUnavailable(
+                "connection_lost", f"the stream from the model server broke off ({_failure(error)})"
+            ) from None
 
 
 def _failure(reason) -> str:
@@ -125,8 +130,9 @@ def with_retries(attempt, policy: RetryPolicy, on_retry=None, sleep=time.sleep):
             return
         except AgentUnavailable as error:
             if failures == policy.attempts:
-                raise AgentUnavailable(error.code, f"{error.message} (gave up after {failures} attempts)",
-                                       error.retry_after) from None
+                raise AgentUnavailable(
+                    error.code, f"{error.message} (gave up after {failures} attempts)", error.retry_after
+                ) from None
             delay = policy.delay(failures, error.retry_after)
             if on_retry is not None:
                 on_retry(failures, error, delay)

@@ -1,6 +1,7 @@
 """Running an AI seat's turn inside the platform: read what the seat may see, write the speech
 (streaming it to the debate's room), save it through the services, publish the events.
 Called by the Celery task debates.tasks.run_ai_turn, or a thread in the embedded default."""
+
 import logging
 import time
 
@@ -41,9 +42,12 @@ def play_turn(debate_id: int, seat: str, expected_round: int) -> str:
     try:
         config = AgentConfig.from_dict(participant.agent)
         context = turn_context(debate, participant, engine)
-        room.started(streams_text=config.best_of_n == 1 and engine.round_kind == SEQUENTIAL,
-                     sealed=engine.round_kind != SEQUENTIAL, char_limit=context.char_limit,
-                     quote_chars=context.quote_chars)
+        room.started(
+            streams_text=config.best_of_n == 1 and engine.round_kind == SEQUENTIAL,
+            sealed=engine.round_kind != SEQUENTIAL,
+            char_limit=context.char_limit,
+            quote_chars=context.quote_chars,
+        )
         result = write_turn(config, context, Budget(config, spent_by(debate, seat)), room)
         room.flush(final=result.text)
     except AgentUnavailable as error:
@@ -52,8 +56,14 @@ def play_turn(debate_id: int, seat: str, expected_round: int) -> str:
     except AgentError as error:
         return give_up(debate_id, seat, expected_round, error)
     try:
-        _, events = services.submit_agent_turn(debate_id, seat, text=result.text, expected_round=expected_round,
-                                               client_id=client_id_for(expected_round, seat), payload=result.payload())
+        _, events = services.submit_agent_turn(
+            debate_id,
+            seat,
+            text=result.text,
+            expected_round=expected_round,
+            client_id=client_id_for(expected_round, seat),
+            payload=result.payload(),
+        )
     except Refused as refused:
         if refused.code in TOO_LATE:
             return "too_late"
@@ -65,10 +75,17 @@ def play_turn(debate_id: int, seat: str, expected_round: int) -> str:
 def give_up(debate_id: int, seat: str, expected_round: int, error: AgentError) -> str:
     """The seat forfeits the turn (recorded as timed out, with the reason) so the debate goes on."""
     log.warning("AI turn failed: debate %s seat %s round %s: %s", debate_id, seat, expected_round, error.message)
-    _Room(debate_id, seat, expected_round).send({"type": "ai_turn_failed", "code": error.code, "message": error.message})
-    events = services.forfeit_agent_turn(debate_id, seat, expected_round=expected_round,
-                                         client_id=client_id_for(expected_round, seat), code=error.code,
-                                         message=error.message)
+    _Room(debate_id, seat, expected_round).send(
+        {"type": "ai_turn_failed", "code": error.code, "message": error.message}
+    )
+    events = services.forfeit_agent_turn(
+        debate_id,
+        seat,
+        expected_round=expected_round,
+        client_id=client_id_for(expected_round, seat),
+        code=error.code,
+        message=error.message,
+    )
     live.publish(debate_id, events)
     return f"failed: {error.code}"
 
@@ -92,16 +109,28 @@ def turn_context(debate: Debate, participant: Participant, engine) -> TurnContex
     answers = state["question"]["answers"]
     my_answer = question.answers[participant.answer_index]
     opponents = [p.answer_index for p in debate.participants.all() if p.is_debater and p.pk != participant.pk]
-    others = [question.answers[i] for i in opponents] or [a for i, a in enumerate(question.answers)
-                                                          if i != participant.answer_index]
+    others = [question.answers[i] for i in opponents] or [
+        a for i, a in enumerate(question.answers) if i != participant.answer_index
+    ]
     protocol = engine.protocol
     return TurnContext(
-        seat=participant.seat, question=question.text, answers=answers, my_answer=my_answer,
-        opponent_answer=" or ".join(others), passage=question.passage,
-        transcript=render_transcript(state, participant.seat), round=engine.round_index + 1,
-        char_limit=protocol.char_limit, quote_chars=services.quote_chars_left(debate, participant.seat),
-        already_quoted=[q["text"] for t in state["turns"] if t["seat"] == participant.seat
-                        for q in t.get("payload", {}).get("quotes", [])])
+        seat=participant.seat,
+        question=question.text,
+        answers=answers,
+        my_answer=my_answer,
+        opponent_answer=" or ".join(others),
+        passage=question.passage,
+        transcript=render_transcript(state, participant.seat),
+        round=engine.round_index + 1,
+        char_limit=protocol.char_limit,
+        quote_chars=services.quote_chars_left(debate, participant.seat),
+        already_quoted=[
+            q["text"]
+            for t in state["turns"]
+            if t["seat"] == participant.seat
+            for q in t.get("payload", {}).get("quotes", [])
+        ],
+    )
 
 
 def render_transcript(state: dict, my_seat: str | None) -> str:
@@ -141,8 +170,9 @@ class _Room(Callbacks):
         self.raw, self.sent = "", ""
         self.pending, self.candidate, self.last_sent = False, 0, 0.0
 
-    def started(self, streams_text: bool, sealed: bool = False, char_limit: int | None = None,
-                quote_chars: int | None = None) -> None:
+    def started(
+        self, streams_text: bool, sealed: bool = False, char_limit: int | None = None, quote_chars: int | None = None
+    ) -> None:
         self.streams_text, self.sealed = streams_text, sealed
         self.char_limit, self.quote_chars = char_limit, quote_chars
         self.send({"type": "ai_turn_started", "streams_text": streams_text})
@@ -165,7 +195,7 @@ class _Room(Callbacks):
         if self.streams_text:
             visible = final if final is not None else streamable(self.raw, self.char_limit, self.quote_chars)
             if visible.startswith(self.sent) and len(visible) > len(self.sent):
-                self.send({"type": "ai_token", "delta": visible[len(self.sent):], "chars": len(visible)})
+                self.send({"type": "ai_token", "delta": visible[len(self.sent) :], "chars": len(visible)})
                 self.sent = visible
         elif self.pending:
             chars = self.chars if self.char_limit is None else min(self.chars, self.char_limit)
@@ -174,8 +204,16 @@ class _Room(Callbacks):
 
     def retry(self, candidate: int, failures: int, error, delay: float) -> None:
         self.chars, self.raw, self.sent, self.pending = 0, "", "", False
-        self.send({"type": "ai_turn_retry", "code": error.code, "message": error.message,
-                   "attempt": failures + 1, "delay": round(delay, 2), "candidate": candidate})
+        self.send(
+            {
+                "type": "ai_turn_retry",
+                "code": error.code,
+                "message": error.message,
+                "attempt": failures + 1,
+                "delay": round(delay, 2),
+                "candidate": candidate,
+            }
+        )
 
     def send(self, frame: dict) -> None:
         frame = dict(frame, seat=self.seat, round=self.round)
@@ -199,7 +237,7 @@ def streamable(raw: str, char_limit: int | None, quote_chars: int | None) -> str
     if tag != -1 and ">" not in raw[tag:]:
         raw = raw[:tag]
     if raw and not raw[-1].isspace():
-        raw = raw[:len(raw) - len(raw.split()[-1])] if raw.split() else ""
+        raw = raw[: len(raw) - len(raw.split()[-1])] if raw.split() else ""
     if char_limit is None:
         return quotes.fit_speech(raw, len(raw), quote_chars)
     return quotes.fit_speech(raw, char_limit, quote_chars)

@@ -1,5 +1,6 @@
 """Reading JSON Lines: one JSON value a line, blank lines skipped, lines numbered from 1 as an
 editor shows them. Pure module."""
+
 import json
 
 

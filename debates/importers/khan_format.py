@@ -18,6 +18,7 @@ judge's turn, then the arguments (simultaneous or sequential rounds). Quotes are
 against the story, as every DebateLab speech is. The judge's confidence in the correct answer
 becomes the verdict's probabilities; the verdict keeps the dataset's own `correct`.
 """
+
 import csv
 import io
 import json
@@ -31,8 +32,17 @@ SOURCE = "khan-2024-llm-debate"
 TIE_RULE = "khan-2024: the judge's own choice (the dataset's `correct`), whatever the confidence"
 ROUND_KINDS = {"sim": SIMULTANEOUS, "seq": SEQUENTIAL}
 _MARKED_QUOTE = re.compile(r"<(/?)[vu]_quote>", re.IGNORECASE)
-REQUIRED = ("debate_id", "judge_id", "question", "debate_method", "swap", "correct", "confidence_correct",
-            "question_set_id", "transcript")
+REQUIRED = (
+    "debate_id",
+    "judge_id",
+    "question",
+    "debate_method",
+    "swap",
+    "correct",
+    "confidence_correct",
+    "question_set_id",
+    "transcript",
+)
 
 
 class KhanFileError(Exception):
@@ -116,8 +126,10 @@ def _plan(line: int, row, story_for) -> DebatePlan:
             raise ValueError(f"transcript is not valid JSON ({error.msg})") from None
     if not isinstance(transcript, dict) or not isinstance(transcript.get("answers"), dict):
         raise ValueError("transcript must be an object with answers {correct, incorrect}")
-    answers = [str(transcript["answers"].get("correct") or "").strip(),
-               str(transcript["answers"].get("incorrect") or "").strip()]
+    answers = [
+        str(transcript["answers"].get("correct") or "").strip(),
+        str(transcript["answers"].get("incorrect") or "").strip(),
+    ]
     if not all(answers) or answers[0] == answers[1]:
         raise ValueError("transcript answers must be two different non-empty answers")
     swap = _bool(row["swap"], "swap")
@@ -126,8 +138,10 @@ def _plan(line: int, row, story_for) -> DebatePlan:
         raise ValueError(f"debate_method {method!r} is not debate, consultancy or baseline")
     story = story_for(str(row["question_set_id"]), row.get("story_title") or transcript.get("story_title"))
     if story is None:
-        raise ValueError(f"no QuALITY story for question set {row['question_set_id']} "
-                         f"({row.get('story_title') or 'no title'}): import QuALITY first (manage.py import_quality)")
+        raise ValueError(
+            f"no QuALITY story for question set {row['question_set_id']} "
+            f"({row.get('story_title') or 'no title'}): import QuALITY first (manage.py import_quality)"
+        )
     answer_order = [1, 0] if swap else [0, 1]
     seats = _seats(method, row, transcript, answer_order)
     turns, kinds = _turns(transcript, seats, story)
@@ -136,15 +150,31 @@ def _plan(line: int, row, story_for) -> DebatePlan:
     protocol = Protocol(rounds=tuple(kinds) or (JUDGE_FEEDBACK,), debaters=order, char_limit=100_000)
     p_correct = _confidence(row["confidence_correct"])
     correct = _bool(row["correct"], "correct")
-    provenance = {"importer": "judging.khan_import", "dataset": SOURCE, "line": line,
-                  "row": {k: v for k, v in row.items() if k != "transcript"},
-                  "transcript": {k: v for k, v in transcript.items() if k not in ("rounds", "responses", "story")}}
+    provenance = {
+        "importer": "judging.khan_import",
+        "dataset": SOURCE,
+        "line": line,
+        "row": {k: v for k, v in row.items() if k != "transcript"},
+        "transcript": {k: v for k, v in transcript.items() if k not in ("rounds", "responses", "story")},
+    }
     return DebatePlan(
-        line=line, external_id=f"{row['debate_id']}/{row['judge_id']}", question_set_id=str(row["question_set_id"]),
-        question=str(row["question"]).strip(), answers=answers, answer_order=answer_order, method=method,
-        protocol=protocol, protocol_name=f"{'interactive ' if interactive else ''}{method}", seats=seats, turns=turns,
-        judge_id=str(row["judge_id"]), probabilities=[p_correct, 1 - p_correct], correct=correct,
-        reason=str(row.get("explanation") or "").strip(), provenance=provenance)
+        line=line,
+        external_id=f"{row['debate_id']}/{row['judge_id']}",
+        question_set_id=str(row["question_set_id"]),
+        question=str(row["question"]).strip(),
+        answers=answers,
+        answer_order=answer_order,
+        method=method,
+        protocol=protocol,
+        protocol_name=f"{'interactive ' if interactive else ''}{method}",
+        seats=seats,
+        turns=turns,
+        judge_id=str(row["judge_id"]),
+        probabilities=[p_correct, 1 - p_correct],
+        correct=correct,
+        reason=str(row.get("explanation") or "").strip(),
+        provenance=provenance,
+    )
 
 
 def _seats(method: str, row: dict, transcript: dict, answer_order: list) -> dict:
@@ -166,7 +196,9 @@ def _turns(transcript: dict, seats: dict, story: str) -> tuple[list, list]:
     responses = transcript.get("responses") or []
     if not isinstance(rounds, list):
         raise ValueError("transcript rounds must be a list")
-    side_seat = {("correct" if answer == 0 else "incorrect"): seat for seat, answer in seats.items() if answer is not None}
+    side_seat = {
+        ("correct" if answer == 0 else "incorrect"): seat for seat, answer in seats.items() if answer is not None
+    }
     turns, kinds = [], []
     for number, round_ in enumerate(rounds):
         if not isinstance(round_, dict):

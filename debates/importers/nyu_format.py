@@ -7,34 +7,71 @@ joined into text here and every quote becomes a character span of that text; the
 is kept beside it. A plan is checked by replaying its turns through the protocol engine, so
 whatever is stored replays like a debate held on the platform.
 """
+
 import bisect
 import functools
 import hashlib
 import math
 from dataclasses import dataclass, field
 
-from ..protocol import (JUDGE, JUDGE_FEEDBACK, SEQUENTIAL, SIMULTANEOUS, Action, DebateEngine, Protocol,
-                        Refused)
+from ..protocol import JUDGE, JUDGE_FEEDBACK, SEQUENTIAL, SIMULTANEOUS, Action, DebateEngine, Protocol, Refused
 
 SOURCE = "nyu-debate-2023"
 LICENSE = "CC-BY-4.0"
-ATTRIBUTION = ("Debates from Michael, Mahdi, Rein, Petty, Dirani, Padmakumar and Bowman (2023), \"Debate Helps "
-               "Supervise Unreliable Experts\", released under CC-BY 4.0; stories from Project Gutenberg via the "
-               "QuALITY dataset (CC-BY 4.0).")
+ATTRIBUTION = (
+    'Debates from Michael, Mahdi, Rein, Petty, Dirani, Padmakumar and Bowman (2023), "Debate Helps '
+    'Supervise Unreliable Experts", released under CC-BY 4.0; stories from Project Gutenberg via the '
+    "QuALITY dataset (CC-BY 4.0)."
+)
 AI_NAMES = frozenset({"GPT-4"})
 SEATS = ("A", "B")  # "Debater A" argues the room's first answer, "Debater B" the second
-ROUND_KINDS = {"SimultaneousSpeeches": SIMULTANEOUS, "SequentialSpeeches": SEQUENTIAL,
-               "JudgeFeedback": JUDGE_FEEDBACK}
-RULE_KINDS = {"SimultaneousSpeechesRound": SIMULTANEOUS, "SequentialSpeechesRound": SEQUENTIAL,
-              "JudgeFeedbackRound": JUDGE_FEEDBACK, "NegotiateEndRound": None}
+ROUND_KINDS = {"SimultaneousSpeeches": SIMULTANEOUS, "SequentialSpeeches": SEQUENTIAL, "JudgeFeedback": JUDGE_FEEDBACK}
+RULE_KINDS = {
+    "SimultaneousSpeechesRound": SIMULTANEOUS,
+    "SequentialSpeechesRound": SEQUENTIAL,
+    "JudgeFeedbackRound": JUDGE_FEEDBACK,
+    "NegotiateEndRound": None,
+}
 MARKUP_CHARS = len("<quote></quote>")
 STATUSES = {"WaitingToBegin": "scheduled", "InProgress": "abandoned"}  # Complete: see _status
 
 # Penn-Treebank tokens and how they are written in plain text.
-WRITTEN = {"``": '"', "''": '"', "`": "'", "-LRB-": "(", "-RRB-": ")", "-LSB-": "[", "-RSB-": "]",
-           "-LCB-": "{", "-RCB-": "}"}
-NO_SPACE_BEFORE = {".", ",", "!", "?", ";", ":", "...", "''", "'", "n't", "'s", "'re", "'ve", "'ll", "'m", "'d",
-                   "%", ")", "]", "}", "-RRB-", "-RSB-", "-RCB-"}
+WRITTEN = {
+    "``": '"',
+    "''": '"',
+    "`": "'",
+    "-LRB-": "(",
+    "-RRB-": ")",
+    "-LSB-": "[",
+    "-RSB-": "]",
+    "-LCB-": "{",
+    "-RCB-": "}",
+}
+NO_SPACE_BEFORE = {
+    ".",
+    ",",
+    "!",
+    "?",
+    ";",
+    ":",
+    "...",
+    "''",
+    "'",
+    "n't",
+    "'s",
+    "'re",
+    "'ve",
+    "'ll",
+    "'m",
+    "'d",
+    "%",
+    ")",
+    "]",
+    "}",
+    "-RRB-",
+    "-RSB-",
+    "-RCB-",
+}
 NO_SPACE_AFTER = {"``", "`", "(", "[", "{", "-LRB-", "-LSB-", "-LCB-", "$", "#"}
 
 
@@ -125,7 +162,7 @@ class StoryMap:
     def _gap_end(self, start: int, end: int) -> int:
         letter = bisect.bisect_left(self.source_letters, end)
         source_begin, _ = self._gap(letter, self.source_letters, self.source)
-        taken = _marks(self.source[max(source_begin, start):end])
+        taken = _marks(self.source[max(source_begin, start) : end])
         begin, stop = self._gap(letter, self.target_letters, self.target)
         position = begin
         while taken and position < stop:
@@ -227,8 +264,9 @@ def article_id(room: dict) -> str | None:
     return str(material["articleId"]) if "articleId" in material else None
 
 
-def plan_room(room: dict, metadata: dict | None, file_name: str, file_sha256: str,
-              stored_story: str | None = None) -> RoomPlan:
+def plan_room(
+    room: dict, metadata: dict | None, file_name: str, file_sha256: str, stored_story: str | None = None
+) -> RoomPlan:
     """metadata: the room's line of debates-metadata.jsonl, or None. stored_story: the text of
     this room's story as stored before, if any; the room's quotes are mapped onto it.
     Raises RoomProblem."""
@@ -258,8 +296,10 @@ class _RoomReader:
         if self.stored_story is not None and self.stored_story != self.story.text:
             self.story_map = StoryMap(self.story.text, self.stored_story)
             self.story_text = self.stored_story
-            self.notes.append("the room writes its story differently from the copy stored before (same words); "
-                              "its quotes are mapped onto the stored copy")
+            self.notes.append(
+                "the room writes its story differently from the copy stored before (same words); "
+                "its quotes are mapped onto the stored copy"
+            )
         self.question = self._question(material)
         shown = list(self.setup["answers"])
         self.answer_order = [self.question.answers.index(a) for a in shown]
@@ -280,11 +320,21 @@ class _RoomReader:
         if any(v.live for v in verdicts):
             events.append(EventPlan("verdict_given", "all", {"status": "complete"}, events[-1].at_ms))
         return RoomPlan(
-            name=self.name, question=self.question, protocol=protocol, status=status,
-            answer_order=self.answer_order, seats=self.seats, turns=turns, events=events, verdicts=verdicts,
-            provenance=self._provenance(rules), created_ms=self.setup.get("creationTime"),
-            started_ms=turns[0].at_ms if turns else None, ended_ms=self._ended_ms(turns, status),
-            notes=self.notes)
+            name=self.name,
+            question=self.question,
+            protocol=protocol,
+            status=status,
+            answer_order=self.answer_order,
+            seats=self.seats,
+            turns=turns,
+            events=events,
+            verdicts=verdicts,
+            provenance=self._provenance(rules),
+            created_ms=self.setup.get("creationTime"),
+            started_ms=turns[0].at_ms if turns else None,
+            ended_ms=self._ended_ms(turns, status),
+            notes=self.notes,
+        )
 
     # The question ------------------------------------------------------------------------------
 
@@ -300,13 +350,21 @@ class _RoomReader:
         article = str(material["articleId"])
         digest = hashlib.sha256(text.encode()).hexdigest()[:16]
         return QuestionPlan(
-            external_id=f"quality-{article}:{digest}", text=text, answers=canonical,
-            correct_index=canonical.index(answers[correct]), hidden_material=self.story_text,
+            external_id=f"quality-{article}:{digest}",
+            text=text,
+            answers=canonical,
+            correct_index=canonical.index(answers[correct]),
+            hidden_material=self.story_text,
             title=material.get("title", ""),
-            metadata={"dataset": SOURCE, "quality_article_id": article, "license": LICENSE,
-                      "attribution": ATTRIBUTION,
-                      "hidden_material": "the QuALITY story's tokens joined into text; NYU quotes are token "
-                                         "spans, converted to character spans of this text"})
+            metadata={
+                "dataset": SOURCE,
+                "quality_article_id": article,
+                "license": LICENSE,
+                "attribution": ATTRIBUTION,
+                "hidden_material": "the QuALITY story's tokens joined into text; NYU quotes are token "
+                "spans, converted to character spans of this text",
+            },
+        )
 
     # Seats and turns ---------------------------------------------------------------------------
 
@@ -328,14 +386,15 @@ class _RoomReader:
     def _turns(self) -> list[TurnPlan]:
         turns = []
         for number, wrapped in enumerate(self.room["rounds"]):
-            (kind, value), = wrapped.items()
+            ((kind, value),) = wrapped.items()
             if kind in ("SimultaneousSpeeches", "SequentialSpeeches"):
                 turns += self._speeches(value["speeches"], number)
             elif kind == "JudgeFeedback":
                 turns.append(self._feedback(value, number))
             elif kind == "NegotiateEnd":
-                self.notes.append(f"round {number + 1} (NegotiateEnd: debaters' votes to end) "
-                                  f"is kept in provenance only")
+                self.notes.append(
+                    f"round {number + 1} (NegotiateEnd: debaters' votes to end) is kept in provenance only"
+                )
             elif kind != "OfflineJudgments":
                 raise RoomProblem(f"round {number + 1}: unknown round kind {kind!r}")
         return turns
@@ -359,29 +418,42 @@ class _RoomReader:
             if not text.strip():
                 self.notes.append(f"round {number + 1}: debater {seat}'s speech is empty; stored as a timed-out turn")
                 payload["empty_speech"] = True
-                turns.append(TurnPlan(0, seat, "timeout", payload=payload, author_name=author,
-                                      at_ms=speech.get("timestamp")))
+                turns.append(
+                    TurnPlan(0, seat, "timeout", payload=payload, author_name=author, at_ms=speech.get("timestamp"))
+                )
                 continue
-            turns.append(TurnPlan(0, seat, "speech", text=text, payload=payload, author_name=author,
-                                  at_ms=speech.get("timestamp")))
+            turns.append(
+                TurnPlan(
+                    0, seat, "speech", text=text, payload=payload, author_name=author, at_ms=speech.get("timestamp")
+                )
+            )
         return turns
 
     def _feedback(self, value: dict, number: int) -> TurnPlan:
         feedback = value["feedback"]
         text, quotes = self._segments(feedback["content"], f"round {number + 1}, judge")
-        payload = {"nyu": {"round": number, "timestamp": feedback.get("timestamp"),
-                           "distribution": value["distribution"]}}
+        payload = {
+            "nyu": {"round": number, "timestamp": feedback.get("timestamp"), "distribution": value["distribution"]}
+        }
         if quotes:
             payload["quotes"] = quotes
-        return TurnPlan(0, JUDGE, "feedback", text=text, probabilities=self._canonical(value["distribution"]),
-                        end_debate=bool(value["endDebate"]), payload=payload, author_name=feedback["speaker"],
-                        at_ms=feedback.get("timestamp"))
+        return TurnPlan(
+            0,
+            JUDGE,
+            "feedback",
+            text=text,
+            probabilities=self._canonical(value["distribution"]),
+            end_debate=bool(value["endDebate"]),
+            payload=payload,
+            author_name=feedback["speaker"],
+            at_ms=feedback.get("timestamp"),
+        )
 
     def _segments(self, segments: list, where: str) -> tuple[str, list]:
         """Speech segments -> text with <quote>...</quote> markup, and the quotes as character spans."""
         pieces, quotes = [], []
         for segment in segments:
-            (kind, value), = segment.items()
+            ((kind, value),) = segment.items()
             if kind == "Text":
                 pieces.append(value["text"])
             elif kind == "Quote":
@@ -398,16 +470,24 @@ class _RoomReader:
             raise RoomProblem(f"{where}: quote span [{begin}, {end}) is not a span")
         quote = {}
         if end > count:
-            self.notes.append(f"{where}: quote span [{begin}, {end}) runs past the story's {count} tokens; "
-                              f"cut at the end of the story")
+            self.notes.append(
+                f"{where}: quote span [{begin}, {end}) runs past the story's {count} tokens; "
+                f"cut at the end of the story"
+            )
             quote["cut_from_tokens"] = [begin, end]
             begin, end = min(begin, count), count
         start, stop = self.story.char_span(begin, end)
         if self.story_map:
             start, stop = self.story_map.span(start, stop)
         # The quote is the story's own text, so it is verified by construction.
-        return {"start": start, "end": stop, "text": self.story_text[start:stop], "status": "verified",
-                "tokens": [begin, end], **quote}
+        return {
+            "start": start,
+            "end": stop,
+            "text": self.story_text[start:stop],
+            "status": "verified",
+            "tokens": [begin, end],
+            **quote,
+        }
 
     def _canonical(self, shown: list) -> list:
         if len(shown) != len(self.answer_order):
@@ -427,8 +507,13 @@ class _RoomReader:
         if status in ("scheduled", "abandoned"):
             rounds = self._planned_rounds(rules, len(played))
         limits = [r[k]["charLimit"] for part in _rule_parts(rules) for r in part for k in r if "charLimit" in r[k]]
-        quote_limits = [r[k]["quoteLimit"] for part in _rule_parts(rules) for r in part for k in r
-                        if r[k].get("quoteLimit") is not None]
+        quote_limits = [
+            r[k]["quoteLimit"]
+            for part in _rule_parts(rules)
+            for r in part
+            for k in r
+            if r[k].get("quoteLimit") is not None
+        ]
         rules_limit = max(limits, default=750)
         # The engine counts the <quote> markup too, so the limit grows to fit the longest turn;
         # only a turn whose own characters overrun the rules is worth a note.
@@ -439,9 +524,15 @@ class _RoomReader:
             self.notes.append(f"{len(overrun)} turn(s) are longer than the rules' limit of {rules_limit} characters")
         penalty = self._scoring()["perTurnPenalty"]
         try:
-            return Protocol(rounds=tuple(rounds), debaters=debaters, char_limit=min(char_limit, 100_000),
-                            judge_may_end=True, scoring_rule="log", turn_penalty=penalty,
-                            quote_chars_per_turn=max(quote_limits, default=None))
+            return Protocol(
+                rounds=tuple(rounds),
+                debaters=debaters,
+                char_limit=min(char_limit, 100_000),
+                judge_may_end=True,
+                scoring_rule="log",
+                turn_penalty=penalty,
+                quote_chars_per_turn=max(quote_limits, default=None),
+            )
         except ValueError as e:
             raise RoomProblem(f"no DebateLab protocol fits this room's rules: {e}") from None
 
@@ -452,7 +543,7 @@ class _RoomReader:
             if len(planned) > played_count and ends_cycle:
                 break
         played = [ROUND_KINDS[next(iter(r))] for r in self.room["rounds"] if next(iter(r)) in ROUND_KINDS]
-        if planned[:len(played)] != played:
+        if planned[: len(played)] != played:
             self.notes.append("the rounds played differ from the room's rules; the protocol lists the rounds played")
             return played or planned
         return planned
@@ -469,8 +560,13 @@ class _RoomReader:
         events = [EventPlan("debate_started", "all", {}, turns[0].at_ms)] if turns else []
         for number, turn in enumerate(turns, start=1):
             turn.round_index = engine.round_index
-            action = Action(seat=turn.seat, kind=turn.kind, text=turn.text, end_debate=turn.end_debate,
-                            probabilities=tuple(turn.probabilities) if turn.probabilities else None)
+            action = Action(
+                seat=turn.seat,
+                kind=turn.kind,
+                text=turn.text,
+                end_debate=turn.end_debate,
+                probabilities=tuple(turn.probabilities) if turn.probabilities else None,
+            )
             try:
                 happened = engine.apply(action)
             except Refused as e:
@@ -490,7 +586,7 @@ class _RoomReader:
         if self.metadata is None:
             self.notes.append("no line in debates-metadata.jsonl: status worked out from the rounds")
             return self._status_from_rounds()
-        (status, value), = self.metadata["status"].items()
+        ((status, value),) = self.metadata["status"].items()
         if status == "Complete":
             return "complete"
         if status not in STATUSES:
@@ -510,9 +606,18 @@ class _RoomReader:
         feedback = [t for t in turns if t.kind == "feedback"]
         if status == "complete" and feedback and feedback[-1].end_debate:
             final = feedback[-1]
-            verdict = self._verdict(final.author_name, final.probabilities, final.text, len(feedback) - 1,
-                                    live=True, after_turn=len(turns), after_seq=after_seq, at_ms=final.at_ms,
-                                    seconds=None, extra={})
+            verdict = self._verdict(
+                final.author_name,
+                final.probabilities,
+                final.text,
+                len(feedback) - 1,
+                live=True,
+                after_turn=len(turns),
+                after_seq=after_seq,
+                at_ms=final.at_ms,
+                seconds=None,
+                extra={},
+            )
             self._check_against_metadata(verdict, len(feedback) - 1)
             verdicts.append(verdict)
         for judge, judging in self._offline_judgings().items():
@@ -525,18 +630,38 @@ class _RoomReader:
             started = judging.get("startTimeMillis")
             at_ms = final["feedback"].get("timestamp")
             seconds = (at_ms - started) / 1000 if started and at_ms and at_ms >= started else None
-            extra = {"mode": judging.get("mode"), "start_time_ms": started,
-                     "steps": [{"probabilities": self._canonical(s["distribution"]), "end_debate": s["endDebate"],
-                                "timestamp": s["feedback"].get("timestamp"), "content": s["feedback"]["content"]}
-                               for s in steps]}
-            verdict = self._verdict(judge, self._canonical(final["distribution"]), text, len(steps) - 1, live=False,
-                                    after_turn=len(turns), after_seq=after_seq, at_ms=at_ms, seconds=seconds,
-                                    extra=extra)
+            extra = {
+                "mode": judging.get("mode"),
+                "start_time_ms": started,
+                "steps": [
+                    {
+                        "probabilities": self._canonical(s["distribution"]),
+                        "end_debate": s["endDebate"],
+                        "timestamp": s["feedback"].get("timestamp"),
+                        "content": s["feedback"]["content"],
+                    }
+                    for s in steps
+                ],
+            }
+            verdict = self._verdict(
+                judge,
+                self._canonical(final["distribution"]),
+                text,
+                len(steps) - 1,
+                live=False,
+                after_turn=len(turns),
+                after_seq=after_seq,
+                at_ms=at_ms,
+                seconds=seconds,
+                extra=extra,
+            )
             verdicts.append(verdict)
         live_judges = {v.judge_name for v in verdicts if v.live}
         for verdict in [v for v in verdicts if not v.live and v.judge_name in live_judges]:
-            self.notes.append(f"{verdict.judge_name} judged this room both live and offline; only the live "
-                              f"verdict is stored (one verdict per judge and debate)")
+            self.notes.append(
+                f"{verdict.judge_name} judged this room both live and offline; only the live "
+                f"verdict is stored (one verdict per judge and debate)"
+            )
             verdicts.remove(verdict)
         return verdicts
 
@@ -547,26 +672,47 @@ class _RoomReader:
                 found.update(wrapped["OfflineJudgments"]["judgments"])
         return found
 
-    def _verdict(self, judge, probabilities, reason, continues, *, live, after_turn, after_seq, at_ms, seconds,
-                 extra) -> VerdictPlan:
+    def _verdict(
+        self, judge, probabilities, reason, continues, *, live, after_turn, after_seq, at_ms, seconds, extra
+    ) -> VerdictPlan:
         kind = "live" if live else "offline"
         correct_index = self.question.correct_index
         top = max(probabilities)
         leaders = [i for i, p in enumerate(probabilities) if abs(p - top) < 1e-9]
-        provenance = {"dataset": SOURCE, "room": self.name, "nyu_judge": judge, "kind": kind,
-                      "continues": continues, "scoring": {"LogScoreWithLinearPenalty": self._scoring()}, **extra}
+        provenance = {
+            "dataset": SOURCE,
+            "room": self.name,
+            "nyu_judge": judge,
+            "kind": kind,
+            "continues": continues,
+            "scoring": {"LogScoreWithLinearPenalty": self._scoring()},
+            **extra,
+        }
         chosen = leaders[0]
         if len(leaders) > 1:
             # The paper counts a judgment as correct when p(correct) > 0.5, so a tie is not correct;
             # a DebateLab verdict must name an answer, and naming a wrong one keeps the two consistent.
             chosen = next(i for i in leaders if i != correct_index)
             provenance["tie"] = True
-            self.notes.append(f"the {kind} final judgment by {judge} is a tie ({probabilities}): stored as not "
-                              f"correct, as the paper counts it, with provenance['tie'] set")
+            self.notes.append(
+                f"the {kind} final judgment by {judge} is a tie ({probabilities}): stored as not "
+                f"correct, as the paper counts it, with provenance['tie'] set"
+            )
         score = self._score(probabilities[correct_index], continues)
-        return VerdictPlan(judge_name=judge, live=live, probabilities=probabilities, chosen_index=chosen,
-                           correct=chosen == correct_index, reason=reason, score=score, after_turn=after_turn,
-                           after_seq=after_seq, seconds_spent=seconds, at_ms=at_ms, provenance=provenance)
+        return VerdictPlan(
+            judge_name=judge,
+            live=live,
+            probabilities=probabilities,
+            chosen_index=chosen,
+            correct=chosen == correct_index,
+            reason=reason,
+            score=score,
+            after_turn=after_turn,
+            after_seq=after_seq,
+            seconds_spent=seconds,
+            at_ms=at_ms,
+            provenance=provenance,
+        )
 
     def _score(self, p_correct: float, continues: int) -> float:
         """The room's own scoring function: a log score minus a penalty per judge 'continue'."""
@@ -593,29 +739,49 @@ class _RoomReader:
     def _provenance(self, rules) -> dict:
         roles = self.setup["roles"]
         debater_names = [name for role, name in roles.items() if role.startswith("Debater")]
-        setting = {"debaters": "ai" if any(n in AI_NAMES for n in debater_names) else "human",
-                   "format": "debate" if len(debater_names) >= 2 else "consultancy"}
+        setting = {
+            "debaters": "ai" if any(n in AI_NAMES for n in debater_names) else "human",
+            "format": "debate" if len(debater_names) >= 2 else "consultancy",
+        }
         meta = self.metadata or {}
         if meta.get("setting"):
-            listed = {"debaters": "human" if meta["setting"]["isHuman"] else "ai",
-                      "format": "debate" if meta["setting"]["isDebate"] else "consultancy"}
+            listed = {
+                "debaters": "human" if meta["setting"]["isHuman"] else "ai",
+                "format": "debate" if meta["setting"]["isDebate"] else "consultancy",
+            }
             if listed != setting:
-                self.notes.append(f"the metadata's setting {listed} differs from the roles' {setting}; "
-                                  f"the metadata's is kept")
+                self.notes.append(
+                    f"the metadata's setting {listed} differs from the roles' {setting}; the metadata's is kept"
+                )
                 setting = listed
         status = meta.get("status") or {}
         result = (status.get("Complete") or {}).get("result") or {}
-        negotiations = [{"round": n, "votes": r["NegotiateEnd"]["votes"]}
-                        for n, r in enumerate(self.room["rounds"]) if "NegotiateEnd" in r]
+        negotiations = [
+            {"round": n, "votes": r["NegotiateEnd"]["votes"]}
+            for n, r in enumerate(self.room["rounds"])
+            if "NegotiateEnd" in r
+        ]
         provenance = {
-            "importer": "judging.nyu_import", "dataset": SOURCE, "license": LICENSE, "attribution": ATTRIBUTION,
-            "file": f"debates/official/{self.file_name}", "sha256": self.file_sha256,
-            "setting": setting, "format": setting["format"], "included_in_paper": meta.get("includedInPaper"),
-            "nyu": {"status": next(iter(status), None), "ended_by": next(iter(result.get("endedBy") or {}), None),
-                    "judging_info": result.get("judgingInfo"), "rules": rules, "roles": roles,
-                    "offline_judges_assigned": self.setup.get("offlineJudges"),
-                    "negotiate_end": negotiations, "surveys": self.room.get("feedback") or {},
-                    "scratchpads": self.room.get("scratchpads") or {}},
+            "importer": "judging.nyu_import",
+            "dataset": SOURCE,
+            "license": LICENSE,
+            "attribution": ATTRIBUTION,
+            "file": f"debates/official/{self.file_name}",
+            "sha256": self.file_sha256,
+            "setting": setting,
+            "format": setting["format"],
+            "included_in_paper": meta.get("includedInPaper"),
+            "nyu": {
+                "status": next(iter(status), None),
+                "ended_by": next(iter(result.get("endedBy") or {}), None),
+                "judging_info": result.get("judgingInfo"),
+                "rules": rules,
+                "roles": roles,
+                "offline_judges_assigned": self.setup.get("offlineJudges"),
+                "negotiate_end": negotiations,
+                "surveys": self.room.get("feedback") or {},
+                "scratchpads": self.room.get("scratchpads") or {},
+            },
             "notes": self.notes,
         }
         return provenance

@@ -1,6 +1,7 @@
 """Storing a QuALITY file: each article once as a Story, each question as a Question pointing at
 it. All or nothing: a file with any bad line is refused (quality_format.QualityFileError) and
 nothing is written. Idempotent on (source, id): stories and questions stored before are kept."""
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,21 +28,43 @@ def import_quality(path: Path, source: str = SOURCE) -> QualityImport:
         for article_id, plan in planned.stories.items():
             story = Story.objects.filter(source=source, external_id=article_id).first()
             if story is None:
-                story = Story.objects.create(source=source, external_id=article_id, title=plan.title, text=plan.text,
-                                             metadata=plan.metadata)
+                story = Story.objects.create(
+                    source=source, external_id=article_id, title=plan.title, text=plan.text, metadata=plan.metadata
+                )
                 result.stories_created += 1
             elif story.text != plan.text:
-                raise QualityFileError([(plan.line, f"article {article_id} differs from the story stored before "
-                                                    f"(its questions' debates quote that text)")])
+                raise QualityFileError(
+                    [
+                        (
+                            plan.line,
+                            f"article {article_id} differs from the story stored before "
+                            f"(its questions' debates quote that text)",
+                        )
+                    ]
+                )
             else:
                 result.stories_existing += 1
             stories[article_id] = story
-        stored = set(Question.objects.filter(source=source, external_id__in=[q.external_id for q in planned.questions])
-                     .values_list("external_id", flat=True))
-        new = [Question(kind=Question.KIND_TEXT, text=q.text, answers=q.answers, correct_index=q.correct_index,
-                        story=stories[q.article_id], title=stories[q.article_id].title, source=source,
-                        external_id=q.external_id, metadata=q.metadata)
-               for q in planned.questions if q.external_id not in stored]
+        stored = set(
+            Question.objects.filter(
+                source=source, external_id__in=[q.external_id for q in planned.questions]
+            ).values_list("external_id", flat=True)
+        )
+        new = [
+            Question(
+                kind=Question.KIND_TEXT,
+                text=q.text,
+                answers=q.answers,
+                correct_index=q.correct_index,
+                story=stories[q.article_id],
+                title=stories[q.article_id].title,
+                source=source,
+                external_id=q.external_id,
+                metadata=q.metadata,
+            )
+            for q in planned.questions
+            if q.external_id not in stored
+        ]
         Question.objects.bulk_create(new)
         result.questions_created, result.questions_existing = len(new), len(planned.questions) - len(new)
     return result

@@ -12,14 +12,33 @@ that is out of range (0, or more than the number of options), not a whole number
 "2", 2.5, true), missing (the test split has none) or pointing at an option whose text appears
 twice (ambiguous: which is right?) makes the whole file refused, each problem with its line.
 """
+
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
 from .json_lines import json_lines
 
 SOURCE = "quality"
-BLOCK_TAGS = {"p", "div", "br", "h1", "h2", "h3", "h4", "h5", "h6", "li", "tr", "blockquote", "pre", "hr",
-              "title", "table", "ul", "ol"}
+BLOCK_TAGS = {
+    "p",
+    "div",
+    "br",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "li",
+    "tr",
+    "blockquote",
+    "pre",
+    "hr",
+    "title",
+    "table",
+    "ul",
+    "ol",
+}
 STORY_FIELDS = ("author", "source", "topic", "url", "license", "year")
 QUESTION_FIELDS = ("writer_label", "validation", "speed_validation", "difficult")
 
@@ -104,8 +123,13 @@ def _read_row(row, number: int, result: QualityFile) -> list[tuple[int, str]]:
     if not isinstance(row["article"], str) or not isinstance(row["questions"], list):
         return [(number, "article must be text (HTML) and questions a list")]
     article_id = str(row["article_id"])
-    story = StoryPlan(article_id, str(row.get("title") or ""), html_to_text(row["article"]),
-                      {k: row[k] for k in STORY_FIELDS if k in row}, number)
+    story = StoryPlan(
+        article_id,
+        str(row.get("title") or ""),
+        html_to_text(row["article"]),
+        {k: row[k] for k in STORY_FIELDS if k in row},
+        number,
+    )
     known = result.stories.get(article_id)
     if known is not None and known.text != story.text:
         return [(number, f"article {article_id} differs from the copy on line {known.line}")]
@@ -130,23 +154,40 @@ def _read_question(question, index: int, set_id: str, article_id: str, row: dict
         return None
     label = question.get("gold_label")
     if label is None:
-        problems.append((number, f"{where}: no gold_label (the QuALITY test split has none): the correct answer "
-                                 f"is unknown"))
+        problems.append(
+            (number, f"{where}: no gold_label (the QuALITY test split has none): the correct answer is unknown")
+        )
         return None
     if isinstance(label, bool) or not isinstance(label, int):
-        problems.append((number, f"{where}: gold_label {label!r} is ambiguous: QuALITY labels are whole option "
-                                 f"numbers 1 to {len(options)}"))
+        problems.append(
+            (
+                number,
+                f"{where}: gold_label {label!r} is ambiguous: QuALITY labels are whole option "
+                f"numbers 1 to {len(options)}",
+            )
+        )
         return None
     if not 1 <= label <= len(options):
-        problems.append((number, f"{where}: gold_label {label} is out of range: QuALITY labels are 1-based option "
-                                 f"numbers 1 to {len(options)}" + (" (is this file 0-based?)" if label == 0 else "")))
+        problems.append(
+            (
+                number,
+                f"{where}: gold_label {label} is out of range: QuALITY labels are 1-based option "
+                f"numbers 1 to {len(options)}" + (" (is this file 0-based?)" if label == 0 else ""),
+            )
+        )
         return None
     answers = [o.strip() for o in options]
     if answers.count(answers[label - 1]) > 1:
         problems.append((number, f"{where}: gold_label {label} is ambiguous: its option text appears more than once"))
         return None
-    metadata = {"quality_article_id": article_id, "set_unique_id": set_id, "gold_label": label,
-                "question_unique_id": question.get("question_unique_id"), "writer_id": row.get("writer_id"),
-                "batch_num": row.get("batch_num"), **{k: question[k] for k in QUESTION_FIELDS if k in question}}
+    metadata = {
+        "quality_article_id": article_id,
+        "set_unique_id": set_id,
+        "gold_label": label,
+        "question_unique_id": question.get("question_unique_id"),
+        "writer_id": row.get("writer_id"),
+        "batch_num": row.get("batch_num"),
+        **{k: question[k] for k in QUESTION_FIELDS if k in question},
+    }
     external_id = str(question.get("question_unique_id") or f"{set_id}_{index + 1}")
     return QuestionPlan(external_id, article_id, question["question"].strip(), answers, label - 1, metadata, number)

@@ -3,6 +3,7 @@
 Every problem becomes a RowError with the line it starts on and the field at fault, so a
 researcher can fix a file from the report alone. The schema is documented in docs/datasets.md.
 """
+
 import csv
 import io
 import json
@@ -51,8 +52,9 @@ def format_of(path: Path, given: str | None = None) -> str:
     try:
         return FORMATS[path.suffix.lower()]
     except KeyError:
-        raise ValueError(f"cannot tell the format of {path.name} from its extension "
-                         f"(use .jsonl or .csv, or give the format)") from None
+        raise ValueError(
+            f"cannot tell the format of {path.name} from its extension (use .jsonl or .csv, or give the format)"
+        ) from None
 
 
 def read_question_file(path: Path, fmt: str | None = None, default_source: str = ""):
@@ -122,8 +124,11 @@ def _check_header(header: list[str]) -> list[RowError]:
     known = set(FIELDS) | {f"answer_{n}" for n in answer_columns}
     unknown = [name for name in header if name not in known]
     if unknown:
-        errors.append(RowError(1, "", f"unknown column(s): {', '.join(unknown)} (known: {', '.join(FIELDS)}, "
-                                      f"answer_1, answer_2, ...)"))
+        errors.append(
+            RowError(
+                1, "", f"unknown column(s): {', '.join(unknown)} (known: {', '.join(FIELDS)}, answer_1, answer_2, ...)"
+            )
+        )
     duplicated = sorted({name for name in header if header.count(name) > 1})
     if duplicated:
         errors.append(RowError(1, "", f"column(s) given twice: {', '.join(duplicated)}"))
@@ -131,11 +136,18 @@ def _check_header(header: list[str]) -> list[RowError]:
     if missing:
         errors.append(RowError(1, "", f"missing column(s): {', '.join(missing)}"))
     if "answers" in header and answer_columns:
-        errors.append(RowError(1, "answers", "give the answers either in one 'answers' column (a JSON list) "
-                                             "or in answer_1, answer_2, ... columns, not both"))
+        errors.append(
+            RowError(
+                1,
+                "answers",
+                "give the answers either in one 'answers' column (a JSON list) "
+                "or in answer_1, answer_2, ... columns, not both",
+            )
+        )
     elif "answers" not in header and not answer_columns:
-        errors.append(RowError(1, "answers", "missing: add an 'answers' column (a JSON list) "
-                                             "or answer_1, answer_2, ... columns"))
+        errors.append(
+            RowError(1, "answers", "missing: add an 'answers' column (a JSON list) or answer_1, answer_2, ... columns")
+        )
     elif answer_columns and answer_columns != list(range(1, len(answer_columns) + 1)):
         errors.append(RowError(1, "answers", "answer columns must be numbered answer_1, answer_2, ... without gaps"))
     return errors
@@ -171,8 +183,13 @@ def _check_records(records, errors, default_source):
         if row is not None:
             key = (row.source, row.external_id)
             if key in first_line_of:
-                problems.append(RowError(line, "id", f"{row.external_id!r} (source {row.source!r}) "
-                                                     f"already appears on line {first_line_of[key]}"))
+                problems.append(
+                    RowError(
+                        line,
+                        "id",
+                        f"{row.external_id!r} (source {row.source!r}) already appears on line {first_line_of[key]}",
+                    )
+                )
             else:
                 first_line_of[key] = line
         errors += problems
@@ -180,7 +197,7 @@ def _check_records(records, errors, default_source):
             rows.append(row)
     if not records and not errors:
         errors.append(RowError(None, "", "the file has no questions"))
-    return rows, sorted(errors, key=lambda e: (e.line or 0))
+    return rows, sorted(errors, key=lambda e: e.line or 0)
 
 
 def check_record(record: dict, line: int, default_source: str = ""):
@@ -213,9 +230,18 @@ def check_record(record: dict, line: int, default_source: str = ""):
         problem("metadata", "must be a JSON object")
     if errors:
         return None, errors
-    return QuestionRow(line=line, source=source, external_id=external_id, text=text, answers=answers,
-                       correct_index=correct_index, hidden_material=hidden, public_material=public, title=title,
-                       metadata=metadata), []
+    return QuestionRow(
+        line=line,
+        source=source,
+        external_id=external_id,
+        text=text,
+        answers=answers,
+        correct_index=correct_index,
+        hidden_material=hidden,
+        public_material=public,
+        title=title,
+        metadata=metadata,
+    ), []
 
 
 def _text(value, name, problem, allow_number=False, max_length=None, strip=True):
@@ -260,7 +286,10 @@ def _correct_index(value, answers, problem):
         problem("correct_index", f"must be a whole number counted from 0, not {value!r}")
         return None
     if answers and not 0 <= value < len(answers):
-        problem("correct_index", f"{value} is not an answer position: with {len(answers)} answers use "
-                                 f"0 to {len(answers) - 1} (counted from 0)")
+        problem(
+            "correct_index",
+            f"{value} is not an answer position: with {len(answers)} answers use "
+            f"0 to {len(answers) - 1} (counted from 0)",
+        )
         return None
     return value

@@ -1,6 +1,7 @@
 """Storing checked question rows. Idempotent on (source, id): a row that matches the stored
 question changes nothing, a changed row updates it once, and a question that already has
 debates is never changed (its debates refer to its answers by position)."""
+
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,8 +26,9 @@ class QuestionImport:
         return sorted({e.line for e in self.errors if e.line is not None})
 
 
-def import_question_file(path: Path, *, fmt: str | None = None, default_source: str = "",
-                         skip_invalid: bool = False, dry_run: bool = False) -> QuestionImport:
+def import_question_file(
+    path: Path, *, fmt: str | None = None, default_source: str = "", skip_invalid: bool = False, dry_run: bool = False
+) -> QuestionImport:
     """Checks every row first; writes nothing when any row is wrong, unless skip_invalid."""
     rows, errors = read_question_file(path, fmt, default_source)
     with transaction.atomic():
@@ -54,13 +56,20 @@ def _without_locked_changes(rows, existing):
     """A question with debates keeps its content: such a changed row is an error."""
     keep, errors = [], []
     changed = [existing[_key(r)] for r in rows if _key(r) in existing and _differs(existing[_key(r)], r)]
-    with_debates = set(Question.objects.filter(pk__in=[q.pk for q in changed], debates__isnull=False)
-                       .values_list("pk", flat=True))
+    with_debates = set(
+        Question.objects.filter(pk__in=[q.pk for q in changed], debates__isnull=False).values_list("pk", flat=True)
+    )
     for row in rows:
         question = existing.get(_key(row))
         if question is not None and question.pk in with_debates:
-            errors.append(RowError(row.line, "id", f"question {row.external_id!r} (source {row.source!r}) already "
-                                                   f"has debates and cannot change; give the new version a new id"))
+            errors.append(
+                RowError(
+                    row.line,
+                    "id",
+                    f"question {row.external_id!r} (source {row.source!r}) already "
+                    f"has debates and cannot change; give the new version a new id",
+                )
+            )
         else:
             keep.append(row)
     return keep, errors
@@ -82,8 +91,9 @@ def _write(rows, existing, result: QuestionImport):
     for row in rows:
         question = existing.get(_key(row))
         if question is None:
-            new.append(Question(kind=Question.KIND_TEXT, source=row.source, external_id=row.external_id,
-                                **_values(row)))
+            new.append(
+                Question(kind=Question.KIND_TEXT, source=row.source, external_id=row.external_id, **_values(row))
+            )
         elif _differs(question, row):
             for name, value in _values(row).items():
                 setattr(question, name, value)
@@ -99,9 +109,15 @@ def _key(row: QuestionRow):
 
 
 def _values(row: QuestionRow) -> dict:
-    return {"text": row.text, "answers": list(row.answers), "correct_index": row.correct_index,
-            "hidden_material": row.hidden_material, "public_material": row.public_material, "title": row.title,
-            "metadata": dict(row.metadata)}
+    return {
+        "text": row.text,
+        "answers": list(row.answers),
+        "correct_index": row.correct_index,
+        "hidden_material": row.hidden_material,
+        "public_material": row.public_material,
+        "title": row.title,
+        "metadata": dict(row.metadata),
+    }
 
 
 def _differs(question: Question, row: QuestionRow) -> bool:

@@ -1,9 +1,10 @@
 """Command line for the pixel judge, usable without Django:
 
-    python -m debates.pixel fetch-mnist [--from FOLDER]
-    python -m debates.pixel train-judge --pixels 6 [--seed 0] [--batches N] [--threads N] [--device cuda]
-    python -m debates.pixel evaluate-judge --pixels 6 [--mask-seeds 0 1 2 3 4]
+python -m debates.pixel fetch-mnist [--from FOLDER]
+python -m debates.pixel train-judge --pixels 6 [--seed 0] [--batches N] [--threads N] [--device cuda]
+python -m debates.pixel evaluate-judge --pixels 6 [--mask-seeds 0 1 2 3 4]
 """
+
 import argparse
 import json
 import sys
@@ -36,12 +37,14 @@ def train_judge(args) -> None:
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
     started = time.time()
     with tqdm(total=run.batches, desc=f"judge {args.pixels}px", unit="batch") as bar:
+
         def on_step(step, loss):
             if bar.n == 0 and step > 1:
                 bar.update(step - 1)
             bar.update(1)
             if step % 100 == 0:
                 bar.set_postfix(loss=f"{loss:.3f}")
+
         model = train(run, images, labels, checkpoint, on_step, device=args.device)
     command = "python -m debates.pixel " + " ".join(sys.argv[1:])
     path = export_judge(model, run, command=command, seconds=time.time() - started, device=args.device)

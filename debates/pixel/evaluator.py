@@ -8,6 +8,7 @@ only module of the pixel debate that imports torch.
 the judge sees (see SparseJudge); its logits match the plain forward pass to float rounding
 (about 1e-6), and it is about twice as fast on a CPU in batches of 16 to 64.
 """
+
 import numpy as np
 import torch
 
@@ -61,7 +62,7 @@ class JudgeEvaluator:
         self.evaluations += len(planes)
         chunks = []
         for start in range(0, len(planes), self.max_batch):
-            batch = torch.from_numpy(planes[start:start + self.max_batch]).to(self.device)
+            batch = torch.from_numpy(planes[start : start + self.max_batch]).to(self.device)
             chunks.append(self.forward(batch).float().cpu().numpy())
         return np.concatenate(chunks) if chunks else np.empty((0, 10), dtype=np.float32)
 
@@ -115,8 +116,9 @@ class SparseJudge:
         # First layer, pre-activation, on a 32x32 grid per image (the 28x28 image padded by 2),
         # written only where a pixel's 5x5 footprint falls or a changed cell reads.
         footprints = self.footprint_mask + value[:, None, None] * self.footprint_value
-        written = ((image[:, None] * 32 + row[:, None] + self.offset_row) * 32
-                   + column[:, None] + self.offset_column).reshape(-1)
+        written = (
+            (image[:, None] * 32 + row[:, None] + self.offset_row) * 32 + column[:, None] + self.offset_column
+        ).reshape(-1)
         cell_row = torch.div(row - 2, 2, rounding_mode="floor")[:, None] + self.near_row
         cell_column = torch.div(column - 2, 2, rounding_mode="floor")[:, None] + self.near_column
         inside = (cell_row >= 0) & (cell_row < 14) & (cell_column >= 0) & (cell_column < 14)
@@ -124,8 +126,12 @@ class SparseJudge:
         changed[image[:, None].expand_as(cell_row)[inside], (cell_row * 14 + cell_column)[inside]] = True
         cell_image, cell = changed.nonzero(as_tuple=True)
         cell_row, cell_column = cell // 14, cell % 14
-        read = ((cell_image[:, None] * 32 + cell_row[:, None] * 2 + self.corner_row + 2) * 32
-                + cell_column[:, None] * 2 + self.corner_column + 2)
+        read = (
+            (cell_image[:, None] * 32 + cell_row[:, None] * 2 + self.corner_row + 2) * 32
+            + cell_column[:, None] * 2
+            + self.corner_column
+            + 2
+        )
         layer1 = torch.empty(count * 1024, 32, device=planes.device)
         layer1[read.reshape(-1)] = 0.0
         layer1[written] = 0.0
@@ -136,12 +142,19 @@ class SparseJudge:
 
         # Second layer: background response plus the spread of each changed cell.
         spread = (change1 @ self.spread2).view(-1, 64)
-        targets = ((cell_image[:, None] * 18 + cell_row[:, None] + self.offset_row) * 18
-                   + cell_column[:, None] + self.offset_column).reshape(-1)
+        targets = (
+            (cell_image[:, None] * 18 + cell_row[:, None] + self.offset_row) * 18
+            + cell_column[:, None]
+            + self.offset_column
+        ).reshape(-1)
         layer2 = self.background2.repeat(count, 1, 1).view(count * 324, 64)  # a copy: index_add_ writes to it
         layer2.index_add_(0, targets, spread)
         layer2 = layer2.view(count, 18, 18, 64)[:, 2:16, 2:16]
-        features = torch.relu(torch.maximum(torch.maximum(layer2[:, 0::2, 0::2], layer2[:, 0::2, 1::2]),
-                                            torch.maximum(layer2[:, 1::2, 0::2], layer2[:, 1::2, 1::2])))
+        features = torch.relu(
+            torch.maximum(
+                torch.maximum(layer2[:, 0::2, 0::2], layer2[:, 0::2, 1::2]),
+                torch.maximum(layer2[:, 1::2, 0::2], layer2[:, 1::2, 1::2]),
+            )
+        )
         hidden = torch.relu(torch.addmm(self.bias_dense1, features.reshape(count, 3136), self.weight1))
         return self.dense2(hidden)

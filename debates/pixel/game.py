@@ -15,6 +15,7 @@ Ties (the paper does not say): the honest side must win strictly. An exact tie b
 label's logit and the lie's (precommit), or between the true label and the best wrong label (no
 precommit), is a win for the liar, so ties never inflate the honest win rate.
 """
+
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -141,7 +142,9 @@ class GameState:
         if pixel in self.revealed:
             raise GameError(f"pixel {pixel} is already revealed")
         if self.setup.image.reshape(-1)[pixel] == 0:
-            raise GameError(f"pixel {pixel} (row {pixel // SIDE}, column {pixel % SIDE}) is black: only nonzero pixels may be revealed")
+            raise GameError(
+                f"pixel {pixel} (row {pixel // SIDE}, column {pixel % SIDE}) is black: only nonzero pixels may be revealed"
+            )
         return GameState(self.setup, self.reveals + (Reveal(pixel, self.setup.mover(self.ply)),))
 
     def judge_planes(self) -> np.ndarray:

@@ -3,6 +3,7 @@
 Weights are stored in float16 when that changes no verdict on the test set (checked at export),
 else float32. Each judge has a JSON metadata file beside it.
 """
+
 import hashlib
 import json
 import platform as host
@@ -33,8 +34,9 @@ def checkpoint_path(pixels: int, seed: int) -> Path:
 def load_judge(pixels: int, device: str = "cpu") -> PixelJudge:
     path = weights_path(pixels)
     if not path.exists():
-        raise FileNotFoundError(f"no trained {pixels}-pixel judge at {path}: run "
-                                f"`python -m debates.pixel train-judge --pixels {pixels}`")
+        raise FileNotFoundError(
+            f"no trained {pixels}-pixel judge at {path}: run `python -m debates.pixel train-judge --pixels {pixels}`"
+        )
     state = torch.load(path, map_location="cpu", weights_only=True)
     model = PixelJudge()
     model.load_state_dict({k: v.float() for k, v in state.items()})
@@ -47,7 +49,7 @@ def _test_verdicts(model: PixelJudge, images, pixels: int, seed: int) -> torch.T
     flat = torch.from_numpy(images.reshape(len(images), -1).astype(np.int64))
     verdicts = []
     for start in range(0, len(flat), 1000):
-        batch = flat[start:start + 1000]
+        batch = flat[start : start + 1000]
         verdicts.append(model(planes_from_masks(batch, random_nonzero_masks(batch, pixels, generator))).argmax(1))
     return torch.cat(verdicts)
 
@@ -100,9 +102,15 @@ def evaluate_and_record(pixels: int, mask_seeds: list[int], write: bool = True) 
     images, labels = mnist.load("test", mnist.fetch())
     per_seed = {str(s): accuracy_on_random_masks(model, images, labels, pixels, seed=s) for s in mask_seeds}
     values = np.array(list(per_seed.values()))
-    result = {"images": int(len(images)), "mask_seeds": mask_seeds, "accuracy_per_seed": per_seed,
-              "accuracy_mean": float(values.mean()), "accuracy_std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
-              "paper": PAPER_ACCURACY[pixels], "command": f"python -m debates.pixel evaluate-judge --pixels {pixels}"}
+    result = {
+        "images": int(len(images)),
+        "mask_seeds": mask_seeds,
+        "accuracy_per_seed": per_seed,
+        "accuracy_mean": float(values.mean()),
+        "accuracy_std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+        "paper": PAPER_ACCURACY[pixels],
+        "command": f"python -m debates.pixel evaluate-judge --pixels {pixels}",
+    }
     if write:
         path = metadata_path(pixels)
         metadata = json.loads(path.read_text())

@@ -48,6 +48,7 @@ What makes it fast
 
 `run_plain` is the baseline for the benchmark only: one leaf per judge call and no cache.
 """
+
 import itertools
 import math
 import random
@@ -101,9 +102,20 @@ class Node:
     stay leaves, and a game at 10,000 rollouts per move holds thousands of them.
     """
 
-    __slots__ = ("revealed", "honest_to_move", "is_terminal", "moves", "visits", "total_visits",
-                 "value_sums", "mean_values", "exploration_shares", "children", "terminal_value",
-                 "_moves_from")
+    __slots__ = (
+        "revealed",
+        "honest_to_move",
+        "is_terminal",
+        "moves",
+        "visits",
+        "total_visits",
+        "value_sums",
+        "mean_values",
+        "exploration_shares",
+        "children",
+        "terminal_value",
+        "_moves_from",
+    )
 
     def __init__(self, setup: DebateSetup, revealed: tuple[int, ...], moves_from: tuple[np.ndarray, int | None]):
         self.revealed = revealed
@@ -274,8 +286,13 @@ class DriverStats:
         return 1.0 - self.evaluations / self.requests if self.requests else 0.0
 
 
-def run_lockstep(jobs: Iterable[tuple[Generator, JudgeCache]], evaluator: Evaluator, max_batch: int = 1024,
-                 max_active: int = 256, stats: DriverStats | None = None) -> Iterator[tuple[int, object]]:
+def run_lockstep(
+    jobs: Iterable[tuple[Generator, JudgeCache]],
+    evaluator: Evaluator,
+    max_batch: int = 1024,
+    max_active: int = 256,
+    stats: DriverStats | None = None,
+) -> Iterator[tuple[int, object]]:
     """Drive many searches or games at once; yield (job number, generator's result) as each finishes.
 
     At most `max_active` jobs run at a time; a finished one is replaced by the next from `jobs`.
@@ -321,13 +338,14 @@ def run_lockstep(jobs: Iterable[tuple[Generator, JudgeCache]], evaluator: Evalua
 
 def _judge(wanted: list[tuple[JudgeCache, tuple]], evaluator: Evaluator, max_batch: int, stats: DriverStats) -> None:
     for start in range(0, len(wanted), max_batch):
-        chunk = wanted[start:start + max_batch]
+        chunk = wanted[start : start + max_batch]
         by_image: dict[int, list] = {}
         for cache, position in chunk:
             by_image.setdefault(id(cache), []).append((cache, position))
         chunk = [item for group in by_image.values() for item in group]
-        planes = np.concatenate([batch_judge_planes(group[0][0].image, [position for _, position in group])
-                                 for group in by_image.values()])
+        planes = np.concatenate(
+            [batch_judge_planes(group[0][0].image, [position for _, position in group]) for group in by_image.values()]
+        )
         started, started_cpu = time.perf_counter(), time.process_time()
         logits = np.asarray(evaluator(planes), dtype=np.float32)
         stats.judge_seconds += time.perf_counter() - started

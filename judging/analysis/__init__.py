@@ -8,14 +8,44 @@ The database does the joining and counting; judging.stats does the statistics. T
 - caching: the page cached until a verdict is added or removed (analyse).
 The names below are what the pages, the API, the bench and the tests use.
 """
+
 from .caching import analyse
-from .figures import (N_BOOT, NYU_PAPER, Figure, accuracy_figures, agreement_figure, by_round_figure,
-                      calibration_figure, comparison_figure, debater_figures, judge_figure, lie_figure,
-                      nyu_reproduction)
+from .figures import (
+    N_BOOT,
+    NYU_PAPER,
+    Figure,
+    accuracy_figures,
+    agreement_figure,
+    by_round_figure,
+    calibration_figure,
+    comparison_figure,
+    debater_figures,
+    judge_figure,
+    lie_figure,
+    nyu_reproduction,
+)
 from .page import compute
 from .queries import NYU_SOURCE, data_stamp, experiment_verdicts, facts, nyu_verdicts, short_queries
 
-__all__ = ["N_BOOT", "NYU_PAPER", "NYU_SOURCE", "Figure", "accuracy_figures", "agreement_figure", "analyse",
-           "by_round_figure", "calibration_figure", "comparison_figure", "compute", "data_stamp", "debater_figures",
-           "experiment_verdicts", "facts", "judge_figure", "lie_figure", "nyu_reproduction", "nyu_verdicts",
-           "short_queries"]
+__all__ = [
+    "N_BOOT",
+    "NYU_PAPER",
+    "NYU_SOURCE",
+    "Figure",
+    "accuracy_figures",
+    "agreement_figure",
+    "analyse",
+    "by_round_figure",
+    "calibration_figure",
+    "comparison_figure",
+    "compute",
+    "data_stamp",
+    "debater_figures",
+    "experiment_verdicts",
+    "facts",
+    "judge_figure",
+    "lie_figure",
+    "nyu_reproduction",
+    "nyu_verdicts",
+    "short_queries",
+]

@@ -1,5 +1,6 @@
 """The analysis page cached until a verdict is added or removed, and refreshed in the background
 when a page may be served stale."""
+
 import hashlib
 
 from django.core.cache import cache

@@ -1,12 +1,22 @@
 """Every figure of an analysis page computed at once, the figures with their own queries on a second
 connection where PostgreSQL allows it."""
+
 import concurrent.futures
 
 import numpy as np
 from django.db import connection
 
-from .figures import (N_BOOT, accuracy_figures, agreement_figure, by_round_figure, calibration_figure,
-                      comparison_figure, debater_figures, judge_figure, lie_figure)
+from .figures import (
+    N_BOOT,
+    accuracy_figures,
+    agreement_figure,
+    by_round_figure,
+    calibration_figure,
+    comparison_figure,
+    debater_figures,
+    judge_figure,
+    lie_figure,
+)
 from .queries import data_stamp, facts, short_queries
 
 
@@ -46,8 +56,12 @@ def _compute(verdicts, n_boot: int, side_figures) -> dict:
     data = facts(verdicts)
     if data:
         stamp = f"{data['id'].size}-{int(data['id'].max())}"
-        summary = {"verdicts": int(data["id"].size), "debates": int(np.unique(data["debate_id"]).size),
-                   "questions": int(np.unique(data["question_id"]).size), "correct": int(data["correct"].sum())}
+        summary = {
+            "verdicts": int(data["id"].size),
+            "debates": int(np.unique(data["debate_id"]).size),
+            "questions": int(np.unique(data["question_id"]).size),
+            "correct": int(data["correct"].sum()),
+        }
     else:
         stamp, summary = data_stamp(verdicts), {"verdicts": 0, "debates": 0, "questions": 0, "correct": 0}
     accuracy = accuracy_figures(data, n_boot) + [comparison_figure(data, n_boot), calibration_figure(data)]

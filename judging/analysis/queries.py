@@ -1,6 +1,7 @@
 """Which verdicts an analysis reads, and the queries that fetch them: one row per verdict straight into
 numpy arrays (facts), grouped counts expanded back into per-judgment arrays, and the expressions
 the queries share. No Python loop runs per verdict."""
+
 from contextlib import contextmanager
 
 import numpy as np
@@ -54,8 +55,12 @@ def data_stamp(verdicts) -> str:
 
 
 def protocol_label(prefix: str = "debate__"):
-    return Coalesce(NullIf(F(f"{prefix}protocol_name"), Value("")), KeyTextTransform("format", f"{prefix}provenance"),
-                    Value("unnamed"), output_field=CharField())
+    return Coalesce(
+        NullIf(F(f"{prefix}protocol_name"), Value("")),
+        KeyTextTransform("format", f"{prefix}provenance"),
+        Value("unnamed"),
+        output_field=CharField(),
+    )
 
 
 def debater_kind(prefix: str = "debate__"):
@@ -63,13 +68,15 @@ def debater_kind(prefix: str = "debate__"):
     # An uncorrelated IN is one hashed lookup per row. EXISTS with an outer reference let PostgreSQL
     # probe the participants once per verdict inside the facts aggregates: 3x the whole query's time.
     ai_debates = Participant.objects.filter(agent__isnull=False, answer_index__isnull=False).values("debate_id")
-    return Case(When(**{f"{prefix}id__in": ai_debates}, then=Value("AI")), default=Value("human"),
-                output_field=CharField())
+    return Case(
+        When(**{f"{prefix}id__in": ai_debates}, then=Value("AI")), default=Value("human"), output_field=CharField()
+    )
 
 
 def judge_name():
-    return Coalesce(F("judge__username"), NullIf(F("ai_judge"), Value("")), Value("unknown judge"),
-                    output_field=CharField())
+    return Coalesce(
+        F("judge__username"), NullIf(F("ai_judge"), Value("")), Value("unknown judge"), output_field=CharField()
+    )
 
 
 def expand_counts(rows: list[dict], count: str = "n") -> dict:
@@ -89,8 +96,20 @@ def expand_counts(rows: list[dict], count: str = "n") -> dict:
     return columns
 
 
-FACT_NAMES = ("id", "debate_id", "question_id", "protocol", "judge_kind", "debaters", "correct", "p", "score",
-              "judge_name", "chosen_index", "correct_index")
+FACT_NAMES = (
+    "id",
+    "debate_id",
+    "question_id",
+    "protocol",
+    "judge_kind",
+    "debaters",
+    "correct",
+    "p",
+    "score",
+    "judge_name",
+    "chosen_index",
+    "correct_index",
+)
 FACT_TYPES = (np.int64, np.int64, np.int64, str, str, str, bool, float, float, str, np.int64, np.int64)
 
 
@@ -99,11 +118,29 @@ def facts(verdicts) -> dict:
     arrays of id, debate, question, protocol, judge kind, debater kind, correct, p(correct), score,
     judge name and chosen answer. A plain scan with joins (no GROUP BY to sort) is the cheapest
     way PostgreSQL has to hand these over."""
-    query = verdicts.annotate(
-        protocol=protocol_label(), debaters=debater_kind(), judge_name=judge_name(),
-        p=ProbabilityOfCorrect(F("probabilities"), F("debate__question__correct_index")),
-    ).order_by().values_list("id", "debate_id", "debate__question_id", "protocol", "judge_kind", "debaters",
-                             "correct", "p", "score", "judge_name", "chosen_index", "debate__question__correct_index")
+    query = (
+        verdicts.annotate(
+            protocol=protocol_label(),
+            debaters=debater_kind(),
+            judge_name=judge_name(),
+            p=ProbabilityOfCorrect(F("probabilities"), F("debate__question__correct_index")),
+        )
+        .order_by()
+        .values_list(
+            "id",
+            "debate_id",
+            "debate__question_id",
+            "protocol",
+            "judge_kind",
+            "debaters",
+            "correct",
+            "p",
+            "score",
+            "judge_name",
+            "chosen_index",
+            "debate__question__correct_index",
+        )
+    )
     sql, params = query.query.sql_with_params()
     if connection.vendor == "postgresql":
         return _facts_as_text_columns(sql, params)
@@ -138,6 +175,7 @@ def _facts_as_text_columns(sql: str, params) -> dict:
     numbers as their 8-byte binary form, concatenated; booleans one byte each; text joined by
     SEPARATOR. Building 10^6 Python objects for 10^5 rows of 11 columns would cost more than the
     query. All the aggregates of one query see the rows in the same order, so the columns stay aligned."""
+
     def column(name, kind):
         if kind is bool:
             return f"string_agg(CASE WHEN t.{name} THEN '\\x01'::bytea ELSE '\\x00'::bytea END, ''::bytea)"
@@ -195,9 +233,11 @@ def debater_rows(verdicts) -> tuple[list[dict], list[dict]]:
     every verdict's debater seats. Debates have one or two debaters (debate, consultancy; direct
     judging has none): per verdict, the seat whose answer was chosen and the other one."""
     # The verdicts' own query supplies their columns: filtering by "id IN (it)" would scan them twice.
-    selected, params = (verdicts.order_by().values_list("id", "debate_id", "chosen_index",
-                                                         "debate__question__correct_index")
-                        .query.sql_with_params())
+    selected, params = (
+        verdicts.order_by()
+        .values_list("id", "debate_id", "chosen_index", "debate__question__correct_index")
+        .query.sql_with_params()
+    )
     with connection.cursor() as cursor:
         cursor.execute(DEBATER_GROUPS_SQL.format(selected=selected), params)
         grouped = cursor.fetchall()

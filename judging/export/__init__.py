@@ -21,14 +21,51 @@ The modules, each importing only those above it:
 - files: the bundle of files in a format, Parquet, and streaming them as one zip.
 The names below are what the pages, the API, the commands, the bench and the tests use.
 """
+
 from .fields import QUOTE_FIELDS, RECORD_FIELDS, arrow_schema, quotes_of, record_json_schema, undeclared
 from .files import bundle, chunked, write_parquet, zip_stream
-from .options import (CSV_TABLES, DATASHEET_NAME, FORMATS, JSONL_NAME, PARQUET_NAME, VERSIONS_NAME, ExportError,
-                      ExportOptions, check_postgresql, experiments_of, pseudonym, verdict_queryset)
+from .options import (
+    CSV_TABLES,
+    DATASHEET_NAME,
+    FORMATS,
+    JSONL_NAME,
+    PARQUET_NAME,
+    VERSIONS_NAME,
+    ExportError,
+    ExportOptions,
+    check_postgresql,
+    experiments_of,
+    pseudonym,
+    verdict_queryset,
+)
 from .records import csv_lines, jsonl_lines, python_records, records, version_lines
 
-__all__ = ["CSV_TABLES", "DATASHEET_NAME", "FORMATS", "JSONL_NAME", "PARQUET_NAME", "QUOTE_FIELDS", "RECORD_FIELDS",
-           "VERSIONS_NAME", "ExportError", "ExportOptions", "arrow_schema", "bundle", "check_postgresql", "chunked",
-           "csv_lines", "experiments_of", "jsonl_lines", "pseudonym", "python_records", "quotes_of",
-           "record_json_schema", "records", "undeclared", "verdict_queryset", "version_lines", "write_parquet",
-           "zip_stream"]
+__all__ = [
+    "CSV_TABLES",
+    "DATASHEET_NAME",
+    "FORMATS",
+    "JSONL_NAME",
+    "PARQUET_NAME",
+    "QUOTE_FIELDS",
+    "RECORD_FIELDS",
+    "VERSIONS_NAME",
+    "ExportError",
+    "ExportOptions",
+    "arrow_schema",
+    "bundle",
+    "check_postgresql",
+    "chunked",
+    "csv_lines",
+    "experiments_of",
+    "jsonl_lines",
+    "pseudonym",
+    "python_records",
+    "quotes_of",
+    "record_json_schema",
+    "records",
+    "undeclared",
+    "verdict_queryset",
+    "version_lines",
+    "write_parquet",
+    "zip_stream",
+]

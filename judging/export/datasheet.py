@@ -1,4 +1,5 @@
 """The datasheet written with every export: what is in it, how it was collected, every field."""
+
 from collections import Counter
 
 from django.db.models import Count, Q
@@ -7,26 +8,36 @@ from django.utils import timezone
 from debates.provenance import code_version
 
 from .fields import RECORD_FIELDS
-from .options import (CSV_TABLES, DATASHEET_NAME, JSONL_NAME, PARQUET_NAME, VERSIONS_NAME, ExportOptions, verdict_queryset,
-                      versions_of)
+from .options import (
+    CSV_TABLES,
+    DATASHEET_NAME,
+    JSONL_NAME,
+    PARQUET_NAME,
+    VERSIONS_NAME,
+    ExportOptions,
+    verdict_queryset,
+    versions_of,
+)
 
-NYU_ATTRIBUTION = ("Debates from the NYU debate dataset of Michael et al. (2023), \"Debate Helps Supervise "
-                   "Unreliable Experts\", released under CC-BY 4.0; the stories come from Project Gutenberg via the "
-                   "QuALITY dataset (CC-BY 4.0).")
+NYU_ATTRIBUTION = (
+    'Debates from the NYU debate dataset of Michael et al. (2023), "Debate Helps Supervise '
+    'Unreliable Experts", released under CC-BY 4.0; the stories come from Project Gutenberg via the '
+    "QuALITY dataset (CC-BY 4.0)."
+)
 
 CSV_COLUMNS = {
     "debates": "one row per debate: ids, experiment and version, protocol, status, source ids, shown answer order, the "
-               "question (text, answers as JSON, correct index, public material, hidden material when included), "
-               "code version, creator, timestamps, the frozen protocol and the provenance as JSON",
+    "question (text, answers as JSON, correct index, public material, hidden material when included), "
+    "code version, creator, timestamps, the frozen protocol and the provenance as JSON",
     "participants": "one row per seat: debate id, seat, participant (pseudonym or username), answer index, honest, "
-                    "alias, whether an AI, the agent set-up as JSON",
+    "alias, whether an AI, the agent set-up as JSON",
     "turns": "one row per turn in order: debate id, turn number (0-based), protocol round, seat, kind, text, "
-             "probabilities as JSON (judge reports), p_correct, end_debate, number of quotes and of verified quotes, "
-             "the payload as JSON (quotes with their verification), private note when included, author, time",
+    "probabilities as JSON (judge reports), p_correct, end_debate, number of quotes and of verified quotes, "
+    "the payload as JSON (quotes with their verification), private note when included, author, time",
     "judgments": "one row per verdict: ids, judge, judge kind, AI judge, live, probabilities as JSON, p_correct, "
-                 "chosen answer, correct, reason, seconds spent, seconds the page was hidden, the crowd judge's "
-                 "study status and outcome, excluded, gold check, gold judged and right (the record's `quality`), "
-                 "after turn/event, scoring rule, score, time, provenance as JSON",
+    "chosen answer, correct, reason, seconds spent, seconds the page was hidden, the crowd judge's "
+    "study status and outcome, excluded, gold check, gold judged and right (the record's `quality`), "
+    "after turn/event, scoring rule, score, time, provenance as JSON",
 }
 
 
@@ -46,8 +57,10 @@ def _collection(options: ExportOptions, sources: set) -> list[str]:
     lines = []
     for version in versions:
         d = version.definition or {}
-        protocols = ", ".join(f"{p.get('name')} ({p.get('format')}: {' → '.join(p.get('protocol', {}).get('rounds', []))})"
-                              for p in d.get("protocols", []))
+        protocols = ", ".join(
+            f"{p.get('name')} ({p.get('format')}: {' → '.join(p.get('protocol', {}).get('rounds', []))})"
+            for p in d.get("protocols", [])
+        )
         debaters, judges = d.get("debaters", {}), d.get("judges", {})
         lines.append(
             f"- **{version.experiment.name}, version {version.number}** (frozen {version.frozen_at or 'not yet'}, code "
@@ -57,10 +70,13 @@ def _collection(options: ExportOptions, sources: set) -> list[str]:
             f"judges: {judges.get('kind')}, {judges.get('per_debate', 1)} per debate, offline judging "
             f"{judges.get('offline', 'none')}; counterbalancing seed {(d.get('counterbalance') or {}).get('seed')}; "
             f"aliases {'on' if (d.get('blinding') or {}).get('aliases') else 'off'}. The full definition is in "
-            f"`{VERSIONS_NAME}`.")
+            f"`{VERSIONS_NAME}`."
+        )
     for source in sorted(sources - {""}):
-        lines.append(f"- Debates imported from `{source}`; the importer and the original ids are in each record's "
-                     "`debate_provenance_json` and `debate_external_id`.")
+        lines.append(
+            f"- Debates imported from `{source}`; the importer and the original ids are in each record's "
+            "`debate_provenance_json` and `debate_external_id`."
+        )
     if not lines:
         lines.append("- Debates run on DebateLab outside any experiment definition.")
     return lines
@@ -68,15 +84,19 @@ def _collection(options: ExportOptions, sources: set) -> list[str]:
 
 def datasheet(options: ExportOptions, fmt: str = "jsonl") -> str:
     verdicts = verdict_queryset(options)
-    summary = verdicts.aggregate(verdicts=Count("id"), debates=Count("debate_id", distinct=True),
-                                 questions=Count("debate__question_id", distinct=True),
-                                 correct=Count("id", filter=Q(correct=True)),
-                                 human_judges=Count("judge_id", distinct=True),
-                                 ai_verdicts=Count("id", filter=Q(judge_kind="ai")),
-                                 first=Count("id", filter=Q(live=True)))
+    summary = verdicts.aggregate(
+        verdicts=Count("id"),
+        debates=Count("debate_id", distinct=True),
+        questions=Count("debate__question_id", distinct=True),
+        correct=Count("id", filter=Q(correct=True)),
+        human_judges=Count("judge_id", distinct=True),
+        ai_verdicts=Count("id", filter=Q(judge_kind="ai")),
+        first=Count("id", filter=Q(live=True)),
+    )
     by_protocol, sources = Counter(), set()
-    for protocol, source, count in (verdicts.values_list("debate__protocol_name", "debate__source")
-                                    .annotate(n=Count("id")).order_by()):
+    for protocol, source, count in (
+        verdicts.values_list("debate__protocol_name", "debate__source").annotate(n=Count("id")).order_by()
+    ):
         by_protocol[protocol] += count
         sources.add(source)
     total = summary["verdicts"]
@@ -101,10 +121,14 @@ def datasheet(options: ExportOptions, fmt: str = "jsonl") -> str:
         "## Filters applied",
         *[f"- {f}" for f in options.filters_applied()],
         f"- Hidden material (passages, images, private notes): {'included' if options.include_hidden else 'left out (null)'}.",
-        "- Identities: " + ("usernames, as asked for by a user allowed to see them." if options.identities else
-                            "pseudonyms, the first 16 hex digits of HMAC-SHA256 of the user id under a random key made "
-                            "for this export and not kept; the same person has the same pseudonym within this export "
-                            "only. AI judges and AI debaters are named by their model."),
+        "- Identities: "
+        + (
+            "usernames, as asked for by a user allowed to see them."
+            if options.identities
+            else "pseudonyms, the first 16 hex digits of HMAC-SHA256 of the user id under a random key made "
+            "for this export and not kept; the same person has the same pseudonym within this export "
+            "only. AI judges and AI debaters are named by their model."
+        ),
         "",
         "## How it was collected",
         "Debates ran on DebateLab: debaters argued for assigned answers in rounds fixed by the protocol, the judge "

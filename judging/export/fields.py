@@ -1,5 +1,6 @@
 """The record's schema: one definition (Field) for the SQL, the Parquet schema, the JSON Schema and
 the datasheet, and the Python twins of the SQL that fit stored JSON to it (declared, undeclared)."""
+
 import json
 from dataclasses import dataclass
 
@@ -18,17 +19,35 @@ class Field:
 EXTRA = "extra"
 QUOTE_FIELDS = (
     Field("text", "string", "The quoted words as they appear in the speech (spans written out by the server)."),
-    Field("status", "string", "Server check against the hidden passage: verified (exact after normalising case, "
-                              "punctuation and white space), near (a few edits away) or unverified."),
+    Field(
+        "status",
+        "string",
+        "Server check against the hidden passage: verified (exact after normalising case, "
+        "punctuation and white space), near (a few edits away) or unverified.",
+    ),
     Field("start", "int", "First character of the matched stretch of the passage; null when not found."),
     Field("end", "int", "One past the last character of the matched stretch; null when not found."),
     Field("edits", "int", "Near matches: how many edits away; null otherwise.", optional=True),
-    Field("tokens", "list<int>", "NYU debates: the quote's token span [first, one past last] in the dataset's "
-                                 "tokenised story; null otherwise.", optional=True),
-    Field("cut_from_tokens", "list<int>", "NYU debates: the token span the dataset gave when it ran past the end of "
-                                          "the story (the quote was cut there); null otherwise.", optional=True),
-    Field(EXTRA, "string", "Any other key stored with the quote (or a declared key whose value has another type), "
-                           "as a JSON object; null when there is none. Nothing is dropped.", optional=True),
+    Field(
+        "tokens",
+        "list<int>",
+        "NYU debates: the quote's token span [first, one past last] in the dataset's tokenised story; null otherwise.",
+        optional=True,
+    ),
+    Field(
+        "cut_from_tokens",
+        "list<int>",
+        "NYU debates: the token span the dataset gave when it ran past the end of "
+        "the story (the quote was cut there); null otherwise.",
+        optional=True,
+    ),
+    Field(
+        EXTRA,
+        "string",
+        "Any other key stored with the quote (or a declared key whose value has another type), "
+        "as a JSON object; null when there is none. Nothing is dropped.",
+        optional=True,
+    ),
 )
 
 QUESTION_FIELDS = (
@@ -38,10 +57,14 @@ QUESTION_FIELDS = (
     Field("answers", "list<string>", "The answer options in canonical order (all indices refer to this order)."),
     Field("correct_index", "int", "Index of the correct answer."),
     Field("public_material", "string", "What the judge could see besides the debate."),
-    Field("hidden_material", "string", "The passage only debaters saw; null unless the export includes hidden "
-                                       "material."),
-    Field("hidden_image_json", "string", "Image debates: the 28x28 image as JSON; null unless hidden material is "
-                                         "included."),
+    Field(
+        "hidden_material", "string", "The passage only debaters saw; null unless the export includes hidden material."
+    ),
+    Field(
+        "hidden_image_json",
+        "string",
+        "Image debates: the 28x28 image as JSON; null unless hidden material is included.",
+    ),
     Field("source", "string", "Dataset the question came from."),
     Field("external_id", "string", "The question's id in its source dataset."),
     Field("metadata_json", "string", "Further metadata from the source dataset, as JSON."),
@@ -62,13 +85,24 @@ TURN_FIELDS = (
     Field("seat", "string", "Who acted: a debater's seat or judge."),
     Field("kind", "string", "speech, feedback (a judge's report) or timeout."),
     Field("text", "string", "The speech or the judge's comment, as shown."),
-    Field("probabilities", "list<float>", "Feedback turns: the judge's probability for each answer, canonical "
-                                          "order; null otherwise."),
+    Field(
+        "probabilities",
+        "list<float>",
+        "Feedback turns: the judge's probability for each answer, canonical order; null otherwise.",
+    ),
     Field("end_debate", "bool", "Feedback turns: whether the judge ended the debate with this report."),
-    Field("quotes", "list<struct>", "Quotes from the hidden passage in this speech and their verification; null "
-                                    "when the turn was not checked for quotes.", QUOTE_FIELDS),
-    Field("payload_json", "string", "Everything else stored with the turn (e.g. AI generation details), as JSON; "
-                                    "its quotes are in `quotes`."),
+    Field(
+        "quotes",
+        "list<struct>",
+        "Quotes from the hidden passage in this speech and their verification; null "
+        "when the turn was not checked for quotes.",
+        QUOTE_FIELDS,
+    ),
+    Field(
+        "payload_json",
+        "string",
+        "Everything else stored with the turn (e.g. AI generation details), as JSON; its quotes are in `quotes`.",
+    ),
     Field("private_note", "string", "A debater's note to self; null unless hidden material is included."),
     Field("client_id", "string", "The id the client sent with the action (for idempotent retries)."),
     Field("author", "string", "Who submitted the turn: pseudonym or username; null for AI and timeouts."),
@@ -76,14 +110,30 @@ TURN_FIELDS = (
 )
 
 QUALITY_FIELDS = (
-    Field("study_status", "string", "The judge's status in the crowd study: allocated, consented, qualified, "
-                                    "waiting, judging, completed, returned, timed_out or screened_out."),
-    Field("study_outcome", "string", "How their study ended (the completion code's key: completed, "
-                                     "failed_checks, timed_out, ...); null while it goes on."),
-    Field("excluded", "bool", "Whether the study's exclusion rules screened the judge out (failed practice, "
-                              "gold accuracy, hidden time, or an earlier ban)."),
-    Field("gold_check", "bool", "Whether this verdict was on one of the study's gold debates (an attention "
-                                "check with a known answer, not part of the work)."),
+    Field(
+        "study_status",
+        "string",
+        "The judge's status in the crowd study: allocated, consented, qualified, "
+        "waiting, judging, completed, returned, timed_out or screened_out.",
+    ),
+    Field(
+        "study_outcome",
+        "string",
+        "How their study ended (the completion code's key: completed, "
+        "failed_checks, timed_out, ...); null while it goes on.",
+    ),
+    Field(
+        "excluded",
+        "bool",
+        "Whether the study's exclusion rules screened the judge out (failed practice, "
+        "gold accuracy, hidden time, or an earlier ban).",
+    ),
+    Field(
+        "gold_check",
+        "bool",
+        "Whether this verdict was on one of the study's gold debates (an attention "
+        "check with a known answer, not part of the work).",
+    ),
     Field("gold_judged", "int", "How many gold debates the judge judged in the study."),
     Field("gold_correct", "int", "How many of those they got right."),
     Field("practice_correct", "bool", "Whether the judge's practice debate was right; null without one."),
@@ -96,8 +146,11 @@ RECORD_FIELDS = (
     Field("question_id", "int", "The question's id in the exporting DebateLab."),
     Field("experiment", "string", "Name of the experiment the debate belongs to; null outside experiments."),
     Field("experiment_id", "int", "The experiment's id; null outside experiments."),
-    Field("experiment_version", "int", "Version number of the frozen experiment definition (see "
-                                       f"{VERSIONS_NAME} for the definitions)."),
+    Field(
+        "experiment_version",
+        "int",
+        f"Version number of the frozen experiment definition (see {VERSIONS_NAME} for the definitions).",
+    ),
     Field("experiment_version_id", "int", "The experiment version's id."),
     Field("protocol_name", "string", "Which of the experiment's protocols the debate followed."),
     Field("protocol_format", "string", "debate, consultancy, direct or interactive, when known."),
@@ -113,13 +166,21 @@ RECORD_FIELDS = (
     Field("debate_started_at", "string", "When it started (ISO 8601)."),
     Field("debate_ended_at", "string", "When its last turn ended (ISO 8601)."),
     Field("turn_deadline", "string", "Deadline of the turn in progress, if any (ISO 8601)."),
-    Field("debate_provenance_json", "string", "What produced the debate: experiment version, protocol, "
-                                              "counterbalancing seed, honest seats, debater and judge set-up, prompts, "
-                                              "models, code version, importer; as JSON."),
+    Field(
+        "debate_provenance_json",
+        "string",
+        "What produced the debate: experiment version, protocol, "
+        "counterbalancing seed, honest seats, debater and judge set-up, prompts, "
+        "models, code version, importer; as JSON.",
+    ),
     Field("question", "struct", "The question debated.", QUESTION_FIELDS),
     Field("participants", "list<struct>", "Everyone seated in the debate.", PARTICIPANT_FIELDS),
-    Field("turns", "list<struct>", "The full transcript in order: speeches, every probability report of the "
-                                   "judge, timeouts.", TURN_FIELDS),
+    Field(
+        "turns",
+        "list<struct>",
+        "The full transcript in order: speeches, every probability report of the judge, timeouts.",
+        TURN_FIELDS,
+    ),
     Field("judge", "string", "The judge who gave this verdict: pseudonym or username; null for AI judges."),
     Field("judge_kind", "string", "human or ai."),
     Field("ai_judge", "string", "AI judges: the model and its parameters."),
@@ -130,18 +191,28 @@ RECORD_FIELDS = (
     Field("p_correct", "float", "The probability the verdict put on the correct answer."),
     Field("reason", "string", "The judge's written reason."),
     Field("seconds_spent", "float", "Time the judge spent on the verdict, when measured."),
-    Field("hidden_seconds", "float", "Seconds the judge's page was hidden (another tab or window) during the "
-                                     "debate, as their browser reported it; null when not reported."),
-    Field("quality", "struct", "Crowd studies: the judge's quality checks in the study (judging.quality); null "
-                               "for judges outside a study.", QUALITY_FIELDS),
+    Field(
+        "hidden_seconds",
+        "float",
+        "Seconds the judge's page was hidden (another tab or window) during the "
+        "debate, as their browser reported it; null when not reported.",
+    ),
+    Field(
+        "quality",
+        "struct",
+        "Crowd studies: the judge's quality checks in the study (judging.quality); null for judges outside a study.",
+        QUALITY_FIELDS,
+    ),
     Field("after_turn", "int", "How many turns the debate had when the verdict was given."),
     Field("after_seq", "int", "The last debate event the judge had seen."),
-    Field("scoring_rule", "string", "The proper scoring rule the judge was scored under (log, quadratic, "
-                                    "spherical)."),
+    Field("scoring_rule", "string", "The proper scoring rule the judge was scored under (log, quadratic, spherical)."),
     Field("score", "float", "The verdict's score under that rule (higher is better), less any per-turn penalty."),
     Field("client_id", "string", "The id the judge's client sent with the verdict."),
-    Field("verdict_provenance_json", "string", "What produced the verdict (AI judges: model, prompt, seed; "
-                                               "imports: source), as JSON."),
+    Field(
+        "verdict_provenance_json",
+        "string",
+        "What produced the verdict (AI judges: model, prompt, seed; imports: source), as JSON.",
+    ),
     Field("verdict_created_at", "string", "When the verdict was stored (ISO 8601)."),
 )
 
@@ -164,11 +235,18 @@ def record_json_schema() -> dict:
         return dict(schema, description=f.description)
 
     def object_schema(fields) -> dict:
-        return {"type": "object", "properties": {f.name: schema_of(f) for f in fields},
-                "required": [f.name for f in fields], "additionalProperties": False}
+        return {
+            "type": "object",
+            "properties": {f.name: schema_of(f) for f in fields},
+            "required": [f.name for f in fields],
+            "additionalProperties": False,
+        }
 
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "DebateLab verdict record",
-            **object_schema(RECORD_FIELDS)}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "DebateLab verdict record",
+        **object_schema(RECORD_FIELDS),
+    }
 
 
 def declared(stored: dict, fields) -> dict:
@@ -181,8 +259,11 @@ def declared(stored: dict, fields) -> dict:
             continue
         value = stored.get(f.name)
         if value is None or _conforms(value, f.kind):
-            out[f.name] = int(value) if f.kind == "int" and value is not None else (
-                [int(v) for v in value] if f.kind == "list<int>" and value is not None else value)
+            out[f.name] = (
+                int(value)
+                if f.kind == "int" and value is not None
+                else ([int(v) for v in value] if f.kind == "list<int>" and value is not None else value)
+            )
         else:
             out[f.name], extra[f.name] = None, value
     names = {f.name for f in fields}
@@ -205,8 +286,11 @@ def undeclared(exported: dict, fields) -> dict:
     """The stored JSON object back from its exported form (the inverse of `declared`): optional
     keys without a value left out again, `extra` merged back."""
     names = {f.name for f in fields}
-    stored = {f.name: exported.get(f.name) for f in fields
-              if f.name != EXTRA and not (f.optional and exported.get(f.name) is None)}
+    stored = {
+        f.name: exported.get(f.name)
+        for f in fields
+        if f.name != EXTRA and not (f.optional and exported.get(f.name) is None)
+    }
     stored.update({k: v for k, v in exported.items() if k not in names})  # exports made before `extra`
     if exported.get(EXTRA):
         stored.update(json.loads(exported[EXTRA]))
@@ -217,8 +301,12 @@ def _conforms(value, kind: str) -> bool:
     def integral(v):
         return isinstance(v, (int, float)) and not isinstance(v, bool) and float(v).is_integer() and abs(v) < 9e18
 
-    checks = {"int": integral, "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-              "bool": lambda v: isinstance(v, bool), "string": lambda v: isinstance(v, str)}
+    checks = {
+        "int": integral,
+        "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+        "bool": lambda v: isinstance(v, bool),
+        "string": lambda v: isinstance(v, str),
+    }
     if kind.startswith("list<"):
         return isinstance(value, list) and all(checks[kind[5:-1]](v) for v in value)
     return checks[kind](value)
@@ -238,9 +326,15 @@ def arrow_schema():
     import pyarrow as pa
 
     def arrow_type(f: Field):
-        simple = {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(), "string": pa.string(),
-                  "list<int>": pa.list_(pa.int64()), "list<float>": pa.list_(pa.float64()),
-                  "list<string>": pa.list_(pa.string())}
+        simple = {
+            "int": pa.int64(),
+            "float": pa.float64(),
+            "bool": pa.bool_(),
+            "string": pa.string(),
+            "list<int>": pa.list_(pa.int64()),
+            "list<float>": pa.list_(pa.float64()),
+            "list<string>": pa.list_(pa.string()),
+        }
         if f.kind in simple:
             return simple[f.kind]
         struct = pa.struct([pa.field(c.name, arrow_type(c)) for c in f.children])

@@ -1,12 +1,22 @@
 """An export as files: the JSONL, CSV or Parquet bundle with its datasheet, and several files
 streamed as one zip archive in constant memory."""
+
 import io
 import zipfile
 
 from .datasheet import datasheet
 from .fields import arrow_schema
-from .options import (CSV_TABLES, DATASHEET_NAME, ExportError, ExportOptions, FORMATS, JSONL_NAME, PARQUET_NAME,
-                      VERSIONS_NAME, check_postgresql)
+from .options import (
+    CSV_TABLES,
+    DATASHEET_NAME,
+    ExportError,
+    ExportOptions,
+    FORMATS,
+    JSONL_NAME,
+    PARQUET_NAME,
+    VERSIONS_NAME,
+    check_postgresql,
+)
 from .records import csv_lines, jsonl_lines, version_lines
 
 

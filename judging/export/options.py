@@ -1,6 +1,7 @@
 """What an export is asked for (ExportOptions: the filters, hidden material, identities) and what it
 writes (the file names and formats); the verdicts and experiment versions it selects, and the
 pseudonyms it gives people."""
+
 import hashlib
 import hmac
 import json
@@ -43,8 +44,12 @@ class ExportOptions:
         described = []
         if self.experiment_ids is not None:
             described.append(f"experiments: {', '.join(map(str, self.experiment_ids)) or 'none'}")
-        for label, value in (("experiment version", self.version_number), ("debate source", self.source),
-                             ("protocol", self.protocol_name), ("judge kind", self.judge_kind)):
+        for label, value in (
+            ("experiment version", self.version_number),
+            ("debate source", self.source),
+            ("protocol", self.protocol_name),
+            ("judge kind", self.judge_kind),
+        ):
             if value is not None:
                 described.append(f"{label}: {value}")
         return described or ["none (every verdict)"]
@@ -52,8 +57,9 @@ class ExportOptions:
 
 def check_postgresql() -> None:
     if connection.vendor != "postgresql":
-        raise ExportError("the CSV tables need PostgreSQL (set DATABASE_URL); this DebateLab runs on "
-                          f"{connection.vendor}")
+        raise ExportError(
+            f"the CSV tables need PostgreSQL (set DATABASE_URL); this DebateLab runs on {connection.vendor}"
+        )
 
 
 def pseudonym(user_id: int, key: bytes) -> str:
@@ -72,8 +78,11 @@ def pseudonymised_definition(definition: dict, key: bytes) -> dict:
     name people, so their usernames become the same pseudonyms as in the records. (The file as
     written, source_text, names them too: it is left out.)"""
     definition = json.loads(json.dumps(definition or {}))
-    pools = [section for section in (definition.get("debaters"), definition.get("judges"))
-             if isinstance(section, dict) and isinstance(section.get("pool"), list)]
+    pools = [
+        section
+        for section in (definition.get("debaters"), definition.get("judges"))
+        if isinstance(section, dict) and isinstance(section.get("pool"), list)
+    ]
     names = {name for section in pools for name in section["pool"]}
     ids = dict(get_user_model().objects.filter(username__in=names).values_list("username", "id"))
     for section in pools:

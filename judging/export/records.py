@@ -1,6 +1,7 @@
 """An export's records as lines: streamed from PostgreSQL by COPY ... TO STDOUT (constant memory, little
 more than COPY's own cost), or built in Python on other databases (python_records); the CSV tables
 (PostgreSQL only) and the experiment versions."""
+
 import itertools
 import json
 
@@ -77,8 +78,11 @@ def python_records(options: ExportOptions, after_id: int | None = None, limit: i
                 continue
         if not batch:
             break
-        verdicts = list(Verdict.objects.filter(id__in=batch).order_by("id")
-                        .select_related("debate__question", "debate__experiment_version__experiment"))
+        verdicts = list(
+            Verdict.objects.filter(id__in=batch)
+            .order_by("id")
+            .select_related("debate__question", "debate__experiment_version__experiment")
+        )
         debate_ids = {v.debate_id for v in verdicts}
         seats, turns = {}, {}
         for p in Participant.objects.filter(debate_id__in=debate_ids).order_by("id"):
@@ -89,43 +93,89 @@ def python_records(options: ExportOptions, after_id: int | None = None, limit: i
             d, q = v.debate, v.debate.question
             version = d.experiment_version
             yield {
-                "verdict_id": v.pk, "debate_id": d.pk, "question_id": q.pk,
+                "verdict_id": v.pk,
+                "debate_id": d.pk,
+                "question_id": q.pk,
                 "experiment": version.experiment.name if version else None,
                 "experiment_id": version.experiment_id if version else None,
                 "experiment_version": version.number if version else None,
                 "experiment_version_id": version.pk if version else None,
-                "protocol_name": d.protocol_name, "protocol_format": (d.provenance or {}).get("format"),
+                "protocol_name": d.protocol_name,
+                "protocol_format": (d.provenance or {}).get("format"),
                 "protocol_json": text(d.protocol),
                 "code_version": (d.provenance or {}).get("code_version") or (version.code_version if version else None),
-                "debate_source": d.source, "debate_external_id": d.external_id, "debate_status": d.status,
-                "answer_order": d.answer_order, "last_seq": d.last_seq, "debate_created_by": person(d.created_by_id),
-                "debate_created_at": when(d.created_at), "debate_started_at": when(d.started_at),
-                "debate_ended_at": when(d.ended_at), "turn_deadline": when(d.turn_deadline),
+                "debate_source": d.source,
+                "debate_external_id": d.external_id,
+                "debate_status": d.status,
+                "answer_order": d.answer_order,
+                "last_seq": d.last_seq,
+                "debate_created_by": person(d.created_by_id),
+                "debate_created_at": when(d.created_at),
+                "debate_started_at": when(d.started_at),
+                "debate_ended_at": when(d.ended_at),
+                "turn_deadline": when(d.turn_deadline),
                 "debate_provenance_json": text(d.provenance),
                 "question": {
-                    "kind": q.kind, "title": q.title, "text": q.text, "answers": q.answers,
-                    "correct_index": q.correct_index, "public_material": q.public_material,
+                    "kind": q.kind,
+                    "title": q.title,
+                    "text": q.text,
+                    "answers": q.answers,
+                    "correct_index": q.correct_index,
+                    "public_material": q.public_material,
                     "hidden_material": q.passage if options.include_hidden else None,
                     "hidden_image_json": text(q.hidden_image) if options.include_hidden else None,
-                    "source": q.source, "external_id": q.external_id, "metadata_json": text(q.metadata),
-                    "created_at": when(q.created_at)},
-                "participants": [{
-                    "seat": p.seat, "participant": person(p.user_id), "answer_index": p.answer_index,
-                    "honest": None if p.answer_index is None else p.answer_index == q.correct_index,
-                    "alias": p.alias, "agent_json": text(p.agent)} for p in seats.get(d.pk, [])],
-                "turns": [{
-                    "round": t.round_index, "seat": t.seat, "kind": t.kind, "text": t.text,
-                    "probabilities": t.probabilities, "end_debate": t.end_debate,
-                    "quotes": quotes_of(t.payload)[0], "payload_json": text(quotes_of(t.payload)[1]),
-                    "private_note": t.private_note if options.include_hidden else None, "client_id": t.client_id,
-                    "author": person(t.author_id), "created_at": when(t.created_at)} for t in turns.get(d.pk, [])],
-                "judge": person(v.judge_id), "judge_kind": v.judge_kind, "ai_judge": v.ai_judge, "live": v.live,
-                "probabilities": v.probabilities, "chosen_index": v.chosen_index, "correct": v.correct,
-                "p_correct": float(v.probabilities[q.correct_index]), "reason": v.reason,
-                "seconds_spent": v.seconds_spent, "hidden_seconds": v.hidden_seconds, "quality": verdict_quality(v),
-                "after_turn": v.after_turn, "after_seq": v.after_seq,
-                "scoring_rule": v.scoring_rule, "score": v.score, "client_id": v.client_id,
-                "verdict_provenance_json": text(v.provenance), "verdict_created_at": when(v.created_at),
+                    "source": q.source,
+                    "external_id": q.external_id,
+                    "metadata_json": text(q.metadata),
+                    "created_at": when(q.created_at),
+                },
+                "participants": [
+                    {
+                        "seat": p.seat,
+                        "participant": person(p.user_id),
+                        "answer_index": p.answer_index,
+                        "honest": None if p.answer_index is None else p.answer_index == q.correct_index,
+                        "alias": p.alias,
+                        "agent_json": text(p.agent),
+                    }
+                    for p in seats.get(d.pk, [])
+                ],
+                "turns": [
+                    {
+                        "round": t.round_index,
+                        "seat": t.seat,
+                        "kind": t.kind,
+                        "text": t.text,
+                        "probabilities": t.probabilities,
+                        "end_debate": t.end_debate,
+                        "quotes": quotes_of(t.payload)[0],
+                        "payload_json": text(quotes_of(t.payload)[1]),
+                        "private_note": t.private_note if options.include_hidden else None,
+                        "client_id": t.client_id,
+                        "author": person(t.author_id),
+                        "created_at": when(t.created_at),
+                    }
+                    for t in turns.get(d.pk, [])
+                ],
+                "judge": person(v.judge_id),
+                "judge_kind": v.judge_kind,
+                "ai_judge": v.ai_judge,
+                "live": v.live,
+                "probabilities": v.probabilities,
+                "chosen_index": v.chosen_index,
+                "correct": v.correct,
+                "p_correct": float(v.probabilities[q.correct_index]),
+                "reason": v.reason,
+                "seconds_spent": v.seconds_spent,
+                "hidden_seconds": v.hidden_seconds,
+                "quality": verdict_quality(v),
+                "after_turn": v.after_turn,
+                "after_seq": v.after_seq,
+                "scoring_rule": v.scoring_rule,
+                "score": v.score,
+                "client_id": v.client_id,
+                "verdict_provenance_json": text(v.provenance),
+                "verdict_created_at": when(v.created_at),
             }
         batch = []
 
@@ -135,15 +185,24 @@ def version_lines(options: ExportOptions):
         definition, source_text = version.definition, version.source_text
         if not options.identities:
             definition, source_text = pseudonymised_definition(definition, options.key), None
-        yield (json.dumps({
-            "experiment_version_id": version.pk, "experiment_id": version.experiment_id,
-            "experiment": version.experiment.name, "number": version.number, "definition": definition,
-            "source_text": source_text, "source_name": version.source_name,
-            "frozen_at": version.frozen_at.isoformat() if version.frozen_at else None,
-            "code_version": version.code_version,
-            "created_at": version.created_at.isoformat(),
-            "experiment_created_at": version.experiment.created_at.isoformat(),
-        }) + "\n").encode()
+        yield (
+            json.dumps(
+                {
+                    "experiment_version_id": version.pk,
+                    "experiment_id": version.experiment_id,
+                    "experiment": version.experiment.name,
+                    "number": version.number,
+                    "definition": definition,
+                    "source_text": source_text,
+                    "source_name": version.source_name,
+                    "frozen_at": version.frozen_at.isoformat() if version.frozen_at else None,
+                    "code_version": version.code_version,
+                    "created_at": version.created_at.isoformat(),
+                    "experiment_created_at": version.experiment.created_at.isoformat(),
+                }
+            )
+            + "\n"
+        ).encode()
 
 
 def csv_lines(table: str, options: ExportOptions):

@@ -1,5 +1,6 @@
 """The SQL of an export: PostgreSQL builds each JSONL record itself (json_build_object), and each tidy
 CSV table, with identities as usernames or pseudonyms and hidden material only when asked for."""
+
 import json
 
 from django.contrib.auth import get_user_model
@@ -21,13 +22,16 @@ def _integral_sql(e: str) -> str:
 
 def _conforms_sql(v: str, kind: str) -> str:
     """SQL true when the jsonb value v has the declared kind (CASE keeps casts from running early)."""
+
     def element(e: str, scalar: str) -> str:
         typed = f"jsonb_typeof({e}) = '{_JSON_TYPES[scalar]}'"
         return f"CASE WHEN {typed} THEN {_integral_sql(e)} ELSE FALSE END" if scalar == "int" else typed
 
     if kind.startswith("list<"):
-        return (f"CASE WHEN jsonb_typeof({v}) = 'array' THEN NOT EXISTS (SELECT 1 FROM jsonb_array_elements({v}) el "
-                f"WHERE NOT ({element('el', kind[5:-1])})) ELSE FALSE END")
+        return (
+            f"CASE WHEN jsonb_typeof({v}) = 'array' THEN NOT EXISTS (SELECT 1 FROM jsonb_array_elements({v}) el "
+            f"WHERE NOT ({element('el', kind[5:-1])})) ELSE FALSE END"
+        )
     return element(v, kind)
 
 
@@ -42,8 +46,10 @@ def _declared_sql(x: str, fields) -> str:
         if f.kind == "int":
             value = f"to_jsonb(({v} #>> '{{}}')::numeric::bigint)"
         elif f.kind == "list<int>":
-            value = (f"(SELECT COALESCE(jsonb_agg(to_jsonb((el #>> '{{}}')::numeric::bigint) ORDER BY n), '[]') "
-                     f"FROM jsonb_array_elements({v}) WITH ORDINALITY AS els(el, n))")
+            value = (
+                f"(SELECT COALESCE(jsonb_agg(to_jsonb((el #>> '{{}}')::numeric::bigint) ORDER BY n), '[]') "
+                f"FROM jsonb_array_elements({v}) WITH ORDINALITY AS els(el, n))"
+            )
         else:
             value = v
         parts.append(f"'{f.name}', CASE WHEN {conforms} THEN {value} END")
@@ -54,17 +60,21 @@ def _declared_sql(x: str, fields) -> str:
 
 
 def _quotes_are_objects_sql(quotes: str) -> str:
-    return (f"(jsonb_typeof({quotes}) = 'array' AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements({quotes}) qo "
-            f"WHERE jsonb_typeof(qo) <> 'object'))")
+    return (
+        f"(jsonb_typeof({quotes}) = 'array' AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements({quotes}) qo "
+        f"WHERE jsonb_typeof(qo) <> 'object'))"
+    )
 
 
 def _quotes_sql(payload: str) -> str:
     """A turn's quotes as declared structs, in order; null when the turn has no list of quote objects
     (its payload_json then keeps whatever `quotes` holds)."""
     quotes = f"{payload} -> 'quotes'"
-    return (f"CASE WHEN {_quotes_are_objects_sql(quotes)} THEN COALESCE((SELECT json_agg("
-            f"{_declared_sql('qx', QUOTE_FIELDS)} ORDER BY qn) FROM jsonb_array_elements({quotes}) "
-            f"WITH ORDINALITY AS qs(qx, qn)), '[]') END")
+    return (
+        f"CASE WHEN {_quotes_are_objects_sql(quotes)} THEN COALESCE((SELECT json_agg("
+        f"{_declared_sql('qx', QUOTE_FIELDS)} ORDER BY qn) FROM jsonb_array_elements({quotes}) "
+        f"WITH ORDINALITY AS qs(qx, qn)), '[]') END"
+    )
 
 
 def _payload_sql(payload: str) -> str:
@@ -165,8 +175,8 @@ def record_sql(options: ExportOptions, after_id: int | None = None, limit: int |
       'turns', COALESCE((
         SELECT json_agg(json_build_object(
           'round', t.round_index, 'seat', t.seat, 'kind', t.kind, 'text', t.text, 'probabilities', t.probabilities,
-          'end_debate', t.end_debate, 'quotes', {_quotes_sql('t.payload')},
-          'payload_json', {_payload_sql('t.payload')},
+          'end_debate', t.end_debate, 'quotes', {_quotes_sql("t.payload")},
+          'payload_json', {_payload_sql("t.payload")},
           'private_note', CASE WHEN {hidden} THEN t.private_note END, 'client_id', t.client_id,
           'author', {author}, 'created_at', t.created_at) ORDER BY t.id)
         FROM debates_turn t WHERE t.debate_id = d.id), '[]'),
@@ -199,7 +209,8 @@ def csv_table_sql(table: str, options: ExportOptions) -> tuple[str, list]:
         inner_params: list = []
         inner = selected.format(from_=FROM_VERDICTS, where=_where(options, inner_params))
         params += inner_params
-        return f"""{names}SELECT d.id AS debate_id, q.id AS question_id, e.name AS experiment, ev.number AS experiment_version,
+        return (
+            f"""{names}SELECT d.id AS debate_id, q.id AS question_id, e.name AS experiment, ev.number AS experiment_version,
             d.protocol_name, d.provenance->>'format' AS protocol_format, d.status, d.source, d.external_id,
             d.answer_order::text AS answer_order, q.kind AS question_kind, q.title, q.text AS question,
             q.answers::text AS answers, q.correct_index, q.public_material,
@@ -211,25 +222,31 @@ def csv_table_sql(table: str, options: ExportOptions) -> tuple[str, list]:
             FROM debates_debate d JOIN debates_question q ON q.id = d.question_id
             LEFT JOIN debates_experimentversion ev ON ev.id = d.experiment_version_id
             LEFT JOIN debates_experiment e ON e.id = ev.experiment_id
-            WHERE d.id IN ({inner}) ORDER BY d.id""", params
+            WHERE d.id IN ({inner}) ORDER BY d.id""",
+            params,
+        )
     if table == "participants":
         person = _identity("p.user_id", options)
         inner_params = []
         inner = selected.format(from_=FROM_VERDICTS, where=_where(options, inner_params))
         params += inner_params
-        return f"""{names}SELECT p.debate_id, p.seat, {person} AS participant, p.answer_index,
+        return (
+            f"""{names}SELECT p.debate_id, p.seat, {person} AS participant, p.answer_index,
             {_csv_bool("p.answer_index = q.correct_index")} AS honest,
             p.alias, {_csv_bool("p.agent IS NOT NULL")} AS ai, p.agent::text AS agent_json
             FROM debates_participant p JOIN debates_debate d ON d.id = p.debate_id
             JOIN debates_question q ON q.id = d.question_id
-            WHERE p.debate_id IN ({inner}) ORDER BY p.debate_id, p.id""", params
+            WHERE p.debate_id IN ({inner}) ORDER BY p.debate_id, p.id""",
+            params,
+        )
     if table == "turns":
         author = _identity("t.author_id", options)
         inner_params = []
         inner = selected.format(from_=FROM_VERDICTS, where=_where(options, inner_params))
         params += inner_params
         quotes_listed = _quotes_are_objects_sql("t.payload->'quotes'")
-        return f"""{names}SELECT t.debate_id, row_number() OVER (PARTITION BY t.debate_id ORDER BY t.id) - 1 AS turn_number,
+        return (
+            f"""{names}SELECT t.debate_id, row_number() OVER (PARTITION BY t.debate_id ORDER BY t.id) - 1 AS turn_number,
             t.round_index AS round, t.seat, t.kind, t.text, t.probabilities::text AS probabilities,
             (t.probabilities->>q.correct_index)::double precision AS p_correct,
             {_csv_bool("t.end_debate")} AS end_debate,
@@ -240,11 +257,14 @@ def csv_table_sql(table: str, options: ExportOptions) -> tuple[str, list]:
             {author} AS author, t.created_at
             FROM debates_turn t JOIN debates_debate d ON d.id = t.debate_id
             JOIN debates_question q ON q.id = d.question_id
-            WHERE t.debate_id IN ({inner}) ORDER BY t.debate_id, t.id""", params
+            WHERE t.debate_id IN ({inner}) ORDER BY t.debate_id, t.id""",
+            params,
+        )
     if table == "judgments":
         judge = _identity("v.judge_id", options)
         where = _where(options, params)
-        return f"""{names}SELECT v.id AS verdict_id, v.debate_id, {judge} AS judge, v.judge_kind, v.ai_judge,
+        return (
+            f"""{names}SELECT v.id AS verdict_id, v.debate_id, {judge} AS judge, v.judge_kind, v.ai_judge,
             {_csv_bool("v.live")} AS live,
             v.probabilities::text AS probabilities, (v.probabilities->>q.correct_index)::double precision AS p_correct,
             v.chosen_index, {_csv_bool("v.correct")} AS correct, v.reason, v.seconds_spent, v.hidden_seconds,
@@ -254,7 +274,9 @@ def csv_table_sql(table: str, options: ExportOptions) -> tuple[str, list]:
             v.after_turn, v.after_seq, v.scoring_rule, v.score,
             v.created_at, v.provenance::text AS provenance_json
             {FROM_VERDICTS} CROSS JOIN LATERAL (SELECT {verdict_quality_sql("v", "d", "ev")}::jsonb AS quality) vq
-            WHERE {where} ORDER BY v.id""", params
+            WHERE {where} ORDER BY v.id""",
+            params,
+        )
     raise ExportError(f"unknown table {table!r}; the tables are {', '.join(CSV_TABLES)}")
 
 
@@ -267,8 +289,9 @@ def formula_safe_sql(sql: str, params: list) -> tuple[str, list]:
         columns = [(c.name, c.type_code) for c in cursor.description]
     text_types = {25, 1043, 1042}  # text, varchar, char
     selected = ", ".join(
-        f'{safe_cell_sql(_quoted(name))} AS {_quoted(name)}' if type_code in text_types else _quoted(name)
-        for name, type_code in columns)
+        f"{safe_cell_sql(_quoted(name))} AS {_quoted(name)}" if type_code in text_types else _quoted(name)
+        for name, type_code in columns
+    )
     return f"SELECT {selected} FROM ({sql}) AS t", params
 
 

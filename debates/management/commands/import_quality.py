@@ -1,4 +1,5 @@
 """manage.py import_quality FILE: QuALITY articles and questions (format in docs/datasets.md)."""
+
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
@@ -8,8 +9,10 @@ from debates.importers.quality_format import SOURCE, QualityFileError
 
 
 class Command(BaseCommand):
-    help = ("Import a QuALITY JSON-lines file (QuALITY.v1.0.1.train, .dev): each article once as a story, its "
-            "questions pointing at it, 1-based gold labels converted. A file with any bad label is refused.")
+    help = (
+        "Import a QuALITY JSON-lines file (QuALITY.v1.0.1.train, .dev): each article once as a story, its "
+        "questions pointing at it, 1-based gold labels converted. A file with any bad label is refused."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("path", type=Path)
@@ -26,5 +29,7 @@ class Command(BaseCommand):
             raise CommandError(f"{path} has {len(error.problems)} problem(s); nothing was imported") from None
         except UnicodeDecodeError as error:
             raise CommandError(f"{path}: not UTF-8 text ({error})") from None
-        self.stdout.write(f"Imported {result.stories_created} new stories ({result.stories_existing} stored before) "
-                          f"and {result.questions_created} new questions ({result.questions_existing} stored before).")
+        self.stdout.write(
+            f"Imported {result.stories_created} new stories ({result.stories_existing} stored before) "
+            f"and {result.questions_created} new questions ({result.questions_existing} stored before)."
+        )

@@ -1,4 +1,5 @@
 """manage.py import_questions FILE: questions from JSONL or CSV (schema in docs/datasets.md)."""
+
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
@@ -7,8 +8,10 @@ from debates.importers.questions import import_question_file
 
 
 class Command(BaseCommand):
-    help = ("Import questions from a JSONL or CSV file (schema: docs/datasets.md). Every row is checked "
-            "first; nothing is imported from a file with errors unless --skip-invalid is given.")
+    help = (
+        "Import questions from a JSONL or CSV file (schema: docs/datasets.md). Every row is checked "
+        "first; nothing is imported from a file with errors unless --skip-invalid is given."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("path", type=Path)
@@ -21,16 +24,18 @@ class Command(BaseCommand):
         if not path.is_file():
             raise CommandError(f"no such file: {path}")
         try:
-            result = import_question_file(path, fmt=format, default_source=source, skip_invalid=skip_invalid,
-                                          dry_run=dry_run)
+            result = import_question_file(
+                path, fmt=format, default_source=source, skip_invalid=skip_invalid, dry_run=dry_run
+            )
         except (ValueError, UnicodeDecodeError) as e:
             raise CommandError(f"{path}: {e}") from None
         for error in result.errors:
             self.stderr.write(f"{path}: {error}")
         counts = f"{result.created} new, {result.updated} updated, {result.unchanged} unchanged"
         if result.errors and not skip_invalid:
-            raise CommandError(f"{path} has errors; nothing was imported "
-                               f"(fix them, or pass --skip-invalid to import the other rows)")
+            raise CommandError(
+                f"{path} has errors; nothing was imported (fix them, or pass --skip-invalid to import the other rows)"
+            )
         if result.errors and not result.imported and not dry_run:
             raise CommandError(f"{path} has no valid rows; nothing was imported")
         if dry_run:

@@ -2,6 +2,7 @@
 
 Idempotent: running it again creates nothing twice. The demo passages are written for DebateLab.
 """
+
 import json
 from pathlib import Path
 
@@ -14,8 +15,13 @@ from debates.models import DEBATER, JUDGE_ROLE, RESEARCHER, Debate, Question
 from debates.protocol import Protocol
 
 DEMO_PASSWORD = "debatelab"
-DEMO_USERS = [("researcher", RESEARCHER), ("alice", DEBATER), ("bob", DEBATER), ("judy", JUDGE_ROLE),
-              ("jules", JUDGE_ROLE)]
+DEMO_USERS = [
+    ("researcher", RESEARCHER),
+    ("alice", DEBATER),
+    ("bob", DEBATER),
+    ("judy", JUDGE_ROLE),
+    ("jules", JUDGE_ROLE),
+]
 QUESTIONS_FILE = Path(__file__).resolve().parents[2] / "demo_questions.json"
 SOURCE = "debatelab-demo"
 
@@ -41,14 +47,20 @@ class Command(BaseCommand):
         user.groups.add(group)
         if role == RESEARCHER:  # no staff status: the admin is for platform administrators (docs/security.md)
             user.is_staff = False
-            group.permissions.set(Permission.objects.filter(content_type__app_label="judging",
-                                                            codename="export_identities"))
+            group.permissions.set(
+                Permission.objects.filter(content_type__app_label="judging", codename="export_identities")
+            )
         user.save()
         return user
 
     def question(self, data: dict) -> Question:
-        question, _ = Question.objects.get_or_create(source=SOURCE, external_id=data["external_id"], defaults={
-            k: data[k] for k in ("title", "text", "answers", "correct_index", "public_material", "hidden_material")})
+        question, _ = Question.objects.get_or_create(
+            source=SOURCE,
+            external_id=data["external_id"],
+            defaults={
+                k: data[k] for k in ("title", "text", "answers", "correct_index", "public_material", "hidden_material")
+            },
+        )
         return question
 
     def debates(self, users, questions):
@@ -56,16 +68,34 @@ class Command(BaseCommand):
             return
         two_rounds = Protocol(rounds=("simultaneous", "judge_feedback", "sequential", "judge_feedback"))
         timed = Protocol(rounds=("sequential", "judge_feedback", "sequential"), turn_seconds=90)
-        live = services.create_debate(questions[0], two_rounds, {"A": (users["alice"], 1), "B": (users["bob"], 0)},
-                                      judge=users["judy"], observers=[users["researcher"]],
-                                      created_by=users["researcher"], seed=1)
+        live = services.create_debate(
+            questions[0],
+            two_rounds,
+            {"A": (users["alice"], 1), "B": (users["bob"], 0)},
+            judge=users["judy"],
+            observers=[users["researcher"]],
+            created_by=users["researcher"],
+            seed=1,
+        )
         services.start_debate(live.pk)
         # Timed debates start from the room (the researcher's Start button), so the clock starts then.
-        services.create_debate(questions[1], timed, {"A": (users["bob"], 1), "B": (users["alice"], 0)},
-                               judge=users["jules"], observers=[users["researcher"]],
-                               created_by=users["researcher"], seed=2)
-        services.create_debate(questions[2], two_rounds, {"A": (users["alice"], 0), "B": (users["bob"], 1)},
-                               judge=users["judy"], created_by=users["researcher"], seed=3)
+        services.create_debate(
+            questions[1],
+            timed,
+            {"A": (users["bob"], 1), "B": (users["alice"], 0)},
+            judge=users["jules"],
+            observers=[users["researcher"]],
+            created_by=users["researcher"],
+            seed=2,
+        )
+        services.create_debate(
+            questions[2],
+            two_rounds,
+            {"A": (users["alice"], 0), "B": (users["bob"], 1)},
+            judge=users["judy"],
+            created_by=users["researcher"],
+            seed=3,
+        )
 
     def image_debates(self, users):
         """Two MNIST pixel debates: tree search debaters judged by judy (starts when she opens it), and
@@ -82,11 +112,29 @@ class Command(BaseCommand):
             return
         with transaction.atomic():
             ai = pixel_debates.create_pixel_debate(
-                "ai_vs_ai", 4, lie=9, pixels=6, judge=users["judy"], observers=[users["researcher"]], rollouts=300,
-                seed=1, move_delay=3.0, created_by=users["researcher"], start_when_judge_opens=True)
+                "ai_vs_ai",
+                4,
+                lie=9,
+                pixels=6,
+                judge=users["judy"],
+                observers=[users["researcher"]],
+                rollouts=300,
+                seed=1,
+                move_delay=3.0,
+                created_by=users["researcher"],
+                start_when_judge_opens=True,
+            )
             people = pixel_debates.create_pixel_debate(
-                "human_vs_human", 8, lie=8, humans=(users["alice"], users["bob"]), judge=users["jules"],
-                observers=[users["researcher"]], rounds=4, seed=2, created_by=users["researcher"])
+                "human_vs_human",
+                8,
+                lie=8,
+                humans=(users["alice"], users["bob"]),
+                judge=users["jules"],
+                observers=[users["researcher"]],
+                rounds=4,
+                seed=2,
+                created_by=users["researcher"],
+            )
             for debate in (ai, people):
                 debate.provenance["pixel_debate"]["demo"] = True
                 debate.save(update_fields=["provenance"])

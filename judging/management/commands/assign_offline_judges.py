@@ -1,5 +1,6 @@
 """Offline judging assignments for finished debates outside experiments (an imported dataset, say),
 or to top up an experiment's: each debate gets offline judges until it has --per-debate of them."""
+
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
@@ -9,8 +10,10 @@ from judging.models import Assignment
 
 
 class Command(BaseCommand):
-    help = ("Assign offline judges to finished debates (step by step or all at once). A person judges each "
-            "question at most once and never one they debated; judges with the least open work go first.")
+    help = (
+        "Assign offline judges to finished debates (step by step or all at once). A person judges each "
+        "question at most once and never one they debated; judges with the least open work go first."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--source", help="Only debates imported from this source (e.g. nyu-debate-2023).")
@@ -25,8 +28,9 @@ class Command(BaseCommand):
             raise CommandError("--per-debate must be at least 1")
         pool = [name.strip() for name in options["judges"].split(",") if name.strip()] if options["judges"] else None
         if pool:
-            missing = set(pool) - set(get_user_model().objects.filter(username__in=pool)
-                                      .values_list("username", flat=True))
+            missing = set(pool) - set(
+                get_user_model().objects.filter(username__in=pool).values_list("username", flat=True)
+            )
             if missing:
                 raise CommandError(f"no such users: {', '.join(sorted(missing))}")
         debates = Debate.objects.filter(status__in=offline.FINISHED).order_by("id")
@@ -35,7 +39,7 @@ class Command(BaseCommand):
         if options["experiment_version"]:
             debates = debates.filter(experiment_version_id=options["experiment_version"])
         if options["limit"]:
-            debates = debates[:options["limit"]]
+            debates = debates[: options["limit"]]
         created, short = 0, 0
         for debate in debates:
             new = offline.fill(debate, options["per_debate"], pool, options["mode"])

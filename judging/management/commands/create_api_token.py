@@ -1,4 +1,5 @@
 """Make an API token for a user; the key is printed once and only its hash is kept."""
+
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
@@ -11,8 +12,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("username")
         parser.add_argument("--name", default="", help="A note to tell tokens apart.")
-        parser.add_argument("--days", type=int, default=ApiToken.DEFAULT_DAYS,
-                            help=f"Days until it expires (default {ApiToken.DEFAULT_DAYS}; 0: until revoked).")
+        parser.add_argument(
+            "--days",
+            type=int,
+            default=ApiToken.DEFAULT_DAYS,
+            help=f"Days until it expires (default {ApiToken.DEFAULT_DAYS}; 0: until revoked).",
+        )
 
     def handle(self, *args, **options):
         user = get_user_model().objects.filter(username=options["username"]).first()

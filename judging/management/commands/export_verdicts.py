@@ -1,4 +1,5 @@
 """Write a verdict dataset (JSONL, CSV tables or Parquet) with its datasheet into a folder."""
+
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
@@ -12,28 +13,52 @@ class Command(BaseCommand):
     help = "Export verdicts with their debates' transcripts, a datasheet and the experiment definitions."
 
     def add_arguments(self, parser):
-        parser.add_argument("out", help="Folder to write into (created if missing; existing export files are replaced).")
+        parser.add_argument(
+            "out", help="Folder to write into (created if missing; existing export files are replaced)."
+        )
         parser.add_argument("--format", choices=export.FORMATS, default="jsonl")
-        parser.add_argument("--experiment", type=int, action="append", dest="experiments",
-                            help="Only this experiment's verdicts (repeatable). Default: every verdict.")
-        parser.add_argument("--experiment-version", type=int, dest="experiment_version",
-                            help="Only debates of this experiment version number.")
+        parser.add_argument(
+            "--experiment",
+            type=int,
+            action="append",
+            dest="experiments",
+            help="Only this experiment's verdicts (repeatable). Default: every verdict.",
+        )
+        parser.add_argument(
+            "--experiment-version",
+            type=int,
+            dest="experiment_version",
+            help="Only debates of this experiment version number.",
+        )
         parser.add_argument("--source", help="Only debates imported from this source (e.g. nyu-debate-2023).")
         parser.add_argument("--protocol", help="Only debates of this protocol name.")
         parser.add_argument("--judge-kind", choices=["human", "ai"])
-        parser.add_argument("--include-hidden", action="store_true",
-                            help="Include hidden passages, images and debaters' private notes.")
-        parser.add_argument("--identities", action="store_true",
-                            help="Usernames instead of per-export pseudonyms (the operator's decision).")
-        parser.add_argument("--key", help="Hex key for the pseudonyms, to give the same pseudonyms as another "
-                                          "export made with it (default: a fresh random key, forgotten afterwards).")
+        parser.add_argument(
+            "--include-hidden", action="store_true", help="Include hidden passages, images and debaters' private notes."
+        )
+        parser.add_argument(
+            "--identities",
+            action="store_true",
+            help="Usernames instead of per-export pseudonyms (the operator's decision).",
+        )
+        parser.add_argument(
+            "--key",
+            help="Hex key for the pseudonyms, to give the same pseudonyms as another "
+            "export made with it (default: a fresh random key, forgotten afterwards).",
+        )
         parser.add_argument("--licence", default="CC-BY-4.0", help="Licence stated in the datasheet.")
 
     def handle(self, *args, **options):
         settings = export.ExportOptions(
-            experiment_ids=options["experiments"], version_number=options["experiment_version"], source=options["source"],
-            protocol_name=options["protocol"], judge_kind=options["judge_kind"],
-            include_hidden=options["include_hidden"], identities=options["identities"], licence=options["licence"])
+            experiment_ids=options["experiments"],
+            version_number=options["experiment_version"],
+            source=options["source"],
+            protocol_name=options["protocol"],
+            judge_kind=options["judge_kind"],
+            include_hidden=options["include_hidden"],
+            identities=options["identities"],
+            licence=options["licence"],
+        )
         if options["key"]:
             try:
                 settings.key = bytes.fromhex(options["key"])

@@ -1,4 +1,5 @@
 """Import a verdict export (a folder, a downloaded zip or a JSONL file) into this DebateLab."""
+
 import zipfile
 from pathlib import Path
 
@@ -50,6 +51,8 @@ class Command(BaseCommand):
                 summary = import_dataset(records, versions, owner=owner, on_record=lambda: progress.update(1))
             except ImportRefused as refused:
                 raise CommandError(f"{path}: {refused}; nothing was imported") from None
-        self.stdout.write(f"Imported {summary.verdicts} verdicts on {summary.debates} debates "
-                          f"({summary.questions} new questions, {summary.users} new accounts, "
-                          f"{summary.experiment_versions} experiment versions).")
+        self.stdout.write(
+            f"Imported {summary.verdicts} verdicts on {summary.debates} debates "
+            f"({summary.questions} new questions, {summary.users} new accounts, "
+            f"{summary.experiment_versions} experiment versions)."
+        )

@@ -6,6 +6,7 @@
 
 Stopping (Ctrl-C) and running the same command again continues where it stopped.
 """
+
 import concurrent.futures
 import multiprocessing
 import time
@@ -28,9 +29,11 @@ class StopRun(Exception):
 
 
 class Command(BaseCommand):
-    help = ("Self-play of the MNIST pixel debate: the whole Table 2 (4 and 6 pixels, both move orders, precommit "
-            "and no precommit, 9 lies x N seeds), each game stored as a debate with the pixel judge's verdict. "
-            "Resumable; fans out to Celery workers when REDIS_URL is set.")
+    help = (
+        "Self-play of the MNIST pixel debate: the whole Table 2 (4 and 6 pixels, both move orders, precommit "
+        "and no precommit, 9 lies x N seeds), each game stored as a debate with the pixel judge's verdict. "
+        "Resumable; fans out to Celery workers when REDIS_URL is set."
+    )
 
     def add_arguments(self, parser):
         chosen = parser.add_mutually_exclusive_group(required=True)
@@ -39,27 +42,46 @@ class Command(BaseCommand):
         parser.add_argument("--sample-seed", type=int, default=0)
         parser.add_argument("--run", default="table2", help="run name; the same name continues a stopped run")
         parser.add_argument("--pixels", type=int, nargs="+", choices=pixel_debates.JUDGE_PIXELS, default=[6, 4])
-        parser.add_argument("--variants", nargs="+", choices=["precommit", "no-precommit"],
-                            default=["precommit", "no-precommit"])
-        parser.add_argument("--orders", nargs="+", choices=ORDERS, default=list(ORDERS),
-                            help="who moves first (both by default)")
+        parser.add_argument(
+            "--variants", nargs="+", choices=["precommit", "no-precommit"], default=["precommit", "no-precommit"]
+        )
+        parser.add_argument(
+            "--orders", nargs="+", choices=ORDERS, default=list(ORDERS), help="who moves first (both by default)"
+        )
         parser.add_argument("--seeds", type=int, default=3, help="games per lie and move order (paper: 3)")
         parser.add_argument("--rollouts", type=int, default=1000, help="rollouts per move (paper: 10000)")
-        parser.add_argument("--leaf-value", choices=LEAF_MODES, default="judge",
-                            help="judge a leaf's partial mask, or play out at random and judge the end")
+        parser.add_argument(
+            "--leaf-value",
+            choices=LEAF_MODES,
+            default="judge",
+            help="judge a leaf's partial mask, or play out at random and judge the end",
+        )
         parser.add_argument("--value", choices=VALUE_MODES, default="win", help="+-1 verdicts or logit margins")
         parser.add_argument("--leaves-per-batch", type=int, default=1, help="leaves per judge call within a game")
-        parser.add_argument("--aggregation", choices=AGGREGATION_RULES, default="majority",
-                            help="how a lie's games over the seeds are combined")
+        parser.add_argument(
+            "--aggregation",
+            choices=AGGREGATION_RULES,
+            default="majority",
+            help="how a lie's games over the seeds are combined",
+        )
         parser.add_argument("--device", choices=selfplay.DEVICES, default="cpu")
-        parser.add_argument("--mode", choices=["auto", "local", "celery"], default="auto",
-                            help="auto: Celery tasks when REDIS_URL is set, else local processes")
+        parser.add_argument(
+            "--mode",
+            choices=["auto", "local", "celery"],
+            default="auto",
+            help="auto: Celery tasks when REDIS_URL is set, else local processes",
+        )
         parser.add_argument("--workers", type=int, default=1, help="local processes (local mode)")
-        parser.add_argument("--images-per-task", type=int, default=selfplay.IMAGES_PER_TASK,
-                            help="images whose games one process or Celery task plays in lockstep")
+        parser.add_argument(
+            "--images-per-task",
+            type=int,
+            default=selfplay.IMAGES_PER_TASK,
+            help="images whose games one process or Celery task plays in lockstep",
+        )
         parser.add_argument("--max-games", type=int, help="stop after storing this many new games (local, 1 worker)")
-        parser.add_argument("--judge-images", type=int, default=10000,
-                            help="test images for the judge-alone accuracy (0: skip)")
+        parser.add_argument(
+            "--judge-images", type=int, default=10000, help="test images for the judge-alone accuracy (0: skip)"
+        )
         parser.add_argument("--table-only", action="store_true", help="print the table of the stored games only")
         parser.add_argument("--no-progress", action="store_true")
 
@@ -79,8 +101,9 @@ class Command(BaseCommand):
         if not options["table_only"]:
             for pixels in run.pixels:
                 self.require_judge(pixels)
-            self.stdout.write(f"run {run.name!r}: {len(run.image_indices)} images, {run.total_games()} games, "
-                              f"{mode} mode")
+            self.stdout.write(
+                f"run {run.name!r}: {len(run.image_indices)} images, {run.total_games()} games, {mode} mode"
+            )
             try:
                 if mode == "celery":
                     self.play_with_celery(run, options)
@@ -91,8 +114,9 @@ class Command(BaseCommand):
             except (KeyboardInterrupt, StopRun) as stop:
                 stored = selfplay.run_debates(run.name).count()
                 why = "interrupted" if isinstance(stop, KeyboardInterrupt) else "stopped at --max-games"
-                self.stdout.write(f"\n{why}: {stored} of {run.total_games()} games stored. Run the same command "
-                                  "again to continue.")
+                self.stdout.write(
+                    f"\n{why}: {stored} of {run.total_games()} games stored. Run the same command again to continue."
+                )
                 if isinstance(stop, KeyboardInterrupt):
                     return
         self.print_table(run, options)
@@ -101,11 +125,19 @@ class Command(BaseCommand):
         try:
             images, selection = selfplay.image_selection(options["images"], options["sample"], options["sample_seed"])
             return selfplay.SelfPlayRun(
-                name=options["run"], image_indices=tuple(images), pixels=tuple(options["pixels"]),
-                precommit=tuple(v == "precommit" for v in options["variants"]), orders=tuple(options["orders"]),
-                seeds=options["seeds"], rollouts=options["rollouts"], leaf=options["leaf_value"],
-                value=options["value"], leaves_per_batch=options["leaves_per_batch"], device=options["device"],
-                selection=selection)
+                name=options["run"],
+                image_indices=tuple(images),
+                pixels=tuple(options["pixels"]),
+                precommit=tuple(v == "precommit" for v in options["variants"]),
+                orders=tuple(options["orders"]),
+                seeds=options["seeds"],
+                rollouts=options["rollouts"],
+                leaf=options["leaf_value"],
+                value=options["value"],
+                leaves_per_batch=options["leaves_per_batch"],
+                device=options["device"],
+                selection=selection,
+            )
         except ValueError as error:
             raise CommandError(str(error)) from None
 
@@ -116,8 +148,14 @@ class Command(BaseCommand):
             raise CommandError(str(error)) from None
 
     def progress(self, run, options):
-        return tqdm(total=run.total_games(), initial=selfplay.run_debates(run.name).count(), unit="game",
-                    desc=f"self-play {run.name}", disable=options["no_progress"], file=self.stderr._out)
+        return tqdm(
+            total=run.total_games(),
+            initial=selfplay.run_debates(run.name).count(),
+            unit="game",
+            desc=f"self-play {run.name}",
+            disable=options["no_progress"],
+            file=self.stderr._out,
+        )
 
     def pending_groups(self, run, options) -> list[list[tuple[int, int, bool]]]:
         complete = selfplay.complete_units(run, selfplay.stored_results(run.name))
@@ -132,8 +170,9 @@ class Command(BaseCommand):
         with self.progress(run, options) as bar:
             stored = 0
             for group in self.pending_groups(run, options):
-                stored += selfplay.run_units(run, group, on_stored=bar.update,
-                                             max_new=None if budget is None else budget - stored)
+                stored += selfplay.run_units(
+                    run, group, on_stored=bar.update, max_new=None if budget is None else budget - stored
+                )
                 if budget is not None and stored >= budget:
                     raise StopRun()
 
@@ -141,11 +180,16 @@ class Command(BaseCommand):
         from django.db import connection
 
         context = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(options["workers"], mp_context=context,
-                                                    initializer=pixel_workers.init_worker_process,
-                                                    initargs=(connection.settings_dict["NAME"],)) as pool:
-            futures = [pool.submit(pixel_workers.run_units, run.to_dict(), group)
-                       for group in self.pending_groups(run, options)]
+        with concurrent.futures.ProcessPoolExecutor(
+            options["workers"],
+            mp_context=context,
+            initializer=pixel_workers.init_worker_process,
+            initargs=(connection.settings_dict["NAME"],),
+        ) as pool:
+            futures = [
+                pool.submit(pixel_workers.run_units, run.to_dict(), group)
+                for group in self.pending_groups(run, options)
+            ]
             try:
                 self.wait(run, options, lambda: [f.done() for f in futures], lambda: [_error(f) for f in futures])
             except KeyboardInterrupt:
@@ -157,10 +201,16 @@ class Command(BaseCommand):
         from judging.tasks import pixel_selfplay_units
 
         results = [pixel_selfplay_units.delay(run.to_dict(), group) for group in self.pending_groups(run, options)]
-        self.stdout.write(f"{len(results)} task{'' if len(results) == 1 else 's'} queued (up to "
-                          f"{options['images_per_task']} images each); waiting for the workers")
-        self.wait(run, options, lambda: [r.ready() for r in results],
-                  lambda: [r.result if r.ready() and r.failed() else None for r in results])
+        self.stdout.write(
+            f"{len(results)} task{'' if len(results) == 1 else 's'} queued (up to "
+            f"{options['images_per_task']} images each); waiting for the workers"
+        )
+        self.wait(
+            run,
+            options,
+            lambda: [r.ready() for r in results],
+            lambda: [r.result if r.ready() and r.failed() else None for r in results],
+        )
 
     def wait(self, run, options, done, errors) -> None:
         with self.progress(run, options) as bar:
@@ -191,13 +241,18 @@ class Command(BaseCommand):
             for pixels in run.pixels:
                 recorded = _recorded_accuracy(pixels)
                 if recorded:
-                    self.stdout.write(f"  recorded for the shipped {pixels}-pixel judge: {recorded['accuracy_mean']:.1%} "
-                                      f"over {recorded['images']} images x {len(recorded['mask_seeds'])} mask seeds")
+                    self.stdout.write(
+                        f"  recorded for the shipped {pixels}-pixel judge: {recorded['accuracy_mean']:.1%} "
+                        f"over {recorded['images']} images x {len(recorded['mask_seeds'])} mask seeds"
+                    )
         self.stdout.write(selfplay.format_run_table(run, options["aggregation"], accuracy))
         other = next(rule for rule in AGGREGATION_RULES if rule != options["aggregation"])
         rows, _ = selfplay.table(run, other)
-        means = [f"{r['pixels']} px {'precommit' if r['precommit'] else 'no precommit'} {r['rate']:.1%}"
-                 for r in rows if r["first"] == "mean"]
+        means = [
+            f"{r['pixels']} px {'precommit' if r['precommit'] else 'no precommit'} {r['rate']:.1%}"
+            for r in rows
+            if r["first"] == "mean"
+        ]
         if means:
             self.stdout.write(f"means with the {other} rule instead: " + "; ".join(means))
 
