@@ -251,7 +251,7 @@ def lockstep_section(args, evaluator, images, labels) -> dict:
     )
     print(
         f"{'games':>6} {'rollouts/s':>10} {'per CPU-s':>9} {'vs 1 game':>9} {'mean batch':>10} {'judge CPU':>9} "
-        f"{'tree: rollouts per CPU-s':>24} {'evals per rollout':>17}"
+        f"{'tree: rollouts per CPU-s':>24} {'evals per rollout':>17} {'judge calls per 1,000 rollouts':>30}"
     )
     single, widest = None, {}
     for width in args.lockstep:
@@ -270,7 +270,8 @@ def lockstep_section(args, evaluator, images, labels) -> dict:
         print(
             f"{width:>6} {rollouts / elapsed.wall:>10,.0f} {rate:>9,.0f} {rate / single:>8.1f}x "
             f"{stats.evaluations / max(stats.judge_calls, 1):>10.1f} {stats.judge_cpu_seconds / elapsed.cpu:>9.0%} "
-            f"{widest['tree_rate']:>24,.0f} {widest['evals_per_rollout']:>17.3f}"
+            f"{widest['tree_rate']:>24,.0f} {widest['evals_per_rollout']:>17.3f} "
+            f"{1000 * stats.judge_calls / rollouts:>30.1f}"
         )
     return widest
 
@@ -299,7 +300,10 @@ def gpu_projection_section(args, lockstep: dict, gpu_rate: float | None) -> None
         f"judge work: {lockstep['evals_per_rollout']:.3f} evaluations per rollout at {gpu_rate:,.0f} per GPU-s: "
         f"{duration(judge_seconds)}"
     )
-    print(f"projected (the two overlap; the slower one sets the pace): {duration(max(tree_seconds, judge_seconds))}")
+    print(
+        f"projected (the two overlap; the slower one sets the pace): {duration(max(tree_seconds, judge_seconds))}, "
+        "if the processes' judge calls do not queue behind each other on the GPU (fewer, larger calls help)"
+    )
 
 
 def win_rate_line(name, games, results, elapsed) -> str:
