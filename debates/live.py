@@ -8,8 +8,10 @@ poll of the debates it serves does (debates.rooms), and the missing events are r
 database. So publishing never fails the caller: what was saved reaches every screen either way.
 """
 
+import asyncio
 import json
 import logging
+import threading
 import time
 
 from asgiref.sync import async_to_sync
@@ -103,7 +105,32 @@ def notify_users(user_ids, notice: dict) -> None:
     the server, and poll slowly while their socket is down."""
     user_ids = sorted({user_id for user_id in user_ids if user_id is not None})
     if user_ids:
-        transaction.on_commit(lambda: async_to_sync(_send_notices)(user_ids, notice))
+        transaction.on_commit(lambda: _send_hint(_send_notices(user_ids, notice)))
+
+
+_thread_loop = threading.local()
+
+
+def serve_hints_on(loop: asyncio.AbstractEventLoop | None) -> None:
+    """Called by the web process's database threads (debates.rooms.run_db) around each call: hints
+    sent from the thread then go to that event loop without waiting for it."""
+    _thread_loop.loop = loop
+
+
+def _send_hint(coroutine) -> None:
+    """Sends a hint (a notice, not a saved event). On a web process's database thread it is handed to
+    the process's event loop and the thread goes on at once: waiting for the loop, which is busy
+    with every socket's frames, held the thread (and the next socket's speech) for milliseconds.
+    Elsewhere (a worker, a page view) it is sent before returning."""
+    loop = getattr(_thread_loop, "loop", None)
+    if loop is not None and not loop.is_closed():
+        asyncio.run_coroutine_threadsafe(coroutine, loop)
+    else:
+        async_to_sync(_awaited)(coroutine)
+
+
+async def _awaited(coroutine):
+    return await coroutine
 
 
 async def _send_notices(user_ids: list[int], notice: dict) -> None:

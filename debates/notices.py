@@ -44,7 +44,12 @@ def _people(debate_id: int, seats=None) -> list[Participant]:
     held = Participant.objects.filter(debate_id=debate_id, agent__isnull=True, user__isnull=False)
     if seats is not None:
         held = held.filter(seat__in=list(seats))
-    return list(held.select_related("user", "debate__question"))
+    return list(held.select_related("user"))
+
+
+def _question_text(debate_id: int) -> str:
+    """Read only when someone is mailed: the question row also holds the passage, often long."""
+    return Debate.objects.filter(pk=debate_id).values_list("question__text", flat=True).first() or ""
 
 
 def _absent(debate_id: int, people: list[Participant]) -> list[Participant]:
@@ -69,18 +74,19 @@ def after_commit(function, *args) -> None:
     transaction.on_commit(run)
 
 
-def tell_whose_turn(debate_id: int, seats) -> None:
-    """The people whose turn has just started: a "your_turn" notice, and an e-mail to debaters who
-    are not in the room (a judge's feedback round is announced in the room and the lobby only)."""
-    people = _people(debate_id, seats)
-    if not people:
+def tell_whose_turn(debate_id: int, people: dict[str, int], mailable: list[str]) -> None:
+    """The people ({seat: user id}) whose turn has just started: a "your_turn" notice, and an e-mail
+    to those of `mailable` (debaters with an address) who are not in the room; a judge's feedback
+    round is announced in the room and the lobby only. Runs after every turn, so the caller, which
+    has the seats' users loaded, says who could be mailed: most turns then cost no query here."""
+    live.notify_users(people.values(), {"kind": "your_turn", "debate": debate_id})
+    if not mailable:
         return
-    live.notify_users([p.user_id for p in people], {"kind": "your_turn", "debate": debate_id})
-    for participant in _absent(debate_id, [p for p in people if p.is_debater]):
+    for participant in _absent(debate_id, _people(debate_id, mailable)):
         email(
             participant.user,
             "Your turn in a debate",
-            f"It is your turn in the debate about “{participant.debate.question.text}”.\n\n"
+            f"It is your turn in the debate about “{_question_text(debate_id)}”.\n\n"
             f"Open it here: {room_url(debate_id)}\n",
         )
 
@@ -97,7 +103,7 @@ def tell_debate_ended(debate_id: int) -> None:
         email(
             participant.user,
             "The debate has ended",
-            f"The debate about “{participant.debate.question.text}” has ended.\n\n{next_step}: {room_url(debate_id)}\n",
+            f"The debate about “{_question_text(debate_id)}” has ended.\n\n{next_step}: {room_url(debate_id)}\n",
         )
 
 

@@ -21,7 +21,7 @@ from channels.auth import get_user as channels_get_user
 from channels.db import DatabaseSyncToAsync
 from django.conf import settings
 
-from . import presence
+from . import live, presence
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,16 @@ def run_db(function, *args, **kwargs):
     global _executor
     if _executor is None:
         _executor = ThreadPoolExecutor(max_workers=settings.DEBATELAB_DB_THREADS, thread_name_prefix="db")
-    return DatabaseSyncToAsync(function, thread_sensitive=False, executor=_executor)(*args, **kwargs)
+    loop = asyncio.get_running_loop()
+
+    def on_this_thread():
+        live.serve_hints_on(loop)
+        try:
+            return function(*args, **kwargs)
+        finally:
+            live.serve_hints_on(None)
+
+    return DatabaseSyncToAsync(on_this_thread, thread_sensitive=False, executor=_executor)()
 
 
 class PooledAuthMiddleware(AuthMiddleware):

@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 from django.db import transaction
+from django.db.models import Prefetch
 from django.utils import timezone
 
 from . import background, notices, quotes, signals
@@ -142,7 +143,7 @@ def submit_action(
         debate = (
             Debate.objects.select_for_update(of=("self",))
             .select_related("question")
-            .prefetch_related("participants")
+            .prefetch_related(Prefetch("participants", queryset=Participant.objects.select_related("user")))
             .get(pk=debate_id)
         )
         participant = _seat_for(debate, user, seat)
@@ -414,9 +415,10 @@ def _schedule_agent_turns(debate: Debate, engine, newly_expected) -> None:
 
 def _tell_people_whose_turn(debate: Debate, newly_expected) -> None:
     """People (not AI seats) whose turn has just started are told after the commit (debates.notices)."""
-    people = [p.seat for p in debate.participants.all() if p.seat in newly_expected and p.user_id and not p.agent]
+    people = [p for p in debate.participants.all() if p.seat in newly_expected and p.user_id and not p.agent]
     if people:
-        notices.after_commit(notices.tell_whose_turn, debate.pk, people)
+        mailable = [p.seat for p in people if p.is_debater and p.user.email]
+        notices.after_commit(notices.tell_whose_turn, debate.pk, {p.seat: p.user_id for p in people}, mailable)
 
 
 def _for_clients(debate: Debate, event: Event) -> Event:

@@ -70,12 +70,13 @@ def test_nobody_in_the_room_and_no_ai_seat_is_mailed(
     online = {debate.pk: ["A"]}
     monkeypatch.setattr(notices.presence, "online_seats", lambda debate_id: online.get(debate_id, []))
     Participant.objects.filter(debate=debate, seat="B").update(agent={"backend": "scripted"})
+    users = dict(debate.participants.values_list("seat", "user_id"))
     with django_capture_on_commit_callbacks(execute=True):
-        notices.tell_whose_turn(debate.pk, ["A", "B"])
+        notices.tell_whose_turn(debate.pk, {"A": users["A"], "B": users["B"]}, ["A", "B"])
     assert mailoutbox == []
     online.clear()
     with django_capture_on_commit_callbacks(execute=True):
-        notices.tell_whose_turn(debate.pk, ["A"])
+        notices.tell_whose_turn(debate.pk, {"A": users["A"]}, ["A"])
     assert sent(mailoutbox, "Your turn in a debate") == ["alice@example.org"]
 
 
