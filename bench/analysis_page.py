@@ -42,6 +42,7 @@ def main():
 
     from judging import analysis
     from tests import synthetic
+    from tests.factories import another_ai_verdict
     from judging.models import Verdict
 
     if connection.vendor != "postgresql":
@@ -78,19 +79,7 @@ def main():
             cold.append(render())
             warm.append(render())
             one = Verdict.objects.filter(debate__experiment_version__experiment=experiment, judge_kind="ai").first()
-            added = Verdict.objects.create(
-                debate=one.debate,
-                judge_kind="ai",
-                ai_judge="late-model",
-                live=False,
-                probabilities=one.probabilities,
-                chosen_index=one.chosen_index,
-                correct=one.correct,
-                reason="late",
-                after_turn=1,
-                after_seq=1,
-                score=one.score,
-            )
+            added = another_ai_verdict(one, "late-model")
             fresh.append(render())  # the figures from before, marked stale; a thread recomputes them
             start = time.perf_counter()
             analysis.compute(verdicts)

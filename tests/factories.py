@@ -119,6 +119,26 @@ class VerdictFactory(factory.Factory):
         return verdict
 
 
+def another_ai_verdict(like, ai_judge: str):
+    """A verdict by another AI judge on the same debate, agreeing with `like`: a new verdict, as an
+    AI judge run later adds one (the analysis caches must notice it)."""
+    from judging.models import Verdict
+
+    return Verdict.objects.create(
+        debate=like.debate,
+        judge_kind="ai",
+        ai_judge=ai_judge,
+        live=False,
+        probabilities=like.probabilities,
+        chosen_index=like.chosen_index,
+        correct=like.correct,
+        reason="late",
+        after_turn=1,
+        after_seq=1,
+        score=like.score,
+    )
+
+
 def dataset_questions(source: str, count: int, **fields) -> list[Question]:
     """`count` yes/no questions of the dataset `source` (external ids "0", "1", ...), as an
     experiment file's `dataset: {source: ...}` finds them. A field given as a function gets the

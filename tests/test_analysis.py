@@ -16,6 +16,7 @@ from debates.models import Participant, Turn
 from judging import analysis, scoring, stats
 from judging.models import Verdict
 
+from .factories import another_ai_verdict
 from .verdict_data import build_experiment, experiment_fixtures, user
 
 NYU_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "nyu-debate-2023"
@@ -293,19 +294,7 @@ def test_page_updates_when_a_verdict_arrives(client, experiment, owner):
     first = client.get(reverse("experiment_analysis", args=[experiment.pk]) + "?partial=1").content.decode()
     assert f'data-stamp="{before}"' in first and "<html" not in first
     verdict = Verdict.objects.filter(debate__experiment_version__experiment=experiment, judge_kind="ai").first()
-    Verdict.objects.create(
-        debate=verdict.debate,
-        judge_kind="ai",
-        ai_judge="model-z",
-        live=False,
-        probabilities=verdict.probabilities,
-        chosen_index=verdict.chosen_index,
-        correct=verdict.correct,
-        reason="late",
-        after_turn=1,
-        after_seq=1,
-        score=verdict.score,
-    )
+    another_ai_verdict(verdict, "model-z")
     after = client.get(stamp_url).json()["stamp"]
     assert after != before
     # The figures computed before are served at once, marked stale, while new ones are computed.

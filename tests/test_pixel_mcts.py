@@ -225,18 +225,8 @@ def test_virtual_loss_batching_keeps_the_win_rate_of_the_plain_search(mnist_samp
 
 def test_play_game_result_record(mnist_sample):
     images, labels, judge = mnist_sample
-    result = play_game(
-        images[1],
-        int(labels[1]),
-        8,
-        pixels=4,
-        honest_first=False,
-        precommit=True,
-        rollouts=40,
-        seed=3,
-        evaluator=judge,
-        image_id=1,
-    )
+    game = dict(pixels=4, honest_first=False, precommit=True, rollouts=40, seed=3, evaluator=judge, image_id=1)
+    result = play_game(images[1], int(labels[1]), 8, **game)
     assert result["image_id"] == 1 and result["true_label"] == int(labels[1]) and result["lie"] == 8
     assert [m["player"] for m in result["moves"]] == ["liar", "honest"] * 2
     for move in result["moves"]:
@@ -247,18 +237,7 @@ def test_play_game_result_record(mnist_sample):
     assert result["judge_label"] == int(logits.argmax())
     assert result["winner"] == ("honest" if logits[int(labels[1])] > logits[8] else "liar")
     assert result["honest_margin"] == pytest.approx(logits[int(labels[1])] - logits[8], abs=1e-5)
-    again = play_game(
-        images[1],
-        int(labels[1]),
-        8,
-        pixels=4,
-        honest_first=False,
-        precommit=True,
-        rollouts=40,
-        seed=3,
-        evaluator=judge,
-        image_id=1,
-    )
+    again = play_game(images[1], int(labels[1]), 8, **game)
     assert again == result
 
 

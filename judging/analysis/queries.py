@@ -96,21 +96,23 @@ def expand_counts(rows: list[dict], count: str = "n") -> dict:
     return columns
 
 
-FACT_NAMES = (
-    "id",
-    "debate_id",
-    "question_id",
-    "protocol",
-    "judge_kind",
-    "debaters",
-    "correct",
-    "p",
-    "score",
-    "judge_name",
-    "chosen_index",
-    "correct_index",
+# The facts' columns: (name, what the verdict queryset reads, numpy type).
+FACT_COLUMNS = (
+    ("id", "id", np.int64),
+    ("debate_id", "debate_id", np.int64),
+    ("question_id", "debate__question_id", np.int64),
+    ("protocol", "protocol", str),
+    ("judge_kind", "judge_kind", str),
+    ("debaters", "debaters", str),
+    ("correct", "correct", bool),
+    ("p", "p", float),
+    ("score", "score", float),
+    ("judge_name", "judge_name", str),
+    ("chosen_index", "chosen_index", np.int64),
+    ("correct_index", "debate__question__correct_index", np.int64),
 )
-FACT_TYPES = (np.int64, np.int64, np.int64, str, str, str, bool, float, float, str, np.int64, np.int64)
+FACT_NAMES = tuple(name for name, _, _ in FACT_COLUMNS)
+FACT_TYPES = tuple(kind for _, _, kind in FACT_COLUMNS)
 
 
 def facts(verdicts) -> dict:
@@ -126,20 +128,7 @@ def facts(verdicts) -> dict:
             p=ProbabilityOfCorrect(F("probabilities"), F("debate__question__correct_index")),
         )
         .order_by()
-        .values_list(
-            "id",
-            "debate_id",
-            "debate__question_id",
-            "protocol",
-            "judge_kind",
-            "debaters",
-            "correct",
-            "p",
-            "score",
-            "judge_name",
-            "chosen_index",
-            "debate__question__correct_index",
-        )
+        .values_list(*(path for _, path, _ in FACT_COLUMNS))
     )
     sql, params = query.query.sql_with_params()
     if connection.vendor == "postgresql":
