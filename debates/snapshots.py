@@ -2,6 +2,9 @@
 debate is built here, so the rule 'a judge never sees hidden material, the correct answer, which
 side is honest, or anything private' is enforced in one place."""
 
+from contextlib import contextmanager
+
+from django.db import connection, transaction
 from django.db.models import Q
 
 from . import presence
@@ -128,7 +131,31 @@ def events_after(debate: Debate, viewer: Viewer, seq: int) -> list[dict]:
     return [event_for(e, viewer) for e in debate.events.filter(seq__gt=seq).order_by("seq")]
 
 
+@contextmanager
+def one_moment():
+    """Reads that all see the database as it was at one moment. A state's sequence number and its
+    turns must agree: read a moment apart, a speech saved in between is in the turns while its
+    event is still to come, and the viewer shows it twice."""
+    with transaction.atomic():
+        if connection.vendor == "postgresql" and not _ran_queries_in_this_transaction():
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        yield  # SQLite: a transaction's reads already see one moment
+
+
+def _ran_queries_in_this_transaction() -> bool:
+    # An outer atomic block (a test's, a caller's) may have read already; its isolation is fixed.
+    return len(connection.atomic_blocks) > 1
+
+
 def state_for(debate: Debate, viewer: Viewer) -> dict:
+    """The whole debate as the viewer may see it, read at one moment (`debate` is read again)."""
+    with one_moment():
+        debate.refresh_from_db()
+        return _state(debate, viewer)
+
+
+def _state(debate: Debate, viewer: Viewer) -> dict:
     question = debate.question
     protocol = debate.get_protocol()
     order = debate.shown_answer_order()

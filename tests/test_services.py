@@ -2,10 +2,11 @@
 constraints, turns, refusals that store nothing, verdicts and their scores, turn time-outs."""
 
 import math
+import threading
 from datetime import timedelta
 
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from debates import services, snapshots
@@ -305,6 +306,41 @@ def test_the_judge_may_end_the_debate_early(live_debate):
     _, events = feedback(live_debate, [0.9, 0.1], end_debate=True)
     assert [e.kind for e in events][-2:] == ["debate_finished", "turn_state"]
     assert Debate.objects.get(pk=live_debate.pk).status == Debate.AWAITING_VERDICT
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_a_speech_saved_while_a_state_is_built_reaches_the_viewer_once(make_user, question, monkeypatch):
+    """The state's sequence number and its turns are read at one moment: a speech saved in between
+    is in neither, so the viewer gets it once, as the event after the state."""
+    alice, bob, judy = make_user("ana", "debater"), make_user("ben", "debater"), make_user("jo", "judge")
+    debate = services.create_debate(
+        question, Protocol(rounds=("sequential",)), {"A": (alice, 0), "B": (bob, 1)}, judge=judy
+    )
+    services.start_debate(debate.pk)
+    judge = snapshots.viewer_for(debate, judy)
+
+    def speak_from_another_connection():
+        try:
+            services.submit_action(debate.pk, alice, kind="speech", text="Saved while the state was built.")
+        finally:
+            connection.close()
+
+    read_turns = snapshots._transcript
+
+    def a_speech_is_saved_first(*args):
+        writer = threading.Thread(target=speak_from_another_connection)
+        writer.start()
+        writer.join()
+        return read_turns(*args)
+
+    monkeypatch.setattr(snapshots, "_transcript", a_speech_is_saved_first)
+    state = snapshots.state_for(Debate.objects.get(pk=debate.pk), judge)
+    monkeypatch.undo()
+    after = snapshots.events_after(debate, judge, state["seq"])
+    speeches = [t for t in state["turns"] if t["kind"] == "speech"] + [e for e in after if e["kind"] == "speech"]
+    assert len(speeches) == 1
+    assert Turn.objects.filter(debate=debate, kind="speech").count() == 1
 
 
 def test_simultaneous_speeches_are_stored_sealed_and_revealed_together(live_debate):
