@@ -1,6 +1,7 @@
 """Simulated crowd judges that take part in a study the way a person does: over HTTP through the
-study pages (entry by a Prolific link, consent, quiz, practice, waiting, survey, completion) and
-through the debate's websocket (the judge's feedback), against a running DebateLab server. For
+study pages (entry by a Prolific link, consent, quiz, practice, waiting, survey, completion), the
+person's own websocket (the waiting room's notices) and the debate's websocket (the judge's
+feedback), against a running DebateLab server. For
 tests and for a researcher's dry run (`manage.py run_bots`). Bots know the quiz answers (read from
 the experiment file) and judge correctly with a set probability. Some may drop out once seated, as a
 person closing the tab does, so the study's replacement of absent judges is exercised too."""
@@ -11,6 +12,7 @@ import re
 import statistics
 import threading
 import time
+from contextlib import ExitStack
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http.cookiejar import CookieJar
@@ -25,6 +27,7 @@ STATUS = re.compile(r'data-study-status="([a-z_]+)"')
 DEBATE_LINK = re.compile(r'href="/debates/(\d+)/"[^>]*data-debate-link')
 CODE = re.compile(r"data-completion-code>([^<]+)<")
 FINISHED = ("completed", "returned", "timed_out", "screened_out")
+QUIET_CHECK_SECONDS = 20  # the waiting page asks at least this often when no notice comes (study-wait.js)
 
 
 class _KeepRedirects(HTTPRedirectHandler):
@@ -97,6 +100,8 @@ class BotResult:
     debate: int | None = None  # the debate it was seated in
     dropped_debate: int | None = None  # the debate this bot abandoned once seated as its judge
     dropped_at: float | None = None
+    notices: int = 0  # notices received on the person's own socket
+    notice_socket_failures: int = 0  # times it could not be opened (the bot polled instead)
 
 
 class DropoutPlan:
@@ -130,12 +135,16 @@ class Bot:
         self.result = BotResult(pid)
         self.page_path = f"/study/{experiment_id}/"
         self.dropouts = dropouts
+        self.notices = None  # the person's own socket (/ws/me/), open while the bot waits to judge
+        self.notices_context: ExitStack | None = None
 
     def run(self) -> BotResult:
         try:
             self._run()
         except Exception as error:  # noqa: BLE001 - a bot reports what stopped it and the run goes on
             self.result.error = f"{type(error).__name__}: {error}"
+        finally:
+            self._close_notices()
         self.result.requests = self.client.requests
         return self.result
 
@@ -169,7 +178,7 @@ class Bot:
         if status == "consented":
             return self.client.post(base + "quiz/", {f"q{i}": q["answer"] for i, q in enumerate(self.study["quiz"])})
         if status in ("qualified", "waiting"):
-            time.sleep(self.poll_seconds * (0.5 + self.rng.random()))
+            self._wait_in_the_waiting_room()
             return self.client.get(base)
         if "data-survey" in page:
             return self.client.post(base + "survey/", self._survey_answers())
@@ -184,6 +193,68 @@ class Bot:
                 self._abandon(int(link.group(1)))
                 return None
         return self._judge(int(link.group(1)))
+
+    def _wait_in_the_waiting_room(self) -> None:
+        """As the waiting page's script does (static/js/study-wait.js): listens on the person's own
+        socket and asks the server where it stands when a notice says the room changed, when the
+        study's wait limit is due, and every 20 s in silence. Returns once the bot is moved on. With
+        no socket it polls, as the page does while its socket is down."""
+        if not self._open_notices():
+            time.sleep(self.poll_seconds * (0.5 + self.rng.random()))
+            return
+        check = self._check()  # after the socket is open, so no notice falls in between
+        due = self._next_check_at(check)
+        while check["status"] in ("qualified", "waiting") and time.monotonic() < self.deadline:
+            notice = self._next_notice(until=due)
+            if notice is False:  # the socket closed: back to the page, which polls
+                return
+            if notice is not None and notice.get("kind") == "room" and not notice.get("open_debates"):
+                continue  # the room's count changed; nothing to take
+            check = self._check()
+            due = self._next_check_at(check)
+
+    def _check(self) -> dict:
+        return json.loads(self.client.get(self.page_path + "status.json"))
+
+    @staticmethod
+    def _next_check_at(check) -> float:
+        seconds = check.get("check_in_seconds")
+        return time.monotonic() + (QUIET_CHECK_SECONDS if seconds is None else min(QUIET_CHECK_SECONDS, seconds + 1))
+
+    def _open_notices(self) -> bool:
+        if self.notices is not None:
+            return True
+        opened = ExitStack()  # the socket stays open across steps, so its context is entered by hand
+        try:
+            socket = opened.enter_context(self._socket("/ws/me/"))
+            if json.loads(socket.recv(timeout=30)).get("type") != "hello":
+                raise ValueError("the server did not say hello")
+        except (InvalidMessage, ConnectionClosed, OSError, TimeoutError, ValueError):
+            opened.close()
+            self.result.notice_socket_failures += 1
+            return False
+        self.notices, self.notices_context = socket, opened
+        return True
+
+    def _next_notice(self, until) -> dict | None | bool:
+        """The next notice; None when `until` passes first; False when the socket has closed."""
+        try:
+            while (left := until - time.monotonic()) > 0:
+                frame = json.loads(self.notices.recv(timeout=left))
+                if frame.get("type") == "notice":
+                    self.result.notices += 1
+                    return frame
+        except TimeoutError:
+            return None
+        except (ConnectionClosed, OSError, ValueError):
+            self._close_notices()
+            return False
+        return None
+
+    def _close_notices(self) -> None:
+        if self.notices is not None:
+            self.notices_context.close()
+            self.notices = self.notices_context = None
 
     def _abandon(self, debate_id) -> None:
         """Opens the debate's room (page and websocket), then closes it and never comes back: no
@@ -222,14 +293,12 @@ class Bot:
                 time.sleep(min(8.0, 0.5 * 2**attempt) * (0.5 + self.rng.random()))
 
     def _room_socket(self, debate_id):
+        return self._socket(f"/ws/debates/{debate_id}/")
+
+    def _socket(self, path):
         host = urlsplit(self.client.base_url).netloc
         headers = {"Cookie": f"sessionid={self.client.cookie('sessionid')}"}
-        return connect(
-            f"ws://{host}/ws/debates/{debate_id}/",
-            origin=self.client.base_url,
-            additional_headers=headers,
-            open_timeout=30,
-        )
+        return connect(f"ws://{host}{path}", origin=self.client.base_url, additional_headers=headers, open_timeout=30)
 
     def _watch(self, debate_id) -> dict:
         with self._room_socket(debate_id) as socket:
@@ -374,6 +443,8 @@ def figures(results, started) -> dict:
         "median_seconds_to_refill": _median_refill(results),
         "requests": sum(r.requests for r in results),
         "websocket_reconnects": sum(r.reconnects for r in results),
+        "notices": sum(r.notices for r in results),
+        "notice_socket_failures": sum(r.notice_socket_failures for r in results),
     }
 
 
