@@ -1,19 +1,19 @@
 """Telling people that something needs them: "your turn" and "the debate ended" here, "you can
 judge now" in judging.notices. Each notice goes to the person's own sockets (/ws/me/, which wake
 their open lobby or waiting page; debates.live.notify_users) and, when they gave an address and are
-not in the debate's room right now, by e-mail (the console back-end prints it unless EMAIL_BACKEND
-names another). Pages show the same notices in the tab title and as browser notifications
+not in the debate's room right now, by e-mail, sent in the background with retries (the console
+back-end prints it unless EMAIL_BACKEND names another). Pages show the same notices in the tab title and as browser notifications
 (static/js/notices.js). Everything is sent after the commit and nothing here ever fails the caller.
 """
 
 import logging
 
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db import transaction
 from django.urls import reverse
 
 from . import live, presence
+from .background import dispatch
 from .models import Debate, Participant
 from .protocol import JUDGE
 
@@ -21,18 +21,19 @@ log = logging.getLogger(__name__)
 
 
 def email(user, subject: str, body: str) -> None:
-    """Sent after the transaction commits, so nobody is told of something that was rolled back; a
-    mail server that fails is logged and never breaks the page."""
+    """Handed to the background (debates.tasks.send_email) after the transaction commits, so nobody
+    is told of something that was rolled back, and no page or room socket waits on a mail server."""
     if not getattr(user, "email", ""):
         return
+    address, username = user.email, user.get_username()
 
-    def send():
+    def hand_over():
         try:
-            send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [user.email])
-        except Exception:  # noqa: BLE001 - any mail failure is only logged
-            log.exception("could not e-mail %s", user.get_username())
+            dispatch("debates.tasks.send_email", address, subject, body, username)
+        except Exception:  # noqa: BLE001 - a notice never breaks the page; the room and lobby still heard it
+            log.exception("could not hand the e-mail to %s to the background", username)
 
-    transaction.on_commit(send)
+    transaction.on_commit(hand_over)
 
 
 def room_url(debate_id: int) -> str:

@@ -4,9 +4,12 @@ is owed: a task lost with its worker or its broker is scheduled again by the swe
 (debates.sweep), which runs from Celery beat (sweep_owed_work)."""
 
 import logging
+import smtplib
 
 from celery import shared_task
+from django.conf import settings
 from django.core.cache import cache
+from django.core.mail import send_mail
 from django.db import InterfaceError, OperationalError, connection
 
 from . import live, pixel_player, services, sweep, turn_leases
@@ -15,6 +18,8 @@ from .background import BackgroundTask
 log = logging.getLogger(__name__)
 DATABASE_ERRORS = (OperationalError, InterfaceError)
 DATABASE_RETRIES = 30  # about 15 minutes of outage at the capped backoff; the sweep covers longer ones
+EMAIL_RETRIES = 8  # about half an hour of a mail server that refuses or times out, then the e-mail is dropped
+MAIL_ERRORS = (OSError, smtplib.SMTPException)  # OSError: refused, unreachable, timed out
 
 
 def retry_after_database_error(task, error: Exception):
@@ -142,6 +147,30 @@ def _play_pixel_turn(debate_id: int, seat: str, expected_round: int) -> str:
         if not mine:
             return "already_running"
         return pixel_player.play_turn(debate_id, seat, expected_round)
+
+
+def _send_email_once(address: str, subject: str, body: str, username: str) -> None:
+    try:
+        send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [address])
+    except Exception:  # noqa: BLE001 - the embedded default tries once; a notice never fails anything
+        log.exception("could not e-mail %s", username)
+
+
+@shared_task(
+    base=BackgroundTask, bind=True, acks_late=True, ignore_result=True, in_process=staticmethod(_send_email_once)
+)
+def send_email(self, address: str, subject: str, body: str, username: str) -> str:
+    """A notice by e-mail (debates.notices.email), retried with backoff while the mail server fails.
+    A notice that is late is still worth sending; one that never goes is logged."""
+    try:
+        send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [address])
+    except MAIL_ERRORS as error:
+        if self.request.retries >= EMAIL_RETRIES:
+            log.error("could not e-mail %s after %d tries: %s", username, EMAIL_RETRIES + 1, error)
+            return "gave_up"
+        log.warning("could not e-mail %s yet (%s); retrying", username, error)
+        raise self.retry(exc=error, countdown=min(600, 10 * 2**self.request.retries), max_retries=EMAIL_RETRIES)
+    return "sent"
 
 
 @shared_task(acks_late=True, ignore_result=True)

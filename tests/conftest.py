@@ -7,6 +7,7 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from urllib.request import urlopen
 
@@ -179,6 +180,22 @@ def start_celery_worker(env, log_path):
 
     wait_until(ready, 60, lambda: f"the celery worker to start: {log_path.read_text()[-2000:]}", interval=0.3)
     return process
+
+
+@pytest.fixture
+def sent_mail(settings, mailoutbox):
+    """E-mail notices go to the background (debates.tasks.send_email). Here they run as in the
+    embedded default, on threads of this process; sent_mail() waits for those threads and returns
+    the outbox (Django's in-memory back-end)."""
+    settings.RUN_TASKS_IN_PROCESS = True
+
+    def sent():
+        for thread in threading.enumerate():
+            if thread.name.startswith("send_email"):
+                thread.join(timeout=30)
+        return mailoutbox
+
+    return sent
 
 
 @pytest.fixture

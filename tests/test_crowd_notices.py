@@ -1,7 +1,9 @@
 """Notices (issue 11, item 6): "your turn" and "the debate ended" by e-mail to people who gave an
-address (never to AI seats, never to someone in the room right now), sent only once the transaction
-commits, with a mail server that fails only logged; and every notice on the person's own websocket
-(/ws/me/), which the lobby and the study's waiting room listen to. The socket is driven in process
+address (never to AI seats, never to someone in the room right now), handed to the background only
+once the transaction commits: in the embedded default a thread tries once and a failure is logged;
+in production a real Celery worker tries again while a mail server (a TEST DOUBLE) turns it away.
+Every notice also goes to the person's own websocket (/ws/me/), which the lobby and the study's
+waiting room listen to. The socket is driven in process
 through config.asgi's application (as tests/test_consumers_inprocess.py does), on the channel layer
 the settings give (Redis under make test)."""
 
@@ -15,11 +17,14 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 
 from config.asgi import application
-from debates import notices, services
+from debates import notices, services, tasks
 from debates.models import Debate, Participant
 from judging import crowd
+from tests.conftest import _subprocess_env, start_celery_worker
 from tests.factories import dataset_questions, play_to_the_end, started_study
+from tests.fake_smtp_server import FakeSMTPServer
 from tests.live_clients import session_for
+from tests.polling import wait_until
 
 HEADERS = [(b"origin", b"http://127.0.0.1"), (b"host", b"127.0.0.1")]
 
@@ -31,38 +36,39 @@ def with_addresses(debate):
     return debate
 
 
-def sent(mailoutbox, subject):
-    return sorted(address for message in mailoutbox if message.subject == subject for address in message.to)
+def sent(outbox, subject):
+    return sorted(address for message in outbox if message.subject == subject for address in message.to)
 
 
 @pytest.mark.django_db
 def test_the_debaters_whose_turn_starts_are_mailed_after_the_commit(
-    two_round_debate, mailoutbox, django_capture_on_commit_callbacks
+    two_round_debate, sent_mail, django_capture_on_commit_callbacks
 ):
     debate = with_addresses(two_round_debate)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         services.start_debate(debate.pk)
-    assert callbacks and mailoutbox == []  # nothing before the commit
+    assert callbacks and sent_mail() == []  # nothing before the commit
     with django_capture_on_commit_callbacks(execute=True):  # the commit
         for callback in callbacks:
             callback()
-    assert sent(mailoutbox, "Your turn in a debate") == ["alice@example.org", "bob@example.org"]  # simultaneous
-    message = mailoutbox[0]
+    outbox = sent_mail()
+    assert sent(outbox, "Your turn in a debate") == ["alice@example.org", "bob@example.org"]  # simultaneous
+    message = outbox[0]
     assert f"{settings.DEBATELAB_SITE_URL}/debates/{debate.pk}/" in message.body
     assert debate.question.text in message.body
-    mailoutbox.clear()
+    outbox.clear()
     with django_capture_on_commit_callbacks(execute=True):
         services.submit_action(debate.pk, debate.participants.get(seat="A").user, kind="speech", text="A opens.")
-    assert mailoutbox == []  # B's turn had already started: nobody is told twice
+    assert sent_mail() == []  # B's turn had already started: nobody is told twice
     with django_capture_on_commit_callbacks(execute=True):
         services.submit_action(debate.pk, debate.participants.get(seat="B").user, kind="speech", text="B opens.")
     # The judge's feedback round is announced in the room and the lobby, not by e-mail.
-    assert sent(mailoutbox, "Your turn in a debate") == []
+    assert sent(sent_mail(), "Your turn in a debate") == []
 
 
 @pytest.mark.django_db
 def test_nobody_in_the_room_and_no_ai_seat_is_mailed(
-    two_round_debate, mailoutbox, monkeypatch, django_capture_on_commit_callbacks
+    two_round_debate, sent_mail, monkeypatch, django_capture_on_commit_callbacks
 ):
     debate = with_addresses(two_round_debate)
     # Who is connected comes from the presence store (debates/presence.py, tested with real sockets
@@ -73,21 +79,21 @@ def test_nobody_in_the_room_and_no_ai_seat_is_mailed(
     users = dict(debate.participants.values_list("seat", "user_id"))
     with django_capture_on_commit_callbacks(execute=True):
         notices.tell_whose_turn(debate.pk, {"A": users["A"], "B": users["B"]}, ["A", "B"])
-    assert mailoutbox == []
+    assert sent_mail() == []
     online.clear()
     with django_capture_on_commit_callbacks(execute=True):
         notices.tell_whose_turn(debate.pk, {"A": users["A"]}, ["A"])
-    assert sent(mailoutbox, "Your turn in a debate") == ["alice@example.org"]
+    assert sent(sent_mail(), "Your turn in a debate") == ["alice@example.org"]
 
 
 @pytest.mark.django_db
 def test_the_debaters_and_the_judge_hear_that_the_debate_ended(
-    two_round_debate, mailoutbox, django_capture_on_commit_callbacks
+    two_round_debate, sent_mail, django_capture_on_commit_callbacks
 ):
     debate = with_addresses(two_round_debate)
     with django_capture_on_commit_callbacks(execute=True):
         play_to_the_end(debate)
-    ended = [m for m in mailoutbox if m.subject == "The debate has ended"]
+    ended = [m for m in sent_mail() if m.subject == "The debate has ended"]
     assert sorted(m.to[0] for m in ended) == ["alice@example.org", "bob@example.org", "judy@example.org"]
     judge_mail = next(m for m in ended if m.to == ["judy@example.org"])
     assert f"Give your verdict here: {settings.DEBATELAB_SITE_URL}/debates/{debate.pk}/" in judge_mail.body
@@ -95,19 +101,55 @@ def test_the_debaters_and_the_judge_hear_that_the_debate_ended(
 
 @pytest.mark.django_db
 def test_a_failing_mail_server_is_logged_and_the_turn_stands(
-    two_round_debate, monkeypatch, caplog, django_capture_on_commit_callbacks
+    two_round_debate, sent_mail, monkeypatch, caplog, django_capture_on_commit_callbacks
 ):
     debate = with_addresses(two_round_debate)
 
     def refuse(*args, **kwargs):
         raise ConnectionRefusedError("no mail server")
 
-    monkeypatch.setattr(notices, "send_mail", refuse)
-    with caplog.at_level(logging.ERROR, logger="debates.notices"):
+    monkeypatch.setattr(tasks, "send_mail", refuse)
+    with caplog.at_level(logging.ERROR, logger="debates.tasks"):
         with django_capture_on_commit_callbacks(execute=True):
             services.start_debate(debate.pk)
-    assert Debate.objects.get(pk=debate.pk).status == Debate.LIVE
+        assert Debate.objects.get(pk=debate.pk).status == Debate.LIVE
+        assert sent_mail() == []
     assert "could not e-mail alice" in caplog.text
+
+
+@pytest.mark.slow
+@pytest.mark.services
+@pytest.mark.django_db
+def test_a_worker_sends_the_mail_and_tries_again_when_the_mail_server_turns_it_away(two_round_debate, tmp_path):
+    """In production a Celery worker sends notices: no web process waits on the mail server. This
+    one (a TEST DOUBLE, tests/fake_smtp_server.py) turns the first connection away; the worker
+    tries again after its backoff and the mail goes."""
+    smtp = FakeSMTPServer(refuse_first=1).start()
+    env = dict(
+        _subprocess_env(),
+        EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
+        EMAIL_HOST="127.0.0.1",
+        EMAIL_PORT=str(smtp.port),
+        CELERY_QUEUE="mail-test",  # not the session's worker, which sends to the console
+    )
+    log_path = tmp_path / "worker.log"
+    worker = start_celery_worker(env, log_path)
+    try:
+        debate = with_addresses(two_round_debate)
+        alice = debate.participants.get(seat="A").user
+        tasks.send_email.apply_async(
+            args=(alice.email, "Your turn in a debate", f"Open it here: {notices.room_url(debate.pk)}", alice.username),
+            queue="mail-test",
+        )
+        wait_until(lambda: smtp.messages, 60, lambda: f"the mail to arrive; worker log: {log_path.read_text()[-2000:]}")
+    finally:
+        worker.terminate()
+        worker.wait(timeout=20)
+        smtp.stop()
+    assert smtp.refused == 1 and len(smtp.messages) == 1
+    assert "To: alice@example.org" in smtp.messages[0] and "Subject: Your turn in a debate" in smtp.messages[0]
+    log = log_path.read_text()
+    assert "could not e-mail alice yet" in log and "succeeded" in log
 
 
 # The personal websocket, in process.
