@@ -30,6 +30,9 @@ def main():
     parser.add_argument("--keep", action="store_true", help="Keep the generated experiment.")
     args = parser.parse_args()
 
+    from bench.database import ensure_database
+
+    ensure_database()
     import django
 
     django.setup()

@@ -81,6 +81,9 @@ def main():
     parser.add_argument("--folder", help="Where to write the exports (default: a temporary folder).")
     args = parser.parse_args()
 
+    from bench.database import ensure_database
+
+    ensure_database()
     import django
 
     django.setup()

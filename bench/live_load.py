@@ -469,6 +469,9 @@ def main():
         return plain_server(args.plain_server)
     if not os.environ.get("DATABASE_URL", "").startswith("postgres") or not os.environ.get("REDIS_URL"):
         sys.exit("Set DATABASE_URL (PostgreSQL) and REDIS_URL: the benchmark runs the production processes.")
+    from bench.database import ensure_database
+
+    ensure_database()
     os.environ.update(server_environment("bench-setup"))
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
     import django
