@@ -10,6 +10,7 @@ client's sync request. Database work runs on debates.rooms' thread pool.
 import asyncio
 import json
 
+from autobahn.exception import Disconnected
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.consumer import get_handler_name
 from django.conf import settings
@@ -21,7 +22,25 @@ from .protocol import Refused
 from .rooms import rooms, run_db
 
 
-class DebateConsumer(AsyncJsonWebsocketConsumer):
+class LeavingIsNoError(AsyncJsonWebsocketConsumer):
+    """A browser may leave while a frame is on its way to it: daphne then raises from the send
+    (django/channels#1820), which would end the consumer without its disconnect handler and leave
+    its seat shown online. The frame is dropped; the disconnect that follows cleans up."""
+
+    async def send(self, text_data=None, bytes_data=None, close=False):
+        try:
+            await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
+        except Disconnected:
+            pass
+
+    async def send_json(self, content, close=False):  # channels' send_json does not go through send
+        try:
+            await super().send_json(content, close)
+        except Disconnected:
+            pass
+
+
+class DebateConsumer(LeavingIsNoError):
     viewer = None
     ai_seats: set = frozenset()
 
@@ -238,7 +257,7 @@ def parse_message(text: str):
         return None
 
 
-class PersonalConsumer(AsyncJsonWebsocketConsumer):
+class PersonalConsumer(LeavingIsNoError):
     """/ws/me/: one signed-in person's notices (debates.notices, judging.notices): seated as a judge,
     their turn, a debate of theirs ended, their lobby or waiting room changed. The pages that listen
     (the lobby, the study's waiting room) fetch what changed over HTTP, so a lost notice costs only

@@ -6,15 +6,15 @@ import json
 import time
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from debates import live
+from debates.consumers import LeavingIsNoError
 from debates.models import Experiment
 
 from . import dashboard
 
 
-class ExperimentConsumer(AsyncJsonWebsocketConsumer):
+class ExperimentConsumer(LeavingIsNoError):
     async def connect(self):
         self.experiment_id = int(self.scope["url_route"]["kwargs"]["experiment_id"])
         self.summary_started = 0.0

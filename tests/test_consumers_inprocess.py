@@ -230,3 +230,27 @@ def test_sync_replays_the_events_after_a_number_and_garbage_gets_the_whole_state
     stored = list(DebateEvent.objects.filter(debate=debate, seq__gt=2).order_by("seq").values_list("seq", "kind"))
     assert [(f["seq"], f["kind"]) for f in replayed] == stored
     assert [(f["type"], f["seq"]) for f in resent] == [("state", last_seq)] * 3
+
+
+@pytest.mark.parametrize(
+    "consumer_path",
+    ["debates.consumers.DebateConsumer", "debates.consumers.PersonalConsumer", "judging.consumers.ExperimentConsumer"],
+)
+def test_a_frame_to_a_browser_that_just_left_is_dropped_without_ending_the_consumer(consumer_path):
+    """daphne raises when a frame is sent to a socket the browser has just closed
+    (django/channels#1820); the consumer must go on to its disconnect handler."""
+    from autobahn.exception import Disconnected
+    from django.utils.module_loading import import_string
+
+    async def closed_socket(message):
+        raise Disconnected("Attempt to send on a closed protocol")
+
+    consumer = import_string(consumer_path)()
+    consumer.base_send = closed_socket
+    consumer.sent_seq = 0  # the debate consumer's frames carry the last number sent
+
+    async def scenario():
+        await consumer.send_json({"type": "pong"})
+        await consumer.send(text_data="{}")
+
+    run(scenario)
