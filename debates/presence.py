@@ -3,7 +3,9 @@
 Each open websocket of a seated person is an entry (debate, seat, connection) with an expiry. The
 web process that holds the connection refreshes its entries while the connection lives and
 removes them when it closes; a process that dies stops refreshing, and its entries lapse within
-DEBATELAB_PRESENCE_SECONDS. A seat is online while it has an entry that has not lapsed.
+DEBATELAB_PRESENCE_SECONDS. A seat is online while it has an entry that has not lapsed. When a
+connection closes, the time is kept as the seat's last departure (a judge moving from the room to
+the verdict page is gone for a moment, not for good: judging.crowd's judge timeout counts from it).
 
 Production keeps the entries in Redis (one sorted set per debate, scored by expiry), so every web
 process sees every connection; the embedded default keeps them in this process, which is the only
@@ -16,6 +18,7 @@ import time
 from django.conf import settings
 
 SEPARATOR = "\x1f"  # between a seat and a connection name in a member (neither may contain it)
+DEPARTURES_KEPT_SECONDS = 7 * 24 * 3600  # a debate's last departures outlive any judge timeout
 
 
 def lifetime() -> float:
@@ -36,6 +39,7 @@ class LocalPresence:
 
     def __init__(self):
         self._entries: dict[int, dict[str, float]] = {}
+        self._departures: dict[int, dict[str, float]] = {}
         self._lock = threading.Lock()
 
     def _online(self, debate_id: int, now: float) -> list[str]:
@@ -52,6 +56,7 @@ class LocalPresence:
     async def leave(self, debate_id: int, seat: str, connection: str) -> list[str]:
         with self._lock:
             self._entries.get(debate_id, {}).pop(_member(seat, connection), None)
+            self._departures.setdefault(debate_id, {})[seat] = time.time()
             return self._online(debate_id, time.time())
 
     async def refresh(self, entries) -> None:
@@ -69,6 +74,10 @@ class LocalPresence:
         with self._lock:
             return self._online(debate_id, time.time())
 
+    def last_departure(self, debate_id: int, seat: str) -> float | None:
+        with self._lock:
+            return self._departures.get(debate_id, {}).get(seat)
+
 
 class RedisPresence:
     """Production: a sorted set per debate in Redis, members scored by their expiry time."""
@@ -81,6 +90,9 @@ class RedisPresence:
 
     def _key(self, debate_id: int) -> str:
         return f"{self.prefix}:presence:{debate_id}"
+
+    def _departures_key(self, debate_id: int) -> str:
+        return f"{self.prefix}:presence-left:{debate_id}"
 
     def _client(self):
         if self._async_client is None:
@@ -96,6 +108,9 @@ class RedisPresence:
             pipe.zadd(key, add)
         if remove:
             pipe.zrem(key, remove)
+            departures = self._departures_key(debate_id)
+            pipe.hset(departures, remove.split(SEPARATOR, 1)[0], now)
+            pipe.expire(departures, DEPARTURES_KEPT_SECONDS)
         pipe.zremrangebyscore(key, "-inf", now)
         pipe.zrange(key, 0, -1)
         pipe.expire(key, int(lifetime() * 2) + 1)
@@ -127,12 +142,19 @@ class RedisPresence:
             pipe.zrangebyscore(self._key(debate_id), now, "+inf")
         return {debate_id: _seats(members) for debate_id, members in zip(debate_ids, await pipe.execute())}
 
-    def online(self, debate_id: int) -> list[str]:
+    def _sync(self):
         if self._sync_client is None:
             import redis
 
             self._sync_client = redis.Redis.from_url(self.url, socket_timeout=2, socket_connect_timeout=2)
-        return _seats(self._sync_client.zrangebyscore(self._key(debate_id), time.time(), "+inf"))
+        return self._sync_client
+
+    def online(self, debate_id: int) -> list[str]:
+        return _seats(self._sync().zrangebyscore(self._key(debate_id), time.time(), "+inf"))
+
+    def last_departure(self, debate_id: int, seat: str) -> float | None:
+        left = self._sync().hget(self._departures_key(debate_id), seat)
+        return float(left) if left is not None else None
 
 
 _presence = None
@@ -147,6 +169,15 @@ def store():
         else:
             _presence = LocalPresence()
     return _presence
+
+
+def last_departure(debate_id: int, seat: str) -> float | None:
+    """When a connection of `seat` last closed (a Unix time), or None: never, or unknown while the
+    store cannot be reached."""
+    try:
+        return store().last_departure(debate_id, seat)
+    except Exception:  # noqa: BLE001 - as in online_seats
+        return None
 
 
 def online_seats(debate_id: int) -> list[str]:

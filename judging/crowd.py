@@ -4,6 +4,7 @@ completion code and a bonus. The experiment file's optional `study:` section say
 shows (debates.experiment_spec). Pages call these functions; a status only ever moves forward
 between the steps before judging, and a finished participant stays finished."""
 
+import logging
 import math
 import re
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from debates.protocol import JUDGE, Refused
 from . import notices
 from .models import Assignment, StudyParticipant, Verdict
 
+log = logging.getLogger(__name__)
 PROLIFIC_COMPLETION = "https://app.prolific.com/submissions/complete?cc="
 MTURK_PREVIEW = "ASSIGNMENT_ID_NOT_AVAILABLE"
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -472,10 +474,12 @@ def _untouched_judges(version: ExperimentVersion):
 
 
 def free_dropped_seats(version: ExperimentVersion, study: dict) -> int:
-    """Judges who were seated judge_timeout_seconds ago, are not connected and have done nothing in
-    their debate yet count as dropped out: their seat is freed for the next person waiting and their
-    study ends with the timed_out code. (A judge who has already given feedback keeps the seat: the
-    next judge would inherit their reports. The researcher can release them.) Returns how many."""
+    """Judges who have done nothing in their debate yet and have been away from it (neither in its
+    room nor on its verdict page) for judge_timeout_seconds since they were seated or last left
+    count as dropped out: their seat is freed for the next person waiting and their study ends
+    with the timed_out code. (A judge who has already given feedback keeps the seat: the next judge
+    would inherit their reports. The researcher can release them.) Nothing is freed while the
+    presence store cannot say who is there. Returns how many."""
     limit = study.get("judge_timeout_seconds")
     if not limit:
         return 0
@@ -493,11 +497,15 @@ def free_dropped_seats(version: ExperimentVersion, study: dict) -> int:
                 user=participant.user,
                 debate__status__in=UNFINISHED,
             )
+            try:
+                away = [s for s in seats if _away_since_before(s.debate_id, cutoff)]
+            except Exception:  # noqa: BLE001 - presence unknown (Redis down): nobody is judged absent
+                log.warning("judge timeouts wait: the presence store cannot be reached", exc_info=True)
+                break
             idle = [
                 s
-                for s in seats
-                if JUDGE not in presence.online_seats(s.debate_id)
-                and not s.debate.turns.filter(seat=JUDGE).exists()
+                for s in away
+                if not s.debate.turns.filter(seat=JUDGE).exists()
                 and not Verdict.objects.filter(debate=s.debate, judge=participant.user).exists()
             ]
             if not idle:
@@ -508,6 +516,15 @@ def free_dropped_seats(version: ExperimentVersion, study: dict) -> int:
     if freed:
         tell_waiting_room(version.experiment)
     return freed
+
+
+def _away_since_before(debate_id: int, cutoff) -> bool:
+    """The debate's judge has no connection to it now, and its last one closed before `cutoff`."""
+    store = presence.store()
+    if JUDGE in store.online(debate_id):
+        return False
+    left = store.last_departure(debate_id, JUDGE)
+    return left is None or left < cutoff.timestamp()
 
 
 def open_offline_assignment(participant: StudyParticipant, version):
@@ -605,18 +622,26 @@ def seconds_to_next_check(participant: StudyParticipant) -> int | None:
 
 
 def seconds_to_judge_timeout(version: ExperimentVersion | None) -> int | None:
-    """Until the next seated judge who has not acted passes judge_timeout_seconds. A judge already
-    past it who is still connected may leave at any time: then the check comes one timeout later."""
+    """Until the next seated judge who has not acted passes judge_timeout_seconds, counted from
+    their seating or, once that is past, from their last departure from the debate. A judge past
+    both who is still connected may leave at any time: then the check comes one timeout later."""
     limit = study_settings(version)["judge_timeout_seconds"] if version else None
     if version is None or not limit:
         return None
-    now = timezone.now()
-    seated = list(_untouched_judges(version).values_list("status_changed_at", flat=True))
-    upcoming = [(at - now).total_seconds() + limit for at in seated]
-    future = [s for s in upcoming if s > 0]
+    now = timezone.now().timestamp()
+    seated = dict(_untouched_judges(version).values_list("user_id", "status_changed_at"))
+    seats = list(_untouched_judge_seats(version).filter(user_id__in=seated).values_list("user_id", "debate_id"))
+    future = []
+    for user_id, debate_id in seats:
+        due = seated[user_id].timestamp() + limit - now
+        if due <= 0:  # only these few cost a look at the presence store
+            left = presence.last_departure(debate_id, JUDGE)
+            due = left + limit - now if left is not None else 0
+        if due > 0:
+            future.append(due)
     if future:
         return math.ceil(min(future))
-    return limit if seated else None
+    return limit if seats else None
 
 
 def seconds_to_wait_limit(participant: StudyParticipant) -> int | None:

@@ -13,6 +13,7 @@ import re
 import pytest
 
 from .conftest import ARTIFACTS
+from .polling import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]  # daphne must see the data
 
@@ -275,6 +276,10 @@ def play_whole_debate(browser, url, debate_id):
     lobby.close()
     verdict_link.click()
     expect(judy).to_have_url(re.compile(rf"/debates/{debate_id}/verdict/$"))
+    # On the verdict page the judge is still present in the debate (a study's judge timeout spares them).
+    from debates import presence
+
+    wait_until(lambda: "judge" in presence.online_seats(debate_id), message="the verdict page to count as present")
 
     # The form starts from the judge's last report (60/40), with no error before anything is touched.
     expect(judy.locator("output[for=p0]")).to_have_text("60%")

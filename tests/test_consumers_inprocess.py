@@ -5,6 +5,7 @@ Redis and PostgreSQL under make test. The same protocol through a real daphne, R
 tested in test_live.py."""
 
 import json
+import time
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -230,6 +231,26 @@ def test_sync_replays_the_events_after_a_number_and_garbage_gets_the_whole_state
     stored = list(DebateEvent.objects.filter(debate=debate, seq__gt=2).order_by("seq").values_list("seq", "kind"))
     assert [(f["seq"], f["kind"]) for f in replayed] == stored
     assert [(f["type"], f["seq"]) for f in resent] == [("state", last_seq)] * 3
+
+
+def test_a_seat_is_online_while_connected_and_its_last_departure_is_kept(seated):
+    """The presence store this run has (in memory without services, Redis under make test)."""
+    from debates import presence
+
+    debate = seated["debate"]
+
+    async def scenario():
+        socket = await connect(debate, seated["judge"])
+        await frame(socket)  # the state; the presence frame follows once the seat is in the store
+        assert (await frame(socket))["type"] == "presence"
+        online = await db(presence.online_seats, debate.pk)
+        await socket.disconnect()
+        return online
+
+    before = time.time()
+    assert "judge" in run(scenario)
+    assert "judge" not in presence.online_seats(debate.pk)
+    assert before - 1 <= presence.last_departure(debate.pk, "judge") <= time.time() + 1
 
 
 @pytest.mark.parametrize(

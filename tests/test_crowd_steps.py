@@ -5,6 +5,7 @@ verdict, the researcher's release and the participants export with its quality c
 
 import csv
 import io
+import time
 from datetime import timedelta
 
 import pytest
@@ -267,6 +268,21 @@ def test_a_verdict_with_too_much_hidden_time_screens_out(checked_study):
     assert (participant.status, participant.outcome) == ("screened_out", "failed_checks")
 
 
+class SaidPresence:
+    """What debates.presence's store says of one debate: {"online": seats, "left": the judge's last departure}."""
+
+    def __init__(self, debate_id, said):
+        self.debate_id, self.said = debate_id, said
+
+    def online(self, debate_id):
+        if self.said.get("unreachable"):
+            raise ConnectionError("Redis is down")
+        return self.said["online"] if debate_id == self.debate_id else []
+
+    def last_departure(self, debate_id, seat):
+        return self.said["left"] if debate_id == self.debate_id else None
+
+
 def test_a_judge_who_drops_out_is_replaced_from_the_waiting_room(checked_study, monkeypatch):
     gone = crowd.progress(qualified(checked_study, "GONE"))
     debate = Debate.objects.get(participants__user=gone.user, participants__seat="judge")
@@ -277,12 +293,16 @@ def test_a_judge_who_drops_out_is_replaced_from_the_waiting_room(checked_study, 
     assert crowd.seconds_to_next_check(waiting) in (119, 120)
     StudyParticipant.objects.filter(pk=gone.pk).update(status_changed_at=timezone.now() - timedelta(seconds=121))
     # Connected judges keep their seat however long they take. Presence is the live layer's
-    # (debates/presence.py, tested there); here its answer is set directly.
-    online = {debate.pk: ["judge"]}
-    monkeypatch.setattr(crowd.presence, "online_seats", lambda debate_id: online.get(debate_id, []))
+    # (debates/presence.py, tested there); here its answers are set directly.
+    said = {"online": ["judge"], "left": None}
+    monkeypatch.setattr(crowd.presence, "store", lambda: SaidPresence(debate.pk, said))
     assert crowd.progress(waiting).status == "waiting"
     assert crowd.seconds_to_next_check(waiting) == 120  # the judge may still leave: ask again later
-    online.clear()
+    # From the room to the verdict page: gone a moment ago, not for good. The timeout counts from then.
+    said.update(online=[], left=time.time() - 5)
+    assert crowd.progress(waiting).status == "waiting"
+    assert crowd.seconds_to_next_check(waiting) in (115, 116)
+    said["left"] = time.time() - 121
     waiting = crowd.progress(waiting)
     gone.refresh_from_db()
     assert (gone.status, gone.completion_code) == ("timed_out", "WAITED1")
@@ -473,3 +493,14 @@ def test_further_judgments_go_to_the_waiting_room_exactly_k_per_debate(client, m
     assigned = Assignment.objects.filter(debate=debate)
     assert assigned.count() == 2 and {a.judge_id for a in assigned} == {later[0].user_id, later[1].user_id}
     assert assigned.filter(mode="all_at_once").count() == 2
+
+
+def test_nobody_is_timed_out_while_the_presence_store_cannot_say_who_is_there(checked_study, monkeypatch):
+    judge = crowd.progress(qualified(checked_study, "AWAY"))
+    debate = Debate.objects.get(participants__user=judge.user, participants__seat="judge")
+    waiting = crowd.progress(qualified(checked_study, "NEXT2"))
+    StudyParticipant.objects.filter(pk=judge.pk).update(status_changed_at=timezone.now() - timedelta(seconds=500))
+    monkeypatch.setattr(crowd.presence, "store", lambda: SaidPresence(debate.pk, {"unreachable": True}))
+    assert crowd.progress(waiting).status == "waiting"
+    judge.refresh_from_db()
+    assert judge.status == "judging" and debate.participants.get(seat="judge").user == judge.user

@@ -245,7 +245,15 @@ def test_presence_frames_say_who_is_online(room):
         "judge",
     ]
     assert "A" not in presence.online_seats(room.debate.pk)
+    # The departure is kept: a judge's timeout counts from it (judging.crowd.free_dropped_seats).
+    left = presence.last_departure(room.debate.pk, "A")
+    assert left is not None and abs(time.time() - left) < 30
+    closed_at = time.time()
     judge.close()
+    wait_until(
+        lambda: (presence.last_departure(room.debate.pk, "judge") or 0) >= closed_at - 1,
+        message="the judge's departure to be kept",
+    )
 
 
 # Who may connect -----------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 // a required reason, and the time the judge spent on this page.
 import { bindSliders, leaders } from "./probability-sliders.js";
 import { hiddenSeconds } from "./hidden-time.js";
+import { stayPresent } from "./stay-present.js";
 
 const form = document.querySelector("[data-verdict-form]");
 const debateKey = location.pathname;
@@ -70,5 +71,7 @@ form.addEventListener("submit", (event) => {
   submit.disabled = true;
   submit.textContent = "Submitting…";
 });
+
+stayPresent(form.dataset.debate);
 
 form.dataset.ready = "true"; // the browser tests wait for this before they submit
