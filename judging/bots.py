@@ -267,7 +267,7 @@ class Bot:
 
     def _judge(self, debate_id) -> str:
         """Reads the debate in its room (page and websocket), gives feedback when it is the judge's
-        turn, then the verdict on the verdict page."""
+        turn, then the verdict on the verdict page, which keeps the room's socket open."""
         self.client.get(f"/debates/{debate_id}/")
         state = self._follow_debate(debate_id)
         correct_shown = self._guess_correct(state)
@@ -278,7 +278,13 @@ class Bot:
             hidden_seconds="0",
             client_id=f"bot-{self.result.pid}-{debate_id}",
         )
-        self.client.post(f"/debates/{debate_id}/verdict/", form)
+        with ExitStack() as verdict_page:
+            try:  # as the verdict page does (stay-present.js): the judge stays present while deciding
+                verdict_page.enter_context(self._room_socket(debate_id))
+            except (InvalidMessage, ConnectionClosed, OSError, TimeoutError):
+                self.result.reconnects += 1
+            self.client.get(f"/debates/{debate_id}/verdict/")
+            self.client.post(f"/debates/{debate_id}/verdict/", form)
         return self.client.get(self.page_path)
 
     def _follow_debate(self, debate_id) -> dict:
