@@ -310,43 +310,19 @@ def service_pids(web, worker) -> dict[str, list[int]]:
 # --- the two servers ----------------------------------------------------------------------------
 
 
-def run_platform(debate_count, rate, seconds, processes) -> tuple[Tally, float]:
+def start_production(processes: int):
+    """The production processes on this machine's PostgreSQL and Redis: platform/serve.py with
+    `processes` daphne processes behind one port, and a Celery worker on a queue of its own.
+    Returns (base URL, web process, worker process) once the site answers /healthz."""
     prefix = f"bench{secrets.token_hex(3)}"
     env = server_environment(prefix)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    web = subprocess.Popen(
-        [
-            sys.executable,
-            "platform/serve.py",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--processes",
-            str(processes),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-    )
+    serve = [sys.executable, "platform/serve.py", "--host", "127.0.0.1", "--port", str(port)]
+    web = subprocess.Popen([*serve, "--processes", str(processes)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
     worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "--loglevel",
-            "WARNING",
-            "--concurrency",
-            "1",
-            "--without-gossip",
-            "--without-mingle",
-            "-Q",
-            prefix,
-        ],
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "--loglevel", "WARNING", "--concurrency", "1"]
+        + ["--without-gossip", "--without-mingle", "-Q", prefix],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -354,6 +330,23 @@ def run_platform(debate_count, rate, seconds, processes) -> tuple[Tally, float]:
     )
     try:
         wait_healthy(base, [web, worker])
+    except BaseException:
+        stop(web, worker)
+        raise
+    return base, web, worker
+
+
+def stop(*processes) -> None:
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.wait(timeout=30)
+
+
+def run_platform(debate_count, rate, seconds, processes) -> tuple[Tally, float]:
+    base, web, worker = start_production(processes)
+    port = base.rsplit(":", 1)[1]
+    try:
         debates = prepare_debates(debate_count)
         headers = Headers(base, lambda d, seat: {"Cookie": f"sessionid={d['sessions'][seat]}"})
         parts = service_pids(web, worker)
@@ -378,10 +371,7 @@ def run_platform(debate_count, rate, seconds, processes) -> tuple[Tally, float]:
         cpu["client"] = round((time.process_time() - client_before) / wall, 2)
         return tally, cpu
     finally:
-        for process in (web, worker):
-            process.terminate()
-        for process in (web, worker):
-            process.wait(timeout=30)
+        stop(web, worker)
 
 
 def run_plain(debate_count, rate, seconds) -> Tally:

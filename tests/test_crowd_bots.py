@@ -9,6 +9,7 @@ Direct-judging debates keep the run free of AI work, so it measures the study ma
 
 import csv
 import io
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -23,40 +24,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 DEBATES = 100
 DROPOUTS = 10
 BOTS = DEBATES + DROPOUTS
-DEFINITION = """name: Bot study
-dataset:
-  source: bot-study
-protocols:
-  - name: direct
-    format: direct
-judges:
-  kind: human
-study:
-  platform: prolific
-  consent: You agree to take part.
-  quiz:
-    - question: Who sees the story?
-      options: [the judge, the debaters]
-      answer: 1
-  practice:
-    question: Which is right?
-    answers: [this one, that one]
-    correct: 0
-    transcript: ["A: this one, see line 3."]
-    explanation: A quoted line 3.
-  survey:
-    - id: clarity
-      question: How clear were the debates?
-      kind: scale
-    - id: comments
-      question: Anything else?
-  judge_timeout_seconds: 10
-  completion_codes:
-    completed: BOTDONE
-    timed_out: BOTGONE
-  bonus:
-    per_correct: 0.5
-"""
+DEFINITION = (Path(__file__).parent / "data" / "bot-study.yaml").read_text()
 
 
 @pytest.mark.timeout(600)  # about a minute here; room for a busier machine
