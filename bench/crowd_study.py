@@ -6,7 +6,8 @@ processes.
 
 Starts the production processes (platform/serve.py with N daphne processes behind one port, a
 Celery worker), starts the bots' study (tests/data/bot-study.yaml: consent, quiz, practice, direct
-judging, survey, bonus; a 10 s judge timeout) with `--debates` debates, and runs `manage.py
+judging, survey, bonus; a judge timeout of `--judge-timeout` seconds, 60 by default) with
+`--debates` debates, and runs `manage.py
 run_bots` with one bot per debate plus one per dropout, all at once by default: each bot enters by
 its Prolific link, goes through every page, waits on its own websocket (/ws/me/), judges over the
 debate's websocket and leaves with its completion code, and `--dropouts` of them close their
@@ -26,8 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def prepare_study(debates: int) -> int:
-    """The bots' study with `debates` questions, started; returns the experiment's id."""
+def prepare_study(debates: int, judge_timeout: int) -> int:
+    """The bots' study with `debates` questions and the given judge timeout, started; returns the
+    experiment's id."""
     from django.contrib.auth.models import User
 
     from debates.experiments import load_experiment, start_experiment
@@ -36,7 +38,10 @@ def prepare_study(debates: int) -> int:
     owner = User.objects.create_user(f"crowd-bench-{time.time_ns()}")
     source = f"bot-study-{time.time_ns()}"
     definition = (
-        (ROOT / "tests" / "data" / "bot-study.yaml").read_text().replace("source: bot-study", f"source: {source}")
+        (ROOT / "tests" / "data" / "bot-study.yaml")
+        .read_text()
+        .replace("source: bot-study", f"source: {source}")
+        .replace("judge_timeout_seconds: 10", f"judge_timeout_seconds: {judge_timeout}")
     )
     dataset_questions(
         source, debates, correct_index=lambda i: i % 2, hidden_material="", public_material="Read carefully."
@@ -68,6 +73,9 @@ def main():
     parser.add_argument("--dropouts", type=int, default=30)
     parser.add_argument("--concurrency", type=int, help="bots at once (default: all of them)")
     parser.add_argument("--processes", type=int, default=2, help="daphne processes")
+    parser.add_argument(
+        "--judge-timeout", type=int, default=60, help="seconds a seated judge may stay away before the seat is freed"
+    )
     args = parser.parse_args()
     if not os.environ.get("DATABASE_URL", "").startswith("postgres") or not os.environ.get("REDIS_URL"):
         sys.exit("Set DATABASE_URL (PostgreSQL) and REDIS_URL: the benchmark runs the production processes.")
@@ -86,7 +94,7 @@ def main():
     bots = args.debates + args.dropouts
     base, web, worker = start_production(args.processes)
     try:
-        experiment_id = prepare_study(args.debates)
+        experiment_id = prepare_study(args.debates, args.judge_timeout)
         parts = service_pids(web, worker)
         before, started = {k: cpu_seconds(v) for k, v in parts.items()}, time.monotonic()
         printed, failed = io.StringIO(), ""

@@ -27,6 +27,7 @@ STATUS = re.compile(r'data-study-status="([a-z_]+)"')
 DEBATE_LINK = re.compile(r'href="/debates/(\d+)/"[^>]*data-debate-link')
 CODE = re.compile(r"data-completion-code>([^<]+)<")
 FINISHED = ("completed", "returned", "timed_out", "screened_out")
+NO_ACCESS = 4403  # the debate socket's close code for someone who may not see the debate
 QUIET_CHECK_SECONDS = 20  # the waiting page asks at least this often when no notice comes (study-wait.js)
 
 
@@ -270,6 +271,8 @@ class Bot:
         turn, then the verdict on the verdict page, which keeps the room's socket open."""
         self.client.get(f"/debates/{debate_id}/")
         state = self._follow_debate(debate_id)
+        if state is None:  # no longer this debate's judge (timed out): the study page says what now
+            return self.client.get(self.page_path)
         correct_shown = self._guess_correct(state)
         form = self._percents(len(state["question"]["answers"]), correct_shown)
         form.update(
@@ -287,12 +290,15 @@ class Bot:
             self.client.post(f"/debates/{debate_id}/verdict/", form)
         return self.client.get(self.page_path)
 
-    def _follow_debate(self, debate_id) -> dict:
-        """As the room's script does, a dropped or refused connection is opened again after a pause."""
+    def _follow_debate(self, debate_id) -> dict | None:
+        """As the room's script does, a dropped or refused connection is opened again after a pause,
+        except one closed with 4403 (this person may not see the debate): then None."""
         for attempt in range(8):
             try:
                 return self._watch(debate_id)
             except (InvalidMessage, ConnectionClosed, OSError) as error:
+                if isinstance(error, ConnectionClosed) and error.rcvd is not None and error.rcvd.code == NO_ACCESS:
+                    return None
                 self.result.reconnects += 1
                 if attempt == 7:
                     raise RuntimeError(f"debate {debate_id}: websocket kept failing ({error})") from None
@@ -419,8 +425,9 @@ def run_bots(
 
             def follow(debate_id, original=original):
                 state = original(debate_id)
-                with lock:
-                    state["bot_truth"] = truth_for(debate_id)
+                if state is not None:
+                    with lock:
+                        state["bot_truth"] = truth_for(debate_id)
                 return state
 
             bot._follow_debate = follow
