@@ -18,7 +18,6 @@ the run (2.0 = both cores). The bots run in this process, on the same machine.
 
 import argparse
 import io
-import os
 import sys
 import time
 from pathlib import Path
@@ -77,20 +76,11 @@ def main():
         "--judge-timeout", type=int, default=60, help="seconds a seated judge may stay away before the seat is freed"
     )
     args = parser.parse_args()
-    if not os.environ.get("DATABASE_URL", "").startswith("postgres") or not os.environ.get("REDIS_URL"):
-        sys.exit("Set DATABASE_URL (PostgreSQL) and REDIS_URL: the benchmark runs the production processes.")
-    from bench.database import ensure_database
-    from bench.live_load import cpu_seconds, cpu_used, server_environment, service_pids, start_production, stop
+    from bench.live_load import cpu_seconds, cpu_used, service_pids, set_up_django, start_production, stop
 
-    ensure_database()
-    os.environ.update(server_environment("bench-setup"))
-    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
-    import django
-
-    django.setup()
+    set_up_django()
     from django.core.management import CommandError, call_command
 
-    call_command("migrate", verbosity=0)
     bots = args.debates + args.dropouts
     base, web, worker = start_production(args.processes)
     try:

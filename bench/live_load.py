@@ -310,6 +310,24 @@ def service_pids(web, worker) -> dict[str, list[int]]:
 # --- the two servers ----------------------------------------------------------------------------
 
 
+def set_up_django() -> None:
+    """Django in this process on the benchmark's database (made and migrated here), with the
+    settings the production processes get."""
+    if not os.environ.get("DATABASE_URL", "").startswith("postgres") or not os.environ.get("REDIS_URL"):
+        sys.exit("Set DATABASE_URL (PostgreSQL) and REDIS_URL: the benchmark runs the production processes.")
+    from bench.database import ensure_database
+
+    ensure_database()
+    os.environ.update(server_environment("bench-setup"))
+    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
 def start_production(processes: int):
     """The production processes on this machine's PostgreSQL and Redis: platform/serve.py with
     `processes` daphne processes behind one port, and a Celery worker on a queue of its own.
@@ -457,19 +475,7 @@ def main():
     args = parser.parse_args()
     if args.plain_server:
         return plain_server(args.plain_server)
-    if not os.environ.get("DATABASE_URL", "").startswith("postgres") or not os.environ.get("REDIS_URL"):
-        sys.exit("Set DATABASE_URL (PostgreSQL) and REDIS_URL: the benchmark runs the production processes.")
-    from bench.database import ensure_database
-
-    ensure_database()
-    os.environ.update(server_environment("bench-setup"))
-    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    set_up_django()
     scenarios = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
     rows = []
     for name in scenarios:
