@@ -14,12 +14,16 @@ from autobahn.exception import Disconnected
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.consumer import get_handler_name
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
 from . import live, presence, services, snapshots
 from .action_messages import action_fields
 from .models import Debate, Participant
 from .protocol import Refused
 from .rooms import rooms, run_db
+
+
+TRY_AGAIN_LATER = 1013  # the websocket close code for a server that cannot serve the connection now
 
 
 class LeavingIsNoError(AsyncJsonWebsocketConsumer):
@@ -60,14 +64,21 @@ class DebateConsumer(LeavingIsNoError):
         self.sent_seq = 0
         self.lock = asyncio.Lock()
         self.group = live.group_name(self.debate_id)
+        # Accepted at once: daphne drops a handshake the application has not accepted within its
+        # websocket_connect_timeout (5 s), and under load the state can take longer to read. (Also,
+        # closing before accepting makes daphne answer HTTP 403, which a browser cannot tell from a
+        # network error: someone who may not see the debate is closed with a code the page reads.)
+        await self.accept()
         # Joining the group before reading the state means no event falls between the two:
         # events the state already holds are skipped by their numbers.
         await self._join_group()
-        self.viewer, state = await run_db(self._viewer_and_state)
-        await self.accept()
+        try:
+            self.viewer, state = await run_db(self._viewer_and_state)
+        except (OperationalError, InterfaceError):  # the database is down or restarting
+            await self._leave_group()
+            await self.close(code=TRY_AGAIN_LATER)  # the page reconnects with backoff
+            return
         if self.viewer is None:
-            # Closing before accepting makes daphne answer HTTP 403, and a browser cannot tell that
-            # from a network error: accept, then close with a code the page can read.
             await self._leave_group()
             await self.close(code=4403)
             return

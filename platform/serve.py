@@ -17,6 +17,10 @@ import sys
 import time
 
 RESTART_PAUSE = 1.0  # seconds between restarts of a process that keeps failing
+# daphne drops a websocket whose handshake the application has not finished within this time (its
+# default is 5 s). Hundreds of people connecting at once on a loaded server can take longer, and a
+# dropped handshake only comes back as a retry: bench/crowd_study.py lost bots to it at 5 s.
+HANDSHAKE_SECONDS = "20"
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -30,7 +34,8 @@ def listening_socket(host: str, port: int) -> socket.socket:
 
 
 def start_daphne(fd: int, extra: list[str]) -> subprocess.Popen:
-    command = [sys.executable, "-m", "daphne", "--fd", str(fd), *extra, "config.asgi:application"]
+    defaults = [] if "--websocket_connect_timeout" in extra else ["--websocket_connect_timeout", HANDSHAKE_SECONDS]
+    command = [sys.executable, "-m", "daphne", "--fd", str(fd), *defaults, *extra, "config.asgi:application"]
     return subprocess.Popen(command, pass_fds=[fd])
 
 

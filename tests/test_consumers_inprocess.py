@@ -133,6 +133,28 @@ def test_strangers_and_anonymous_visitors_are_closed_with_4403(seated, make_user
     assert run(scenario) == [("websocket.close", 4403), ("websocket.close", 4403)]
 
 
+def test_while_the_database_is_down_a_connection_is_accepted_then_closed_to_try_again_later(seated, monkeypatch):
+    """Accepted before the state is read (daphne drops a handshake not accepted within 5 s, and a
+    loaded server may take longer), then closed with 1013 when the database cannot answer: the
+    page reconnects with backoff."""
+    from django.db import OperationalError
+
+    from debates.consumers import DebateConsumer
+
+    def database_down(self):
+        raise OperationalError("the database is restarting")
+
+    monkeypatch.setattr(DebateConsumer, "_viewer_and_state", database_down)
+
+    async def scenario():
+        socket = await connect(seated["debate"], seated["judge"])  # asserts the socket was accepted
+        closed = await socket.receive_output(timeout=5)
+        await socket.disconnect()
+        return closed["type"], closed.get("code")
+
+    assert run(scenario) == ("websocket.close", 1013)
+
+
 def test_a_speech_gets_its_ack_and_every_connection_its_event(seated):
     debate = seated["debate"]
     services.start_debate(debate.pk)
