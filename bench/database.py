@@ -25,5 +25,6 @@ def ensure_database() -> None:
                 print(f"created the database {name}", file=sys.stderr)
     except psycopg.OperationalError as error:
         sys.exit(
-            f"Cannot reach PostgreSQL at {parts.hostname}:{parts.port or 5432} ({error}). Start it (make services) and try again."
+            f"Cannot reach PostgreSQL at {parts.hostname}:{parts.port or 5432} ({error}). "
+            "Start it (make services) and try again."
         )

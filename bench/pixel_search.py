@@ -246,8 +246,9 @@ def lockstep_section(args, evaluator, images, labels) -> dict:
     config = SearchConfig(rollouts=args.rollouts)
     per_image = len(table2_games(images[:1], labels[:1], pixels=args.pixels, seeds=1))
     print(
-        f"\n2b. games in lockstep: exact search, {evaluator_name(evaluator)} pass, {args.rollouts:,} rollouts per move, "
-        f"{args.pixels} px; the Table 2 games of the first test images ({per_image} per image), all running at once"
+        f"\n2b. games in lockstep: exact search, {evaluator_name(evaluator)} pass, "
+        f"{args.rollouts:,} rollouts per move, {args.pixels} px; "
+        f"the Table 2 games of the first test images ({per_image} per image), all running at once"
     )
     print(
         f"{'games':>6} {'rollouts/s':>10} {'per CPU-s':>9} {'vs 1 game':>9} {'mean batch':>10} {'judge CPU':>9} "
@@ -319,8 +320,8 @@ def sample_section(args, dense, sparse, sample) -> None:
     exact = SearchConfig(rollouts=args.sample_rollouts)
     virtual = replace(exact, leaves_per_batch=args.leaves)
     print(
-        f"\n3. honest win rate on a fixed sample: {len(sample)} precommit games (test images 0-{args.sample_images - 1}, "
-        f"both orders, one lie each), {args.sample_rollouts} rollouts per move"
+        f"\n3. honest win rate on a fixed sample: {len(sample)} precommit games "
+        f"(test images 0-{args.sample_images - 1}, both orders, one lie each), {args.sample_rollouts} rollouts per move"
     )
     plain_results, _, plain_elapsed = play_plain(sample, dense, exact)
     exact_results, _, exact_elapsed = play_batched(sample, sparse, exact)
@@ -337,8 +338,9 @@ def sample_section(args, dense, sparse, sample) -> None:
 
 def extrapolation_section(args, rates) -> None:
     print(
-        f"\n4. the full Table 2 at the paper's scale ({PAPER_IMAGES:,} images; precommit 9 lies x {PAPER_SEEDS} seeds x "
-        f"{PAPER_ORDERS} orders, no precommit {PAPER_SEEDS} seeds x {PAPER_ORDERS} orders; {PAPER_ROLLOUTS:,} rollouts per move)"
+        f"\n4. the full Table 2 at the paper's scale ({PAPER_IMAGES:,} images; "
+        f"precommit 9 lies x {PAPER_SEEDS} seeds x {PAPER_ORDERS} orders, "
+        f"no precommit {PAPER_SEEDS} seeds x {PAPER_ORDERS} orders; {PAPER_ROLLOUTS:,} rollouts per move)"
     )
     basis = f"rollouts per CPU-s at {args.rollouts:,} rollouts"
     # The faster network pass on this device: sparse on a CPU, plain on a GPU.

@@ -2,8 +2,9 @@
 judge now" in judging.notices. Each notice goes to the person's own sockets (/ws/me/, which wake
 their open lobby or waiting page; debates.live.notify_users) and, when they gave an address and are
 not in the debate's room right now, by e-mail, sent in the background with retries (the console
-back-end prints it unless EMAIL_BACKEND names another). Pages show the same notices in the tab title and as browser notifications
-(static/js/notices.js). Everything is sent after the commit and nothing here ever fails the caller.
+back-end prints it unless EMAIL_BACKEND names another). Pages show the same notices in the tab title
+and as browser notifications (static/js/notices.js). Everything is sent after the commit and
+nothing here ever fails the caller.
 """
 
 import logging

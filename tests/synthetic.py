@@ -169,7 +169,8 @@ def _insert(cursor, tag, version_id, owner_id, questions, debates, ai_verdicts, 
             CASE WHEN t.kind = 'speech' THEN %s || 'Debate ' || d.id || ', turn ' || t.n || '.'
                  ELSE 'Leaning as shown after turn ' || t.n || '.' END,
             CASE WHEN t.kind = 'feedback' THEN
-                CASE WHEN q.correct_index = 0 THEN jsonb_build_array(r.p, 1 - r.p) ELSE jsonb_build_array(1 - r.p, r.p) END
+                CASE WHEN q.correct_index = 0 THEN jsonb_build_array(r.p, 1 - r.p)
+                     ELSE jsonb_build_array(1 - r.p, r.p) END
             END,
             FALSE, CASE WHEN t.kind = 'speech' THEN 'keep pressing on the ledger' ELSE '' END,
             CASE WHEN t.kind = 'speech' THEN jsonb_build_object('quotes', jsonb_build_array(jsonb_build_object(
@@ -192,7 +193,7 @@ def _insert(cursor, tag, version_id, owner_id, questions, debates, ai_verdicts, 
         after_turn, after_seq, scoring_rule, score, client_id, created_at, debate_id, judge_id, provenance)"""
     chosen = """
         CROSS JOIN LATERAL (SELECT random() < CASE d.protocol_name {skill} END AS right_answer,
-                                   (ARRAY[0.55, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99])[1 + floor(random() * 7)::int] AS sure) c
+            (ARRAY[0.55, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99])[1 + floor(random() * 7)::int] AS sure) c
         CROSS JOIN LATERAL (SELECT CASE WHEN c.right_answer THEN c.sure ELSE round(1 - c.sure, 2) END AS pc) v"""
     common = """CASE WHEN q.correct_index = 0 THEN jsonb_build_array(v.pc, round(1 - v.pc, 2))
                      ELSE jsonb_build_array(round(1 - v.pc, 2), v.pc) END,

@@ -224,7 +224,8 @@ def test_quotes_are_checked_when_a_speech_is_saved(story_debate):
         alice,
         kind="speech",
         text=(
-            "The log: <quote>opened the airlock to vent the fire</quote>. Also <quote>the captan's quick decision</quote>"
+            "The log: <quote>opened the airlock to vent the fire</quote>. "
+            "Also <quote>the captan's quick decision</quote>"
             " and <quote>the crew mutinied</quote>."
         ),
     )
@@ -258,7 +259,8 @@ def test_a_speech_over_the_turn_budget_is_refused_and_nothing_is_stored(story_de
             alice,
             kind="speech",
             text=(
-                "<quote>Captain Mara Ellis kept the crew on short rations, because the hydroponics bay had failed</quote>"
+                "<quote>Captain Mara Ellis kept the crew on short rations, "
+                "because the hydroponics bay had failed</quote>"
             ),
         )
     assert refused.value.code == "quote_budget"

@@ -100,7 +100,9 @@ def test_a_gap_asks_for_one_sync_and_applies_nothing_out_of_order():
         const whileMissing = { events: [...r.seen.events], syncs: r.syncs() };
         for (const n of [4, 5, 6]) r.event(n);  // the server answers the sync
         r.event(8);  // a later gap asks again
-        console.log(JSON.stringify({ whileMissing, events: r.seen.events, syncs: r.syncs(), frames: r.seen.frames }));""")
+        console.log(JSON.stringify({
+          whileMissing, events: r.seen.events, syncs: r.syncs(), frames: r.seen.frames,
+        }));""")
     assert seen["whileMissing"] == {"events": [], "syncs": [{"type": "sync", "after": 3}]}
     assert seen["events"] == [4, 5, 6]
     assert seen["syncs"] == [{"type": "sync", "after": 3}, {"type": "sync", "after": 6}]
@@ -253,7 +255,9 @@ def test_frames_from_a_replaced_socket_are_ignored():
         r.connected();
         old.deliver({ type: "event", kind: "speech", seq: 4, data: {} });
         old.emit("close", { code: 1006 });
-        console.log(JSON.stringify({ events: r.seen.events, sockets: r.sockets.length, open: r.connection.isOpen() }));""")
+        console.log(JSON.stringify({
+          events: r.seen.events, sockets: r.sockets.length, open: r.connection.isOpen(),
+        }));""")
     assert seen == {"events": [], "sockets": 2, "open": True}
 
 

@@ -228,7 +228,8 @@ def test_a_reveal_adds_the_speeches_a_judge_was_never_told_were_sealed():
         """
         const state = data;
         m.applyEvent(state, {kind: "speeches_revealed", seq: 1, data: {round: 0, speeches: [
-          {seat: "A", text: "First.", quotes: []}, {seat: "B", text: "<quote>x</quote>", quotes: [{text: "x", status: "verified"}]}]}});
+          {seat: "A", text: "First.", quotes: []},
+          {seat: "B", text: "<quote>x</quote>", quotes: [{text: "x", status: "verified"}]}]}});
         console.log(JSON.stringify({turns: state.turns, quotes: state.quotes}));""",
         ai_state(quotes=[]),
     )

@@ -143,7 +143,8 @@ class GameState:
             raise GameError(f"pixel {pixel} is already revealed")
         if self.setup.image.reshape(-1)[pixel] == 0:
             raise GameError(
-                f"pixel {pixel} (row {pixel // SIDE}, column {pixel % SIDE}) is black: only nonzero pixels may be revealed"
+                f"pixel {pixel} (row {pixel // SIDE}, column {pixel % SIDE}) is black: "
+                "only nonzero pixels may be revealed"
             )
         return GameState(self.setup, self.reveals + (Reveal(pixel, self.setup.mover(self.ply)),))
 

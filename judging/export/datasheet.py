@@ -62,11 +62,12 @@ def _collection(options: ExportOptions, sources: set) -> list[str]:
             for p in d.get("protocols", [])
         )
         debaters, judges = d.get("debaters", {}), d.get("judges", {})
+        ai_model = f" ({debaters.get('backend')}, {debaters.get('model')})" if debaters.get("kind") == "ai" else ""
         lines.append(
             f"- **{version.experiment.name}, version {version.number}** (frozen {version.frozen_at or 'not yet'}, code "
             f"{version.code_version or 'unknown'}): questions from `{(d.get('dataset') or {}).get('source')}`; "
             f"protocols {protocols or 'none'}; debaters: {debaters.get('kind')}"
-            f"{' (' + str(debaters.get('backend')) + ', ' + str(debaters.get('model')) + ')' if debaters.get('kind') == 'ai' else ''}; "
+            f"{ai_model}; "
             f"judges: {judges.get('kind')}, {judges.get('per_debate', 1)} per debate, offline judging "
             f"{judges.get('offline', 'none')}; counterbalancing seed {(d.get('counterbalance') or {}).get('seed')}; "
             f"aliases {'on' if (d.get('blinding') or {}).get('aliases') else 'off'}. The full definition is in "
@@ -105,12 +106,14 @@ def datasheet(options: ExportOptions, fmt: str = "jsonl") -> str:
         "# Datasheet: DebateLab verdict dataset",
         "",
         f"Exported {timezone.now().isoformat(timespec='seconds')} by DebateLab {code_version()}. "
-        f"Files: {', '.join(f'`{f}`' for f in files)}, `{VERSIONS_NAME}` (the experiment definitions), `{DATASHEET_NAME}`.",
+        f"Files: {', '.join(f'`{f}`' for f in files)}, `{VERSIONS_NAME}` (the experiment definitions), "
+        f"`{DATASHEET_NAME}`.",
         "",
         "## Contents",
         f"- {total:,} verdicts on {summary['debates']:,} debates about {summary['questions']:,} questions.",
-        f"- {summary['first']:,} verdicts by the debate's live judge, {total - summary['first']:,} given later from the "
-        f"transcript; {summary['ai_verdicts']:,} by AI judges, {total - summary['ai_verdicts']:,} by "
+        f"- {summary['first']:,} verdicts by the debate's live judge, "
+        f"{total - summary['first']:,} given later from the transcript; "
+        f"{summary['ai_verdicts']:,} by AI judges, {total - summary['ai_verdicts']:,} by "
         f"{summary['human_judges']:,} human judges.",
         f"- Overall judge accuracy: {summary['correct'] / total:.1%}." if total else "- No verdicts matched.",
     ]
@@ -120,7 +123,8 @@ def datasheet(options: ExportOptions, fmt: str = "jsonl") -> str:
         "",
         "## Filters applied",
         *[f"- {f}" for f in options.filters_applied()],
-        f"- Hidden material (passages, images, private notes): {'included' if options.include_hidden else 'left out (null)'}.",
+        "- Hidden material (passages, images, private notes): "
+        f"{'included' if options.include_hidden else 'left out (null)'}.",
         "- Identities: "
         + (
             "usernames, as asked for by a user allowed to see them."

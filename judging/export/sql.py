@@ -210,7 +210,8 @@ def csv_table_sql(table: str, options: ExportOptions) -> tuple[str, list]:
         inner = selected.format(from_=FROM_VERDICTS, where=_where(options, inner_params))
         params += inner_params
         return (
-            f"""{names}SELECT d.id AS debate_id, q.id AS question_id, e.name AS experiment, ev.number AS experiment_version,
+            f"""{names}SELECT d.id AS debate_id, q.id AS question_id, e.name AS experiment,
+            ev.number AS experiment_version,
             d.protocol_name, d.provenance->>'format' AS protocol_format, d.status, d.source, d.external_id,
             d.answer_order::text AS answer_order, q.kind AS question_kind, q.title, q.text AS question,
             q.answers::text AS answers, q.correct_index, q.public_material,
@@ -246,7 +247,8 @@ def csv_table_sql(table: str, options: ExportOptions) -> tuple[str, list]:
         params += inner_params
         quotes_listed = _quotes_are_objects_sql("t.payload->'quotes'")
         return (
-            f"""{names}SELECT t.debate_id, row_number() OVER (PARTITION BY t.debate_id ORDER BY t.id) - 1 AS turn_number,
+            f"""{names}SELECT t.debate_id,
+            row_number() OVER (PARTITION BY t.debate_id ORDER BY t.id) - 1 AS turn_number,
             t.round_index AS round, t.seat, t.kind, t.text, t.probabilities::text AS probabilities,
             (t.probabilities->>q.correct_index)::double precision AS p_correct,
             {_csv_bool("t.end_debate")} AS end_debate,
