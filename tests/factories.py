@@ -8,6 +8,8 @@
     VerdictFactory(probabilities=[0.8, 0.2])  the live judge's verdict on a finished debate
 """
 
+from textwrap import dedent, indent
+
 import factory
 from django.contrib.auth.models import Group, User
 
@@ -154,6 +156,24 @@ def dataset_questions(source: str, count: int, **fields) -> list[Question]:
         values = {name: value(i) if callable(value) else value for name, value in {**defaults, **fields}.items()}
         made.append(Question.objects.create(source=source, external_id=str(i), **values))
     return made
+
+
+def study_file(name: str, source: str, study: str, pool: tuple[str, ...] = (), judges: str = "") -> str:
+    """A crowd study's experiment file on `source`'s questions: a sequential debate between the
+    human debaters in `pool`, or direct judging without one; human judges, with the extra lines
+    `judges`; and the `study:` section `study`. `judges` and `study` are written as at the top of
+    their section (they are indented here)."""
+    if pool:
+        protocol = "  - name: debate\n    format: debate\n    rounds: [sequential]\n"
+        protocol += f"debaters:\n  kind: human\n  pool: [{', '.join(pool)}]\n"
+    else:
+        protocol = "  - name: direct\n    format: direct\n"
+    return (
+        f"name: {name}\ndataset:\n  source: {source}\nprotocols:\n{protocol}judges:\n  kind: human\n"
+        + indent(dedent(judges), "  ")
+        + "study:\n"
+        + indent(dedent(study), "  ")
+    )
 
 
 def started_study(owner, definition: str):

@@ -9,6 +9,7 @@ import re
 
 import pytest
 
+from tests.factories import study_file
 from tests.test_browser import (
     PAGE_ERRORS,
     PHONE,
@@ -181,18 +182,14 @@ def test_a_prolific_participant_goes_from_the_link_to_the_completion_redirect(ch
     assert verdicts.count() == 2 and all(v.hidden_seconds is not None for v in verdicts)
 
 
-LIVE_WAIT = """name: Browser waiting room
-dataset:
-  source: browser-wait
-protocols:
-  - name: direct
-    format: direct
-judges:
-  kind: human
-study:
-  platform: prolific
-  judge_timeout_seconds: 10
-"""
+LIVE_WAIT = study_file(
+    "Browser waiting room",
+    "browser-wait",
+    study="""\
+        platform: prolific
+        judge_timeout_seconds: 10
+    """,
+)
 
 
 def test_the_waiting_room_moves_on_the_moment_a_seat_frees_up(chromium_path, daphne_server, make_user):

@@ -13,37 +13,30 @@ from debates.experiments import load_experiment
 from debates.models import Debate, Invitation, Participant, Question
 from judging import crowd
 from judging.models import StudyParticipant, Verdict
-from tests.factories import dataset_questions, started_study
+from tests.factories import dataset_questions, started_study, study_file
 
 pytestmark = pytest.mark.django_db
 
-DEFINITION = """name: Crowd study
-dataset:
-  source: crowd-unit
-protocols:
-  - name: debate
-    format: debate
-    rounds: [sequential]
-debaters:
-  kind: human
-  pool: [deb1, deb2]
-judges:
-  kind: human
-study:
-  platform: prolific
-  consent: You agree that your verdicts are stored for research.
-  instructions: Two debaters argue; one of them is right.
-  quiz:
-    - question: Who can see the story?
-      options: [the judge, the debaters]
-      answer: 1
-  completion_codes:
-    completed: C0MPLETE
-    no_consent: NOCONSENT
-  bonus:
-    per_correct: 0.75
-    maximum: 2
-"""
+DEFINITION = study_file(
+    "Crowd study",
+    "crowd-unit",
+    pool=("deb1", "deb2"),
+    study="""\
+        platform: prolific
+        consent: You agree that your verdicts are stored for research.
+        instructions: Two debaters argue; one of them is right.
+        quiz:
+          - question: Who can see the story?
+            options: [the judge, the debaters]
+            answer: 1
+        completion_codes:
+          completed: C0MPLETE
+          no_consent: NOCONSENT
+        bonus:
+          per_correct: 0.75
+          maximum: 2
+    """,
+)
 
 
 @pytest.fixture(autouse=True)

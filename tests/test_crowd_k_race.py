@@ -14,29 +14,24 @@ from debates.models import Debate, Participant
 from judging import crowd
 from judging.models import Assignment, StudyParticipant
 from judging.services import submit_verdict
-from tests.factories import dataset_questions, started_study
+from tests.factories import dataset_questions, started_study, study_file
 
 pytestmark = [pytest.mark.postgresql, pytest.mark.django_db(transaction=True)]
 
-STUDY = """name: Racing study
-dataset:
-  source: race-unit
-protocols:
-  - name: debate
-    format: debate
-    rounds: [sequential]
-debaters:
-  kind: human
-  pool: [rdeb1, rdeb2]
-judges:
-  kind: human
-  per_debate: PER_DEBATE
-  offline: all_at_once
-study:
-  platform: prolific
-  wait_limit_seconds: 60
-  on_wait_limit: offline
-"""
+STUDY = study_file(
+    "Racing study",
+    "race-unit",
+    pool=("rdeb1", "rdeb2"),
+    judges="""\
+        per_debate: PER_DEBATE
+        offline: all_at_once
+    """,
+    study="""\
+        platform: prolific
+        wait_limit_seconds: 60
+        on_wait_limit: offline
+    """,
+)
 
 
 def together(functions):

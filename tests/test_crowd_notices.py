@@ -21,7 +21,7 @@ from debates import notices, services, tasks
 from debates.models import Debate, Participant
 from judging import crowd
 from tests.conftest import _subprocess_env, start_celery_worker
-from tests.factories import dataset_questions, play_to_the_end, started_study
+from tests.factories import dataset_questions, play_to_the_end, started_study, study_file
 from tests.fake_smtp_server import FakeSMTPServer
 from tests.live_clients import session_for
 from tests.polling import wait_until
@@ -228,22 +228,15 @@ def test_anonymous_visitors_are_closed_with_4403(fresh_channel_layer):
     assert async_to_sync(scenario)() == {"type": "websocket.close", "code": 4403}
 
 
-STUDY = """name: Pushed study
-dataset:
-  source: pushed-unit
-protocols:
-  - name: debate
-    format: debate
-    rounds: [sequential]
-debaters:
-  kind: human
-  pool: [pdeb1, pdeb2]
-judges:
-  kind: human
-study:
-  platform: prolific
-  wait_limit_seconds: 600
-"""
+STUDY = study_file(
+    "Pushed study",
+    "pushed-unit",
+    pool=("pdeb1", "pdeb2"),
+    study="""\
+        platform: prolific
+        wait_limit_seconds: 600
+    """,
+)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -21,6 +21,7 @@ from judging import export
 from tests import synthetic
 from judging.models import Verdict
 from judging.reimport import import_dataset
+from tests.factories import study_file
 
 from .verdict_data import experiment_fixtures
 
@@ -224,24 +225,17 @@ def test_khan_debates_export_in_every_format_and_validate(db, tmp_path):
     _booleans_are_words(counts["csv_tables"])
 
 
-QUALITY_STUDY = """name: Quality in the export
-dataset:
-  source: quality-unit
-protocols:
-  - name: debate
-    format: debate
-    rounds: [sequential]
-debaters:
-  kind: human
-  pool: [qdeb1, qdeb2]
-judges:
-  kind: human
-study:
-  platform: prolific
-  gold:
-    debates: [GOLD]
-    rate: 1
-"""
+QUALITY_STUDY = study_file(
+    "Quality in the export",
+    "quality-unit",
+    pool=("qdeb1", "qdeb2"),
+    study="""\
+        platform: prolific
+        gold:
+          debates: [GOLD]
+          rate: 1
+    """,
+)
 
 
 @pytest.mark.postgresql
