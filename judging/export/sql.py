@@ -202,13 +202,15 @@ def _csv_bool(expression: str) -> str:
 def csv_table_sql(table: str, options: ExportOptions) -> tuple[str, list]:
     params: list = []
     hidden = "TRUE" if options.include_hidden else "FALSE"
-    selected = "SELECT DISTINCT v.debate_id {from_} WHERE {where}"
     names = _names_cte(options, params)
+
+    def selected_debates() -> str:
+        """The debates of the selected verdicts, as a subquery; its parameters follow the names'."""
+        return f"SELECT DISTINCT v.debate_id {FROM_VERDICTS} WHERE {_where(options, params)}"
+
     if table == "debates":
         created_by = _identity("d.created_by_id", options)
-        inner_params: list = []
-        inner = selected.format(from_=FROM_VERDICTS, where=_where(options, inner_params))
-        params += inner_params
+        inner = selected_debates()
         return (
             f"""{names}SELECT d.id AS debate_id, q.id AS question_id, e.name AS experiment,
             ev.number AS experiment_version,
@@ -228,9 +230,7 @@ def csv_table_sql(table: str, options: ExportOptions) -> tuple[str, list]:
         )
     if table == "participants":
         person = _identity("p.user_id", options)
-        inner_params = []
-        inner = selected.format(from_=FROM_VERDICTS, where=_where(options, inner_params))
-        params += inner_params
+        inner = selected_debates()
         return (
             f"""{names}SELECT p.debate_id, p.seat, {person} AS participant, p.answer_index,
             {_csv_bool("p.answer_index = q.correct_index")} AS honest,
@@ -242,9 +242,7 @@ def csv_table_sql(table: str, options: ExportOptions) -> tuple[str, list]:
         )
     if table == "turns":
         author = _identity("t.author_id", options)
-        inner_params = []
-        inner = selected.format(from_=FROM_VERDICTS, where=_where(options, inner_params))
-        params += inner_params
+        inner = selected_debates()
         quotes_listed = _quotes_are_objects_sql("t.payload->'quotes'")
         return (
             f"""{names}SELECT t.debate_id,
